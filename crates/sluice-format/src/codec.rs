@@ -1,0 +1,315 @@
+//! Per-chunk compression: zstd (with level), lz4, or none.
+//!
+//! Each chunk is compressed independently so chunks can be processed in
+//! parallel and restored at random. A chunk that does not shrink is stored
+//! raw; an adaptive probe skips the full compressor on chunks that look
+//! incompressible. Contexts are reused: create one [`Compressor`] and one
+//! [`Decompressor`] per worker thread, never per chunk.
+
+use crate::error::{Error, Result};
+
+/// A compression codec, as stored in the header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Codec {
+    /// Chunks are stored as they are.
+    None,
+    /// Zstandard, one frame per chunk.
+    Zstd,
+    /// LZ4 block format, one block per chunk.
+    Lz4,
+}
+
+impl Codec {
+    /// The id stored in the header.
+    pub fn id(self) -> u8 {
+        match self {
+            Codec::None => 0,
+            Codec::Zstd => 1,
+            Codec::Lz4 => 2,
+        }
+    }
+
+    /// The codec for a header id.
+    pub fn from_id(id: u8) -> Result<Self> {
+        match id {
+            0 => Ok(Codec::None),
+            1 => Ok(Codec::Zstd),
+            2 => Ok(Codec::Lz4),
+            other => Err(Error::UnknownCodec(other)),
+        }
+    }
+
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::None => "none",
+            Codec::Zstd => "zstd",
+            Codec::Lz4 => "lz4",
+        }
+    }
+}
+
+/// Lowest zstd level accepted (zstd's fast negative levels).
+pub const ZSTD_MIN_LEVEL: i32 = -7;
+/// Highest zstd level accepted.
+pub const ZSTD_MAX_LEVEL: i32 = 22;
+/// zstd level used when none is given.
+pub const ZSTD_DEFAULT_LEVEL: i32 = 3;
+
+/// A codec with its level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compression {
+    /// The codec.
+    pub codec: Codec,
+    /// The level (zstd only; 0 for the others).
+    pub level: i32,
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Compression {
+            codec: Codec::Zstd,
+            level: ZSTD_DEFAULT_LEVEL,
+        }
+    }
+}
+
+impl Compression {
+    /// No compression.
+    pub const NONE: Compression = Compression {
+        codec: Codec::None,
+        level: 0,
+    };
+
+    /// Parses `zstd`, `zstd:LEVEL`, `lz4` or `none`.
+    pub fn parse(spec: &str) -> Result<Self> {
+        let (name, level) = match spec.split_once(':') {
+            Some((n, l)) => (n, Some(l)),
+            None => (spec, None),
+        };
+        let codec = match name.to_ascii_lowercase().as_str() {
+            "zstd" => Codec::Zstd,
+            "lz4" => Codec::Lz4,
+            "none" => Codec::None,
+            _ => {
+                return Err(Error::InvalidParams(format!(
+                    "unknown compression {spec:?} (expected zstd[:LEVEL], lz4 or none)"
+                )))
+            }
+        };
+        let level = match (codec, level) {
+            (Codec::Zstd, Some(l)) => l.parse::<i32>().map_err(|_| {
+                Error::InvalidParams(format!("zstd level {l:?} is not a number"))
+            })?,
+            (Codec::Zstd, None) => ZSTD_DEFAULT_LEVEL,
+            (_, Some(_)) => {
+                return Err(Error::InvalidParams(format!(
+                    "{} takes no level",
+                    codec.name()
+                )))
+            }
+            (_, None) => 0,
+        };
+        let c = Compression { codec, level };
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks the level is in range for the codec.
+    pub fn validate(&self) -> Result<()> {
+        match self.codec {
+            Codec::Zstd if !(ZSTD_MIN_LEVEL..=ZSTD_MAX_LEVEL).contains(&self.level) || self.level == 0 => {
+                Err(Error::InvalidParams(format!(
+                    "zstd level {} out of range ({ZSTD_MIN_LEVEL}..={ZSTD_MAX_LEVEL}, not 0)",
+                    self.level
+                )))
+            }
+            Codec::None | Codec::Lz4 if self.level != 0 => Err(Error::InvalidParams(format!(
+                "{} takes no level",
+                self.codec.name()
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.codec {
+            Codec::Zstd => write!(f, "zstd:{}", self.level),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+/// Size of each sample the incompressibility probe looks at.
+const PROBE_SAMPLE: usize = 8 * 1024;
+/// Number of samples the probe takes from a chunk.
+const PROBE_SAMPLES: usize = 4;
+/// Chunks smaller than this are always given to the real compressor.
+const PROBE_MIN_CHUNK: usize = 64 * 1024;
+
+/// A reusable compression context (one per worker thread).
+pub struct Compressor {
+    compression: Compression,
+    zstd: Option<zstd::bulk::Compressor<'static>>,
+    probe: bool,
+    scratch: Vec<u8>,
+}
+
+impl Compressor {
+    /// A context for `compression`; `probe` enables the incompressibility probe.
+    pub fn new(compression: Compression, probe: bool) -> Result<Self> {
+        compression.validate()?;
+        let zstd = match compression.codec {
+            Codec::Zstd => Some(
+                zstd::bulk::Compressor::new(compression.level)
+                    .map_err(|e| Error::InvalidParams(format!("zstd: {e}")))?,
+            ),
+            _ => None,
+        };
+        Ok(Compressor {
+            compression,
+            zstd,
+            probe,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// The compression this context applies.
+    pub fn compression(&self) -> Compression {
+        self.compression
+    }
+
+    /// Compresses `src` into `dst` (at least `src.len()` bytes long) and
+    /// returns the compressed length, or `None` when the chunk should be
+    /// stored raw (it would not shrink, or the probe says it will not).
+    pub fn compress(&mut self, src: &[u8], dst: &mut [u8]) -> Option<usize> {
+        if src.is_empty() || self.compression.codec == Codec::None {
+            return None;
+        }
+        if self.probe && src.len() >= PROBE_MIN_CHUNK && self.looks_incompressible(src) {
+            return None;
+        }
+        // Only a strictly smaller result is worth storing, so the output
+        // space is capped at one byte less than the input.
+        let limit = src.len().checked_sub(1)?.min(dst.len());
+        let out = dst.get_mut(..limit)?;
+        let n = match self.compression.codec {
+            Codec::Zstd => self.zstd.as_mut()?.compress_to_buffer(src, out).ok()?,
+            Codec::Lz4 => {
+                // lz4_flex needs room for the worst case, so it writes to scratch.
+                self.scratch.resize(lz4_flex::block::get_maximum_output_size(src.len()), 0);
+                let n = lz4_flex::block::compress_into(src, &mut self.scratch).ok()?;
+                out.get_mut(..n)?.copy_from_slice(self.scratch.get(..n)?);
+                n
+            }
+            Codec::None => return None,
+        };
+        (n < src.len()).then_some(n)
+    }
+
+    /// Cheap test on a few samples with LZ4: if they do not shrink by at least
+    /// 2%, the whole chunk almost surely will not either.
+    fn looks_incompressible(&mut self, src: &[u8]) -> bool {
+        let stride = src.len() / PROBE_SAMPLES;
+        let mut raw = 0usize;
+        let mut packed = 0usize;
+        self.scratch.resize(lz4_flex::block::get_maximum_output_size(PROBE_SAMPLE), 0);
+        for i in 0..PROBE_SAMPLES {
+            let start = i * stride;
+            let Some(sample) = src.get(start..(start + PROBE_SAMPLE).min(src.len())) else {
+                continue;
+            };
+            raw += sample.len();
+            packed += lz4_flex::block::compress_into(sample, &mut self.scratch).unwrap_or(sample.len());
+        }
+        raw > 0 && packed * 100 >= raw * 98
+    }
+}
+
+/// A reusable decompression context (one per worker thread).
+pub struct Decompressor {
+    zstd: Option<zstd::bulk::Decompressor<'static>>,
+}
+
+impl Default for Decompressor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Decompressor {
+    /// A fresh context; zstd state is created on first use.
+    pub fn new() -> Self {
+        Decompressor { zstd: None }
+    }
+
+    /// Decompresses `src` into exactly `dst.len()` bytes. Output that would be
+    /// longer or shorter than `dst` is an error, so a chunk can never expand
+    /// past its declared length (no decompression bombs).
+    pub fn decompress(&mut self, codec: Codec, src: &[u8], dst: &mut [u8]) -> std::result::Result<(), String> {
+        let n = match codec {
+            Codec::None => return Err("chunk is flagged compressed but the codec is none".into()),
+            Codec::Zstd => {
+                if self.zstd.is_none() {
+                    self.zstd = Some(zstd::bulk::Decompressor::new().map_err(|e| e.to_string())?);
+                }
+                let z = self.zstd.as_mut().ok_or("zstd context unavailable")?;
+                z.decompress_to_buffer(src, dst).map_err(|e| format!("zstd: {e}"))?
+            }
+            Codec::Lz4 => lz4_flex::block::decompress_into(src, dst).map_err(|e| format!("lz4: {e}"))?,
+        };
+        if n != dst.len() {
+            return Err(format!("decompressed to {n} bytes, expected {}", dst.len()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_specs() {
+        assert_eq!(Compression::parse("zstd").unwrap(), Compression { codec: Codec::Zstd, level: 3 });
+        assert_eq!(Compression::parse("zstd:19").unwrap().level, 19);
+        assert_eq!(Compression::parse("lz4").unwrap().codec, Codec::Lz4);
+        assert_eq!(Compression::parse("none").unwrap(), Compression::NONE);
+        assert!(Compression::parse("zstd:99").is_err());
+        assert!(Compression::parse("zstd:x").is_err());
+        assert!(Compression::parse("lz4:3").is_err());
+        assert!(Compression::parse("gzip").is_err());
+    }
+
+    #[test]
+    fn round_trip_and_exact_length() {
+        let src: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8 / 8).collect();
+        for c in [Compression::parse("zstd:1").unwrap(), Compression::parse("lz4").unwrap()] {
+            let mut comp = Compressor::new(c, true).unwrap();
+            let mut dst = vec![0; src.len()];
+            let n = comp.compress(&src, &mut dst).unwrap_or_else(|| panic!("compressible {c:?}"));
+            let mut d = Decompressor::new();
+            let mut out = vec![0; src.len()];
+            d.decompress(c.codec, &dst[..n], &mut out).unwrap();
+            assert_eq!(out, src);
+            // A declared length one byte short must fail, not overflow.
+            let mut short = vec![0; src.len() - 1];
+            assert!(d.decompress(c.codec, &dst[..n], &mut short).is_err());
+            let mut long = vec![0; src.len() + 1];
+            assert!(d.decompress(c.codec, &dst[..n], &mut long).is_err());
+        }
+    }
+
+    #[test]
+    fn incompressible_is_stored_raw() {
+        let mut src = vec![0u8; 256 * 1024];
+        crate::kdf::random_bytes(&mut src).unwrap();
+        for probe in [true, false] {
+            let mut comp = Compressor::new(Compression::default(), probe).unwrap();
+            let mut dst = vec![0; src.len()];
+            assert_eq!(comp.compress(&src, &mut dst), None);
+        }
+    }
+}

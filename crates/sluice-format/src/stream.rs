@@ -1,0 +1,411 @@
+//! Records after the header: sealed data chunks (STREAM), the sealed index
+//! that ends the stream, and the footer. See `docs/FORMAT.md` §5–§7.
+//!
+//! Element `i` of the STREAM is data chunk `i`, sealed with nonce
+//! `(i, last = 0)`; the index is element `n` (the chunk count), sealed with
+//! `last = 1`. Each element's associated data is the header MAC followed by
+//! the record's 12-byte cleartext header, so chunks cannot be moved between
+//! files, reordered, re-flagged or resized without failing authentication.
+
+use crate::bytes::Cursor;
+use crate::codec::{Codec, Compressor, Decompressor};
+use crate::digest::DIGEST_LEN;
+use crate::error::{Error, Region, Result};
+use crate::header::Header;
+use crate::kdf::MAC_LEN;
+use crate::suite::{stream_nonce, PayloadCipher, TAG_LEN};
+
+/// Length of a record's cleartext header.
+pub const RECORD_HEADER_LEN: usize = 12;
+/// Length of the fixed part of the index plaintext.
+pub const INDEX_FIXED_LEN: usize = 8 + 8 + 8 + DIGEST_LEN;
+/// Bytes per chunk in the index.
+pub const INDEX_ENTRY_LEN: usize = 4;
+/// Length of the footer.
+pub const FOOTER_LEN: usize = 16;
+/// The footer's closing magic.
+pub const END_MAGIC: [u8; 8] = *b"SLUICEND";
+/// Smallest possible data record: header, one byte, tag.
+pub const MIN_DATA_RECORD_LEN: u64 = (RECORD_HEADER_LEN + 1 + TAG_LEN) as u64;
+/// Flag bit: the body is compressed with the header's codec.
+pub const FLAG_COMPRESSED: u8 = 1;
+
+/// The kind of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    /// A data chunk.
+    Data,
+    /// The final record, carrying the index.
+    Index,
+}
+
+/// The 12-byte cleartext header of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordHeader {
+    /// Data chunk or index.
+    pub kind: RecordKind,
+    /// Whether the body is compressed.
+    pub compressed: bool,
+    /// Length of the plaintext.
+    pub plain_len: u32,
+    /// Length of the sealed body, tag included.
+    pub body_len: u32,
+}
+
+impl RecordHeader {
+    /// The stored bytes.
+    pub fn to_bytes(&self) -> [u8; RECORD_HEADER_LEN] {
+        let mut b = [0u8; RECORD_HEADER_LEN];
+        b[0] = match self.kind {
+            RecordKind::Data => 0,
+            RecordKind::Index => 1,
+        };
+        b[1] = if self.compressed { FLAG_COMPRESSED } else { 0 };
+        b[4..8].copy_from_slice(&self.plain_len.to_le_bytes());
+        b[8..12].copy_from_slice(&self.body_len.to_le_bytes());
+        b
+    }
+
+    /// Parses the stored bytes; `region` says where they were read, for errors.
+    pub fn parse(b: &[u8; RECORD_HEADER_LEN], region: Region) -> Result<Self> {
+        let mut c = Cursor::new(b);
+        let bad = |w: String| Error::invalid(region, w);
+        let kind = match c.u8() {
+            Some(0) => RecordKind::Data,
+            Some(1) => RecordKind::Index,
+            Some(k) => return Err(bad(format!("record kind {k}"))),
+            None => return Err(bad("record header".into())),
+        };
+        let flags = c.u8().unwrap_or(0xff);
+        if flags & !FLAG_COMPRESSED != 0 || (kind == RecordKind::Index && flags != 0) {
+            return Err(bad(format!("record flags {flags:#04x}")));
+        }
+        if c.u16() != Some(0) {
+            return Err(bad("reserved record bytes (must be 0)".into()));
+        }
+        let plain_len = c.u32().ok_or_else(|| bad("record header".into()))?;
+        let body_len = c.u32().ok_or_else(|| bad("record header".into()))?;
+        Ok(RecordHeader {
+            kind,
+            compressed: flags & FLAG_COMPRESSED != 0,
+            plain_len,
+            body_len,
+        })
+    }
+
+    /// Bytes the record occupies in the file.
+    pub fn record_len(&self) -> u64 {
+        RECORD_HEADER_LEN as u64 + u64::from(self.body_len)
+    }
+}
+
+/// The authenticated index: where every chunk is, how long the original
+/// was, and its BLAKE3 digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Index {
+    /// Number of data chunks.
+    pub chunk_count: u64,
+    /// Length of the original (plaintext) data.
+    pub plaintext_len: u64,
+    /// File offset at which the index record starts.
+    pub index_offset: u64,
+    /// BLAKE3 of the whole plaintext.
+    pub digest: [u8; DIGEST_LEN],
+    /// Sealed body length (tag included) of each chunk record.
+    pub body_lens: Vec<u32>,
+}
+
+impl Index {
+    /// File offset of each chunk record, given the header length.
+    pub fn offsets(&self, header_len: u64) -> Vec<u64> {
+        let mut off = header_len;
+        self.body_lens
+            .iter()
+            .map(|&b| {
+                let here = off;
+                off = off.saturating_add(RECORD_HEADER_LEN as u64 + u64::from(b));
+                here
+            })
+            .collect()
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(INDEX_FIXED_LEN + INDEX_ENTRY_LEN * self.body_lens.len());
+        out.extend_from_slice(&self.chunk_count.to_le_bytes());
+        out.extend_from_slice(&self.plaintext_len.to_le_bytes());
+        out.extend_from_slice(&self.index_offset.to_le_bytes());
+        out.extend_from_slice(&self.digest);
+        for b in &self.body_lens {
+            out.extend_from_slice(&b.to_le_bytes());
+        }
+        out
+    }
+
+    fn decode(plain: &[u8]) -> Result<Index> {
+        let mut c = Cursor::new(plain);
+        let bad = |w: &str| Error::IndexMismatch(w.to_string());
+        let chunk_count = c.u64().ok_or_else(|| bad("index too short"))?;
+        let plaintext_len = c.u64().ok_or_else(|| bad("index too short"))?;
+        let index_offset = c.u64().ok_or_else(|| bad("index too short"))?;
+        let digest = c.array().ok_or_else(|| bad("index too short"))?;
+        if (c.remaining() / INDEX_ENTRY_LEN) as u64 != chunk_count || c.remaining() % INDEX_ENTRY_LEN != 0 {
+            return Err(bad("index length does not match its chunk count"));
+        }
+        let mut body_lens = Vec::with_capacity(c.remaining() / INDEX_ENTRY_LEN);
+        while let Some(b) = c.u32() {
+            body_lens.push(b);
+        }
+        Ok(Index {
+            chunk_count,
+            plaintext_len,
+            index_offset,
+            digest,
+            body_lens,
+        })
+    }
+}
+
+/// The footer: the index offset and the end magic.
+pub fn footer(index_offset: u64) -> [u8; FOOTER_LEN] {
+    let mut f = [0u8; FOOTER_LEN];
+    f[..8].copy_from_slice(&index_offset.to_le_bytes());
+    f[8..].copy_from_slice(&END_MAGIC);
+    f
+}
+
+/// Parses a footer and returns the index offset it claims (checked later
+/// against the authenticated index).
+pub fn parse_footer(b: &[u8]) -> Result<u64> {
+    let mut c = Cursor::new(b);
+    let off = c.u64();
+    let magic: Option<[u8; 8]> = c.array();
+    match (off, magic) {
+        (Some(off), Some(m)) if m == END_MAGIC && c.remaining() == 0 => Ok(off),
+        _ => Err(Error::invalid(Region::Footer, "footer (bad end magic)")),
+    }
+}
+
+/// Everything needed to seal or open the records of one file: its header
+/// and its payload cipher. Shared read-only by all worker threads.
+pub struct StreamContext {
+    header: Header,
+    cipher: PayloadCipher,
+}
+
+impl StreamContext {
+    /// Binds a header to its (unlocked or freshly created) payload cipher.
+    pub fn new(header: Header, cipher: PayloadCipher) -> Self {
+        StreamContext { header, cipher }
+    }
+
+    /// The header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The chunk size in bytes.
+    pub fn chunk_size(&self) -> usize {
+        self.header.chunk_size.bytes()
+    }
+
+    fn aad(&self, rh: &RecordHeader) -> [u8; MAC_LEN + RECORD_HEADER_LEN] {
+        let mut aad = [0u8; MAC_LEN + RECORD_HEADER_LEN];
+        aad[..MAC_LEN].copy_from_slice(&self.header.mac);
+        aad[MAC_LEN..].copy_from_slice(&rh.to_bytes());
+        aad
+    }
+
+    /// Compresses (if it helps) and seals data chunk `index` into `out`,
+    /// which receives the whole record (header, body, tag).
+    pub fn seal_chunk(&self, index: u64, plain: &[u8], comp: &mut Compressor, out: &mut Vec<u8>) -> Result<()> {
+        if plain.is_empty() || plain.len() > self.chunk_size() {
+            return Err(Error::InvalidParams(format!("chunk {index}: {} bytes is not a valid chunk", plain.len())));
+        }
+        out.clear();
+        out.resize(RECORD_HEADER_LEN + plain.len() + TAG_LEN, 0);
+        let (head, rest) = out.split_at_mut(RECORD_HEADER_LEN);
+        let (body_len, compressed) = match comp.compress(plain, rest) {
+            Some(n) => (n, true),
+            None => {
+                rest[..plain.len()].copy_from_slice(plain);
+                (plain.len(), false)
+            }
+        };
+        let rh = RecordHeader {
+            kind: RecordKind::Data,
+            compressed,
+            plain_len: plain.len() as u32,
+            body_len: (body_len + TAG_LEN) as u32,
+        };
+        head.copy_from_slice(&rh.to_bytes());
+        let (body, tail) = rest.split_at_mut(body_len);
+        let tag = self.cipher.seal(stream_nonce(index, false), &self.aad(&rh), body)?;
+        tail[..TAG_LEN].copy_from_slice(&tag);
+        out.truncate(RECORD_HEADER_LEN + body_len + TAG_LEN);
+        Ok(())
+    }
+
+    /// Checks a data record header against the format's bounds before its
+    /// body is read: lengths are capped by the chunk size, so nothing a
+    /// hostile file claims can make the reader allocate more.
+    pub fn check_data_record(&self, index: u64, rh: &RecordHeader) -> Result<()> {
+        let region = Region::Chunk(index);
+        let plain = rh.plain_len as usize;
+        let body = rh.body_len as usize;
+        if rh.kind != RecordKind::Data {
+            return Err(Error::invalid(region, "record kind (expected a data chunk)"));
+        }
+        if plain == 0 || plain > self.chunk_size() {
+            return Err(Error::invalid(region, format!("plaintext length {plain} (chunk size is {})", self.chunk_size())));
+        }
+        if rh.compressed && self.header.compression.codec == Codec::None {
+            return Err(Error::invalid(region, "compressed flag in a file without compression"));
+        }
+        let ok = if rh.compressed { body > TAG_LEN && body < plain + TAG_LEN } else { body == plain + TAG_LEN };
+        if !ok {
+            return Err(Error::invalid(region, format!("stored length {body} for {plain} plaintext bytes")));
+        }
+        Ok(())
+    }
+
+    /// Authenticates and decodes data chunk `index`. `body` holds the sealed
+    /// body (tag included) and is used as scratch; on success `out` holds
+    /// exactly the chunk's plaintext. Call [`Self::check_data_record`] first.
+    pub fn open_chunk(
+        &self,
+        index: u64,
+        rh: &RecordHeader,
+        body: &mut Vec<u8>,
+        dec: &mut Decompressor,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        self.check_data_record(index, rh)?;
+        let n = self
+            .cipher
+            .open(stream_nonce(index, false), &self.aad(rh), body)
+            .ok_or(Error::ChunkAuth { chunk: index })?;
+        body.truncate(n);
+        let plain_len = rh.plain_len as usize;
+        if rh.compressed {
+            out.clear();
+            out.resize(plain_len, 0);
+            dec.decompress(self.header.compression.codec, body, out)
+                .map_err(|what| Error::ChunkCorrupt { chunk: index, what })?;
+        } else {
+            std::mem::swap(out, body);
+        }
+        Ok(())
+    }
+
+    /// Seals the index as the last STREAM element; returns the whole record.
+    pub fn seal_index(&self, index: &Index) -> Result<Vec<u8>> {
+        let mut plain = index.encode();
+        let rh = RecordHeader {
+            kind: RecordKind::Index,
+            compressed: false,
+            plain_len: u32::try_from(plain.len()).map_err(|_| Error::InvalidParams("too many chunks".into()))?,
+            body_len: u32::try_from(plain.len() + TAG_LEN).map_err(|_| Error::InvalidParams("too many chunks".into()))?,
+        };
+        let tag = self.cipher.seal(stream_nonce(index.chunk_count, true), &self.aad(&rh), &mut plain)?;
+        let mut rec = Vec::with_capacity(RECORD_HEADER_LEN + plain.len() + TAG_LEN);
+        rec.extend_from_slice(&rh.to_bytes());
+        rec.extend_from_slice(&plain);
+        rec.extend_from_slice(&tag);
+        Ok(rec)
+    }
+
+    /// Checks an index record header: its size must match `chunk_count`.
+    pub fn check_index_record(&self, chunk_count: u64, rh: &RecordHeader) -> Result<()> {
+        let expect = (chunk_count as u128) * INDEX_ENTRY_LEN as u128 + INDEX_FIXED_LEN as u128;
+        if rh.kind != RecordKind::Index
+            || u128::from(rh.plain_len) != expect
+            || u64::from(rh.body_len) != u64::from(rh.plain_len) + TAG_LEN as u64
+        {
+            return Err(Error::invalid(Region::Index, format!("index record for {chunk_count} chunks")));
+        }
+        Ok(())
+    }
+
+    /// Authenticates the index record that follows `chunk_count` chunks and
+    /// checks it is consistent with the header.
+    pub fn open_index(&self, chunk_count: u64, rh: &RecordHeader, body: &mut [u8]) -> Result<Index> {
+        self.check_index_record(chunk_count, rh)?;
+        let n = self
+            .cipher
+            .open(stream_nonce(chunk_count, true), &self.aad(rh), body)
+            .ok_or(Error::IndexAuth)?;
+        let index = Index::decode(body.get(..n).ok_or(Error::IndexAuth)?)?;
+        if index.chunk_count != chunk_count {
+            return Err(Error::IndexMismatch(format!("index lists {} chunks, file has {chunk_count}", index.chunk_count)));
+        }
+        let cs = self.chunk_size() as u128;
+        let count = u128::from(chunk_count);
+        let len = u128::from(index.plaintext_len);
+        let fits = if count == 0 { len == 0 } else { len > (count - 1) * cs && len <= count * cs };
+        if !fits {
+            return Err(Error::IndexMismatch(format!(
+                "plaintext length {} does not fit {chunk_count} chunks",
+                index.plaintext_len
+            )));
+        }
+        Ok(index)
+    }
+
+    /// The plaintext length chunk `index` must have in a file of `total` bytes.
+    pub fn expected_chunk_len(&self, index: u64, total: u64) -> u64 {
+        let cs = self.chunk_size() as u64;
+        total.saturating_sub(index.saturating_mul(cs)).min(cs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Compression;
+    use crate::header::{ChunkSize, FileParams};
+    use crate::keys::{KeyRing, RawKey, SlotSpec};
+    use crate::suite::Suite;
+
+    fn ctx(suite: Suite) -> (StreamContext, KeyRing) {
+        let key = RawKey::generate().unwrap();
+        let specs = if suite.is_encrypted() { vec![SlotSpec::RawKey(key.clone())] } else { vec![] };
+        let params = FileParams { suite, compression: Compression::default(), chunk_size: ChunkSize::parse("64KiB").unwrap() };
+        let (h, c) = crate::header::Header::create(&params, &specs).unwrap();
+        (StreamContext::new(h, c), KeyRing::new().with_raw_key(key))
+    }
+
+    #[test]
+    fn chunk_round_trip_and_binding() {
+        for suite in [Suite::None, Suite::Aes256Gcm, Suite::ChaCha20Poly1305] {
+            let (c, _) = ctx(suite);
+            let mut comp = Compressor::new(Compression::default(), true).unwrap();
+            let mut dec = Decompressor::new();
+            let plain = b"abcabcabcabcabcabcabcabcabcabcabcabc".repeat(100);
+            let mut rec = Vec::new();
+            c.seal_chunk(5, &plain, &mut comp, &mut rec).unwrap();
+            let rh = RecordHeader::parse(rec[..12].try_into().unwrap(), Region::Chunk(5)).unwrap();
+            assert!(rh.compressed);
+            let mut out = Vec::new();
+            let mut body = rec[12..].to_vec();
+            c.open_chunk(5, &rh, &mut body, &mut dec, &mut out).unwrap();
+            assert_eq!(out, plain);
+            // The same record at another position fails.
+            let mut body = rec[12..].to_vec();
+            assert!(matches!(c.open_chunk(6, &rh, &mut body, &mut dec, &mut out), Err(Error::ChunkAuth { chunk: 6 })));
+        }
+    }
+
+    #[test]
+    fn index_round_trip_and_checks() {
+        let (c, _) = ctx(Suite::Aes256Gcm);
+        let idx = Index { chunk_count: 2, plaintext_len: 70_000, index_offset: 1234, digest: [7; 32], body_lens: vec![10, 20] };
+        let rec = c.seal_index(&idx).unwrap();
+        let rh = RecordHeader::parse(rec[..12].try_into().unwrap(), Region::Index).unwrap();
+        let mut body = rec[12..].to_vec();
+        assert_eq!(c.open_index(2, &rh, &mut body).unwrap(), idx);
+        let mut body = rec[12..].to_vec();
+        assert!(c.open_index(3, &rh, &mut body).is_err());
+        assert_eq!(parse_footer(&footer(99)).unwrap(), 99);
+        assert!(parse_footer(&[0; 16]).is_err());
+    }
+}
