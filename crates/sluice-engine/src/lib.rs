@@ -1,1 +1,38 @@
-//! placeholder
+//! The sluice engine: moves data through the `sluice-format` stages in
+//! parallel, in both directions, with bounded memory.
+//!
+//! - [`Engine::encode`] / [`Engine::decode`] / [`Engine::verify`] stream any
+//!   `Read` into any `Write` (files, pipes, in-memory, channel bridges).
+//! - [`Archive`] restores byte ranges from a seekable container, reading only
+//!   the chunks a range touches.
+//! - [`inspect`] describes a container without a key.
+//!
+//! Each operation runs a reader thread, CPU stages on the engine's rayon
+//! pool and an ordered writer on the calling thread; all three stop on the
+//! first error or on [`CancelToken::cancel`]. The engine is blocking and
+//! knows nothing of HTTP, SQL or async runtimes: async callers run it under
+//! `spawn_blocking` with channel-backed readers and writers.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod archive;
+mod control;
+mod decode;
+mod encode;
+mod engine;
+mod error;
+mod inspect;
+mod io;
+mod pipeline;
+mod stages;
+
+pub use archive::{Archive, RangeSummary};
+pub use control::{CancelToken, Control, Progress};
+pub use decode::{open_header, read_header, DecodeSummary};
+pub use encode::{EncodeOptions, EncodeSummary};
+pub use engine::{available_cores, Engine, EngineConfig, MAX_THREADS};
+pub use error::{Error, Result};
+pub use inspect::{inspect, inspect_stream, ContainerInfo};
+pub use sluice_format as format;

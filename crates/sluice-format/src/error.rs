@@ -194,6 +194,11 @@ impl fmt::Display for TruncatedAt {
 }
 
 impl Error {
+    /// The footer's offset disagrees with where the index really is.
+    pub fn invalid_footer_offset() -> Self {
+        Error::invalid(Region::Footer, "index offset (does not match the index position)")
+    }
+
     /// Shorthand for [`Error::Invalid`].
     pub(crate) fn invalid(region: Region, what: impl Into<String>) -> Self {
         Error::Invalid {

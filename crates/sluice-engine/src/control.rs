@@ -1,0 +1,84 @@
+//! Cancellation and progress: cheap shared handles that a CLI progress bar,
+//! a server's job page and a signal handler can all hold.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// A cancellation flag checked between chunks. Clones share the flag.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    /// A token that is not cancelled.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks every operation holding this token to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`Self::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Counters updated as an operation runs; read them from any thread.
+#[derive(Debug, Default)]
+pub struct Progress {
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    chunks: AtomicU64,
+}
+
+impl Progress {
+    /// Fresh counters.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Bytes read from the input so far.
+    pub fn bytes_in(&self) -> u64 {
+        self.bytes_in.load(Ordering::Relaxed)
+    }
+
+    /// Bytes written to the output so far.
+    pub fn bytes_out(&self) -> u64 {
+        self.bytes_out.load(Ordering::Relaxed)
+    }
+
+    /// Chunks finished (written in order) so far.
+    pub fn chunks(&self) -> u64 {
+        self.chunks.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add_in(&self, n: u64) {
+        self.bytes_in.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_out(&self, n: u64) {
+        self.bytes_out.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_chunk(&self) {
+        self.chunks.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The handles one operation runs under.
+#[derive(Debug, Clone, Default)]
+pub struct Control {
+    /// Stops the operation when cancelled.
+    pub cancel: CancelToken,
+    /// Receives the operation's progress.
+    pub progress: Arc<Progress>,
+}
+
+impl Control {
+    /// A control with a fresh token and fresh counters.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}

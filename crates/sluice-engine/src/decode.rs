@@ -1,0 +1,234 @@
+//! Streaming decode and verify: container in, plaintext out. Needs no index
+//! and no seeking, so it works on pipes.
+//!
+//! Plaintext is written only after its chunk authenticated, in order; but
+//! truncation, the index and the whole-file digest can only be checked at
+//! the end. The output is therefore final only when [`Engine::decode`]
+//! returns `Ok`: callers write to a temporary file and keep it only then.
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use sluice_format::{
+    hash_chunk, header_len, parse_footer, ChunkHash, DigestBuilder, Error as FormatError, Header, Index, KeyRing,
+    RecordHeader, RecordKind, Region, StreamContext, TruncatedAt, FOOTER_LEN, PREFIX_LEN, RECORD_HEADER_LEN,
+};
+
+use crate::control::Control;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::io::read_full;
+use crate::pipeline::{self, Bufs, Work};
+use crate::stages::with_decompressor;
+
+/// What a decode or verify found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeSummary {
+    /// Bytes of plaintext restored.
+    pub plaintext_len: u64,
+    /// Data chunks read.
+    pub chunk_count: u64,
+    /// The authenticated BLAKE3 digest of the plaintext.
+    pub digest: [u8; 32],
+    /// The container's header.
+    pub header: Header,
+}
+
+/// Reads and parses the header at the start of `input` (no key needed).
+pub fn read_header<R: Read + ?Sized>(input: &mut R) -> Result<Header> {
+    let mut prefix = [0u8; PREFIX_LEN];
+    let n = read_full(input, &mut prefix).map_err(Error::Read)?;
+    if n < PREFIX_LEN {
+        // A short file that does not even start like a container is "not sluice".
+        return Err(if prefix.get(..n) == sluice_format::MAGIC.get(..n) && n > 0 {
+            FormatError::HeaderTruncated.into()
+        } else {
+            FormatError::NotSluice.into()
+        });
+    }
+    let len = header_len(&prefix)?;
+    let mut bytes = vec![0u8; len];
+    bytes
+        .get_mut(..PREFIX_LEN)
+        .ok_or(FormatError::HeaderTruncated)?
+        .copy_from_slice(&prefix);
+    let rest = bytes.get_mut(PREFIX_LEN..).ok_or(FormatError::HeaderTruncated)?;
+    if read_full(input, rest).map_err(Error::Read)? < rest.len() {
+        return Err(FormatError::HeaderTruncated.into());
+    }
+    Ok(Header::parse(&bytes)?)
+}
+
+/// Reads and unlocks the header: the context for opening the payload.
+pub fn open_header<R: Read + ?Sized>(input: &mut R, keys: &KeyRing) -> Result<StreamContext> {
+    let header = read_header(input)?;
+    let cipher = header.unlock(keys)?;
+    Ok(StreamContext::new(header, cipher))
+}
+
+enum Item {
+    Chunk { index: u64, rh: RecordHeader, hash: Option<ChunkHash> },
+    Final(Box<Index>),
+}
+
+/// Reads records in order, checking framing, and hands chunks to the pool.
+struct RecordReader<R> {
+    input: R,
+    ctx: Arc<StreamContext>,
+    next: u64,
+    offset: u64,
+    body_lens: Vec<u32>,
+    short_seen: bool,
+    finished: bool,
+}
+
+impl<R: Read> RecordReader<R> {
+    fn truncated(&self, inside: bool) -> Error {
+        let at = match (inside, self.next) {
+            (true, n) => TruncatedAt::InsideChunk(n),
+            (false, 0) => TruncatedAt::AfterHeader,
+            (false, n) => TruncatedAt::AfterChunk(n - 1),
+        };
+        FormatError::Truncated(at).into()
+    }
+
+    fn next_item(&mut self, bufs: &mut Bufs, progress: &crate::Progress) -> Result<Option<Item>> {
+        if self.finished {
+            return Ok(None);
+        }
+        let mut rh_bytes = [0u8; RECORD_HEADER_LEN];
+        let n = read_full(&mut self.input, &mut rh_bytes).map_err(Error::Read)?;
+        if n < RECORD_HEADER_LEN {
+            return Err(self.truncated(n > 0));
+        }
+        let region = Region::Chunk(self.next);
+        let rh = RecordHeader::parse(&rh_bytes, region)?;
+        if rh.kind == RecordKind::Index {
+            let index = self.read_index(&rh, bufs)?;
+            self.finished = true;
+            progress.add_in(self.offset);
+            return Ok(Some(Item::Final(Box::new(index))));
+        }
+        self.ctx.check_data_record(self.next, &rh)?;
+        if self.short_seen {
+            return Err(FormatError::Invalid {
+                region,
+                what: "data chunk after a short chunk (only the last chunk may be short)".into(),
+            }
+            .into());
+        }
+        self.short_seen = rh.plain_len as usize != self.ctx.chunk_size();
+        bufs.a.resize(rh.body_len as usize, 0);
+        if read_full(&mut self.input, &mut bufs.a).map_err(Error::Read)? < bufs.a.len() {
+            return Err(self.truncated(true));
+        }
+        progress.add_in(rh.record_len());
+        self.offset += rh.record_len();
+        self.body_lens.push(rh.body_len);
+        let index = self.next;
+        self.next += 1;
+        Ok(Some(Item::Chunk { index, rh, hash: None }))
+    }
+
+    fn read_index(&mut self, rh: &RecordHeader, bufs: &mut Bufs) -> Result<Index> {
+        self.ctx.check_index_record(self.next, rh)?;
+        bufs.a.resize(rh.body_len as usize, 0);
+        if read_full(&mut self.input, &mut bufs.a).map_err(Error::Read)? < bufs.a.len() {
+            return Err(FormatError::Truncated(TruncatedAt::InsideIndex).into());
+        }
+        let index = self.ctx.open_index(self.next, rh, &mut bufs.a)?;
+        if index.body_lens != self.body_lens {
+            return Err(FormatError::IndexMismatch("chunk lengths differ from the records read".into()).into());
+        }
+        if index.index_offset != self.offset {
+            return Err(FormatError::IndexMismatch(format!("index claims offset {}, found at {}", index.index_offset, self.offset)).into());
+        }
+        let mut foot = [0u8; FOOTER_LEN];
+        if read_full(&mut self.input, &mut foot).map_err(Error::Read)? < FOOTER_LEN {
+            return Err(FormatError::Truncated(TruncatedAt::InsideFooter).into());
+        }
+        if parse_footer(&foot)? != self.offset {
+            return Err(FormatError::invalid_footer_offset().into());
+        }
+        let mut extra = [0u8; 1];
+        if read_full(&mut self.input, &mut extra).map_err(Error::Read)? != 0 {
+            return Err(FormatError::TrailingData.into());
+        }
+        self.offset += rh.record_len() + FOOTER_LEN as u64;
+        Ok(index)
+    }
+}
+
+impl Engine {
+    /// Decodes a whole container from `input` into `output`, authenticating
+    /// every chunk, the index and the whole-file digest.
+    pub fn decode<R: Read + Send, W: Write>(&self, mut input: R, output: W, keys: &KeyRing, ctl: &Control) -> Result<DecodeSummary> {
+        let ctx = Arc::new(open_header(&mut input, keys)?);
+        let header_len = ctx.header().len() as u64;
+        let mut reader = RecordReader {
+            input,
+            ctx: Arc::clone(&ctx),
+            next: 0,
+            offset: header_len,
+            body_lens: Vec::new(),
+            short_seen: false,
+            finished: false,
+        };
+        let progress = Arc::clone(&ctl.progress);
+        let read = move |bufs: &mut Bufs| reader.next_item(bufs, &progress);
+        let chunk_size = ctx.chunk_size();
+        let work_ctx = Arc::clone(&ctx);
+        let work: Work<Item> = Arc::new(move |item: &mut Item, bufs: &mut Bufs| {
+            if let Item::Chunk { index, rh, hash } = item {
+                with_decompressor(|dec| work_ctx.open_chunk(*index, rh, &mut bufs.a, dec, &mut bufs.b))?;
+                *hash = Some(hash_chunk(*index, chunk_size, &bufs.b));
+            }
+            Ok(())
+        });
+
+        let mut out = crate::io::Counting { inner: output, progress: &ctl.progress };
+        let mut digest = Some(DigestBuilder::new());
+        let mut total = 0u64;
+        let mut summary = None;
+        pipeline::run(self.pool(), self.in_flight(), &ctl.cancel, read, work, |item, bufs| {
+            match item {
+                Item::Chunk { hash, .. } => {
+                    out.write_all(&bufs.b).map_err(Error::Write)?;
+                    total += bufs.b.len() as u64;
+                    if let (Some(d), Some(h)) = (digest.as_mut(), hash) {
+                        d.push(h);
+                    }
+                    ctl.progress.add_chunk();
+                }
+                Item::Final(index) => {
+                    if total != index.plaintext_len {
+                        return Err(FormatError::IndexMismatch(format!(
+                            "index says {} plaintext bytes, chunks hold {total}",
+                            index.plaintext_len
+                        ))
+                        .into());
+                    }
+                    let got = digest.take().map(DigestBuilder::finish);
+                    if got != Some(index.digest) {
+                        return Err(FormatError::DigestMismatch.into());
+                    }
+                    summary = Some((index.chunk_count, index.digest));
+                }
+            }
+            Ok(())
+        })?;
+        out.flush().map_err(Error::Write)?;
+        let (chunk_count, digest) = summary.ok_or_else(|| Error::Internal("decode ended without the index".into()))?;
+        Ok(DecodeSummary {
+            plaintext_len: total,
+            chunk_count,
+            digest,
+            header: ctx.header().clone(),
+        })
+    }
+
+    /// Authenticates a whole container without writing anything.
+    pub fn verify<R: Read + Send>(&self, input: R, keys: &KeyRing, ctl: &Control) -> Result<DecodeSummary> {
+        self.decode(input, std::io::sink(), keys, ctl)
+    }
+}

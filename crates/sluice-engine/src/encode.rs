@@ -1,0 +1,135 @@
+//! Streaming encode: plaintext in, container out.
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use sluice_format::{
+    footer, hash_chunk, ChunkHash, DigestBuilder, FileParams, Header, Index, SlotSpec, StreamContext, RECORD_HEADER_LEN,
+};
+
+use crate::control::Control;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::io::read_full;
+use crate::pipeline::{self, Bufs, Work};
+use crate::stages::with_compressor;
+
+/// What to write: the file parameters and who can open it.
+#[derive(Debug, Clone)]
+pub struct EncodeOptions {
+    /// Suite, compression and chunk size.
+    pub params: FileParams,
+    /// One key slot per entry (empty for unencrypted files).
+    pub slots: Vec<SlotSpec>,
+    /// Skip the compressor on chunks that a cheap probe finds incompressible.
+    pub adaptive: bool,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        EncodeOptions {
+            params: FileParams::default(),
+            slots: Vec::new(),
+            adaptive: true,
+        }
+    }
+}
+
+/// What an encode did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodeSummary {
+    /// Bytes of plaintext read.
+    pub plaintext_len: u64,
+    /// Bytes of container written.
+    pub container_len: u64,
+    /// Data chunks written.
+    pub chunk_count: u64,
+    /// Chunks stored compressed.
+    pub compressed_chunks: u64,
+    /// BLAKE3 of the plaintext (equal to `b3sum`'s).
+    pub digest: [u8; 32],
+}
+
+struct ChunkJob {
+    index: u64,
+    hash: Option<ChunkHash>,
+}
+
+impl Engine {
+    /// Reads all of `input`, writes a complete container to `output`.
+    ///
+    /// The header is built here (Argon2 for a passphrase slot runs on the
+    /// calling thread: call from `spawn_blocking` in async code).
+    pub fn encode<R: Read + Send, W: Write>(&self, mut input: R, output: W, opts: &EncodeOptions, ctl: &Control) -> Result<EncodeSummary> {
+        let (header, cipher) = Header::create(&opts.params, &opts.slots)?;
+        let ctx = Arc::new(StreamContext::new(header, cipher));
+        let mut out = crate::io::Counting { inner: output, progress: &ctl.progress };
+        out.write_all(ctx.header().as_bytes()).map_err(Error::Write)?;
+
+        let chunk_size = ctx.chunk_size();
+        let compression = opts.params.compression;
+        let adaptive = opts.adaptive;
+        let mut next_index = 0u64;
+        let progress = Arc::clone(&ctl.progress);
+        let read = |bufs: &mut Bufs| -> Result<Option<ChunkJob>> {
+            bufs.a.resize(chunk_size, 0);
+            let n = read_full(&mut input, &mut bufs.a).map_err(Error::Read)?;
+            bufs.a.truncate(n);
+            if n == 0 {
+                return Ok(None);
+            }
+            progress.add_in(n as u64);
+            let index = next_index;
+            next_index += 1;
+            Ok(Some(ChunkJob { index, hash: None }))
+        };
+        let work_ctx = Arc::clone(&ctx);
+        let work: Work<ChunkJob> = Arc::new(move |job: &mut ChunkJob, bufs: &mut Bufs| {
+            job.hash = Some(hash_chunk(job.index, chunk_size, &bufs.a));
+            with_compressor(compression, adaptive, |comp| {
+                work_ctx.seal_chunk(job.index, &bufs.a, comp, &mut bufs.b).map_err(Error::from)
+            })
+        });
+
+        let mut digest = DigestBuilder::new();
+        let mut body_lens: Vec<u32> = Vec::new();
+        let mut offset = ctx.header().len() as u64;
+        let mut plaintext_len = 0u64;
+        let mut compressed_chunks = 0u64;
+        pipeline::run(self.pool(), self.in_flight(), &ctl.cancel, read, work, |job, bufs| {
+            out.write_all(&bufs.b).map_err(Error::Write)?;
+            if let Some(h) = job.hash {
+                digest.push(h);
+            }
+            let body_len = bufs.b.len().saturating_sub(RECORD_HEADER_LEN) as u32;
+            if bufs.b.get(1).is_some_and(|f| f & sluice_format::stream::FLAG_COMPRESSED != 0) {
+                compressed_chunks += 1;
+            }
+            body_lens.push(body_len);
+            offset += bufs.b.len() as u64;
+            plaintext_len += bufs.a.len() as u64;
+            ctl.progress.add_chunk();
+            Ok(())
+        })?;
+
+        let digest = digest.finish();
+        let index = Index {
+            chunk_count: body_lens.len() as u64,
+            plaintext_len,
+            index_offset: offset,
+            digest,
+            body_lens,
+        };
+        let record = ctx.seal_index(&index)?;
+        out.write_all(&record).map_err(Error::Write)?;
+        out.write_all(&footer(offset)).map_err(Error::Write)?;
+        out.flush().map_err(Error::Write)?;
+        Ok(EncodeSummary {
+            plaintext_len,
+            container_len: offset + record.len() as u64 + sluice_format::FOOTER_LEN as u64,
+            chunk_count: index.chunk_count,
+            compressed_chunks,
+            digest,
+        })
+    }
+}

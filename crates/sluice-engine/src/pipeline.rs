@@ -1,0 +1,151 @@
+//! The ordered parallel pipeline every operation runs on:
+//!
+//! ```text
+//!  reader thread ──jobs──▶ CPU pool (rayon) ──results──▶ ordered writer (caller's thread)
+//!        ▲                                                      │
+//!        └────────────── free buffer pairs (bounded) ◀──────────┘
+//! ```
+//!
+//! At most `in_flight` buffer pairs exist, so memory is bounded by
+//! `in_flight × 2 × chunk size` whatever the input size, and a slow writer
+//! stalls the reader (backpressure). CPU work never runs on the reader or
+//! the writer thread. The first error in *sequence order* wins: a failure in
+//! chunk 41 is reported even if the reader already hit a truncation later.
+
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, sync_channel};
+use std::sync::Arc;
+
+use rayon::ThreadPool;
+
+use crate::control::CancelToken;
+use crate::error::{Error, Result};
+
+/// The two buffers an in-flight item owns: typically input and output.
+#[derive(Default)]
+pub(crate) struct Bufs {
+    pub(crate) a: Vec<u8>,
+    pub(crate) b: Vec<u8>,
+}
+
+/// The CPU stage: transforms one item in place.
+pub(crate) type Work<M> = Arc<dyn Fn(&mut M, &mut Bufs) -> Result<()> + Send + Sync>;
+
+enum Outcome<M> {
+    Item(M, Bufs),
+    End,
+    Fail(Error),
+}
+
+/// Runs `read` on a reader thread, `work` on `pool` and `consume` on the
+/// calling thread, in sequence order. `read` returns `Ok(None)` at the end.
+pub(crate) fn run<M, R, C>(pool: &ThreadPool, in_flight: usize, cancel: &CancelToken, read: R, work: Work<M>, mut consume: C) -> Result<()>
+where
+    M: Send + 'static,
+    R: FnMut(&mut Bufs) -> Result<Option<M>> + Send,
+    C: FnMut(M, &mut Bufs) -> Result<()>,
+{
+    let in_flight = in_flight.max(1);
+    let (free_tx, free_rx) = sync_channel::<Bufs>(in_flight);
+    for _ in 0..in_flight {
+        free_tx
+            .send(Bufs::default())
+            .map_err(|_| Error::Internal("buffer pool closed".into()))?;
+    }
+    let (res_tx, res_rx) = channel::<(u64, Outcome<M>)>();
+    let abort = Arc::new(AtomicBool::new(false));
+
+    std::thread::scope(|scope| {
+        let reader_abort = Arc::clone(&abort);
+        let mut read = read;
+        scope.spawn(move || {
+            let mut seq = 0u64;
+            loop {
+                if cancel.is_cancelled() || reader_abort.load(Ordering::Relaxed) {
+                    return;
+                }
+                // Blocks while every buffer pair is in flight: backpressure.
+                let Ok(mut bufs) = free_rx.recv() else { return };
+                let outcome = catch_unwind(AssertUnwindSafe(|| read(&mut bufs)))
+                    .unwrap_or_else(|_| Err(Error::Internal("reader panicked".into())));
+                match outcome {
+                    Ok(Some(mut meta)) => {
+                        let tx = res_tx.clone();
+                        let work = Arc::clone(&work);
+                        let job_abort = Arc::clone(&reader_abort);
+                        pool.spawn(move || {
+                            if job_abort.load(Ordering::Relaxed) {
+                                return;
+                            }
+                            let done = catch_unwind(AssertUnwindSafe(|| work(&mut meta, &mut bufs)))
+                                .unwrap_or_else(|_| Err(Error::Internal("worker panicked".into())));
+                            let msg = match done {
+                                Ok(()) => Outcome::Item(meta, bufs),
+                                Err(e) => Outcome::Fail(e),
+                            };
+                            // The writer may have stopped already; nothing to do then.
+                            let _ = tx.send((seq, msg));
+                        });
+                    }
+                    Ok(None) => {
+                        let _ = res_tx.send((seq, Outcome::End));
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = res_tx.send((seq, Outcome::Fail(e)));
+                        return;
+                    }
+                }
+                seq += 1;
+            }
+        });
+
+        let result = write_in_order(&res_rx, &free_tx, cancel, &mut consume);
+        if result.is_err() {
+            abort.store(true, Ordering::Relaxed);
+        }
+        // Dropping the channels unblocks a reader waiting for a free buffer.
+        drop(free_tx);
+        drop(res_rx);
+        result
+    })
+}
+
+fn write_in_order<M, C>(
+    res_rx: &std::sync::mpsc::Receiver<(u64, Outcome<M>)>,
+    free_tx: &std::sync::mpsc::SyncSender<Bufs>,
+    cancel: &CancelToken,
+    consume: &mut C,
+) -> Result<()>
+where
+    C: FnMut(M, &mut Bufs) -> Result<()>,
+{
+    let mut next = 0u64;
+    let mut pending: BTreeMap<u64, Outcome<M>> = BTreeMap::new();
+    loop {
+        if cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        while let Some(outcome) = pending.remove(&next) {
+            match outcome {
+                Outcome::Item(meta, mut bufs) => {
+                    consume(meta, &mut bufs)?;
+                    // Capacity is exactly the number of buffer pairs: never blocks.
+                    let _ = free_tx.try_send(bufs);
+                    next += 1;
+                }
+                Outcome::End => return Ok(()),
+                Outcome::Fail(e) => return Err(e),
+            }
+        }
+        match res_rx.recv() {
+            Ok((seq, outcome)) => {
+                pending.insert(seq, outcome);
+            }
+            Err(_) if cancel.is_cancelled() => return Err(Error::Cancelled),
+            Err(_) => return Err(Error::Internal("pipeline stopped without an end marker".into())),
+        }
+    }
+}

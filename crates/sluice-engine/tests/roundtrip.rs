@@ -1,0 +1,172 @@
+//! Round trips across sizes, suites, codecs, key sources and thread counts.
+
+mod common;
+
+use common::*;
+use proptest::prelude::*;
+use sluice_engine::format::{KeyRing, Suite};
+use sluice_engine::{inspect, Archive, Control};
+
+const SUITES: [Suite; 3] = [Suite::Aes256Gcm, Suite::ChaCha20Poly1305, Suite::None];
+const CODECS: [&str; 4] = ["zstd", "zstd:-3", "lz4", "none"];
+
+#[test]
+fn every_size_suite_codec_and_key_source() {
+    let e = engine(3);
+    let chunk = 16 * 1024;
+    let sizes = [0, 1, chunk - 1, chunk, chunk + 1, 7 * chunk + 123];
+    let data = sample(8 * chunk, 1);
+    for case in key_cases() {
+        for suite in SUITES {
+            for codec in CODECS {
+                let o = opts(suite, codec, "16KiB", case.slots.clone());
+                for &len in &sizes {
+                    let plain = &data[..len];
+                    let file = encode(&e, plain, &o);
+                    let keys = if suite.is_encrypted() { case.keys.clone() } else { KeyRing::new() };
+                    let back = decode(&e, &file, &keys).unwrap_or_else(|err| panic!("{} {suite:?} {codec} {len}: {err}", case.name));
+                    assert!(back == plain, "{} {suite:?} {codec} {len}: mismatch", case.name);
+                    let info = inspect(std::io::Cursor::new(&file)).unwrap();
+                    assert_eq!(info.plaintext_len, len as u64);
+                    assert_eq!(info.container_len, file.len() as u64);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn digest_equals_plain_blake3_and_is_authenticated() {
+    let e = engine(2);
+    let data = sample(300_000, 2);
+    let o = opts(Suite::None, "zstd", "64KiB", vec![]);
+    let mut file = Vec::new();
+    let s = e.encode(&data[..], &mut file, &o, &Control::new()).unwrap();
+    assert_eq!(s.digest, *blake3::hash(&data).as_bytes());
+    let d = e.verify(&file[..], &KeyRing::new(), &Control::new()).unwrap();
+    assert_eq!(d.digest, s.digest);
+    assert_eq!(d.plaintext_len, data.len() as u64);
+}
+
+#[test]
+fn thread_count_and_in_flight_do_not_change_the_result() {
+    let data = sample(1_000_000, 3);
+    let cases = key_cases();
+    let case = &cases[2];
+    let o = opts(Suite::Aes256Gcm, "zstd", "16KiB", case.slots.clone());
+    let mut sizes = Vec::new();
+    for (threads, in_flight) in [(1, 2), (2, 3), (4, 16), (8, 64)] {
+        let e = sluice_engine::Engine::new(sluice_engine::EngineConfig { threads: Some(threads), in_flight: Some(in_flight) }).unwrap();
+        let file = encode(&e, &data, &o);
+        sizes.push(file.len());
+        // Decode with a different thread count from the one that encoded.
+        assert_eq!(decode(&engine(3), &file, &case.keys).unwrap(), data);
+    }
+    assert!(sizes.windows(2).all(|w| w[0] == w[1]), "sizes differ: {sizes:?}");
+}
+
+#[test]
+fn incompressible_chunks_are_stored_raw() {
+    let e = engine(2);
+    let mut data = vec![0u8; 512 * 1024];
+    sluice_engine::format::kdf::random_bytes(&mut data).unwrap();
+    let o = opts(Suite::None, "zstd", "64KiB", vec![]);
+    let mut file = Vec::new();
+    let s = e.encode(&data[..], &mut file, &o, &Control::new()).unwrap();
+    assert_eq!(s.compressed_chunks, 0);
+    assert!(file.len() < data.len() + 8 * 64 + 1024, "raw storage overhead too large: {}", file.len());
+}
+
+#[test]
+fn random_ranges_read_only_the_chunks_they_need() {
+    let e = engine(2);
+    let chunk = 4096u64;
+    let data = sample(50 * chunk as usize + 77, 4);
+    let cases = key_cases();
+    let case = &cases[1];
+    let o = opts(Suite::ChaCha20Poly1305, "lz4", "4KiB", case.slots.clone());
+    let file = encode(&e, &data, &o);
+    let mut archive = Archive::open(std::io::Cursor::new(&file), &case.keys).unwrap();
+    assert_eq!(archive.plaintext_len(), data.len() as u64);
+    let mut rng = 12345u64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let len = data.len() as u64;
+    let mut ranges = vec![(0, 0), (0, len), (len - 1, len), (chunk - 1, chunk + 1), (chunk, 2 * chunk)];
+    for _ in 0..60 {
+        let a = next() % (len + 1);
+        let b = next() % (len + 1);
+        ranges.push((a.min(b), a.max(b)));
+    }
+    for (a, b) in ranges {
+        let mut out = Vec::new();
+        let s = archive.read_range(&e, a..b, &mut out, &Control::new()).unwrap();
+        assert_eq!(out, &data[a as usize..b as usize], "range {a}..{b}");
+        let expect_chunks = if a == b { 0 } else { (b - 1) / chunk - a / chunk + 1 };
+        assert_eq!(s.chunks_read, expect_chunks, "range {a}..{b}");
+    }
+    let err = archive.read_range(&e, 5..len + 1, &mut Vec::new(), &Control::new()).unwrap_err();
+    assert!(matches!(err, sluice_engine::Error::RangeOutOfBounds { .. }), "{err}");
+}
+
+#[test]
+fn range_reads_touch_only_needed_bytes() {
+    use std::sync::{Arc, Mutex};
+    /// A reader that records every (offset, length) it reads.
+    struct Spy {
+        inner: std::io::Cursor<Vec<u8>>,
+        touched: Arc<Mutex<Vec<(u64, usize)>>>,
+    }
+    impl std::io::Read for Spy {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let pos = self.inner.position();
+            let n = std::io::Read::read(&mut self.inner, buf)?;
+            self.touched.lock().unwrap().push((pos, n));
+            Ok(n)
+        }
+    }
+    impl std::io::Seek for Spy {
+        fn seek(&mut self, p: std::io::SeekFrom) -> std::io::Result<u64> {
+            self.inner.seek(p)
+        }
+    }
+    let e = engine(2);
+    let data = sample(64 * 4096, 5);
+    let case = key_cases().remove(2);
+    let o = opts(Suite::Aes256Gcm, "none", "4KiB", case.slots);
+    let file = encode(&e, &data, &o);
+    let touched = Arc::new(Mutex::new(Vec::new()));
+    let spy = Spy { inner: std::io::Cursor::new(file), touched: Arc::clone(&touched) };
+    let mut archive = Archive::open(spy, &case.keys).unwrap();
+    let offsets = archive.index().offsets(archive.header().len() as u64);
+    touched.lock().unwrap().clear();
+    let mut out = Vec::new();
+    // Bytes 10*4096+5 .. 11*4096+5 touch chunks 10 and 11 only.
+    archive.read_range(&e, 40965..45061, &mut out, &Control::new()).unwrap();
+    assert_eq!(out, &data[40965..45061]);
+    let (lo, hi) = (offsets[10], offsets[12]);
+    let reads = touched.lock().unwrap().clone();
+    assert!(!reads.is_empty());
+    for (pos, n) in reads {
+        assert!(pos >= lo && pos + n as u64 <= hi, "read {pos}+{n} outside chunks 10..=11 ({lo}..{hi})");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+    #[test]
+    fn prop_round_trip(len in 0usize..200_000, log2 in 12u32..16, seed in any::<u64>(), suite_i in 0usize..3, codec_i in 0usize..4, threads in 1usize..5) {
+        let e = engine(threads);
+        let data = sample(len, seed);
+        let cases = key_cases();
+        let case = &cases[2];
+        let o = opts(SUITES[suite_i], CODECS[codec_i], &format!("{}", 1u64 << log2), case.slots.clone());
+        let file = encode(&e, &data, &o);
+        let keys = if SUITES[suite_i].is_encrypted() { case.keys.clone() } else { KeyRing::new() };
+        prop_assert_eq!(decode(&e, &file, &keys).unwrap(), data);
+    }
+}
