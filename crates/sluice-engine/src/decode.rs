@@ -106,7 +106,7 @@ impl<R: Read> RecordReader<R> {
         if rh.kind == RecordKind::Index {
             let index = self.read_index(&rh, bufs)?;
             self.finished = true;
-            progress.add_in(self.offset);
+            progress.add_in(rh.record_len() + FOOTER_LEN as u64);
             return Ok(Some(Item::Final(Box::new(index))));
         }
         self.ctx.check_data_record(self.next, &rh)?;
@@ -165,6 +165,7 @@ impl Engine {
     pub fn decode<R: Read + Send, W: Write>(&self, mut input: R, output: W, keys: &KeyRing, ctl: &Control) -> Result<DecodeSummary> {
         let ctx = Arc::new(open_header(&mut input, keys)?);
         let header_len = ctx.header().len() as u64;
+        ctl.progress.add_in(header_len);
         let mut reader = RecordReader {
             input,
             ctx: Arc::clone(&ctx),

@@ -1,0 +1,123 @@
+//! Cancellation, progress and I/O failures: operations stop promptly and
+//! cleanly, never hang, and report the failing side.
+
+mod common;
+
+use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
+
+use common::*;
+use sluice_engine::format::{KeyRing, Suite};
+use sluice_engine::{Control, Error};
+
+#[test]
+fn cancel_stops_an_endless_encode_promptly() {
+    let e = engine(2);
+    let ctl = Control::new();
+    let canceller = ctl.clone();
+    let t = std::thread::spawn(move || {
+        while canceller.progress.bytes_in() < 8 << 20 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        canceller.cancel.cancel();
+        Instant::now()
+    });
+    let o = opts(Suite::None, "lz4", "1MiB", vec![]);
+    let err = e.encode(io::repeat(7), io::sink(), &o, &ctl).unwrap_err();
+    let cancelled_at = t.join().unwrap();
+    assert!(matches!(err, Error::Cancelled), "{err}");
+    assert!(cancelled_at.elapsed() < Duration::from_secs(2), "took {:?} to stop", cancelled_at.elapsed());
+}
+
+#[test]
+fn progress_counts_bytes_and_chunks() {
+    let e = engine(2);
+    let data = sample(100_000, 1);
+    let ctl = Control::new();
+    let mut file = Vec::new();
+    e.encode(&data[..], &mut file, &opts(Suite::None, "zstd", "16KiB", vec![]), &ctl).unwrap();
+    assert_eq!(ctl.progress.bytes_in(), data.len() as u64);
+    assert_eq!(ctl.progress.bytes_out(), file.len() as u64);
+    assert_eq!(ctl.progress.chunks(), 7);
+    let ctl = Control::new();
+    e.decode(&file[..], io::sink(), &KeyRing::new(), &ctl).unwrap();
+    assert_eq!(ctl.progress.bytes_in(), file.len() as u64);
+    assert_eq!(ctl.progress.bytes_out(), data.len() as u64);
+}
+
+struct FailingWriter(usize);
+impl Write for FailingWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.0 < buf.len() {
+            return Err(io::Error::new(io::ErrorKind::StorageFull, "no space left on device"));
+        }
+        self.0 -= buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+struct FailingReader(usize);
+impl Read for FailingReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.0 == 0 {
+            return Err(io::Error::other("device error"));
+        }
+        let n = buf.len().min(self.0);
+        buf[..n].fill(1);
+        self.0 -= n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn write_and_read_failures_are_reported_not_hung() {
+    let e = engine(2);
+    let o = opts(Suite::None, "none", "16KiB", vec![]);
+    let err = e.encode(io::repeat(1).take(10 << 20), FailingWriter(100_000), &o, &Control::new()).unwrap_err();
+    assert!(matches!(err, Error::Write(_)), "{err}");
+    let err = e.encode(FailingReader(1 << 20), io::sink(), &o, &Control::new()).unwrap_err();
+    assert!(matches!(err, Error::Read(_)), "{err}");
+
+    let file = encode(&e, &sample(1 << 20, 2), &o);
+    let err = e.decode(&file[..], FailingWriter(50_000), &KeyRing::new(), &Control::new()).unwrap_err();
+    assert!(matches!(err, Error::Write(_)), "{err}");
+}
+
+#[test]
+fn memory_stays_bounded_on_a_long_stream() {
+    // 256 MiB through a 64 KiB-chunk pipeline with 4 buffers in flight: if the
+    // pipeline buffered ahead of the writer, the slow writer would see it.
+    struct SlowSink(u64);
+    impl Write for SlowSink {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let e = sluice_engine::Engine::new(sluice_engine::EngineConfig { threads: Some(2), in_flight: Some(4) }).unwrap();
+    let ctl = Control::new();
+    let o = opts(Suite::None, "none", "64KiB", vec![]);
+    let watcher = ctl.clone();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done2 = done.clone();
+    let t = std::thread::spawn(move || {
+        let mut worst = 0i64;
+        while !done2.load(std::sync::atomic::Ordering::Relaxed) {
+            // Bytes read but not yet written: bounded by in-flight buffers.
+            let ahead = watcher.progress.bytes_in() as i64 - watcher.progress.bytes_out() as i64;
+            worst = worst.max(ahead);
+            std::thread::yield_now();
+        }
+        worst
+    });
+    e.encode(io::repeat(3).take(256 << 20), SlowSink(0), &o, &ctl).unwrap();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let worst = t.join().unwrap();
+    assert!(worst <= 6 * 65536, "reader ran {worst} bytes ahead of the writer");
+}
