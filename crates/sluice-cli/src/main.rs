@@ -1,1 +1,86 @@
-fn main(){}
+//! `sluice`: the command-line face of the sluice engine. Glue only:
+//! argument parsing, key sources, progress, atomic output and exit codes.
+
+#![forbid(unsafe_code)]
+
+mod cli;
+mod cmd;
+mod exit;
+mod keys;
+mod output;
+mod progress;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use sluice_engine::{CancelToken, Engine, EngineConfig};
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let cancel = CancelToken::new();
+    let on_signal = cancel.clone();
+    // On Ctrl-C or SIGTERM: stop, delete temporary outputs, exit 130.
+    let _ = ctrlc::set_handler(move || {
+        on_signal.cancel();
+        output::remove_pending();
+        eprintln!("sluice: interrupted");
+        std::process::exit(exit::Code::Interrupted as i32);
+    });
+    match run(cli, cancel) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            let code = exit::code_for(&err);
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(stderr, "error: {err:#}");
+            if let Some(hint) = hint(&err) {
+                let _ = writeln!(stderr, "hint: {hint}");
+            }
+            ExitCode::from(code as u8)
+        }
+    }
+}
+
+fn run(cli: cli::Cli, cancel: CancelToken) -> anyhow::Result<exit::Code> {
+    let engine = || -> anyhow::Result<Engine> {
+        Ok(Engine::new(EngineConfig { threads: cli.global.threads, in_flight: cli.global.in_flight })?)
+    };
+    match cli.command {
+        cli::Command::Process(args) => cmd::process::run(&args, &engine()?, &cli.global, cancel),
+        cli::Command::Restore(args) => cmd::restore::run(&args, &engine()?, &cli.global, cancel),
+        cli::Command::Verify(args) => cmd::verify::run(&args, &engine()?, &cli.global, cancel),
+        cli::Command::Info(args) => cmd::info::run(&args),
+        cli::Command::Keygen(args) => cmd::keygen::run(&args),
+    }
+}
+
+/// A closed standard output (e.g. `| head`) is not an error worth a message.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        let io = c
+            .downcast_ref::<std::io::Error>()
+            .or_else(|| match c.downcast_ref::<sluice_engine::Error>() {
+                Some(sluice_engine::Error::Write(e)) => Some(e),
+                _ => None,
+            });
+        io.is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn hint(err: &anyhow::Error) -> Option<&'static str> {
+    use sluice_engine::format::Error as F;
+    err.chain().find_map(|c| {
+        let f = c.downcast_ref::<F>().or_else(|| match c.downcast_ref::<sluice_engine::Error>() {
+            Some(sluice_engine::Error::Format(f)) => Some(f),
+            _ => None,
+        })?;
+        match f {
+            F::MissingKey { .. } => Some("give -i/--identity FILE, --key-file FILE, or a passphrase (-p, --passphrase-file, SLUICE_PASSPHRASE)"),
+            F::NotSluice => Some("is this the original file rather than the .sluice container?"),
+            _ => None,
+        }
+    })
+}

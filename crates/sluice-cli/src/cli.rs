@@ -1,0 +1,194 @@
+//! Command-line definitions (clap). Flag names here are a contract that
+//! scripts rely on: add, never rename.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// sluice: parallel, compressed, encrypted, tamper-evident containers.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about, long_about = None, propagate_version = true)]
+#[command(after_help = "Exit codes: 0 ok, 1 internal error, 2 usage, 3 I/O error, 4 integrity failure \
+(corrupt, truncated or tampered), 5 wrong or missing key, 6 refused by a limit, 130 interrupted.\n\
+See 'sluice help COMMAND' for examples.")]
+pub struct Cli {
+    /// Command to run.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Options every command accepts.
+    #[command(flatten)]
+    pub global: Global,
+}
+
+/// Options shared by all commands.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Worker threads for compression, encryption and hashing [default: all cores]
+    #[arg(short = 'j', long, global = true, env = "SLUICE_THREADS", value_name = "N")]
+    pub threads: Option<usize>,
+    /// Chunks in flight per file (bounds memory to about 2 x N x chunk size) [default: 2 x threads + 2]
+    #[arg(long, global = true, env = "SLUICE_IN_FLIGHT", value_name = "N", hide_short_help = true)]
+    pub in_flight: Option<usize>,
+    /// No progress bar and no informational messages.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compress and encrypt a file into a sluice container.
+    #[command(after_help = "Examples:\n  \
+sluice process backup.tar -o backup.tar.sluice -r sluice1...\n  \
+sluice process db.dump -p                       # prompts for a passphrase, writes db.dump.sluice\n  \
+tar c dir | sluice process - -o - --key-file k.bin > dir.tar.sluice\n  \
+sluice process logs.json --compress zstd:9 --encrypt none -o logs.sluice")]
+    Process(ProcessArgs),
+    /// Decrypt and decompress a container back to the original.
+    #[command(after_help = "Examples:\n  \
+sluice restore backup.tar.sluice -i me.key      # writes backup.tar\n  \
+sluice restore db.dump.sluice -o db.dump -p\n  \
+sluice restore big.sluice --range 1048576..2097152 -o part.bin --key-file k.bin\n  \
+cat x.sluice | sluice restore - -o - -i me.key | tar x")]
+    Restore(RestoreArgs),
+    /// Authenticate containers completely without writing anything.
+    #[command(after_help = "Examples:\n  \
+sluice verify *.sluice -i me.key\n  \
+sluice verify --json backup.sluice --key-file k.bin")]
+    Verify(VerifyArgs),
+    /// Describe a container without a key.
+    #[command(after_help = "Examples:\n  sluice info backup.sluice\n  sluice info --json backup.sluice")]
+    Info(InfoArgs),
+    /// Generate an X25519 identity (or a raw key file) and print its recipient.
+    #[command(after_help = "Examples:\n  \
+sluice keygen -o me.key                # prints the recipient sluice1...\n  \
+sluice keygen -y me.key                # prints the recipient of an existing identity\n  \
+sluice keygen --raw -o k.bin           # a 32-byte key file for --key-file")]
+    Keygen(KeygenArgs),
+}
+
+/// Ways to give the keys that open a file.
+#[derive(Debug, Args, Default)]
+pub struct UnlockArgs {
+    /// Identity file with a SLUICE-SECRET-KEY-1... line (repeatable).
+    #[arg(short = 'i', long = "identity", value_name = "FILE")]
+    pub identities: Vec<PathBuf>,
+    /// Raw 32-byte key file (repeatable).
+    #[arg(long = "key-file", value_name = "FILE")]
+    pub key_files: Vec<PathBuf>,
+    /// Prompt for the passphrase on the terminal.
+    #[arg(short = 'p', long)]
+    pub passphrase: bool,
+    /// Read the passphrase from the first line of FILE (or set SLUICE_PASSPHRASE).
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Most Argon2 memory a passphrase slot may ask for, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub max_kdf_memory: u32,
+    /// Most Argon2 passes a passphrase slot may ask for.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub max_kdf_passes: u32,
+    /// Most Argon2 lanes a passphrase slot may ask for.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub max_kdf_lanes: u32,
+}
+
+/// `sluice process`.
+#[derive(Debug, Args)]
+pub struct ProcessArgs {
+    /// File to read, or - for standard input.
+    pub input: PathBuf,
+    /// Container to write, or - for standard output [default: INPUT.sluice]
+    #[arg(short, long, value_name = "OUTPUT")]
+    pub output: Option<PathBuf>,
+    /// Compression: zstd[:LEVEL] (levels -7..=22), lz4 or none.
+    #[arg(long = "compress", value_name = "CODEC", default_value = "zstd:3")]
+    pub compress: String,
+    /// Cipher: aes256gcm, chacha20poly1305 or none (checksums only, no secrecy).
+    #[arg(long = "encrypt", value_name = "CIPHER", default_value = "aes256gcm")]
+    pub encrypt: String,
+    /// Chunk size, a power of two from 4KiB to 64MiB (e.g. 1MiB).
+    #[arg(long, value_name = "SIZE", default_value = "4MiB")]
+    pub chunk_size: String,
+    /// Encrypt to this recipient (sluice1...; repeatable).
+    #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
+    pub recipients: Vec<String>,
+    /// Encrypt to every recipient listed in FILE (repeatable).
+    #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
+    pub recipients_files: Vec<PathBuf>,
+    /// Encrypt with a passphrase typed twice on the terminal.
+    #[arg(short = 'p', long)]
+    pub passphrase: bool,
+    /// Encrypt with the passphrase on the first line of FILE (or set SLUICE_PASSPHRASE).
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Encrypt to a raw 32-byte key file (repeatable).
+    #[arg(long = "key-file", value_name = "FILE")]
+    pub key_files: Vec<PathBuf>,
+    /// Always run the compressor, even on chunks that look incompressible.
+    #[arg(long)]
+    pub no_adaptive: bool,
+    /// Overwrite OUTPUT if it exists.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// `sluice restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Container to read, or - for standard input.
+    pub input: PathBuf,
+    /// File to write, or - for standard output [default: INPUT without .sluice]
+    #[arg(short, long, value_name = "OUTPUT")]
+    pub output: Option<PathBuf>,
+    /// Restore only bytes START..END of the original (END exclusive; START.. to the end).
+    #[arg(long, value_name = "START..END")]
+    pub range: Option<String>,
+    /// Keys.
+    #[command(flatten)]
+    pub unlock: UnlockArgs,
+    /// Overwrite OUTPUT if it exists.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// `sluice verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Containers to verify.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Keys.
+    #[command(flatten)]
+    pub unlock: UnlockArgs,
+    /// Print results as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Files verified at the same time [default: 4]
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub jobs: usize,
+}
+
+/// `sluice info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Container to describe, or - for standard input.
+    pub input: PathBuf,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sluice keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Write the new key to FILE (mode 0600; never overwritten) instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Print the recipients of an existing identity file instead.
+    #[arg(short = 'y', value_name = "IDENTITY", conflicts_with_all = ["output", "raw"])]
+    pub show_recipient: Option<PathBuf>,
+    /// Generate a raw 32-byte key file (for --key-file) instead of an identity.
+    #[arg(long, requires = "output")]
+    pub raw: bool,
+}

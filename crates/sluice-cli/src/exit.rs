@@ -1,0 +1,66 @@
+//! Exit codes and the mapping from errors to them.
+
+use sluice_engine::format::ErrorClass;
+
+/// Documented exit codes (also in `sluice --help` and the README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// Everything worked.
+    Ok = 0,
+    /// A bug or an unexpected failure.
+    Internal = 1,
+    /// Bad flags or arguments.
+    Usage = 2,
+    /// Reading or writing a file failed.
+    Io = 3,
+    /// The input is corrupt, truncated, tampered with or not a sluice file.
+    Integrity = 4,
+    /// The key is wrong or missing.
+    Key = 5,
+    /// The input asks for more than a configured limit allows.
+    Limit = 6,
+    /// Interrupted by a signal.
+    Interrupted = 130,
+}
+
+/// The exit code for an error, found by walking its cause chain.
+pub fn code_for(err: &anyhow::Error) -> Code {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<UsageError>() {
+            let _ = e;
+            return Code::Usage;
+        }
+        if let Some(e) = cause.downcast_ref::<sluice_engine::Error>() {
+            return from_class(e.class());
+        }
+        if let Some(e) = cause.downcast_ref::<sluice_engine::format::Error>() {
+            return from_class(e.class());
+        }
+        if cause.downcast_ref::<std::io::Error>().is_some() {
+            return Code::Io;
+        }
+    }
+    Code::Internal
+}
+
+fn from_class(class: ErrorClass) -> Code {
+    match class {
+        ErrorClass::Usage => Code::Usage,
+        ErrorClass::Integrity => Code::Integrity,
+        ErrorClass::Key => Code::Key,
+        ErrorClass::Limit => Code::Limit,
+        ErrorClass::Io => Code::Io,
+        ErrorClass::Cancelled => Code::Interrupted,
+        _ => Code::Internal,
+    }
+}
+
+/// An error in how the command was invoked (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Shorthand for returning a usage error.
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
