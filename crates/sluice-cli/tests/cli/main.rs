@@ -1,1 +1,8 @@
+//! End-to-end tests of the real `sluice` binary.
 
+mod errors;
+mod keys;
+mod roundtrip;
+mod signals;
+mod util;
+mod verify_info;
