@@ -8,9 +8,11 @@ use clap::{Args, Parser, Subcommand};
 /// sluice: parallel, compressed, encrypted, tamper-evident containers.
 #[derive(Debug, Parser)]
 #[command(name = "sluice", version, about, long_about = None, propagate_version = true)]
-#[command(after_help = "Exit codes: 0 ok, 1 internal error, 2 usage, 3 I/O error, 4 integrity failure \
+#[command(
+    after_help = "Exit codes: 0 ok, 1 internal error, 2 usage, 3 I/O error, 4 integrity failure \
 (corrupt, truncated or tampered), 5 wrong or missing key, 6 refused by a limit, 130 interrupted.\n\
-See 'sluice help COMMAND' for examples.")]
+See 'sluice help COMMAND' for examples."
+)]
 pub struct Cli {
     /// Command to run.
     #[command(subcommand)]
@@ -24,10 +26,22 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// Worker threads for compression, encryption and hashing [default: all cores]
-    #[arg(short = 'j', long, global = true, env = "SLUICE_THREADS", value_name = "N")]
+    #[arg(
+        short = 'j',
+        long,
+        global = true,
+        env = "SLUICE_THREADS",
+        value_name = "N"
+    )]
     pub threads: Option<usize>,
     /// Chunks in flight per file (bounds memory to about 2 x N x chunk size) [default: 2 x threads + 2]
-    #[arg(long, global = true, env = "SLUICE_IN_FLIGHT", value_name = "N", hide_short_help = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "SLUICE_IN_FLIGHT",
+        value_name = "N",
+        hide_short_help = true
+    )]
     pub in_flight: Option<usize>,
     /// No progress bar and no informational messages.
     #[arg(short, long, global = true)]
@@ -57,7 +71,9 @@ sluice verify *.sluice -i me.key\n  \
 sluice verify --json backup.sluice --key-file k.bin")]
     Verify(VerifyArgs),
     /// Describe a container without a key.
-    #[command(after_help = "Examples:\n  sluice info backup.sluice\n  sluice info --json backup.sluice")]
+    #[command(
+        after_help = "Examples:\n  sluice info backup.sluice\n  sluice info --json backup.sluice"
+    )]
     Info(InfoArgs),
     /// Generate an X25519 identity (or a raw key file) and print its recipient.
     #[command(after_help = "Examples:\n  \

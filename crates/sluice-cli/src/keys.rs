@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use sluice_engine::format::{
-    parse_recipients_file, Identity, KdfLimits, KdfParams, KeyRing, Passphrase, RawKey, Recipient, SlotSpec,
+    parse_recipients_file, Identity, KdfLimits, KdfParams, KeyRing, Passphrase, RawKey, Recipient,
+    SlotSpec,
 };
 use zeroize::Zeroizing;
 
@@ -18,7 +19,8 @@ use crate::exit::usage;
 pub const PASSPHRASE_ENV: &str = "SLUICE_PASSPHRASE";
 
 fn read_secret_file(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read {what}", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("{}: cannot read {what}", path.display()))?;
     Ok(Zeroizing::new(bytes))
 }
 
@@ -28,7 +30,10 @@ fn passphrase_from_file(path: &Path) -> Result<Passphrase> {
     let line = bytes.split(|&b| b == b'\n').next().unwrap_or(&[]);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.is_empty() {
-        return Err(usage(format!("{}: passphrase file is empty", path.display())));
+        return Err(usage(format!(
+            "{}: passphrase file is empty",
+            path.display()
+        )));
     }
     Ok(Passphrase::new(line.to_vec()))
 }
@@ -43,12 +48,17 @@ fn prompt(confirm: bool) -> Result<Passphrase, String> {
     if !std::io::stderr().is_terminal() && !std::io::stdin().is_terminal() {
         return Err(format!("cannot prompt for a passphrase without a terminal; use --passphrase-file or {PASSPHRASE_ENV}"));
     }
-    let first = Zeroizing::new(rpassword::prompt_password("Passphrase: ").map_err(|e| format!("prompt failed: {e}"))?);
+    let first = Zeroizing::new(
+        rpassword::prompt_password("Passphrase: ").map_err(|e| format!("prompt failed: {e}"))?,
+    );
     if first.is_empty() {
         return Err("the passphrase is empty".into());
     }
     if confirm {
-        let again = Zeroizing::new(rpassword::prompt_password("Confirm passphrase: ").map_err(|e| format!("prompt failed: {e}"))?);
+        let again = Zeroizing::new(
+            rpassword::prompt_password("Confirm passphrase: ")
+                .map_err(|e| format!("prompt failed: {e}"))?,
+        );
         if *first != *again {
             return Err("the passphrases do not match".into());
         }
@@ -69,10 +79,14 @@ pub fn slots_for_process(args: &ProcessArgs, encrypted: bool) -> Result<Vec<Slot
         slots.push(SlotSpec::Recipient(Recipient::parse(r)?));
     }
     for path in &args.recipients_files {
-        let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read recipients file", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read recipients file", path.display()))?;
         let list = parse_recipients_file(&text).with_context(|| path.display().to_string())?;
         if list.is_empty() {
-            return Err(usage(format!("{}: recipients file lists no recipient", path.display())));
+            return Err(usage(format!(
+                "{}: recipients file lists no recipient",
+                path.display()
+            )));
         }
         slots.extend(list.into_iter().map(SlotSpec::Recipient));
     }
@@ -91,7 +105,9 @@ pub fn slots_for_process(args: &ProcessArgs, encrypted: bool) -> Result<Vec<Slot
     };
     if !encrypted {
         if !slots.is_empty() || explicit {
-            return Err(usage("--encrypt none takes no recipients, key files or passphrase"));
+            return Err(usage(
+                "--encrypt none takes no recipients, key files or passphrase",
+            ));
         }
         return Ok(slots);
     }
@@ -115,8 +131,10 @@ pub fn keyring(args: &UnlockArgs) -> Result<KeyRing> {
     let mut ring = KeyRing::new();
     for path in &args.identities {
         let text = read_secret_file(path, "identity file")?;
-        let text = std::str::from_utf8(&text).map_err(|_| usage(format!("{}: identity file is not text", path.display())))?;
-        ring.identities.extend(Identity::parse_file(text).with_context(|| path.display().to_string())?);
+        let text = std::str::from_utf8(&text)
+            .map_err(|_| usage(format!("{}: identity file is not text", path.display())))?;
+        ring.identities
+            .extend(Identity::parse_file(text).with_context(|| path.display().to_string())?);
     }
     for path in &args.key_files {
         ring.raw_keys.push(load_key_file(path)?);
@@ -125,18 +143,25 @@ pub fn keyring(args: &UnlockArgs) -> Result<KeyRing> {
         Some(path) => Some(passphrase_from_file(path)?),
         None => None,
     };
-    let prompt_allowed = args.passphrase || (ring.identities.is_empty() && ring.raw_keys.is_empty());
+    let prompt_allowed =
+        args.passphrase || (ring.identities.is_empty() && ring.raw_keys.is_empty());
     let cache: Arc<Mutex<Option<Passphrase>>> = Arc::new(Mutex::new(fixed));
     let explicit_prompt = args.passphrase;
     ring.passphrase = Some(Arc::new(move || {
-        let mut guard = cache.lock().map_err(|_| "passphrase cache poisoned".to_string())?;
+        let mut guard = cache
+            .lock()
+            .map_err(|_| "passphrase cache poisoned".to_string())?;
         if let Some(p) = guard.as_ref() {
             return Ok(p.clone());
         }
         let p = match (explicit_prompt, passphrase_from_env()) {
             (false, Some(p)) => p,
             _ if prompt_allowed => prompt(false)?,
-            _ => return Err(format!("file is passphrase-protected: use -p, --passphrase-file or {PASSPHRASE_ENV}")),
+            _ => {
+                return Err(format!(
+                    "file is passphrase-protected: use -p, --passphrase-file or {PASSPHRASE_ENV}"
+                ))
+            }
         };
         *guard = Some(p.clone());
         Ok(p)

@@ -46,7 +46,10 @@ fn main() -> ExitCode {
 
 fn run(cli: cli::Cli, cancel: CancelToken) -> anyhow::Result<exit::Code> {
     let engine = || -> anyhow::Result<Engine> {
-        Ok(Engine::new(EngineConfig { threads: cli.global.threads, in_flight: cli.global.in_flight })?)
+        Ok(Engine::new(EngineConfig {
+            threads: cli.global.threads,
+            in_flight: cli.global.in_flight,
+        })?)
     };
     match cli.command {
         cli::Command::Process(args) => cmd::process::run(&args, &engine()?, &cli.global, cancel),
@@ -60,12 +63,12 @@ fn run(cli: cli::Cli, cancel: CancelToken) -> anyhow::Result<exit::Code> {
 /// A closed standard output (e.g. `| head`) is not an error worth a message.
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|c| {
-        let io = c
-            .downcast_ref::<std::io::Error>()
-            .or_else(|| match c.downcast_ref::<sluice_engine::Error>() {
+        let io = c.downcast_ref::<std::io::Error>().or_else(|| {
+            match c.downcast_ref::<sluice_engine::Error>() {
                 Some(sluice_engine::Error::Write(e)) => Some(e),
                 _ => None,
-            });
+            }
+        });
         io.is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }

@@ -53,29 +53,49 @@ impl AtomicFile {
     pub fn create(target: &Path, input: Option<&Path>, force: bool) -> Result<Self> {
         if let Some(input) = input {
             if same_file(input, target) {
-                return Err(usage(format!("{}: output is the same file as the input", target.display())));
+                return Err(usage(format!(
+                    "{}: output is the same file as the input",
+                    target.display()
+                )));
             }
         }
         if target.is_dir() {
-            return Err(usage(format!("{}: output is a directory", target.display())));
+            return Err(usage(format!(
+                "{}: output is a directory",
+                target.display()
+            )));
         }
         if !force && target.symlink_metadata().is_ok() {
-            return Err(usage(format!("{}: already exists (use --force to overwrite)", target.display())));
+            return Err(usage(format!(
+                "{}: already exists (use --force to overwrite)",
+                target.display()
+            )));
         }
         let dir = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let temp = tempfile::Builder::new()
             .prefix(&format!(".{name}."))
             .suffix(".sluice-tmp")
             .tempfile_in(&dir)
-            .with_context(|| format!("{}: cannot create a file in {}", target.display(), dir.display()))?;
+            .with_context(|| {
+                format!(
+                    "{}: cannot create a file in {}",
+                    target.display(),
+                    dir.display()
+                )
+            })?;
         if let Ok(mut list) = PENDING.lock() {
             list.push(temp.path().to_path_buf());
         }
-        let file = temp.reopen().with_context(|| format!("{}: cannot open temporary file", target.display()))?;
+        let file = temp
+            .reopen()
+            .with_context(|| format!("{}: cannot open temporary file", target.display()))?;
         Ok(AtomicFile {
             writer: Some(BufWriter::with_capacity(1 << 20, file)),
             temp: Some(temp),
@@ -88,13 +108,26 @@ impl AtomicFile {
     pub fn commit(mut self) -> Result<()> {
         let target = self.target.clone();
         let writer = self.writer.take().context("output already committed")?;
-        let file = writer.into_inner().map_err(|e| e.into_error()).with_context(|| format!("{}: write failed", target.display()))?;
-        file.sync_all().with_context(|| format!("{}: sync failed", target.display()))?;
+        let file = writer
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("{}: write failed", target.display()))?;
+        file.sync_all()
+            .with_context(|| format!("{}: sync failed", target.display()))?;
         let temp = self.temp.take().context("output already committed")?;
         let temp_path = temp.path().to_path_buf();
-        let result = if self.force { temp.persist(&target) } else { temp.persist_noclobber(&target) };
+        let result = if self.force {
+            temp.persist(&target)
+        } else {
+            temp.persist_noclobber(&target)
+        };
         unregister(&temp_path);
-        result.map_err(|e| e.error).with_context(|| format!("{}: cannot move the finished file into place", target.display()))?;
+        result.map_err(|e| e.error).with_context(|| {
+            format!(
+                "{}: cannot move the finished file into place",
+                target.display()
+            )
+        })?;
         Ok(())
     }
 }

@@ -62,7 +62,10 @@ impl Bar {
             }
             bar.finish_and_clear();
         });
-        Bar { stop, handle: Some(handle) }
+        Bar {
+            stop,
+            handle: Some(handle),
+        }
     }
 }
 

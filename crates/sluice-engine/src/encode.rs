@@ -4,7 +4,8 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 
 use sluice_format::{
-    footer, hash_chunk, ChunkHash, DigestBuilder, FileParams, Header, Index, SlotSpec, StreamContext, RECORD_HEADER_LEN,
+    footer, hash_chunk, ChunkHash, DigestBuilder, FileParams, Header, Index, SlotSpec,
+    StreamContext, RECORD_HEADER_LEN,
 };
 
 use crate::control::Control;
@@ -60,11 +61,21 @@ impl Engine {
     ///
     /// The header is built here (Argon2 for a passphrase slot runs on the
     /// calling thread: call from `spawn_blocking` in async code).
-    pub fn encode<R: Read + Send, W: Write>(&self, mut input: R, output: W, opts: &EncodeOptions, ctl: &Control) -> Result<EncodeSummary> {
+    pub fn encode<R: Read + Send, W: Write>(
+        &self,
+        mut input: R,
+        output: W,
+        opts: &EncodeOptions,
+        ctl: &Control,
+    ) -> Result<EncodeSummary> {
         let (header, cipher) = Header::create(&opts.params, &opts.slots)?;
         let ctx = Arc::new(StreamContext::new(header, cipher));
-        let mut out = crate::io::Counting { inner: output, progress: &ctl.progress };
-        out.write_all(ctx.header().as_bytes()).map_err(Error::Write)?;
+        let mut out = crate::io::Counting {
+            inner: output,
+            progress: &ctl.progress,
+        };
+        out.write_all(ctx.header().as_bytes())
+            .map_err(Error::Write)?;
 
         let chunk_size = ctx.chunk_size();
         let compression = opts.params.compression;
@@ -87,7 +98,9 @@ impl Engine {
         let work: Work<ChunkJob> = Arc::new(move |job: &mut ChunkJob, bufs: &mut Bufs| {
             job.hash = Some(hash_chunk(job.index, chunk_size, &bufs.a));
             with_compressor(compression, adaptive, |comp| {
-                work_ctx.seal_chunk(job.index, &bufs.a, comp, &mut bufs.b).map_err(Error::from)
+                work_ctx
+                    .seal_chunk(job.index, &bufs.a, comp, &mut bufs.b)
+                    .map_err(Error::from)
             })
         });
 
@@ -96,21 +109,32 @@ impl Engine {
         let mut offset = ctx.header().len() as u64;
         let mut plaintext_len = 0u64;
         let mut compressed_chunks = 0u64;
-        pipeline::run(self.pool(), self.in_flight(), &ctl.cancel, read, work, |job, bufs| {
-            out.write_all(&bufs.b).map_err(Error::Write)?;
-            if let Some(h) = job.hash {
-                digest.push(h);
-            }
-            let body_len = bufs.b.len().saturating_sub(RECORD_HEADER_LEN) as u32;
-            if bufs.b.get(1).is_some_and(|f| f & sluice_format::stream::FLAG_COMPRESSED != 0) {
-                compressed_chunks += 1;
-            }
-            body_lens.push(body_len);
-            offset += bufs.b.len() as u64;
-            plaintext_len += bufs.a.len() as u64;
-            ctl.progress.add_chunk();
-            Ok(())
-        })?;
+        pipeline::run(
+            self.pool(),
+            self.in_flight(),
+            &ctl.cancel,
+            read,
+            work,
+            |job, bufs| {
+                out.write_all(&bufs.b).map_err(Error::Write)?;
+                if let Some(h) = job.hash {
+                    digest.push(h);
+                }
+                let body_len = bufs.b.len().saturating_sub(RECORD_HEADER_LEN) as u32;
+                if bufs
+                    .b
+                    .get(1)
+                    .is_some_and(|f| f & sluice_format::stream::FLAG_COMPRESSED != 0)
+                {
+                    compressed_chunks += 1;
+                }
+                body_lens.push(body_len);
+                offset += bufs.b.len() as u64;
+                plaintext_len += bufs.a.len() as u64;
+                ctl.progress.add_chunk();
+                Ok(())
+            },
+        )?;
 
         let digest = digest.finish();
         let index = Index {

@@ -38,7 +38,9 @@ impl std::fmt::Debug for Engine {
 
 /// The number of cores this process may use.
 pub fn available_cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 impl Engine {
@@ -46,7 +48,9 @@ impl Engine {
     pub fn new(config: EngineConfig) -> Result<Self> {
         let threads = config.threads.unwrap_or_else(available_cores);
         if threads == 0 || threads > MAX_THREADS {
-            return Err(Error::Config(format!("threads must be 1..={MAX_THREADS}, got {threads}")));
+            return Err(Error::Config(format!(
+                "threads must be 1..={MAX_THREADS}, got {threads}"
+            )));
         }
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -61,9 +65,15 @@ impl Engine {
         let threads = pool.current_num_threads();
         let in_flight = in_flight.unwrap_or(2 * threads + 2);
         if !(2..=4096).contains(&in_flight) {
-            return Err(Error::Config(format!("in-flight chunks must be 2..=4096, got {in_flight}")));
+            return Err(Error::Config(format!(
+                "in-flight chunks must be 2..=4096, got {in_flight}"
+            )));
         }
-        Ok(Engine { pool, threads, in_flight })
+        Ok(Engine {
+            pool,
+            threads,
+            in_flight,
+        })
     }
 
     /// The CPU pool.

@@ -7,7 +7,9 @@ use std::io::{self, Read, Write};
 pub(crate) fn read_full<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
-        let Some(rest) = buf.get_mut(filled..) else { break };
+        let Some(rest) = buf.get_mut(filled..) else {
+            break;
+        };
         match r.read(rest) {
             Ok(0) => break,
             Ok(n) => filled += n,

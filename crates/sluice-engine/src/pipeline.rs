@@ -41,7 +41,14 @@ enum Outcome<M> {
 
 /// Runs `read` on a reader thread, `work` on `pool` and `consume` on the
 /// calling thread, in sequence order. `read` returns `Ok(None)` at the end.
-pub(crate) fn run<M, R, C>(pool: &ThreadPool, in_flight: usize, cancel: &CancelToken, read: R, work: Work<M>, mut consume: C) -> Result<()>
+pub(crate) fn run<M, R, C>(
+    pool: &ThreadPool,
+    in_flight: usize,
+    cancel: &CancelToken,
+    read: R,
+    work: Work<M>,
+    mut consume: C,
+) -> Result<()>
 where
     M: Send + 'static,
     R: FnMut(&mut Bufs) -> Result<Option<M>> + Send,
@@ -79,8 +86,11 @@ where
                             if job_abort.load(Ordering::Relaxed) {
                                 return;
                             }
-                            let done = catch_unwind(AssertUnwindSafe(|| work(&mut meta, &mut bufs)))
-                                .unwrap_or_else(|_| Err(Error::Internal("worker panicked".into())));
+                            let done =
+                                catch_unwind(AssertUnwindSafe(|| work(&mut meta, &mut bufs)))
+                                    .unwrap_or_else(|_| {
+                                        Err(Error::Internal("worker panicked".into()))
+                                    });
                             let msg = match done {
                                 Ok(()) => Outcome::Item(meta, bufs),
                                 Err(e) => Outcome::Fail(e),
@@ -145,7 +155,11 @@ where
                 pending.insert(seq, outcome);
             }
             Err(_) if cancel.is_cancelled() => return Err(Error::Cancelled),
-            Err(_) => return Err(Error::Internal("pipeline stopped without an end marker".into())),
+            Err(_) => {
+                return Err(Error::Internal(
+                    "pipeline stopped without an end marker".into(),
+                ))
+            }
         }
     }
 }

@@ -14,7 +14,11 @@ thread_local! {
 }
 
 /// Runs `f` with this thread's compressor for `compression`.
-pub(crate) fn with_compressor<T>(compression: Compression, probe: bool, f: impl FnOnce(&mut Compressor) -> Result<T>) -> Result<T> {
+pub(crate) fn with_compressor<T>(
+    compression: Compression,
+    probe: bool,
+    f: impl FnOnce(&mut Compressor) -> Result<T>,
+) -> Result<T> {
     COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         let reusable = matches!(&*slot, Some((c, p, _)) if *c == compression && *p == probe);

@@ -26,7 +26,11 @@ fn cancel_stops_an_endless_encode_promptly() {
     let err = e.encode(io::repeat(7), io::sink(), &o, &ctl).unwrap_err();
     let cancelled_at = t.join().unwrap();
     assert!(matches!(err, Error::Cancelled), "{err}");
-    assert!(cancelled_at.elapsed() < Duration::from_secs(2), "took {:?} to stop", cancelled_at.elapsed());
+    assert!(
+        cancelled_at.elapsed() < Duration::from_secs(2),
+        "took {:?} to stop",
+        cancelled_at.elapsed()
+    );
 }
 
 #[test]
@@ -35,12 +39,19 @@ fn progress_counts_bytes_and_chunks() {
     let data = sample(100_000, 1);
     let ctl = Control::new();
     let mut file = Vec::new();
-    e.encode(&data[..], &mut file, &opts(Suite::None, "zstd", "16KiB", vec![]), &ctl).unwrap();
+    e.encode(
+        &data[..],
+        &mut file,
+        &opts(Suite::None, "zstd", "16KiB", vec![]),
+        &ctl,
+    )
+    .unwrap();
     assert_eq!(ctl.progress.bytes_in(), data.len() as u64);
     assert_eq!(ctl.progress.bytes_out(), file.len() as u64);
     assert_eq!(ctl.progress.chunks(), 7);
     let ctl = Control::new();
-    e.decode(&file[..], io::sink(), &KeyRing::new(), &ctl).unwrap();
+    e.decode(&file[..], io::sink(), &KeyRing::new(), &ctl)
+        .unwrap();
     assert_eq!(ctl.progress.bytes_in(), file.len() as u64);
     assert_eq!(ctl.progress.bytes_out(), data.len() as u64);
 }
@@ -49,7 +60,10 @@ struct FailingWriter(usize);
 impl Write for FailingWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.0 < buf.len() {
-            return Err(io::Error::new(io::ErrorKind::StorageFull, "no space left on device"));
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "no space left on device",
+            ));
         }
         self.0 -= buf.len();
         Ok(buf.len())
@@ -76,13 +90,29 @@ impl Read for FailingReader {
 fn write_and_read_failures_are_reported_not_hung() {
     let e = engine(2);
     let o = opts(Suite::None, "none", "16KiB", vec![]);
-    let err = e.encode(io::repeat(1).take(10 << 20), FailingWriter(100_000), &o, &Control::new()).unwrap_err();
+    let err = e
+        .encode(
+            io::repeat(1).take(10 << 20),
+            FailingWriter(100_000),
+            &o,
+            &Control::new(),
+        )
+        .unwrap_err();
     assert!(matches!(err, Error::Write(_)), "{err}");
-    let err = e.encode(FailingReader(1 << 20), io::sink(), &o, &Control::new()).unwrap_err();
+    let err = e
+        .encode(FailingReader(1 << 20), io::sink(), &o, &Control::new())
+        .unwrap_err();
     assert!(matches!(err, Error::Read(_)), "{err}");
 
     let file = encode(&e, &sample(1 << 20, 2), &o);
-    let err = e.decode(&file[..], FailingWriter(50_000), &KeyRing::new(), &Control::new()).unwrap_err();
+    let err = e
+        .decode(
+            &file[..],
+            FailingWriter(50_000),
+            &KeyRing::new(),
+            &Control::new(),
+        )
+        .unwrap_err();
     assert!(matches!(err, Error::Write(_)), "{err}");
 }
 
@@ -100,7 +130,11 @@ fn memory_stays_bounded_on_a_long_stream() {
             Ok(())
         }
     }
-    let e = sluice_engine::Engine::new(sluice_engine::EngineConfig { threads: Some(2), in_flight: Some(4) }).unwrap();
+    let e = sluice_engine::Engine::new(sluice_engine::EngineConfig {
+        threads: Some(2),
+        in_flight: Some(4),
+    })
+    .unwrap();
     let ctl = Control::new();
     let o = opts(Suite::None, "none", "64KiB", vec![]);
     let watcher = ctl.clone();
@@ -116,8 +150,12 @@ fn memory_stays_bounded_on_a_long_stream() {
         }
         worst
     });
-    e.encode(io::repeat(3).take(256 << 20), SlowSink(0), &o, &ctl).unwrap();
+    e.encode(io::repeat(3).take(256 << 20), SlowSink(0), &o, &ctl)
+        .unwrap();
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let worst = t.join().unwrap();
-    assert!(worst <= 6 * 65536, "reader ran {worst} bytes ahead of the writer");
+    assert!(
+        worst <= 6 * 65536,
+        "reader ran {worst} bytes ahead of the writer"
+    );
 }

@@ -23,9 +23,19 @@ fn every_size_suite_codec_and_key_source() {
                 for &len in &sizes {
                     let plain = &data[..len];
                     let file = encode(&e, plain, &o);
-                    let keys = if suite.is_encrypted() { case.keys.clone() } else { KeyRing::new() };
-                    let back = decode(&e, &file, &keys).unwrap_or_else(|err| panic!("{} {suite:?} {codec} {len}: {err}", case.name));
-                    assert!(back == plain, "{} {suite:?} {codec} {len}: mismatch", case.name);
+                    let keys = if suite.is_encrypted() {
+                        case.keys.clone()
+                    } else {
+                        KeyRing::new()
+                    };
+                    let back = decode(&e, &file, &keys).unwrap_or_else(|err| {
+                        panic!("{} {suite:?} {codec} {len}: {err}", case.name)
+                    });
+                    assert!(
+                        back == plain,
+                        "{} {suite:?} {codec} {len}: mismatch",
+                        case.name
+                    );
                     let info = inspect(std::io::Cursor::new(&file)).unwrap();
                     assert_eq!(info.plaintext_len, len as u64);
                     assert_eq!(info.container_len, file.len() as u64);
@@ -43,7 +53,9 @@ fn digest_equals_plain_blake3_and_is_authenticated() {
     let mut file = Vec::new();
     let s = e.encode(&data[..], &mut file, &o, &Control::new()).unwrap();
     assert_eq!(s.digest, *blake3::hash(&data).as_bytes());
-    let d = e.verify(&file[..], &KeyRing::new(), &Control::new()).unwrap();
+    let d = e
+        .verify(&file[..], &KeyRing::new(), &Control::new())
+        .unwrap();
     assert_eq!(d.digest, s.digest);
     assert_eq!(d.plaintext_len, data.len() as u64);
 }
@@ -56,13 +68,20 @@ fn thread_count_and_in_flight_do_not_change_the_result() {
     let o = opts(Suite::Aes256Gcm, "zstd", "16KiB", case.slots.clone());
     let mut sizes = Vec::new();
     for (threads, in_flight) in [(1, 2), (2, 3), (4, 16), (8, 64)] {
-        let e = sluice_engine::Engine::new(sluice_engine::EngineConfig { threads: Some(threads), in_flight: Some(in_flight) }).unwrap();
+        let e = sluice_engine::Engine::new(sluice_engine::EngineConfig {
+            threads: Some(threads),
+            in_flight: Some(in_flight),
+        })
+        .unwrap();
         let file = encode(&e, &data, &o);
         sizes.push(file.len());
         // Decode with a different thread count from the one that encoded.
         assert_eq!(decode(&engine(3), &file, &case.keys).unwrap(), data);
     }
-    assert!(sizes.windows(2).all(|w| w[0] == w[1]), "sizes differ: {sizes:?}");
+    assert!(
+        sizes.windows(2).all(|w| w[0] == w[1]),
+        "sizes differ: {sizes:?}"
+    );
 }
 
 #[test]
@@ -74,7 +93,11 @@ fn incompressible_chunks_are_stored_raw() {
     let mut file = Vec::new();
     let s = e.encode(&data[..], &mut file, &o, &Control::new()).unwrap();
     assert_eq!(s.compressed_chunks, 0);
-    assert!(file.len() < data.len() + 8 * 64 + 1024, "raw storage overhead too large: {}", file.len());
+    assert!(
+        file.len() < data.len() + 8 * 64 + 1024,
+        "raw storage overhead too large: {}",
+        file.len()
+    );
 }
 
 #[test]
@@ -96,7 +119,13 @@ fn random_ranges_read_only_the_chunks_they_need() {
         rng
     };
     let len = data.len() as u64;
-    let mut ranges = vec![(0, 0), (0, len), (len - 1, len), (chunk - 1, chunk + 1), (chunk, 2 * chunk)];
+    let mut ranges = vec![
+        (0, 0),
+        (0, len),
+        (len - 1, len),
+        (chunk - 1, chunk + 1),
+        (chunk, 2 * chunk),
+    ];
     for _ in 0..60 {
         let a = next() % (len + 1);
         let b = next() % (len + 1);
@@ -104,13 +133,24 @@ fn random_ranges_read_only_the_chunks_they_need() {
     }
     for (a, b) in ranges {
         let mut out = Vec::new();
-        let s = archive.read_range(&e, a..b, &mut out, &Control::new()).unwrap();
+        let s = archive
+            .read_range(&e, a..b, &mut out, &Control::new())
+            .unwrap();
         assert_eq!(out, &data[a as usize..b as usize], "range {a}..{b}");
-        let expect_chunks = if a == b { 0 } else { (b - 1) / chunk - a / chunk + 1 };
+        let expect_chunks = if a == b {
+            0
+        } else {
+            (b - 1) / chunk - a / chunk + 1
+        };
         assert_eq!(s.chunks_read, expect_chunks, "range {a}..{b}");
     }
-    let err = archive.read_range(&e, 5..len + 1, &mut Vec::new(), &Control::new()).unwrap_err();
-    assert!(matches!(err, sluice_engine::Error::RangeOutOfBounds { .. }), "{err}");
+    let err = archive
+        .read_range(&e, 5..len + 1, &mut Vec::new(), &Control::new())
+        .unwrap_err();
+    assert!(
+        matches!(err, sluice_engine::Error::RangeOutOfBounds { .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -140,19 +180,27 @@ fn range_reads_touch_only_needed_bytes() {
     let o = opts(Suite::Aes256Gcm, "none", "4KiB", case.slots);
     let file = encode(&e, &data, &o);
     let touched = Arc::new(Mutex::new(Vec::new()));
-    let spy = Spy { inner: std::io::Cursor::new(file), touched: Arc::clone(&touched) };
+    let spy = Spy {
+        inner: std::io::Cursor::new(file),
+        touched: Arc::clone(&touched),
+    };
     let mut archive = Archive::open(spy, &case.keys).unwrap();
     let offsets = archive.index().offsets(archive.header().len() as u64);
     touched.lock().unwrap().clear();
     let mut out = Vec::new();
     // Bytes 10*4096+5 .. 11*4096+5 touch chunks 10 and 11 only.
-    archive.read_range(&e, 40965..45061, &mut out, &Control::new()).unwrap();
+    archive
+        .read_range(&e, 40965..45061, &mut out, &Control::new())
+        .unwrap();
     assert_eq!(out, &data[40965..45061]);
     let (lo, hi) = (offsets[10], offsets[12]);
     let reads = touched.lock().unwrap().clone();
     assert!(!reads.is_empty());
     for (pos, n) in reads {
-        assert!(pos >= lo && pos + n as u64 <= hi, "read {pos}+{n} outside chunks 10..=11 ({lo}..{hi})");
+        assert!(
+            pos >= lo && pos + n as u64 <= hi,
+            "read {pos}+{n} outside chunks 10..=11 ({lo}..{hi})"
+        );
     }
 }
 

@@ -6,7 +6,8 @@ mod common;
 
 use common::*;
 use sluice_engine::format::{
-    Error as F, Identity, KeyRing, Passphrase, RawKey, Region, SlotSpec, Suite, TruncatedAt, RECORD_HEADER_LEN,
+    Error as F, Identity, KeyRing, Passphrase, RawKey, Region, SlotSpec, Suite, TruncatedAt,
+    RECORD_HEADER_LEN,
 };
 use sluice_engine::{Archive, Control, Error};
 
@@ -29,14 +30,30 @@ fn fixture_with(slots: Vec<SlotSpec>, keys: KeyRing, plain: Vec<u8>) -> Fixture 
     let file = encode(&e, &plain, &o);
     let archive = Archive::open(std::io::Cursor::new(&file), &keys).unwrap();
     let header_len = archive.header().len();
-    let mut records: Vec<usize> = archive.index().offsets(header_len as u64).into_iter().map(|o| o as usize).collect();
+    let mut records: Vec<usize> = archive
+        .index()
+        .offsets(header_len as u64)
+        .into_iter()
+        .map(|o| o as usize)
+        .collect();
     records.push(archive.index().index_offset as usize);
-    Fixture { plain, footer: file.len() - 16, file, keys, header_len, records }
+    Fixture {
+        plain,
+        footer: file.len() - 16,
+        file,
+        keys,
+        header_len,
+        records,
+    }
 }
 
 fn fixture() -> Fixture {
     let key = RawKey::from_bytes(&[42; 32]).unwrap();
-    fixture_with(vec![SlotSpec::RawKey(key.clone())], KeyRing::new().with_raw_key(key), sample(5 * CHUNK + 100, 9))
+    fixture_with(
+        vec![SlotSpec::RawKey(key.clone())],
+        KeyRing::new().with_raw_key(key),
+        sample(5 * CHUNK + 100, 9),
+    )
 }
 
 /// Decodes `file`, checks partial output is a prefix of `plain`, returns the error.
@@ -45,7 +62,10 @@ fn decode_err(f: &Fixture, file: &[u8], keys: &KeyRing) -> Error {
     let err = engine(2)
         .decode(file, &mut out, keys, &Control::new())
         .expect_err("tampered file decoded successfully");
-    assert!(f.plain.starts_with(&out), "unauthenticated or wrong plaintext was written before: {err}");
+    assert!(
+        f.plain.starts_with(&out),
+        "unauthenticated or wrong plaintext was written before: {err}"
+    );
     err
 }
 
@@ -80,11 +100,41 @@ fn header_flips() {
     assert!(matches!(e(8), Error::Format(F::UnsupportedVersion(5))));
     // Header length: either out of range, or the checksum no longer lines up.
     let err = e(12);
-    assert!(matches!(err, Error::Format(F::Invalid { region: Region::Header, .. }) | Error::Format(F::HeaderCorrupted)), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Format(F::Invalid {
+                region: Region::Header,
+                ..
+            }) | Error::Format(F::HeaderCorrupted)
+        ),
+        "{err}"
+    );
     // Every field, the commitment, the slot, the MAC and the checksum itself:
     // accidental damage is caught by the checksum before anything is parsed.
-    for at in [14, 15, 16, 17, 18, 20, 51, 52, 83, 84, 86, 90, h - 64, h - 33, h - 32, h - 1] {
-        assert!(matches!(e(at), Error::Format(F::HeaderCorrupted)), "offset {at}: {}", e(at));
+    for at in [
+        14,
+        15,
+        16,
+        17,
+        18,
+        20,
+        51,
+        52,
+        83,
+        84,
+        86,
+        90,
+        h - 64,
+        h - 33,
+        h - 32,
+        h - 1,
+    ] {
+        assert!(
+            matches!(e(at), Error::Format(F::HeaderCorrupted)),
+            "offset {at}: {}",
+            e(at)
+        );
     }
 }
 
@@ -93,17 +143,68 @@ fn forged_header_changes_are_caught_by_mac_commitment_or_slot() {
     let f = fixture();
     let h = f.header_len;
     let e = |at: usize| decode_err(&f, &forge(&f.file, at, h), &f.keys);
-    assert!(matches!(e(14), Error::Format(F::Invalid { .. }) | Error::Format(F::UnknownSuite(_))), "{}", e(14));
-    assert!(matches!(e(15), Error::Format(F::UnknownCodec(5))), "{}", e(15));
-    assert!(matches!(e(17), Error::Format(F::Invalid { region: Region::Header, .. })), "{}", e(17));
-    assert!(matches!(e(18), Error::Format(F::Invalid { region: Region::Header, .. })), "{}", e(18));
+    assert!(
+        matches!(
+            e(14),
+            Error::Format(F::Invalid { .. }) | Error::Format(F::UnknownSuite(_))
+        ),
+        "{}",
+        e(14)
+    );
+    assert!(
+        matches!(e(15), Error::Format(F::UnknownCodec(5))),
+        "{}",
+        e(15)
+    );
+    assert!(
+        matches!(
+            e(17),
+            Error::Format(F::Invalid {
+                region: Region::Header,
+                ..
+            })
+        ),
+        "{}",
+        e(17)
+    );
+    assert!(
+        matches!(
+            e(18),
+            Error::Format(F::Invalid {
+                region: Region::Header,
+                ..
+            })
+        ),
+        "{}",
+        e(18)
+    );
     // File id: the slot is bound to it, so the key no longer opens it.
-    assert!(matches!(e(30), Error::Format(F::NoMatchingKey { .. })), "{}", e(30));
-    assert!(matches!(e(60), Error::Format(F::KeyCommitmentMismatch)), "{}", e(60));
-    assert!(matches!(e(100), Error::Format(F::NoMatchingKey { .. })), "{}", e(100));
-    assert!(matches!(e(h - 40), Error::Format(F::HeaderMacMismatch)), "{}", e(h - 40));
+    assert!(
+        matches!(e(30), Error::Format(F::NoMatchingKey { .. })),
+        "{}",
+        e(30)
+    );
+    assert!(
+        matches!(e(60), Error::Format(F::KeyCommitmentMismatch)),
+        "{}",
+        e(60)
+    );
+    assert!(
+        matches!(e(100), Error::Format(F::NoMatchingKey { .. })),
+        "{}",
+        e(100)
+    );
+    assert!(
+        matches!(e(h - 40), Error::Format(F::HeaderMacMismatch)),
+        "{}",
+        e(h - 40)
+    );
     // A level change is a valid header but not the signed one.
-    assert!(matches!(e(16), Error::Format(F::HeaderMacMismatch)), "{}", e(16));
+    assert!(
+        matches!(e(16), Error::Format(F::HeaderMacMismatch)),
+        "{}",
+        e(16)
+    );
 }
 
 #[test]
@@ -113,9 +214,16 @@ fn chunk_flips() {
         let (start, end) = (w[0], w[1]);
         let i = i as u64;
         // Body, tag (last byte of the record).
-        for at in [start + RECORD_HEADER_LEN, start + RECORD_HEADER_LEN + 7, end - 1] {
+        for at in [
+            start + RECORD_HEADER_LEN,
+            start + RECORD_HEADER_LEN + 7,
+            end - 1,
+        ] {
             let err = decode_err(&f, &flip(&f.file, at), &f.keys);
-            assert!(matches!(err, Error::Format(F::ChunkAuth { chunk }) if chunk == i), "chunk {i} at {at}: {err}");
+            assert!(
+                matches!(err, Error::Format(F::ChunkAuth { chunk }) if chunk == i),
+                "chunk {i} at {at}: {err}"
+            );
         }
         // Record header: flags and lengths are bound by the associated data.
         for at in [start + 1, start + 4, start + 9] {
@@ -133,13 +241,29 @@ fn chunk_flips() {
 fn index_and_footer_flips() {
     let f = fixture();
     let idx = f.records[6];
-    for at in [idx + RECORD_HEADER_LEN, idx + RECORD_HEADER_LEN + 30, f.footer - 1] {
+    for at in [
+        idx + RECORD_HEADER_LEN,
+        idx + RECORD_HEADER_LEN + 30,
+        f.footer - 1,
+    ] {
         let err = decode_err(&f, &flip(&f.file, at), &f.keys);
-        assert!(matches!(err, Error::Format(F::IndexAuth)), "index at {at}: {err}");
+        assert!(
+            matches!(err, Error::Format(F::IndexAuth)),
+            "index at {at}: {err}"
+        );
     }
     for at in [f.footer, f.footer + 8, f.footer + 15] {
         let err = decode_err(&f, &flip(&f.file, at), &f.keys);
-        assert!(matches!(err, Error::Format(F::Invalid { region: Region::Footer, .. })), "footer at {at}: {err}");
+        assert!(
+            matches!(
+                err,
+                Error::Format(F::Invalid {
+                    region: Region::Footer,
+                    ..
+                })
+            ),
+            "footer at {at}: {err}"
+        );
     }
     // Random access goes through the footer and the index first.
     for at in [f.footer, idx + 20] {
@@ -156,22 +280,50 @@ fn truncation_everywhere_is_named() {
     assert!(matches!(e(0), Error::Format(F::NotSluice)));
     assert!(matches!(e(5), Error::Format(F::HeaderTruncated)));
     assert!(matches!(e(h - 1), Error::Format(F::HeaderTruncated)));
-    assert!(matches!(e(h), Error::Format(F::Truncated(TruncatedAt::AfterHeader))), "{}", e(h));
+    assert!(
+        matches!(e(h), Error::Format(F::Truncated(TruncatedAt::AfterHeader))),
+        "{}",
+        e(h)
+    );
     for i in 0..6 {
         let at_boundary = e(f.records[i + 1]);
         if i < 5 {
-            assert!(matches!(at_boundary, Error::Format(F::Truncated(TruncatedAt::AfterChunk(c))) if c == i as u64), "{at_boundary}");
+            assert!(
+                matches!(at_boundary, Error::Format(F::Truncated(TruncatedAt::AfterChunk(c))) if c == i as u64),
+                "{at_boundary}"
+            );
         } else {
-            assert!(matches!(at_boundary, Error::Format(F::Truncated(TruncatedAt::AfterChunk(5)))), "{at_boundary}");
+            assert!(
+                matches!(
+                    at_boundary,
+                    Error::Format(F::Truncated(TruncatedAt::AfterChunk(5)))
+                ),
+                "{at_boundary}"
+            );
         }
         let inside = e(f.records[i] + 20);
-        assert!(matches!(inside, Error::Format(F::Truncated(TruncatedAt::InsideChunk(c))) if c == i as u64), "{inside}");
+        assert!(
+            matches!(inside, Error::Format(F::Truncated(TruncatedAt::InsideChunk(c))) if c == i as u64),
+            "{inside}"
+        );
         let in_rh = e(f.records[i] + 3);
-        assert!(matches!(in_rh, Error::Format(F::Truncated(TruncatedAt::InsideChunk(c))) if c == i as u64), "{in_rh}");
+        assert!(
+            matches!(in_rh, Error::Format(F::Truncated(TruncatedAt::InsideChunk(c))) if c == i as u64),
+            "{in_rh}"
+        );
     }
-    assert!(matches!(e(f.records[6] + 20), Error::Format(F::Truncated(TruncatedAt::InsideIndex))));
-    assert!(matches!(e(f.footer), Error::Format(F::Truncated(TruncatedAt::InsideFooter))));
-    assert!(matches!(e(f.file.len() - 1), Error::Format(F::Truncated(TruncatedAt::InsideFooter))));
+    assert!(matches!(
+        e(f.records[6] + 20),
+        Error::Format(F::Truncated(TruncatedAt::InsideIndex))
+    ));
+    assert!(matches!(
+        e(f.footer),
+        Error::Format(F::Truncated(TruncatedAt::InsideFooter))
+    ));
+    assert!(matches!(
+        e(f.file.len() - 1),
+        Error::Format(F::Truncated(TruncatedAt::InsideFooter))
+    ));
     assert!(Archive::open(std::io::Cursor::new(&f.file[..f.file.len() - 1]), &f.keys).is_err());
 }
 
@@ -191,32 +343,65 @@ fn dropped_duplicated_and_swapped_chunks() {
     let rec = |i: usize| (r[i], r[i + 1]);
     // Drop chunk 2: what arrives as chunk 2 is chunk 3, sealed for another position.
     let dropped = splice(&f, &[rec(0), rec(1), rec(3), rec(4), rec(5)]);
-    assert!(matches!(decode_err(&f, &dropped, &f.keys), Error::Format(F::ChunkAuth { chunk: 2 })));
-    let dup = splice(&f, &[rec(0), rec(1), rec(1), rec(2), rec(3), rec(4), rec(5)]);
-    assert!(matches!(decode_err(&f, &dup, &f.keys), Error::Format(F::ChunkAuth { chunk: 2 })));
+    assert!(matches!(
+        decode_err(&f, &dropped, &f.keys),
+        Error::Format(F::ChunkAuth { chunk: 2 })
+    ));
+    let dup = splice(
+        &f,
+        &[rec(0), rec(1), rec(1), rec(2), rec(3), rec(4), rec(5)],
+    );
+    assert!(matches!(
+        decode_err(&f, &dup, &f.keys),
+        Error::Format(F::ChunkAuth { chunk: 2 })
+    ));
     let swapped = splice(&f, &[rec(0), rec(2), rec(1), rec(3), rec(4), rec(5)]);
-    assert!(matches!(decode_err(&f, &swapped, &f.keys), Error::Format(F::ChunkAuth { chunk: 1 })));
+    assert!(matches!(
+        decode_err(&f, &swapped, &f.keys),
+        Error::Format(F::ChunkAuth { chunk: 1 })
+    ));
     // Dropping the last chunk: the index no longer matches the chunk count.
     let no_last = splice(&f, &[rec(0), rec(1), rec(2), rec(3), rec(4)]);
     let err = decode_err(&f, &no_last, &f.keys);
-    assert!(matches!(err, Error::Format(F::Invalid { region: Region::Index, .. }) | Error::Format(F::IndexAuth)), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Format(F::Invalid {
+                region: Region::Index,
+                ..
+            }) | Error::Format(F::IndexAuth)
+        ),
+        "{err}"
+    );
 }
 
 #[test]
 fn chunk_spliced_from_another_file_with_the_same_passphrase() {
     let pass = Passphrase::new("same passphrase");
     let plain = sample(5 * CHUNK + 100, 9);
-    let mk = || fixture_with(vec![SlotSpec::Passphrase(pass.clone(), fast_kdf())], KeyRing::new().with_passphrase(pass.clone()), plain.clone());
+    let mk = || {
+        fixture_with(
+            vec![SlotSpec::Passphrase(pass.clone(), fast_kdf())],
+            KeyRing::new().with_passphrase(pass.clone()),
+            plain.clone(),
+        )
+    };
     let (a, b) = (mk(), mk());
     let mut v = a.file.clone();
     // Same plaintext, same lengths: replace chunk 3 of A with chunk 3 of B.
     assert_eq!(a.records, b.records);
     v[a.records[3]..a.records[4]].copy_from_slice(&b.file[b.records[3]..b.records[4]]);
-    assert!(matches!(decode_err(&a, &v, &a.keys), Error::Format(F::ChunkAuth { chunk: 3 })));
+    assert!(matches!(
+        decode_err(&a, &v, &a.keys),
+        Error::Format(F::ChunkAuth { chunk: 3 })
+    ));
     // The whole header of B on A's body: every chunk is bound to A's header.
     let mut w = b.file[..b.header_len].to_vec();
     w.extend_from_slice(&a.file[a.header_len..]);
-    assert!(matches!(decode_err(&a, &w, &a.keys), Error::Format(F::ChunkAuth { chunk: 0 })));
+    assert!(matches!(
+        decode_err(&a, &w, &a.keys),
+        Error::Format(F::ChunkAuth { chunk: 0 })
+    ));
 }
 
 #[test]
@@ -225,7 +410,10 @@ fn appended_bytes_are_rejected() {
     for extra in [&b"x"[..], &[0u8; 100], &f.file[f.header_len..f.records[1]]] {
         let mut v = f.file.clone();
         v.extend_from_slice(extra);
-        assert!(matches!(decode_err(&f, &v, &f.keys), Error::Format(F::TrailingData)));
+        assert!(matches!(
+            decode_err(&f, &v, &f.keys),
+            Error::Format(F::TrailingData)
+        ));
         assert!(Archive::open(std::io::Cursor::new(v), &f.keys).is_err());
     }
 }
@@ -234,28 +422,55 @@ fn appended_bytes_are_rejected() {
 fn wrong_keys() {
     let f = fixture();
     let wrong_raw = KeyRing::new().with_raw_key(RawKey::from_bytes(&[43; 32]).unwrap());
-    assert!(matches!(decode_err(&f, &f.file, &wrong_raw), Error::Format(F::NoMatchingKey { .. })));
+    assert!(matches!(
+        decode_err(&f, &f.file, &wrong_raw),
+        Error::Format(F::NoMatchingKey { .. })
+    ));
     let id = KeyRing::new().with_identity(Identity::generate().unwrap());
-    assert!(matches!(decode_err(&f, &f.file, &id), Error::Format(F::MissingKey { .. })));
-    assert!(matches!(decode_err(&f, &f.file, &KeyRing::new()), Error::Format(F::MissingKey { .. })));
+    assert!(matches!(
+        decode_err(&f, &f.file, &id),
+        Error::Format(F::MissingKey { .. })
+    ));
+    assert!(matches!(
+        decode_err(&f, &f.file, &KeyRing::new()),
+        Error::Format(F::MissingKey { .. })
+    ));
 
     let pass = Passphrase::new("right");
-    let p = fixture_with(vec![SlotSpec::Passphrase(pass.clone(), fast_kdf())], KeyRing::new().with_passphrase(pass), sample(100, 1));
+    let p = fixture_with(
+        vec![SlotSpec::Passphrase(pass.clone(), fast_kdf())],
+        KeyRing::new().with_passphrase(pass),
+        sample(100, 1),
+    );
     let wrong = KeyRing::new().with_passphrase(Passphrase::new("wrong"));
-    assert!(matches!(decode_err(&p, &p.file, &wrong), Error::Format(F::NoMatchingKey { .. })));
+    assert!(matches!(
+        decode_err(&p, &p.file, &wrong),
+        Error::Format(F::NoMatchingKey { .. })
+    ));
 
     let owner = Identity::generate().unwrap();
-    let x = fixture_with(vec![SlotSpec::Recipient(owner.recipient())], KeyRing::new().with_identity(owner), sample(100, 1));
+    let x = fixture_with(
+        vec![SlotSpec::Recipient(owner.recipient())],
+        KeyRing::new().with_identity(owner),
+        sample(100, 1),
+    );
     let stranger = KeyRing::new().with_identity(Identity::generate().unwrap());
     let err = decode_err(&x, &x.file, &stranger);
-    assert!(matches!(err, Error::Format(F::NoMatchingKey { .. })), "{err}");
+    assert!(
+        matches!(err, Error::Format(F::NoMatchingKey { .. })),
+        "{err}"
+    );
     assert!(err.to_string().contains("identity"), "{err}");
 }
 
 #[test]
 fn hostile_kdf_cost_is_refused_before_work() {
     let pass = Passphrase::new("p");
-    let p = fixture_with(vec![SlotSpec::Passphrase(pass.clone(), fast_kdf())], KeyRing::new().with_passphrase(pass.clone()), sample(100, 1));
+    let p = fixture_with(
+        vec![SlotSpec::Passphrase(pass.clone(), fast_kdf())],
+        KeyRing::new().with_passphrase(pass.clone()),
+        sample(100, 1),
+    );
     // Raise the memory cost to 64 GiB in the slot and repair the checksum.
     let mut v = p.file.clone();
     let slot_body = 86 + 3;
@@ -263,7 +478,10 @@ fn hostile_kdf_cost_is_refused_before_work() {
     let sum = blake3::hash(&v[..p.header_len - 32]);
     v[p.header_len - 32..p.header_len].copy_from_slice(sum.as_bytes());
     let err = decode_err(&p, &v, &KeyRing::new().with_passphrase(pass));
-    assert!(matches!(err, Error::Format(F::KdfCostTooHigh { .. })), "{err}");
+    assert!(
+        matches!(err, Error::Format(F::KdfCostTooHigh { .. })),
+        "{err}"
+    );
 }
 
 #[test]
@@ -271,6 +489,12 @@ fn garbage_is_not_sluice() {
     let f = fixture();
     for junk in [&b""[..], b"hello world", &[0u8; 4096], b"\x89SLUICE"] {
         let err = decode_err(&f, junk, &f.keys);
-        assert!(matches!(err, Error::Format(F::NotSluice) | Error::Format(F::HeaderTruncated)), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::Format(F::NotSluice) | Error::Format(F::HeaderTruncated)
+            ),
+            "{err}"
+        );
     }
 }

@@ -98,9 +98,9 @@ impl Compression {
             }
         };
         let level = match (codec, level) {
-            (Codec::Zstd, Some(l)) => l.parse::<i32>().map_err(|_| {
-                Error::InvalidParams(format!("zstd level {l:?} is not a number"))
-            })?,
+            (Codec::Zstd, Some(l)) => l
+                .parse::<i32>()
+                .map_err(|_| Error::InvalidParams(format!("zstd level {l:?} is not a number")))?,
             (Codec::Zstd, None) => ZSTD_DEFAULT_LEVEL,
             (_, Some(_)) => {
                 return Err(Error::InvalidParams(format!(
@@ -118,7 +118,9 @@ impl Compression {
     /// Checks the level is in range for the codec.
     pub fn validate(&self) -> Result<()> {
         match self.codec {
-            Codec::Zstd if !(ZSTD_MIN_LEVEL..=ZSTD_MAX_LEVEL).contains(&self.level) || self.level == 0 => {
+            Codec::Zstd
+                if !(ZSTD_MIN_LEVEL..=ZSTD_MAX_LEVEL).contains(&self.level) || self.level == 0 =>
+            {
                 Err(Error::InvalidParams(format!(
                     "zstd level {} out of range ({ZSTD_MIN_LEVEL}..={ZSTD_MAX_LEVEL}, not 0)",
                     self.level
@@ -199,7 +201,8 @@ impl Compressor {
             Codec::Zstd => self.zstd.as_mut()?.compress_to_buffer(src, out).ok()?,
             Codec::Lz4 => {
                 // lz4_flex needs room for the worst case, so it writes to scratch.
-                self.scratch.resize(lz4_flex::block::get_maximum_output_size(src.len()), 0);
+                self.scratch
+                    .resize(lz4_flex::block::get_maximum_output_size(src.len()), 0);
                 let n = lz4_flex::block::compress_into(src, &mut self.scratch).ok()?;
                 out.get_mut(..n)?.copy_from_slice(self.scratch.get(..n)?);
                 n
@@ -215,14 +218,16 @@ impl Compressor {
         let stride = src.len() / PROBE_SAMPLES;
         let mut raw = 0usize;
         let mut packed = 0usize;
-        self.scratch.resize(lz4_flex::block::get_maximum_output_size(PROBE_SAMPLE), 0);
+        self.scratch
+            .resize(lz4_flex::block::get_maximum_output_size(PROBE_SAMPLE), 0);
         for i in 0..PROBE_SAMPLES {
             let start = i * stride;
             let Some(sample) = src.get(start..(start + PROBE_SAMPLE).min(src.len())) else {
                 continue;
             };
             raw += sample.len();
-            packed += lz4_flex::block::compress_into(sample, &mut self.scratch).unwrap_or(sample.len());
+            packed +=
+                lz4_flex::block::compress_into(sample, &mut self.scratch).unwrap_or(sample.len());
         }
         raw > 0 && packed * 100 >= raw * 98
     }
@@ -248,7 +253,12 @@ impl Decompressor {
     /// Decompresses `src` into exactly `dst.len()` bytes. Output that would be
     /// longer or shorter than `dst` is an error, so a chunk can never expand
     /// past its declared length (no decompression bombs).
-    pub fn decompress(&mut self, codec: Codec, src: &[u8], dst: &mut [u8]) -> std::result::Result<(), String> {
+    pub fn decompress(
+        &mut self,
+        codec: Codec,
+        src: &[u8],
+        dst: &mut [u8],
+    ) -> std::result::Result<(), String> {
         let n = match codec {
             Codec::None => return Err("chunk is flagged compressed but the codec is none".into()),
             Codec::Zstd => {
@@ -256,9 +266,12 @@ impl Decompressor {
                     self.zstd = Some(zstd::bulk::Decompressor::new().map_err(|e| e.to_string())?);
                 }
                 let z = self.zstd.as_mut().ok_or("zstd context unavailable")?;
-                z.decompress_to_buffer(src, dst).map_err(|e| format!("zstd: {e}"))?
+                z.decompress_to_buffer(src, dst)
+                    .map_err(|e| format!("zstd: {e}"))?
             }
-            Codec::Lz4 => lz4_flex::block::decompress_into(src, dst).map_err(|e| format!("lz4: {e}"))?,
+            Codec::Lz4 => {
+                lz4_flex::block::decompress_into(src, dst).map_err(|e| format!("lz4: {e}"))?
+            }
         };
         if n != dst.len() {
             return Err(format!("decompressed to {n} bytes, expected {}", dst.len()));
@@ -273,7 +286,13 @@ mod tests {
 
     #[test]
     fn parse_specs() {
-        assert_eq!(Compression::parse("zstd").unwrap(), Compression { codec: Codec::Zstd, level: 3 });
+        assert_eq!(
+            Compression::parse("zstd").unwrap(),
+            Compression {
+                codec: Codec::Zstd,
+                level: 3
+            }
+        );
         assert_eq!(Compression::parse("zstd:19").unwrap().level, 19);
         assert_eq!(Compression::parse("lz4").unwrap().codec, Codec::Lz4);
         assert_eq!(Compression::parse("none").unwrap(), Compression::NONE);
@@ -286,10 +305,15 @@ mod tests {
     #[test]
     fn round_trip_and_exact_length() {
         let src: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8 / 8).collect();
-        for c in [Compression::parse("zstd:1").unwrap(), Compression::parse("lz4").unwrap()] {
+        for c in [
+            Compression::parse("zstd:1").unwrap(),
+            Compression::parse("lz4").unwrap(),
+        ] {
             let mut comp = Compressor::new(c, true).unwrap();
             let mut dst = vec![0; src.len()];
-            let n = comp.compress(&src, &mut dst).unwrap_or_else(|| panic!("compressible {c:?}"));
+            let n = comp
+                .compress(&src, &mut dst)
+                .unwrap_or_else(|| panic!("compressible {c:?}"));
             let mut d = Decompressor::new();
             let mut out = vec![0; src.len()];
             d.decompress(c.codec, &dst[..n], &mut out).unwrap();

@@ -3,7 +3,9 @@
 //! (what `b3sum` prints), because every chunk is a power-of-two number of
 //! BLAKE3 chunks long and so an aligned subtree of BLAKE3's tree.
 
-use blake3::hazmat::{merge_subtrees_non_root, merge_subtrees_root, ChainingValue, HasherExt, Mode};
+use blake3::hazmat::{
+    merge_subtrees_non_root, merge_subtrees_root, ChainingValue, HasherExt, Mode,
+};
 
 /// Length of a BLAKE3 digest.
 pub const DIGEST_LEN: usize = 32;
@@ -64,7 +66,8 @@ impl DigestBuilder {
 
     fn merge_top(&mut self) {
         if let (Some(right), Some(left)) = (self.stack.pop(), self.stack.pop()) {
-            self.stack.push(merge_subtrees_non_root(&left, &right, Mode::Hash));
+            self.stack
+                .push(merge_subtrees_non_root(&left, &right, Mode::Hash));
         }
     }
 
@@ -103,9 +106,24 @@ mod tests {
     fn equals_plain_blake3_at_edges() {
         let data: Vec<u8> = (0..200_000u32).map(|i| (i * 31 % 253) as u8).collect();
         for chunk in [1024usize, 4096, 65536] {
-            for len in [0, 1, chunk - 1, chunk, chunk + 1, 2 * chunk, 3 * chunk + 7, 7 * chunk, 8 * chunk, 9 * chunk - 1] {
+            for len in [
+                0,
+                1,
+                chunk - 1,
+                chunk,
+                chunk + 1,
+                2 * chunk,
+                3 * chunk + 7,
+                7 * chunk,
+                8 * chunk,
+                9 * chunk - 1,
+            ] {
                 let len = len.min(data.len());
-                assert_eq!(digest_by_chunks(&data[..len], chunk), *blake3::hash(&data[..len]).as_bytes(), "chunk {chunk} len {len}");
+                assert_eq!(
+                    digest_by_chunks(&data[..len], chunk),
+                    *blake3::hash(&data[..len]).as_bytes(),
+                    "chunk {chunk} len {len}"
+                );
             }
         }
     }

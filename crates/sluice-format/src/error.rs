@@ -113,7 +113,9 @@ pub enum Error {
     #[error("could not read the passphrase: {0}")]
     PassphraseUnavailable(String),
     /// A passphrase slot asks for more Argon2 work than the configured cap.
-    #[error("key slot {slot}: Argon2 {param} {value} exceeds the limit {limit} (raise it with {how})")]
+    #[error(
+        "key slot {slot}: Argon2 {param} {value} exceeds the limit {limit} (raise it with {how})"
+    )]
     KdfCostTooHigh {
         /// Slot number.
         slot: usize,
@@ -196,7 +198,10 @@ impl fmt::Display for TruncatedAt {
 impl Error {
     /// The footer's offset disagrees with where the index really is.
     pub fn invalid_footer_offset() -> Self {
-        Error::invalid(Region::Footer, "index offset (does not match the index position)")
+        Error::invalid(
+            Region::Footer,
+            "index offset (does not match the index position)",
+        )
     }
 
     /// Shorthand for [`Error::Invalid`].

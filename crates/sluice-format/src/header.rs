@@ -8,8 +8,8 @@ use crate::bytes::Cursor;
 use crate::codec::{Codec, Compression};
 use crate::error::{Error, KeyKind, Region, Result};
 use crate::kdf::{
-    hkdf32, random_bytes, random_key, unwrap_key, wrap_key, KeySchedule, SecretKey, KEY_LEN, LABEL_KEYFILE_SLOT,
-    LABEL_X25519_SLOT, MAC_LEN, WRAPPED_LEN,
+    hkdf32, random_bytes, random_key, unwrap_key, wrap_key, KeySchedule, SecretKey, KEY_LEN,
+    LABEL_KEYFILE_SLOT, LABEL_X25519_SLOT, MAC_LEN, WRAPPED_LEN,
 };
 use crate::keys::{argon2id, Identity, KdfParams, KeyRing, SlotSpec};
 use crate::suite::{PayloadCipher, Suite};
@@ -69,13 +69,16 @@ impl ChunkSize {
         if (MIN_CHUNK_LOG2..=MAX_CHUNK_LOG2).contains(&log2) {
             Ok(ChunkSize(log2))
         } else {
-            Err(Error::invalid(Region::Header, format!("chunk size exponent {log2} (allowed {MIN_CHUNK_LOG2}..={MAX_CHUNK_LOG2})")))
+            Err(Error::invalid(
+                Region::Header,
+                format!("chunk size exponent {log2} (allowed {MIN_CHUNK_LOG2}..={MAX_CHUNK_LOG2})"),
+            ))
         }
     }
 
     /// From a byte count, which must be a power of two in range.
     pub fn from_bytes(n: u64) -> Result<Self> {
-        if !n.is_power_of_two() || n < (1 << MIN_CHUNK_LOG2) || n > (1 << MAX_CHUNK_LOG2) {
+        if !n.is_power_of_two() || !((1 << MIN_CHUNK_LOG2)..=(1 << MAX_CHUNK_LOG2)).contains(&n) {
             return Err(Error::InvalidParams(format!(
                 "chunk size {n} must be a power of two from 4KiB to 64MiB"
             )));
@@ -89,14 +92,18 @@ impl ChunkSize {
         let t = s.trim();
         let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
-        let n: u64 = num
-            .parse()
-            .map_err(|_| Error::InvalidParams(format!("chunk size {s:?} is not a size (e.g. 4MiB)")))?;
+        let n: u64 = num.parse().map_err(|_| {
+            Error::InvalidParams(format!("chunk size {s:?} is not a size (e.g. 4MiB)"))
+        })?;
         let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "k" | "kib" | "kb" => 1 << 10,
             "m" | "mib" | "mb" => 1 << 20,
-            _ => return Err(Error::InvalidParams(format!("chunk size {s:?}: unknown unit (use KiB or MiB)"))),
+            _ => {
+                return Err(Error::InvalidParams(format!(
+                    "chunk size {s:?}: unknown unit (use KiB or MiB)"
+                )))
+            }
         };
         let bytes = n
             .checked_mul(mult)
@@ -163,7 +170,11 @@ impl Slot {
     fn encode(&self, out: &mut Vec<u8>) {
         out.push(self.kind());
         match self {
-            Slot::Passphrase { params, salt, wrapped } => {
+            Slot::Passphrase {
+                params,
+                salt,
+                wrapped,
+            } => {
                 out.extend_from_slice(&(PASSPHRASE_SLOT_LEN as u16).to_le_bytes());
                 out.extend_from_slice(&params.memory_kib.to_le_bytes());
                 out.extend_from_slice(&params.passes.to_le_bytes());
@@ -189,10 +200,18 @@ impl Slot {
             SLOT_PASSPHRASE => PASSPHRASE_SLOT_LEN,
             SLOT_X25519 => X25519_SLOT_LEN,
             SLOT_RAW_KEY => RAW_KEY_SLOT_LEN,
-            other => return Err(Error::UnknownSlotKind { slot: n, kind: other }),
+            other => {
+                return Err(Error::UnknownSlotKind {
+                    slot: n,
+                    kind: other,
+                })
+            }
         };
         if body.len() != expect {
-            return Err(Error::invalid(region, format!("slot length {} (this kind is {expect} bytes)", body.len())));
+            return Err(Error::invalid(
+                region,
+                format!("slot length {} (this kind is {expect} bytes)", body.len()),
+            ));
         }
         let mut c = Cursor::new(body);
         let short = || Error::invalid(region, "slot body");
@@ -321,15 +340,22 @@ impl Header {
         }
         let mut slots = Vec::with_capacity(count);
         for n in 0..count {
-            let kind = c.u8().ok_or_else(|| Error::invalid(Region::Slot(n), "slot extends past the header"))?;
-            let blen = c.u16().ok_or_else(|| Error::invalid(Region::Slot(n), "slot extends past the header"))?;
+            let kind = c
+                .u8()
+                .ok_or_else(|| Error::invalid(Region::Slot(n), "slot extends past the header"))?;
+            let blen = c
+                .u16()
+                .ok_or_else(|| Error::invalid(Region::Slot(n), "slot extends past the header"))?;
             let body = c
                 .take(blen as usize)
                 .ok_or_else(|| Error::invalid(Region::Slot(n), "slot extends past the header"))?;
             slots.push(Slot::decode(n, kind, body)?);
         }
         if c.remaining() != 0 {
-            return Err(bad(&format!("{} unexpected bytes after the slots", c.remaining())));
+            return Err(bad(&format!(
+                "{} unexpected bytes after the slots",
+                c.remaining()
+            )));
         }
         check_slot_rules(suite, &slots).map_err(|e| match e {
             Error::InvalidParams(what) => bad(&what),
@@ -383,7 +409,9 @@ impl Header {
         }
         let total = out.len() + MAC_LEN + CHECKSUM_LEN;
         if total > MAX_HEADER_LEN {
-            return Err(Error::InvalidParams(format!("too many key slots: header would be {total} bytes")));
+            return Err(Error::InvalidParams(format!(
+                "too many key slots: header would be {total} bytes"
+            )));
         }
         if let Some(len_field) = out.get_mut(10..14) {
             len_field.copy_from_slice(&(total as u32).to_le_bytes());
@@ -438,7 +466,9 @@ impl Header {
                 if let Slot::RawKey { wrapped } = slot {
                     for key in &keys.raw_keys {
                         let kek = hkdf32(key.expose(), &self.file_id, LABEL_KEYFILE_SLOT);
-                        if let Some(fk) = unwrap_key(&kek, &slot_aad(&self.file_id, SLOT_RAW_KEY), wrapped) {
+                        if let Some(fk) =
+                            unwrap_key(&kek, &slot_aad(&self.file_id, SLOT_RAW_KEY), wrapped)
+                        {
                             return Ok(fk);
                         }
                     }
@@ -458,22 +488,35 @@ impl Header {
             }
         }
         for (n, slot) in self.slots.iter().enumerate() {
-            if let Slot::Passphrase { params, salt, wrapped } = slot {
-                let Some(provider) = keys.passphrase.as_ref() else { continue };
+            if let Slot::Passphrase {
+                params,
+                salt,
+                wrapped,
+            } = slot
+            {
+                let Some(provider) = keys.passphrase.as_ref() else {
+                    continue;
+                };
                 check_kdf_limits(n, params, keys)?;
                 tried.push(KeyKind::Passphrase);
                 let passphrase = provider().map_err(Error::PassphraseUnavailable)?;
                 let kek = argon2id(&passphrase, salt, *params)?;
-                if let Some(fk) = unwrap_key(&kek, &slot_aad(&self.file_id, SLOT_PASSPHRASE), wrapped) {
+                if let Some(fk) =
+                    unwrap_key(&kek, &slot_aad(&self.file_id, SLOT_PASSPHRASE), wrapped)
+                {
                     return Ok(fk);
                 }
             }
         }
         if tried.is_empty() {
-            return Err(Error::MissingKey { needed: self.needed_key() });
+            return Err(Error::MissingKey {
+                needed: self.needed_key(),
+            });
         }
         let tried: Vec<String> = tried.iter().map(ToString::to_string).collect();
-        Err(Error::NoMatchingKey { tried: tried.join(" or ") })
+        Err(Error::NoMatchingKey {
+            tried: tried.join(" or "),
+        })
     }
 
     /// What kind of key this file's slots accept, in words.
@@ -492,9 +535,20 @@ impl Header {
 
 fn check_kdf_limits(slot: usize, p: &KdfParams, keys: &KeyRing) -> Result<()> {
     let l = keys.kdf_limits;
-    let over = |param, value, limit, how| Error::KdfCostTooHigh { slot, param, value, limit, how };
+    let over = |param, value, limit, how| Error::KdfCostTooHigh {
+        slot,
+        param,
+        value,
+        limit,
+        how,
+    };
     if p.memory_kib > l.max_memory_kib {
-        return Err(over("memory (KiB)", p.memory_kib, l.max_memory_kib, "--max-kdf-memory"));
+        return Err(over(
+            "memory (KiB)",
+            p.memory_kib,
+            l.max_memory_kib,
+            "--max-kdf-memory",
+        ));
     }
     if p.passes > l.max_passes {
         return Err(over("passes", p.passes, l.max_passes, "--max-kdf-passes"));
@@ -518,7 +572,11 @@ fn slot_aad(file_id: &[u8; KEY_LEN], kind: u8) -> [u8; 8 + 2 + KEY_LEN + 1] {
     aad
 }
 
-fn x25519_kek(shared: &[u8; KEY_LEN], ephemeral: &[u8; KEY_LEN], recipient: &[u8; KEY_LEN]) -> SecretKey {
+fn x25519_kek(
+    shared: &[u8; KEY_LEN],
+    ephemeral: &[u8; KEY_LEN],
+    recipient: &[u8; KEY_LEN],
+) -> SecretKey {
     let mut salt = [0u8; 2 * KEY_LEN];
     let (a, b) = salt.split_at_mut(KEY_LEN);
     a.copy_from_slice(ephemeral);
@@ -526,7 +584,12 @@ fn x25519_kek(shared: &[u8; KEY_LEN], ephemeral: &[u8; KEY_LEN], recipient: &[u8
     hkdf32(shared, &salt, LABEL_X25519_SLOT)
 }
 
-fn open_x25519(id: &Identity, ephemeral: &[u8; KEY_LEN], wrapped: &[u8], file_id: &[u8; KEY_LEN]) -> Option<SecretKey> {
+fn open_x25519(
+    id: &Identity,
+    ephemeral: &[u8; KEY_LEN],
+    wrapped: &[u8],
+    file_id: &[u8; KEY_LEN],
+) -> Option<SecretKey> {
     let shared = id.agree(ephemeral)?;
     let kek = x25519_kek(&shared, ephemeral, &id.recipient().to_bytes());
     unwrap_key(&kek, &slot_aad(file_id, SLOT_X25519), wrapped)
@@ -548,9 +611,9 @@ fn seal_slot(spec: &SlotSpec, file_id: &[u8; KEY_LEN], file_key: &[u8; KEY_LEN])
         SlotSpec::Recipient(r) => {
             let eph = Identity::generate()?;
             let ephemeral = eph.recipient().to_bytes();
-            let shared = eph
-                .agree(&r.to_bytes())
-                .ok_or_else(|| Error::InvalidKey(format!("recipient {r} is not a usable X25519 key")))?;
+            let shared = eph.agree(&r.to_bytes()).ok_or_else(|| {
+                Error::InvalidKey(format!("recipient {r} is not a usable X25519 key"))
+            })?;
             let kek = x25519_kek(&shared, &ephemeral, &r.to_bytes());
             Slot::X25519 {
                 ephemeral,
@@ -571,13 +634,19 @@ fn seal_slot(spec: &SlotSpec, file_id: &[u8; KEY_LEN], file_key: &[u8; KEY_LEN])
 fn check_slot_rules(suite: Suite, slots: &[Slot]) -> Result<()> {
     let passphrases = slots.iter().filter(|s| s.kind() == SLOT_PASSPHRASE).count();
     if suite.is_encrypted() && slots.is_empty() {
-        return Err(Error::InvalidParams("an encrypted file needs at least one recipient, passphrase or key file".into()));
+        return Err(Error::InvalidParams(
+            "an encrypted file needs at least one recipient, passphrase or key file".into(),
+        ));
     }
     if !suite.is_encrypted() && !slots.is_empty() {
-        return Err(Error::InvalidParams("an unencrypted file cannot have key slots".into()));
+        return Err(Error::InvalidParams(
+            "an unencrypted file cannot have key slots".into(),
+        ));
     }
     if passphrases > 0 && slots.len() > 1 {
-        return Err(Error::InvalidParams("a passphrase slot must be the only key slot of its file".into()));
+        return Err(Error::InvalidParams(
+            "a passphrase slot must be the only key slot of its file".into(),
+        ));
     }
     Ok(())
 }
@@ -588,7 +657,11 @@ mod tests {
     use crate::keys::{Passphrase, RawKey};
 
     pub(crate) fn fast_kdf() -> KdfParams {
-        KdfParams { memory_kib: 64, passes: 1, lanes: 1 }
+        KdfParams {
+            memory_kib: 64,
+            passes: 1,
+            lanes: 1,
+        }
     }
 
     #[test]
@@ -608,21 +681,29 @@ mod tests {
         let id = Identity::generate().unwrap();
         let raw = RawKey::generate().unwrap();
         let params = FileParams::default();
-        let specs = [SlotSpec::Recipient(id.recipient()), SlotSpec::RawKey(raw.clone())];
+        let specs = [
+            SlotSpec::Recipient(id.recipient()),
+            SlotSpec::RawKey(raw.clone()),
+        ];
         let (h, _) = Header::create(&params, &specs).unwrap();
         let parsed = Header::parse(h.as_bytes()).unwrap();
         assert_eq!(parsed, h);
         parsed.unlock(&KeyRing::new().with_identity(id)).unwrap();
         parsed.unlock(&KeyRing::new().with_raw_key(raw)).unwrap();
-        let err = parsed.unlock(&KeyRing::new().with_identity(Identity::generate().unwrap())).unwrap_err();
+        let err = parsed
+            .unlock(&KeyRing::new().with_identity(Identity::generate().unwrap()))
+            .unwrap_err();
         assert!(matches!(err, Error::NoMatchingKey { .. }), "{err}");
         let err = parsed.unlock(&KeyRing::new()).unwrap_err();
         assert!(matches!(err, Error::MissingKey { .. }), "{err}");
 
         let pass = Passphrase::new("correct horse");
-        let (h, _) = Header::create(&params, &[SlotSpec::Passphrase(pass.clone(), fast_kdf())]).unwrap();
+        let (h, _) =
+            Header::create(&params, &[SlotSpec::Passphrase(pass.clone(), fast_kdf())]).unwrap();
         h.unlock(&KeyRing::new().with_passphrase(pass)).unwrap();
-        let err = h.unlock(&KeyRing::new().with_passphrase(Passphrase::new("wrong"))).unwrap_err();
+        let err = h
+            .unlock(&KeyRing::new().with_passphrase(Passphrase::new("wrong")))
+            .unwrap_err();
         assert!(matches!(err, Error::NoMatchingKey { .. }), "{err}");
     }
 
@@ -633,7 +714,10 @@ mod tests {
             SlotSpec::RawKey(RawKey::generate().unwrap()),
         ];
         assert!(Header::create(&FileParams::default(), &specs).is_err());
-        let none = FileParams { suite: Suite::None, ..FileParams::default() };
+        let none = FileParams {
+            suite: Suite::None,
+            ..FileParams::default()
+        };
         assert!(Header::create(&none, &specs[1..]).is_err());
         assert!(Header::create(&FileParams::default(), &[]).is_err());
     }
@@ -641,7 +725,11 @@ mod tests {
     #[test]
     fn kdf_caps_are_enforced_before_any_work() {
         let pass = Passphrase::new("p");
-        let (h, _) = Header::create(&FileParams::default(), &[SlotSpec::Passphrase(pass.clone(), fast_kdf())]).unwrap();
+        let (h, _) = Header::create(
+            &FileParams::default(),
+            &[SlotSpec::Passphrase(pass.clone(), fast_kdf())],
+        )
+        .unwrap();
         let mut keys = KeyRing::new().with_passphrase(pass);
         keys.kdf_limits.max_memory_kib = 32;
         let err = h.unlock(&keys).unwrap_err();

@@ -148,7 +148,9 @@ impl Index {
         let plaintext_len = c.u64().ok_or_else(|| bad("index too short"))?;
         let index_offset = c.u64().ok_or_else(|| bad("index too short"))?;
         let digest = c.array().ok_or_else(|| bad("index too short"))?;
-        if (c.remaining() / INDEX_ENTRY_LEN) as u64 != chunk_count || c.remaining() % INDEX_ENTRY_LEN != 0 {
+        if (c.remaining() / INDEX_ENTRY_LEN) as u64 != chunk_count
+            || c.remaining() % INDEX_ENTRY_LEN != 0
+        {
             return Err(bad("index length does not match its chunk count"));
         }
         let mut body_lens = Vec::with_capacity(c.remaining() / INDEX_ENTRY_LEN);
@@ -217,9 +219,18 @@ impl StreamContext {
 
     /// Compresses (if it helps) and seals data chunk `index` into `out`,
     /// which receives the whole record (header, body, tag).
-    pub fn seal_chunk(&self, index: u64, plain: &[u8], comp: &mut Compressor, out: &mut Vec<u8>) -> Result<()> {
+    pub fn seal_chunk(
+        &self,
+        index: u64,
+        plain: &[u8],
+        comp: &mut Compressor,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         if plain.is_empty() || plain.len() > self.chunk_size() {
-            return Err(Error::InvalidParams(format!("chunk {index}: {} bytes is not a valid chunk", plain.len())));
+            return Err(Error::InvalidParams(format!(
+                "chunk {index}: {} bytes is not a valid chunk",
+                plain.len()
+            )));
         }
         out.clear();
         out.resize(RECORD_HEADER_LEN + plain.len() + TAG_LEN, 0);
@@ -239,7 +250,9 @@ impl StreamContext {
         };
         head.copy_from_slice(&rh.to_bytes());
         let (body, tail) = rest.split_at_mut(body_len);
-        let tag = self.cipher.seal(stream_nonce(index, false), &self.aad(&rh), body)?;
+        let tag = self
+            .cipher
+            .seal(stream_nonce(index, false), &self.aad(&rh), body)?;
         tail[..TAG_LEN].copy_from_slice(&tag);
         out.truncate(RECORD_HEADER_LEN + body_len + TAG_LEN);
         Ok(())
@@ -253,17 +266,36 @@ impl StreamContext {
         let plain = rh.plain_len as usize;
         let body = rh.body_len as usize;
         if rh.kind != RecordKind::Data {
-            return Err(Error::invalid(region, "record kind (expected a data chunk)"));
+            return Err(Error::invalid(
+                region,
+                "record kind (expected a data chunk)",
+            ));
         }
         if plain == 0 || plain > self.chunk_size() {
-            return Err(Error::invalid(region, format!("plaintext length {plain} (chunk size is {})", self.chunk_size())));
+            return Err(Error::invalid(
+                region,
+                format!(
+                    "plaintext length {plain} (chunk size is {})",
+                    self.chunk_size()
+                ),
+            ));
         }
         if rh.compressed && self.header.compression.codec == Codec::None {
-            return Err(Error::invalid(region, "compressed flag in a file without compression"));
+            return Err(Error::invalid(
+                region,
+                "compressed flag in a file without compression",
+            ));
         }
-        let ok = if rh.compressed { body > TAG_LEN && body < plain + TAG_LEN } else { body == plain + TAG_LEN };
+        let ok = if rh.compressed {
+            body > TAG_LEN && body < plain + TAG_LEN
+        } else {
+            body == plain + TAG_LEN
+        };
         if !ok {
-            return Err(Error::invalid(region, format!("stored length {body} for {plain} plaintext bytes")));
+            return Err(Error::invalid(
+                region,
+                format!("stored length {body} for {plain} plaintext bytes"),
+            ));
         }
         Ok(())
     }
@@ -303,10 +335,16 @@ impl StreamContext {
         let rh = RecordHeader {
             kind: RecordKind::Index,
             compressed: false,
-            plain_len: u32::try_from(plain.len()).map_err(|_| Error::InvalidParams("too many chunks".into()))?,
-            body_len: u32::try_from(plain.len() + TAG_LEN).map_err(|_| Error::InvalidParams("too many chunks".into()))?,
+            plain_len: u32::try_from(plain.len())
+                .map_err(|_| Error::InvalidParams("too many chunks".into()))?,
+            body_len: u32::try_from(plain.len() + TAG_LEN)
+                .map_err(|_| Error::InvalidParams("too many chunks".into()))?,
         };
-        let tag = self.cipher.seal(stream_nonce(index.chunk_count, true), &self.aad(&rh), &mut plain)?;
+        let tag = self.cipher.seal(
+            stream_nonce(index.chunk_count, true),
+            &self.aad(&rh),
+            &mut plain,
+        )?;
         let mut rec = Vec::with_capacity(RECORD_HEADER_LEN + plain.len() + TAG_LEN);
         rec.extend_from_slice(&rh.to_bytes());
         rec.extend_from_slice(&plain);
@@ -321,14 +359,22 @@ impl StreamContext {
             || u128::from(rh.plain_len) != expect
             || u64::from(rh.body_len) != u64::from(rh.plain_len) + TAG_LEN as u64
         {
-            return Err(Error::invalid(Region::Index, format!("index record for {chunk_count} chunks")));
+            return Err(Error::invalid(
+                Region::Index,
+                format!("index record for {chunk_count} chunks"),
+            ));
         }
         Ok(())
     }
 
     /// Authenticates the index record that follows `chunk_count` chunks and
     /// checks it is consistent with the header.
-    pub fn open_index(&self, chunk_count: u64, rh: &RecordHeader, body: &mut [u8]) -> Result<Index> {
+    pub fn open_index(
+        &self,
+        chunk_count: u64,
+        rh: &RecordHeader,
+        body: &mut [u8],
+    ) -> Result<Index> {
         self.check_index_record(chunk_count, rh)?;
         let n = self
             .cipher
@@ -336,12 +382,19 @@ impl StreamContext {
             .ok_or(Error::IndexAuth)?;
         let index = Index::decode(body.get(..n).ok_or(Error::IndexAuth)?)?;
         if index.chunk_count != chunk_count {
-            return Err(Error::IndexMismatch(format!("index lists {} chunks, file has {chunk_count}", index.chunk_count)));
+            return Err(Error::IndexMismatch(format!(
+                "index lists {} chunks, file has {chunk_count}",
+                index.chunk_count
+            )));
         }
         let cs = self.chunk_size() as u128;
         let count = u128::from(chunk_count);
         let len = u128::from(index.plaintext_len);
-        let fits = if count == 0 { len == 0 } else { len > (count - 1) * cs && len <= count * cs };
+        let fits = if count == 0 {
+            len == 0
+        } else {
+            len > (count - 1) * cs && len <= count * cs
+        };
         if !fits {
             return Err(Error::IndexMismatch(format!(
                 "plaintext length {} does not fit {chunk_count} chunks",
@@ -368,8 +421,16 @@ mod tests {
 
     fn ctx(suite: Suite) -> (StreamContext, KeyRing) {
         let key = RawKey::generate().unwrap();
-        let specs = if suite.is_encrypted() { vec![SlotSpec::RawKey(key.clone())] } else { vec![] };
-        let params = FileParams { suite, compression: Compression::default(), chunk_size: ChunkSize::parse("64KiB").unwrap() };
+        let specs = if suite.is_encrypted() {
+            vec![SlotSpec::RawKey(key.clone())]
+        } else {
+            vec![]
+        };
+        let params = FileParams {
+            suite,
+            compression: Compression::default(),
+            chunk_size: ChunkSize::parse("64KiB").unwrap(),
+        };
         let (h, c) = crate::header::Header::create(&params, &specs).unwrap();
         (StreamContext::new(h, c), KeyRing::new().with_raw_key(key))
     }
@@ -391,14 +452,23 @@ mod tests {
             assert_eq!(out, plain);
             // The same record at another position fails.
             let mut body = rec[12..].to_vec();
-            assert!(matches!(c.open_chunk(6, &rh, &mut body, &mut dec, &mut out), Err(Error::ChunkAuth { chunk: 6 })));
+            assert!(matches!(
+                c.open_chunk(6, &rh, &mut body, &mut dec, &mut out),
+                Err(Error::ChunkAuth { chunk: 6 })
+            ));
         }
     }
 
     #[test]
     fn index_round_trip_and_checks() {
         let (c, _) = ctx(Suite::Aes256Gcm);
-        let idx = Index { chunk_count: 2, plaintext_len: 70_000, index_offset: 1234, digest: [7; 32], body_lens: vec![10, 20] };
+        let idx = Index {
+            chunk_count: 2,
+            plaintext_len: 70_000,
+            index_offset: 1234,
+            digest: [7; 32],
+            body_lens: vec![10, 20],
+        };
         let rec = c.seal_index(&idx).unwrap();
         let rh = RecordHeader::parse(rec[..12].try_into().unwrap(), Region::Index).unwrap();
         let mut body = rec[12..].to_vec();

@@ -95,7 +95,7 @@ impl std::fmt::Debug for PayloadCipher {
 }
 
 enum CipherImpl {
-    Checksum(blake3::Hasher),
+    Checksum(Box<blake3::Hasher>),
     Aead(LessSafeKey),
 }
 
@@ -103,7 +103,7 @@ impl PayloadCipher {
     /// Builds the cipher for `suite` from a derived payload key.
     pub fn new(suite: Suite, key: &[u8; KEY_LEN]) -> Result<Self> {
         let inner = match suite {
-            Suite::None => CipherImpl::Checksum(blake3::Hasher::new_keyed(key)),
+            Suite::None => CipherImpl::Checksum(Box::new(blake3::Hasher::new_keyed(key))),
             Suite::Aes256Gcm => CipherImpl::Aead(LessSafeKey::new(
                 UnboundKey::new(&AES_256_GCM, key).map_err(|_| Error::Crypto("bad key length"))?,
             )),
@@ -116,12 +116,21 @@ impl PayloadCipher {
     }
 
     /// Seals `body` in place and returns the tag to append.
-    pub fn seal(&self, nonce: [u8; NONCE_LEN], aad: &[u8], body: &mut [u8]) -> Result<[u8; TAG_LEN]> {
+    pub fn seal(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        aad: &[u8],
+        body: &mut [u8],
+    ) -> Result<[u8; TAG_LEN]> {
         match &self.inner {
             CipherImpl::Checksum(keyed) => Ok(checksum_tag(keyed, &nonce, aad, body)),
             CipherImpl::Aead(key) => {
                 let tag = key
-                    .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), body)
+                    .seal_in_place_separate_tag(
+                        Nonce::assume_unique_for_key(nonce),
+                        Aad::from(aad),
+                        body,
+                    )
                     .map_err(|_| Error::Crypto("seal failed"))?;
                 let mut out = [0u8; TAG_LEN];
                 out.copy_from_slice(tag.as_ref());
@@ -172,7 +181,11 @@ mod tests {
             let mut copy = buf.clone();
             assert_eq!(c.open(stream_nonce(3, false), b"ad", &mut copy), Some(11));
             assert_eq!(&copy[..11], b"hello world");
-            for (nonce, ad) in [(stream_nonce(4, false), &b"ad"[..]), (stream_nonce(3, true), b"ad"), (stream_nonce(3, false), b"xx")] {
+            for (nonce, ad) in [
+                (stream_nonce(4, false), &b"ad"[..]),
+                (stream_nonce(3, true), b"ad"),
+                (stream_nonce(3, false), b"xx"),
+            ] {
                 let mut copy = buf.clone();
                 assert_eq!(c.open(nonce, ad, &mut copy), None, "{suite:?}");
             }

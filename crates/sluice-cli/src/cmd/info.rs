@@ -17,9 +17,13 @@ pub fn run(args: &InfoArgs) -> Result<Code> {
         inspect_stream(std::io::stdin())
     } else {
         if args.input.is_dir() {
-            return Err(usage(format!("{}: is a directory, not a file", args.input.display())));
+            return Err(usage(format!(
+                "{}: is a directory, not a file",
+                args.input.display()
+            )));
         }
-        let f = File::open(&args.input).with_context(|| format!("{}: cannot open", args.input.display()))?;
+        let f = File::open(&args.input)
+            .with_context(|| format!("{}: cannot open", args.input.display()))?;
         inspect(f)
     }
     .map_err(|e| anyhow::Error::new(e).context(display(&args.input)))?;
@@ -55,24 +59,47 @@ pub fn run(args: &InfoArgs) -> Result<Code> {
     Ok(Code::Ok)
 }
 
-fn print_human(args: &InfoArgs, info: &ContainerInfo, slots: &[&str], kdf: &[&sluice_engine::format::KdfParams]) {
+fn print_human(
+    args: &InfoArgs,
+    info: &ContainerInfo,
+    slots: &[&str],
+    kdf: &[&sluice_engine::format::KdfParams],
+) {
     let h = &info.header;
-    let ratio = if info.plaintext_len == 0 { 1.0 } else { info.container_len as f64 / info.plaintext_len as f64 };
+    let ratio = if info.plaintext_len == 0 {
+        1.0
+    } else {
+        info.container_len as f64 / info.plaintext_len as f64
+    };
     println!("file:          {}", display(&args.input));
     println!("format:        sluice v{}", sluice_engine::format::VERSION);
     println!("encryption:    {}", h.suite.name());
     println!("compression:   {}", h.compression);
     println!("chunk size:    {} bytes", h.chunk_size.bytes());
-    println!("chunks:        {} ({} compressed)", info.chunk_count, info.compressed_chunks);
+    println!(
+        "chunks:        {} ({} compressed)",
+        info.chunk_count, info.compressed_chunks
+    );
     println!("original size: {} bytes", info.plaintext_len);
-    println!("container:     {} bytes ({:.1}% of original)", info.container_len, ratio * 100.0);
+    println!(
+        "container:     {} bytes ({:.1}% of original)",
+        info.container_len,
+        ratio * 100.0
+    );
     if slots.is_empty() {
         println!("key slots:     none (unencrypted: checksums only)");
     } else {
         println!("key slots:     {} ({})", slots.len(), slots.join(", "));
     }
     for p in kdf {
-        println!("argon2id:      {} MiB, {} passes, {} lanes", p.memory_kib / 1024, p.passes, p.lanes);
+        println!(
+            "argon2id:      {} MiB, {} passes, {} lanes",
+            p.memory_kib / 1024,
+            p.passes,
+            p.lanes
+        );
     }
-    println!("note:          read without a key; sizes are not authenticated (use 'sluice verify')");
+    println!(
+        "note:          read without a key; sizes are not authenticated (use 'sluice verify')"
+    );
 }

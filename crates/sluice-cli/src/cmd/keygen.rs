@@ -15,14 +15,20 @@ use crate::exit::{usage, Code};
 /// Runs the command.
 pub fn run(args: &KeygenArgs) -> Result<Code> {
     if let Some(path) = &args.show_recipient {
-        let text = Zeroizing::new(std::fs::read_to_string(path).with_context(|| format!("{}: cannot read identity file", path.display()))?);
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("{}: cannot read identity file", path.display()))?,
+        );
         for id in Identity::parse_file(&text).with_context(|| path.display().to_string())? {
             println!("{}", id.recipient());
         }
         return Ok(Code::Ok);
     }
     if args.raw {
-        let path = args.output.as_deref().ok_or_else(|| usage("--raw needs -o FILE"))?;
+        let path = args
+            .output
+            .as_deref()
+            .ok_or_else(|| usage("--raw needs -o FILE"))?;
         let key = RawKey::generate()?;
         write_secret(path, key.expose())?;
         return Ok(Code::Ok);
@@ -58,9 +64,14 @@ fn write_secret(path: &Path, bytes: &[u8]) -> Result<()> {
         .mode(0o600)
         .open(path)
         .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => usage(format!("{}: already exists (keygen never overwrites a key)", path.display())),
+            std::io::ErrorKind::AlreadyExists => usage(format!(
+                "{}: already exists (keygen never overwrites a key)",
+                path.display()
+            )),
             _ => anyhow::Error::new(e).context(format!("{}: cannot create", path.display())),
         })?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).with_context(|| format!("{}: cannot write", path.display()))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("{}: cannot write", path.display()))?;
     Ok(())
 }

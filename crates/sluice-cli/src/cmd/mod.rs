@@ -40,15 +40,26 @@ pub struct Input {
 /// Opens a file argument (or `-` for standard input) for reading.
 pub fn open_input(path: &Path) -> Result<Input> {
     if is_stdio(path) {
-        return Ok(Input { reader: Box::new(std::io::stdin()), size: None });
+        return Ok(Input {
+            reader: Box::new(std::io::stdin()),
+            size: None,
+        });
     }
     if path.is_dir() {
-        return Err(usage(format!("{}: is a directory, not a file", path.display())));
+        return Err(usage(format!(
+            "{}: is a directory, not a file",
+            path.display()
+        )));
     }
     let file = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
-    let meta = file.metadata().with_context(|| format!("{}: cannot read metadata", path.display()))?;
-    let size = meta.is_file().then(|| meta.len());
-    Ok(Input { reader: Box::new(file), size })
+    let meta = file
+        .metadata()
+        .with_context(|| format!("{}: cannot read metadata", path.display()))?;
+    let size = meta.is_file().then_some(meta.len());
+    Ok(Input {
+        reader: Box::new(file),
+        size,
+    })
 }
 
 /// Where output goes: standard output, or a file that appears only on success.

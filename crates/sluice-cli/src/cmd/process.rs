@@ -13,20 +13,35 @@ use crate::keys::slots_for_process;
 use crate::progress::{Bar, Track};
 
 /// Runs the command.
-pub fn run(args: &ProcessArgs, engine: &Engine, global: &Global, cancel: CancelToken) -> Result<Code> {
+pub fn run(
+    args: &ProcessArgs,
+    engine: &Engine,
+    global: &Global,
+    cancel: CancelToken,
+) -> Result<Code> {
     let suite = Suite::from_name(&args.encrypt).map_err(|e| usage(e.to_string()))?;
     let compression = Compression::parse(&args.compress).map_err(|e| usage(e.to_string()))?;
     let chunk_size = ChunkSize::parse(&args.chunk_size).map_err(|e| usage(e.to_string()))?;
     let slots = slots_for_process(args, suite.is_encrypted())?;
-    let output = args.output.clone().unwrap_or_else(|| default_container_name(&args.input));
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| default_container_name(&args.input));
     let input = open_input(&args.input)?;
     let mut sink = Sink::open(&output, &args.input, args.force, true)?;
     let opts = EncodeOptions {
-        params: FileParams { suite, compression, chunk_size },
+        params: FileParams {
+            suite,
+            compression,
+            chunk_size,
+        },
         slots,
         adaptive: !args.no_adaptive,
     };
-    let ctl = Control { cancel, ..Control::new() };
+    let ctl = Control {
+        cancel,
+        ..Control::new()
+    };
     let bar = Bar::start(ctl.progress.clone(), input.size, Track::Input, global.quiet);
     let summary = engine
         .encode(input.reader, &mut sink, &opts, &ctl)
@@ -34,7 +49,11 @@ pub fn run(args: &ProcessArgs, engine: &Engine, global: &Global, cancel: CancelT
     drop(bar);
     sink.commit()?;
     if !global.quiet && std::io::stderr().is_terminal() {
-        let ratio = if summary.plaintext_len == 0 { 1.0 } else { summary.container_len as f64 / summary.plaintext_len as f64 };
+        let ratio = if summary.plaintext_len == 0 {
+            1.0
+        } else {
+            summary.container_len as f64 / summary.plaintext_len as f64
+        };
         eprintln!(
             "{} -> {}: {} -> {} bytes ({:.1}%), {} chunks",
             display(&args.input),

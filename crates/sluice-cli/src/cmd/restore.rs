@@ -14,27 +14,47 @@ use crate::keys::keyring;
 use crate::progress::{Bar, Track};
 
 /// Runs the command.
-pub fn run(args: &RestoreArgs, engine: &Engine, global: &Global, cancel: CancelToken) -> Result<Code> {
+pub fn run(
+    args: &RestoreArgs,
+    engine: &Engine,
+    global: &Global,
+    cancel: CancelToken,
+) -> Result<Code> {
     let keys = keyring(&args.unlock)?;
     let output = match &args.output {
         Some(o) => o.clone(),
         None => default_output(&args.input)?,
     };
-    let ctl = Control { cancel, ..Control::new() };
+    let ctl = Control {
+        cancel,
+        ..Control::new()
+    };
     if let Some(spec) = &args.range {
         let (start, end) = parse_range(spec)?;
         if is_stdio(&args.input) {
-            return Err(usage("--range needs a seekable file, not standard input (a pipe)"));
+            return Err(usage(
+                "--range needs a seekable file, not standard input (a pipe)",
+            ));
         }
-        let file = File::open(&args.input).with_context(|| format!("{}: cannot open", args.input.display()))?;
+        let file = File::open(&args.input)
+            .with_context(|| format!("{}: cannot open", args.input.display()))?;
         if !file.metadata().map(|m| m.is_file()).unwrap_or(false) {
-            return Err(usage(format!("{}: --range needs a regular, seekable file", args.input.display())));
+            return Err(usage(format!(
+                "{}: --range needs a regular, seekable file",
+                args.input.display()
+            )));
         }
-        let mut archive = Archive::open(file, &keys).map_err(|e| name_error(e, &args.input, &output))?;
+        let mut archive =
+            Archive::open(file, &keys).map_err(|e| name_error(e, &args.input, &output))?;
         let len = archive.plaintext_len();
         let range: Range<u64> = start..end.unwrap_or(len);
         let mut sink = Sink::open(&output, &args.input, args.force, false)?;
-        let bar = Bar::start(ctl.progress.clone(), Some(range.end.saturating_sub(range.start)), Track::Output, global.quiet);
+        let bar = Bar::start(
+            ctl.progress.clone(),
+            Some(range.end.saturating_sub(range.start)),
+            Track::Output,
+            global.quiet,
+        );
         archive
             .read_range(engine, range, &mut sink, &ctl)
             .map_err(|e| name_error(e, &args.input, &output))?;
@@ -59,18 +79,35 @@ fn default_output(input: &Path) -> Result<PathBuf> {
     }
     match input.to_str().and_then(|s| s.strip_suffix(".sluice")) {
         Some(stem) if !stem.is_empty() && !stem.ends_with('/') => Ok(PathBuf::from(stem)),
-        _ => Err(usage(format!("{}: cannot guess the output name (no .sluice suffix): use -o OUTPUT", display(input)))),
+        _ => Err(usage(format!(
+            "{}: cannot guess the output name (no .sluice suffix): use -o OUTPUT",
+            display(input)
+        ))),
     }
 }
 
 /// Parses `START..END` (END exclusive) or `START..`.
 pub fn parse_range(spec: &str) -> Result<(u64, Option<u64>)> {
-    let bad = || usage(format!("invalid --range {spec:?}: expected START..END or START.. (bytes, END exclusive)"));
+    let bad = || {
+        usage(format!(
+            "invalid --range {spec:?}: expected START..END or START.. (bytes, END exclusive)"
+        ))
+    };
     let (a, b) = spec.split_once("..").ok_or_else(bad)?;
-    let start: u64 = if a.trim().is_empty() { 0 } else { a.trim().parse().map_err(|_| bad())? };
-    let end = if b.trim().is_empty() { None } else { Some(b.trim().parse::<u64>().map_err(|_| bad())?) };
+    let start: u64 = if a.trim().is_empty() {
+        0
+    } else {
+        a.trim().parse().map_err(|_| bad())?
+    };
+    let end = if b.trim().is_empty() {
+        None
+    } else {
+        Some(b.trim().parse::<u64>().map_err(|_| bad())?)
+    };
     if end.is_some_and(|e| e < start) {
-        return Err(usage(format!("invalid --range {spec:?}: END is before START")));
+        return Err(usage(format!(
+            "invalid --range {spec:?}: END is before START"
+        )));
     }
     Ok((start, end))
 }
@@ -91,7 +128,10 @@ mod tests {
 
     #[test]
     fn default_names() {
-        assert_eq!(default_output(Path::new("a/b.tar.sluice")).unwrap(), PathBuf::from("a/b.tar"));
+        assert_eq!(
+            default_output(Path::new("a/b.tar.sluice")).unwrap(),
+            PathBuf::from("a/b.tar")
+        );
         assert!(default_output(Path::new("b.tar")).is_err());
         assert!(default_output(Path::new(".sluice")).is_err());
     }

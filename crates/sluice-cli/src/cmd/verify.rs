@@ -1,6 +1,5 @@
 //! `sluice verify`: authenticate whole containers, several at a time.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -15,19 +14,27 @@ use crate::keys::keyring;
 
 /// Runs the command. Files are verified concurrently (at most `--jobs` at
 /// once) on the one shared CPU pool; results print in argument order.
-pub fn run(args: &VerifyArgs, engine: &Engine, _global: &Global, cancel: CancelToken) -> Result<Code> {
+pub fn run(
+    args: &VerifyArgs,
+    engine: &Engine,
+    _global: &Global,
+    cancel: CancelToken,
+) -> Result<Code> {
     if args.jobs == 0 {
         return Err(usage("--jobs must be at least 1"));
     }
     let keys = keyring(&args.unlock)?;
     let n = args.inputs.len();
-    let results: Vec<Mutex<Option<Result<DecodeSummary, anyhow::Error>>>> = (0..n).map(|_| Mutex::new(None)).collect();
+    let results: Vec<Mutex<Option<Result<DecodeSummary, anyhow::Error>>>> =
+        (0..n).map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..args.jobs.min(n) {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(path) = args.inputs.get(i) else { return };
+                let Some(path) = args.inputs.get(i) else {
+                    return;
+                };
                 let outcome = verify_one(path, engine, &keys, &cancel);
                 if let Some(Ok(mut guard)) = results.get(i).map(Mutex::lock) {
                     *guard = Some(outcome);
@@ -74,7 +81,12 @@ pub fn run(args: &VerifyArgs, engine: &Engine, _global: &Global, cancel: CancelT
     } else {
         for r in &report {
             match r {
-                Ok((p, s)) => println!("OK      {}  ({} bytes, blake3 {})", p.display(), s.plaintext_len, hex::encode(s.digest)),
+                Ok((p, s)) => println!(
+                    "OK      {}  ({} bytes, blake3 {})",
+                    p.display(),
+                    s.plaintext_len,
+                    hex::encode(s.digest)
+                ),
                 Err((_, e)) => println!("FAILED  {e:#}"),
             }
         }
@@ -82,8 +94,18 @@ pub fn run(args: &VerifyArgs, engine: &Engine, _global: &Global, cancel: CancelT
     Ok(first_failure.unwrap_or(Code::Ok))
 }
 
-fn verify_one(path: &PathBuf, engine: &Engine, keys: &sluice_engine::format::KeyRing, cancel: &CancelToken) -> Result<DecodeSummary> {
+fn verify_one(
+    path: &std::path::Path,
+    engine: &Engine,
+    keys: &sluice_engine::format::KeyRing,
+    cancel: &CancelToken,
+) -> Result<DecodeSummary> {
     let input = open_input(path).map_err(|e| e.context(display(path)))?;
-    let ctl = Control { cancel: cancel.clone(), ..Control::new() };
-    engine.verify(input.reader, keys, &ctl).map_err(|e| name_error(e, path, path))
+    let ctl = Control {
+        cancel: cancel.clone(),
+        ..Control::new()
+    };
+    engine
+        .verify(input.reader, keys, &ctl)
+        .map_err(|e| name_error(e, path, path))
 }

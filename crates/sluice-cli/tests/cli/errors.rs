@@ -10,12 +10,34 @@ fn refuses_to_overwrite_and_to_clobber_the_input() {
     let env = Env::new();
     env.write("f", b"data");
     env.write("existing", b"keep me");
-    env.cmd().args(["process", "f", "-o", "existing", "--encrypt", "none"]).assert().code(2).stderr(contains("already exists"));
+    env.cmd()
+        .args(["process", "f", "-o", "existing", "--encrypt", "none"])
+        .assert()
+        .code(2)
+        .stderr(contains("already exists"));
     assert_eq!(read(&env.path("existing")), b"keep me");
-    env.cmd().args(["process", "f", "-o", "existing", "--encrypt", "none", "--force"]).assert().success();
-    env.cmd().args(["process", "f", "-o", "f", "--encrypt", "none", "--force"]).assert().code(2).stderr(contains("same file"));
+    env.cmd()
+        .args([
+            "process",
+            "f",
+            "-o",
+            "existing",
+            "--encrypt",
+            "none",
+            "--force",
+        ])
+        .assert()
+        .success();
+    env.cmd()
+        .args(["process", "f", "-o", "f", "--encrypt", "none", "--force"])
+        .assert()
+        .code(2)
+        .stderr(contains("same file"));
     assert_eq!(read(&env.path("f")), b"data");
-    env.cmd().args(["process", "f", "-o", "./f", "--encrypt", "none", "--force"]).assert().code(2);
+    env.cmd()
+        .args(["process", "f", "-o", "./f", "--encrypt", "none", "--force"])
+        .assert()
+        .code(2);
 }
 
 #[test]
@@ -24,7 +46,19 @@ fn corrupt_and_truncated_files_leave_no_output() {
     let data = sample(600_000);
     env.write("f", &data);
     let key = env.key_file("k.bin");
-    env.cmd().args(["process", "f", "-o", "c.sluice", "--chunk-size", "64KiB", "--key-file"]).arg(&key).assert().success();
+    env.cmd()
+        .args([
+            "process",
+            "f",
+            "-o",
+            "c.sluice",
+            "--chunk-size",
+            "64KiB",
+            "--key-file",
+        ])
+        .arg(&key)
+        .assert()
+        .success();
     let good = read(&env.path("c.sluice"));
     let mut bad = good.clone();
     let mid = good.len() / 2;
@@ -44,9 +78,22 @@ fn corrupt_and_truncated_files_leave_no_output() {
         .assert()
         .code(4)
         .stderr(contains("truncated"));
-    assert_eq!(env.files(), before, "partial output or temp file left behind");
-    env.cmd().args(["restore", "f", "-o", "out", "--key-file"]).arg(&key).assert().code(4).stderr(contains("not a sluice file"));
-    env.cmd().args(["info", "f"]).assert().code(4).stderr(contains("not a sluice file"));
+    assert_eq!(
+        env.files(),
+        before,
+        "partial output or temp file left behind"
+    );
+    env.cmd()
+        .args(["restore", "f", "-o", "out", "--key-file"])
+        .arg(&key)
+        .assert()
+        .code(4)
+        .stderr(contains("not a sluice file"));
+    env.cmd()
+        .args(["info", "f"])
+        .assert()
+        .code(4)
+        .stderr(contains("not a sluice file"));
     assert_eq!(env.files(), before);
 }
 
@@ -54,13 +101,31 @@ fn corrupt_and_truncated_files_leave_no_output() {
 fn io_faults_are_named() {
     let env = Env::new();
     env.write("f", &sample(100_000));
-    env.cmd().args(["process", "missing", "-o", "o", "--encrypt", "none"]).assert().code(3).stderr(contains("missing"));
+    env.cmd()
+        .args(["process", "missing", "-o", "o", "--encrypt", "none"])
+        .assert()
+        .code(3)
+        .stderr(contains("missing"));
     std::fs::create_dir(env.path("d")).unwrap();
-    env.cmd().args(["process", "d", "-o", "o", "--encrypt", "none"]).assert().code(2).stderr(contains("directory"));
-    env.cmd().args(["process", "f", "-o", "d", "--encrypt", "none", "--force"]).assert().code(2).stderr(contains("directory"));
-    env.cmd().args(["process", "f", "-o", "nodir/o", "--encrypt", "none"]).assert().code(3);
+    env.cmd()
+        .args(["process", "d", "-o", "o", "--encrypt", "none"])
+        .assert()
+        .code(2)
+        .stderr(contains("directory"));
+    env.cmd()
+        .args(["process", "f", "-o", "d", "--encrypt", "none", "--force"])
+        .assert()
+        .code(2)
+        .stderr(contains("directory"));
+    env.cmd()
+        .args(["process", "f", "-o", "nodir/o", "--encrypt", "none"])
+        .assert()
+        .code(3);
     // A full disk: standard output on /dev/full.
-    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
     let out = std::process::Command::new(bin())
         .args(["process", "f", "-o", "-", "--encrypt", "none"])
         .current_dir(env.dir.path())
@@ -69,7 +134,10 @@ fn io_faults_are_named() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("writing output") && err.contains("No space"), "{err}");
+    assert!(
+        err.contains("writing output") && err.contains("No space"),
+        "{err}"
+    );
     assert!(!env.path("o").exists());
 }
 
@@ -79,10 +147,46 @@ fn bad_flags_are_usage_errors() {
     env.write("f", b"x");
     for args in [
         vec!["process", "f", "-o", "o", "--encrypt", "rot13"],
-        vec!["process", "f", "-o", "o", "--encrypt", "none", "--compress", "gzip"],
-        vec!["process", "f", "-o", "o", "--encrypt", "none", "--compress", "zstd:99"],
-        vec!["process", "f", "-o", "o", "--encrypt", "none", "--chunk-size", "3MiB"],
-        vec!["process", "f", "-o", "o", "--encrypt", "none", "--chunk-size", "1GiB"],
+        vec![
+            "process",
+            "f",
+            "-o",
+            "o",
+            "--encrypt",
+            "none",
+            "--compress",
+            "gzip",
+        ],
+        vec![
+            "process",
+            "f",
+            "-o",
+            "o",
+            "--encrypt",
+            "none",
+            "--compress",
+            "zstd:99",
+        ],
+        vec![
+            "process",
+            "f",
+            "-o",
+            "o",
+            "--encrypt",
+            "none",
+            "--chunk-size",
+            "3MiB",
+        ],
+        vec![
+            "process",
+            "f",
+            "-o",
+            "o",
+            "--encrypt",
+            "none",
+            "--chunk-size",
+            "1GiB",
+        ],
         vec!["frobnicate"],
         vec!["verify"],
     ] {
@@ -94,9 +198,21 @@ fn bad_flags_are_usage_errors() {
 #[test]
 fn help_and_version() {
     let env = Env::new();
-    env.cmd().arg("--version").assert().success().stdout(contains("sluice"));
+    env.cmd()
+        .arg("--version")
+        .assert()
+        .success()
+        .stdout(contains("sluice"));
     for c in ["process", "restore", "verify", "info", "keygen"] {
-        env.cmd().args([c, "--help"]).assert().success().stdout(contains("Examples"));
+        env.cmd()
+            .args([c, "--help"])
+            .assert()
+            .success()
+            .stdout(contains("Examples"));
     }
-    env.cmd().arg("--help").assert().success().stdout(contains("Exit codes"));
+    env.cmd()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(contains("Exit codes"));
 }

@@ -18,13 +18,33 @@ fn suites_codecs_and_chunk_sizes() {
         ("none", "zstd:19", "256KiB"),
         ("none", "none", "4MiB"),
     ] {
-        let keyargs: Vec<&str> = if enc == "none" { vec![] } else { vec!["--key-file", key] };
+        let keyargs: Vec<&str> = if enc == "none" {
+            vec![]
+        } else {
+            vec!["--key-file", key]
+        };
         env.cmd()
-            .args(["process", "in.bin", "-o", "c.sluice", "--force", "--encrypt", enc, "--compress", comp, "--chunk-size", chunk])
+            .args([
+                "process",
+                "in.bin",
+                "-o",
+                "c.sluice",
+                "--force",
+                "--encrypt",
+                enc,
+                "--compress",
+                comp,
+                "--chunk-size",
+                chunk,
+            ])
             .args(&keyargs)
             .assert()
             .success();
-        env.cmd().args(["restore", "c.sluice", "-o", "out.bin", "--force"]).args(&keyargs).assert().success();
+        env.cmd()
+            .args(["restore", "c.sluice", "-o", "out.bin", "--force"])
+            .args(&keyargs)
+            .assert()
+            .success();
         assert!(read(&env.path("out.bin")) == data, "{enc} {comp} {chunk}");
     }
 }
@@ -34,10 +54,18 @@ fn default_output_names() {
     let env = Env::new();
     env.write("notes.txt", b"hello sluice");
     let key = env.key_file("k.bin");
-    env.cmd().args(["process", "notes.txt", "--key-file"]).arg(&key).assert().success();
+    env.cmd()
+        .args(["process", "notes.txt", "--key-file"])
+        .arg(&key)
+        .assert()
+        .success();
     assert!(env.path("notes.txt.sluice").exists());
     std::fs::remove_file(env.path("notes.txt")).unwrap();
-    env.cmd().args(["restore", "notes.txt.sluice", "--key-file"]).arg(&key).assert().success();
+    env.cmd()
+        .args(["restore", "notes.txt.sluice", "--key-file"])
+        .arg(&key)
+        .assert()
+        .success();
     assert_eq!(read(&env.path("notes.txt")), b"hello sluice");
 }
 
@@ -51,11 +79,32 @@ fn pipes_both_ways() {
         "set -o pipefail; cat f | {b} process - -o - --key-file k.bin | {b} restore - -o - --key-file k.bin | cmp - f",
         b = bin().display()
     );
-    let st = std::process::Command::new("bash").arg("-c").arg(&script).current_dir(env.dir.path()).status().unwrap();
+    let st = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(env.dir.path())
+        .status()
+        .unwrap();
     assert!(st.success(), "pipeline failed");
     // Without -o, standard input goes to standard output.
-    let out = env.cmd().args(["process", "-", "--encrypt", "none"]).write_stdin(data.clone()).assert().success().get_output().stdout.clone();
-    let back = env.cmd().args(["restore", "-"]).write_stdin(out).assert().success().get_output().stdout.clone();
+    let out = env
+        .cmd()
+        .args(["process", "-", "--encrypt", "none"])
+        .write_stdin(data.clone())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let back = env
+        .cmd()
+        .args(["restore", "-"])
+        .write_stdin(out)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     assert!(back == data);
 }
 
@@ -65,11 +114,37 @@ fn byte_ranges() {
     let data = sample(1_000_000);
     env.write("f", &data);
     let key = env.key_file("k.bin");
-    env.cmd().args(["process", "f", "-o", "f.sluice", "--chunk-size", "64KiB", "--key-file"]).arg(&key).assert().success();
-    for (spec, a, b) in [("0..10", 0, 10), ("65535..65537", 65535, 65537), ("999990..", 999_990, 1_000_000), ("123456..654321", 123_456, 654_321), ("5..5", 5, 5)] {
+    env.cmd()
+        .args([
+            "process",
+            "f",
+            "-o",
+            "f.sluice",
+            "--chunk-size",
+            "64KiB",
+            "--key-file",
+        ])
+        .arg(&key)
+        .assert()
+        .success();
+    for (spec, a, b) in [
+        ("0..10", 0, 10),
+        ("65535..65537", 65535, 65537),
+        ("999990..", 999_990, 1_000_000),
+        ("123456..654321", 123_456, 654_321),
+        ("5..5", 5, 5),
+    ] {
         let out = env
             .cmd()
-            .args(["restore", "f.sluice", "-o", "-", "--range", spec, "--key-file"])
+            .args([
+                "restore",
+                "f.sluice",
+                "-o",
+                "-",
+                "--range",
+                spec,
+                "--key-file",
+            ])
             .arg(&key)
             .assert()
             .success()
@@ -79,7 +154,15 @@ fn byte_ranges() {
         assert!(out == data[a..b], "range {spec}");
     }
     env.cmd()
-        .args(["restore", "f.sluice", "-o", "-", "--range", "10..2000000", "--key-file"])
+        .args([
+            "restore",
+            "f.sluice",
+            "-o",
+            "-",
+            "--range",
+            "10..2000000",
+            "--key-file",
+        ])
         .arg(&key)
         .assert()
         .code(2)
@@ -91,7 +174,19 @@ fn byte_ranges() {
         .assert()
         .code(2)
         .stderr(contains("seekable"));
-    env.cmd().args(["restore", "f.sluice", "-o", "x", "--range", "9..3", "--key-file"]).arg(&key).assert().code(2);
+    env.cmd()
+        .args([
+            "restore",
+            "f.sluice",
+            "-o",
+            "x",
+            "--range",
+            "9..3",
+            "--key-file",
+        ])
+        .arg(&key)
+        .assert()
+        .code(2);
 }
 
 #[test]
@@ -99,9 +194,34 @@ fn threads_flag_and_env() {
     let env = Env::new();
     let data = sample(500_000);
     env.write("f", &data);
-    env.cmd().args(["-j", "1", "process", "f", "-o", "a.sluice", "--encrypt", "none", "--chunk-size", "64KiB"]).assert().success();
-    env.cmd().env("SLUICE_THREADS", "3").args(["restore", "a.sluice", "-o", "a.out"]).assert().success();
+    env.cmd()
+        .args([
+            "-j",
+            "1",
+            "process",
+            "f",
+            "-o",
+            "a.sluice",
+            "--encrypt",
+            "none",
+            "--chunk-size",
+            "64KiB",
+        ])
+        .assert()
+        .success();
+    env.cmd()
+        .env("SLUICE_THREADS", "3")
+        .args(["restore", "a.sluice", "-o", "a.out"])
+        .assert()
+        .success();
     assert!(read(&env.path("a.out")) == data);
-    env.cmd().args(["--threads", "0", "info", "a.sluice"]).assert().success();
-    env.cmd().args(["--threads", "0", "restore", "a.sluice", "-o", "b"]).assert().code(2).stderr(contains("threads"));
+    env.cmd()
+        .args(["--threads", "0", "info", "a.sluice"])
+        .assert()
+        .success();
+    env.cmd()
+        .args(["--threads", "0", "restore", "a.sluice", "-o", "b"])
+        .assert()
+        .code(2)
+        .stderr(contains("threads"));
 }

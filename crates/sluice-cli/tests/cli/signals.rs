@@ -9,7 +9,16 @@ fn interrupt_mid_run(signal: &str) {
     let env = Env::new();
     // An endless input keeps the process busy until the signal arrives.
     let mut child = Command::new(bin())
-        .args(["process", "/dev/zero", "-o", "out.sluice", "--encrypt", "none", "--compress", "none"])
+        .args([
+            "process",
+            "/dev/zero",
+            "-o",
+            "out.sluice",
+            "--encrypt",
+            "none",
+            "--compress",
+            "none",
+        ])
         .current_dir(env.dir.path())
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
@@ -25,11 +34,22 @@ fn interrupt_mid_run(signal: &str) {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(200));
-    let st = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+    let st = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(st.success());
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130), "exit status after {signal}: {status:?}");
-    assert_eq!(env.files(), Vec::<String>::new(), "left behind after {signal}");
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "exit status after {signal}: {status:?}"
+    );
+    assert_eq!(
+        env.files(),
+        Vec::<String>::new(),
+        "left behind after {signal}"
+    );
 }
 
 #[test]

@@ -10,7 +10,9 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Self {
-        Env { dir: tempfile::tempdir().unwrap() }
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -26,20 +28,35 @@ impl Env {
     /// `sluice` with the working directory set to the temp dir and a clean environment.
     pub fn cmd(&self) -> Command {
         let mut c = Command::cargo_bin("sluice").unwrap();
-        c.current_dir(self.dir.path()).env_remove("SLUICE_PASSPHRASE").env_remove("SLUICE_THREADS");
+        c.current_dir(self.dir.path())
+            .env_remove("SLUICE_PASSPHRASE")
+            .env_remove("SLUICE_THREADS");
         c
     }
 
     /// A fresh raw key file.
     pub fn key_file(&self, name: &str) -> PathBuf {
-        self.cmd().args(["keygen", "--raw", "-o", name]).assert().success();
+        self.cmd()
+            .args(["keygen", "--raw", "-o", name])
+            .assert()
+            .success();
         self.path(name)
     }
 
     /// A fresh identity; returns (identity path, recipient string).
     pub fn identity(&self, name: &str) -> (PathBuf, String) {
-        let out = self.cmd().args(["keygen", "-o", name]).assert().success().get_output().stdout.clone();
-        (self.path(name), String::from_utf8(out).unwrap().trim().to_string())
+        let out = self
+            .cmd()
+            .args(["keygen", "-o", name])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        (
+            self.path(name),
+            String::from_utf8(out).unwrap().trim().to_string(),
+        )
     }
 
     /// Files in the temp dir (to check nothing partial was left behind).
@@ -62,7 +79,11 @@ pub fn sample(len: usize) -> Vec<u8> {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            if (i / 100_000) % 3 == 2 { x as u8 } else { words[i % words.len()] }
+            if (i / 100_000) % 3 == 2 {
+                x as u8
+            } else {
+                words[i % words.len()]
+            }
         })
         .collect()
 }

@@ -2,18 +2,25 @@
 #![allow(dead_code)]
 
 use sluice_engine::format::{
-    ChunkSize, Compression, FileParams, Identity, KdfParams, KeyRing, Passphrase, RawKey, SlotSpec, Suite,
+    ChunkSize, Compression, FileParams, Identity, KdfParams, KeyRing, Passphrase, RawKey, SlotSpec,
+    Suite,
 };
 use sluice_engine::{Control, EncodeOptions, Engine, EngineConfig};
 
 /// Argon2 parameters small enough for hundreds of test round trips.
 pub fn fast_kdf() -> KdfParams {
-    KdfParams { memory_kib: 256, passes: 1, lanes: 1 }
+    KdfParams {
+        memory_kib: 256,
+        passes: 1,
+        lanes: 1,
+    }
 }
 
 /// Half compressible text, half pseudo-random bytes, deterministic.
 pub fn sample(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let words = b"the quick brown fox jumps over lazy dogs while sluice compresses logs ";
     (0..len)
         .map(|i| {
@@ -49,7 +56,10 @@ pub fn key_cases() -> Vec<KeyCase> {
         },
         KeyCase {
             name: "x25519",
-            slots: vec![SlotSpec::Recipient(id2.recipient()), SlotSpec::Recipient(id.recipient())],
+            slots: vec![
+                SlotSpec::Recipient(id2.recipient()),
+                SlotSpec::Recipient(id.recipient()),
+            ],
             keys: KeyRing::new().with_identity(id),
         },
         KeyCase {
@@ -61,7 +71,11 @@ pub fn key_cases() -> Vec<KeyCase> {
 }
 
 pub fn engine(threads: usize) -> Engine {
-    Engine::new(EngineConfig { threads: Some(threads), in_flight: None }).unwrap()
+    Engine::new(EngineConfig {
+        threads: Some(threads),
+        in_flight: None,
+    })
+    .unwrap()
 }
 
 pub fn opts(suite: Suite, compression: &str, chunk: &str, slots: Vec<SlotSpec>) -> EncodeOptions {
