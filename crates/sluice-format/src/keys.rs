@@ -169,6 +169,13 @@ impl Identity {
         })
     }
 
+    /// An identity from 32 secret bytes (for fixtures and key derivation schemes).
+    pub fn from_secret_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        Identity {
+            secret: x25519_dalek::StaticSecret::from(bytes),
+        }
+    }
+
     /// The recipient (public key) of this identity.
     pub fn recipient(&self) -> Recipient {
         Recipient(x25519_dalek::PublicKey::from(&self.secret).to_bytes())
