@@ -11,20 +11,54 @@ use sluice_engine::format::{
 use sluice_engine::{Control, EncodeOptions, Engine, EngineConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "fuzz/corpus".into()));
-    let engine = Engine::new(EngineConfig { threads: Some(1), in_flight: None })?;
+    let dir = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "fuzz/corpus".into()),
+    );
+    let engine = Engine::new(EngineConfig {
+        threads: Some(1),
+        in_flight: None,
+    })?;
     let raw = RawKey::from_bytes(&[0x42; 32])?;
     let id = Identity::from_secret_bytes([0x24; 32]);
     let pass = Passphrase::new("fuzz");
     let key_kinds: Vec<(&str, Vec<SlotSpec>)> = vec![
         ("keyfile", vec![SlotSpec::RawKey(raw)]),
-        ("x25519", vec![SlotSpec::Recipient(id.recipient()), SlotSpec::Recipient(Identity::generate()?.recipient())]),
-        ("passphrase", vec![SlotSpec::Passphrase(pass, KdfParams { memory_kib: 64, passes: 1, lanes: 1 })]),
+        (
+            "x25519",
+            vec![
+                SlotSpec::Recipient(id.recipient()),
+                SlotSpec::Recipient(Identity::generate()?.recipient()),
+            ],
+        ),
+        (
+            "passphrase",
+            vec![SlotSpec::Passphrase(
+                pass,
+                KdfParams {
+                    memory_kib: 64,
+                    passes: 1,
+                    lanes: 1,
+                },
+            )],
+        ),
     ];
     let texts: [(&str, Vec<u8>); 3] = [
         ("empty", Vec::new()),
         ("small", b"hello, sluice fuzzing seed\n".repeat(3)),
-        ("chunks", (0..10_000u32).map(|i| if i % 3000 < 1500 { b"abcdefgh"[(i % 8) as usize] } else { (i.wrapping_mul(2654435761) >> 13) as u8 }).collect()),
+        (
+            "chunks",
+            (0..10_000u32)
+                .map(|i| {
+                    if i % 3000 < 1500 {
+                        b"abcdefgh"[(i % 8) as usize]
+                    } else {
+                        (i.wrapping_mul(2654435761) >> 13) as u8
+                    }
+                })
+                .collect(),
+        ),
     ];
     let mut n = 0;
     for suite in [Suite::Aes256Gcm, Suite::ChaCha20Poly1305, Suite::None] {
@@ -35,13 +69,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 for (tname, text) in &texts {
                     let opts = EncodeOptions {
-                        params: FileParams { suite, compression: Compression::parse(comp)?, chunk_size: ChunkSize::parse("4KiB")? },
-                        slots: if suite.is_encrypted() { slots.clone() } else { vec![] },
+                        params: FileParams {
+                            suite,
+                            compression: Compression::parse(comp)?,
+                            chunk_size: ChunkSize::parse("4KiB")?,
+                        },
+                        slots: if suite.is_encrypted() {
+                            slots.clone()
+                        } else {
+                            vec![]
+                        },
                         adaptive: true,
                     };
                     let mut file = Vec::new();
                     engine.encode(&text[..], &mut file, &opts, &Control::new())?;
-                    let name = format!("{}-{}-{}-{}", suite.name(), comp.replace(':', ""), kname, tname);
+                    let name = format!(
+                        "{}-{}-{}-{}",
+                        suite.name(),
+                        comp.replace(':', ""),
+                        kname,
+                        tname
+                    );
                     for target in ["header", "decode", "inspect"] {
                         let d = dir.join(target);
                         std::fs::create_dir_all(&d)?;
@@ -59,6 +107,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
-    eprintln!("wrote {n} seed containers per target into {}", dir.display());
+    eprintln!(
+        "wrote {n} seed containers per target into {}",
+        dir.display()
+    );
     Ok(())
 }

@@ -4,7 +4,8 @@
 //! --nocapture` prints a fresh set (new random keys) for the document.
 
 use sluice_engine::format::{
-    ChunkSize, Compression, FileParams, Identity, KdfParams, KeyRing, Passphrase, RawKey, SlotSpec, Suite,
+    ChunkSize, Compression, FileParams, Identity, KdfParams, KeyRing, Passphrase, RawKey, SlotSpec,
+    Suite,
 };
 use sluice_engine::{Archive, Control, EncodeOptions, Engine, EngineConfig};
 
@@ -35,7 +36,13 @@ fn parse_vectors(doc: &str) -> Vec<Vector> {
     let mut blocks = doc.split("```vector\n").skip(1);
     for block in blocks.by_ref() {
         let body = block.split("```").next().unwrap();
-        let (mut name, mut keys, mut plain, mut b3, mut hexdata) = (String::new(), KeyRing::new(), Vec::new(), String::new(), String::new());
+        let (mut name, mut keys, mut plain, mut b3, mut hexdata) = (
+            String::new(),
+            KeyRing::new(),
+            Vec::new(),
+            String::new(),
+            String::new(),
+        );
         let mut in_hex = false;
         for line in body.lines() {
             if in_hex {
@@ -46,7 +53,9 @@ fn parse_vectors(doc: &str) -> Vec<Vector> {
             let v = v.trim();
             match k {
                 "name" => name = v.to_string(),
-                "key-file" => keys = keys.with_raw_key(RawKey::from_bytes(&hex::decode(v).unwrap()).unwrap()),
+                "key-file" => {
+                    keys = keys.with_raw_key(RawKey::from_bytes(&hex::decode(v).unwrap()).unwrap())
+                }
                 "identity" => keys = keys.with_identity(Identity::parse(v).unwrap()),
                 "passphrase" => keys = keys.with_passphrase(Passphrase::new(v)),
                 "plaintext" => plain = plaintext(v),
@@ -55,48 +64,89 @@ fn parse_vectors(doc: &str) -> Vec<Vector> {
                 _ => {}
             }
         }
-        out.push(Vector { name, keys, plaintext: plain, blake3: b3, container: hex::decode(hexdata).unwrap() });
+        out.push(Vector {
+            name,
+            keys,
+            plaintext: plain,
+            blake3: b3,
+            container: hex::decode(hexdata).unwrap(),
+        });
     }
     out
 }
 
 #[test]
 fn documented_vectors_decode() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/FORMAT.md")).unwrap();
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/FORMAT.md"))
+        .unwrap();
     let vectors = parse_vectors(&doc);
-    assert!(vectors.len() >= 4, "FORMAT.md lists {} vectors", vectors.len());
+    assert!(
+        vectors.len() >= 4,
+        "FORMAT.md lists {} vectors",
+        vectors.len()
+    );
     for v in &vectors {
-        assert_eq!(blake3::hash(&v.plaintext).to_hex().as_str(), v.blake3, "{}: documented digest", v.name);
+        assert_eq!(
+            blake3::hash(&v.plaintext).to_hex().as_str(),
+            v.blake3,
+            "{}: documented digest",
+            v.name
+        );
         for threads in [1, 3] {
-            let e = Engine::new(EngineConfig { threads: Some(threads), in_flight: None }).unwrap();
+            let e = Engine::new(EngineConfig {
+                threads: Some(threads),
+                in_flight: None,
+            })
+            .unwrap();
             let mut out = Vec::new();
-            let s = e.decode(&v.container[..], &mut out, &v.keys, &Control::new()).unwrap_or_else(|err| panic!("{}: {err}", v.name));
+            let s = e
+                .decode(&v.container[..], &mut out, &v.keys, &Control::new())
+                .unwrap_or_else(|err| panic!("{}: {err}", v.name));
             assert!(out == v.plaintext, "{}: plaintext", v.name);
             assert_eq!(hex::encode(s.digest), v.blake3, "{}: digest", v.name);
             let mut a = Archive::open(std::io::Cursor::new(&v.container), &v.keys).unwrap();
             let mut part = Vec::new();
             let len = v.plaintext.len() as u64;
-            a.read_range(&e, len / 3..len, &mut part, &Control::new()).unwrap();
-            assert!(part == v.plaintext[(len / 3) as usize..], "{}: range", v.name);
+            a.read_range(&e, len / 3..len, &mut part, &Control::new())
+                .unwrap();
+            assert!(
+                part == v.plaintext[(len / 3) as usize..],
+                "{}: range",
+                v.name
+            );
         }
         // A one-bit change anywhere in the container is rejected.
         let mut bad = v.container.clone();
         let at = bad.len() / 2;
         bad[at] ^= 1;
-        assert!(Engine::new(EngineConfig::default()).unwrap().verify(&bad[..], &v.keys, &Control::new()).is_err());
+        assert!(Engine::new(EngineConfig::default())
+            .unwrap()
+            .verify(&bad[..], &v.keys, &Control::new())
+            .is_err());
     }
 }
 
 #[test]
 #[ignore = "prints fresh vectors for docs/FORMAT.md"]
 fn generate_vectors() {
-    let e = Engine::new(EngineConfig { threads: Some(1), in_flight: None }).unwrap();
+    let e = Engine::new(EngineConfig {
+        threads: Some(1),
+        in_flight: None,
+    })
+    .unwrap();
     let chunk = ChunkSize::parse("4KiB").unwrap();
     let key = RawKey::generate().unwrap();
     let id = Identity::generate().unwrap();
     let pass = Passphrase::new("sluice test vector");
     let cases: Vec<(&str, String, &str, Suite, &str, Vec<SlotSpec>)> = vec![
-        ("unencrypted-none", String::new(), "text hello, sluice\\n", Suite::None, "none", vec![]),
+        (
+            "unencrypted-none",
+            String::new(),
+            "text hello, sluice\\n",
+            Suite::None,
+            "none",
+            vec![],
+        ),
         (
             "keyfile-aes256gcm-zstd",
             format!("key-file: {}", hex::encode(key.expose())),
@@ -119,23 +169,38 @@ fn generate_vectors() {
             "text hello, sluice\\n",
             Suite::Aes256Gcm,
             "none",
-            vec![SlotSpec::Passphrase(pass, KdfParams { memory_kib: 256, passes: 1, lanes: 1 })],
+            vec![SlotSpec::Passphrase(
+                pass,
+                KdfParams {
+                    memory_kib: 256,
+                    passes: 1,
+                    lanes: 1,
+                },
+            )],
         ),
     ];
     for (name, keyline, plain, suite, comp, slots) in cases {
         let data = plaintext(plain);
         let opts = EncodeOptions {
-            params: FileParams { suite, compression: Compression::parse(comp).unwrap(), chunk_size: chunk },
+            params: FileParams {
+                suite,
+                compression: Compression::parse(comp).unwrap(),
+                chunk_size: chunk,
+            },
             slots,
             adaptive: true,
         };
         let mut file = Vec::new();
-        e.encode(&data[..], &mut file, &opts, &Control::new()).unwrap();
+        e.encode(&data[..], &mut file, &opts, &Control::new())
+            .unwrap();
         println!("```vector\nname: {name}");
         if !keyline.is_empty() {
             println!("{keyline}");
         }
-        println!("plaintext: {plain}\nblake3: {}\ncontainer:", blake3::hash(&data).to_hex());
+        println!(
+            "plaintext: {plain}\nblake3: {}\ncontainer:",
+            blake3::hash(&data).to_hex()
+        );
         for line in hex::encode(&file).as_bytes().chunks(64) {
             println!("{}", std::str::from_utf8(line).unwrap());
         }

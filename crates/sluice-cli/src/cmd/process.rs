@@ -47,6 +47,17 @@ pub fn run(
         .encode(input.reader, &mut sink, &opts, &ctl)
         .map_err(|e| name_error(e, &args.input, &output))?;
     drop(bar);
+    // A regular file that shrank while it was read was cut by someone else:
+    // the container would silently hold less than the user asked for.
+    if let Some(expected) = input.size {
+        if summary.plaintext_len < expected {
+            return Err(anyhow::Error::new(std::io::Error::other(format!(
+                "input shrank while it was read ({expected} bytes at open, {} read); nothing written",
+                summary.plaintext_len
+            )))
+            .context(display(&args.input)));
+        }
+    }
     sink.commit()?;
     if !global.quiet && std::io::stderr().is_terminal() {
         let ratio = if summary.plaintext_len == 0 {

@@ -61,3 +61,46 @@ fn sigint_leaves_nothing() {
 fn sigterm_leaves_nothing() {
     interrupt_mid_run("-TERM");
 }
+
+#[test]
+fn input_that_shrinks_while_read_is_an_error() {
+    let env = Env::new();
+    let data = sample(24 << 20);
+    env.write("big", &data);
+    // Slow settings and a tiny read-ahead so the truncation lands mid-read.
+    let child = Command::new(bin())
+        .args([
+            "-j",
+            "1",
+            "--in-flight",
+            "2",
+            "process",
+            "big",
+            "-o",
+            "big.sluice",
+            "--encrypt",
+            "none",
+        ])
+        .args([
+            "--compress",
+            "zstd:19",
+            "--chunk-size",
+            "64KiB",
+            "--no-adaptive",
+        ])
+        .current_dir(env.dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(env.path("big"))
+        .unwrap();
+    f.set_len(1 << 20).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("shrank"), "{err}");
+    assert_eq!(env.files(), vec!["big".to_string()]);
+}
