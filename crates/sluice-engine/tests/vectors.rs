@@ -126,6 +126,16 @@ fn documented_vectors_decode() {
     }
 }
 
+/// Name, key line, plaintext spec, suite, compression, slots.
+type Case = (
+    &'static str,
+    String,
+    &'static str,
+    Suite,
+    &'static str,
+    Vec<SlotSpec>,
+);
+
 #[test]
 #[ignore = "prints fresh vectors for docs/FORMAT.md"]
 fn generate_vectors() {
@@ -138,7 +148,7 @@ fn generate_vectors() {
     let key = RawKey::generate().unwrap();
     let id = Identity::generate().unwrap();
     let pass = Passphrase::new("sluice test vector");
-    let cases: Vec<(&str, String, &str, Suite, &str, Vec<SlotSpec>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "unencrypted-none",
             String::new(),

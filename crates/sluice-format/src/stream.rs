@@ -238,7 +238,9 @@ impl StreamContext {
         let (body_len, compressed) = match comp.compress(plain, rest) {
             Some(n) => (n, true),
             None => {
-                rest[..plain.len()].copy_from_slice(plain);
+                rest.get_mut(..plain.len())
+                    .ok_or(Error::Crypto("record buffer too small"))?
+                    .copy_from_slice(plain);
                 (plain.len(), false)
             }
         };
@@ -249,11 +251,15 @@ impl StreamContext {
             body_len: (body_len + TAG_LEN) as u32,
         };
         head.copy_from_slice(&rh.to_bytes());
-        let (body, tail) = rest.split_at_mut(body_len);
+        let (body, tail) = rest
+            .split_at_mut_checked(body_len)
+            .ok_or(Error::Crypto("record buffer too small"))?;
         let tag = self
             .cipher
             .seal(stream_nonce(index, false), &self.aad(&rh), body)?;
-        tail[..TAG_LEN].copy_from_slice(&tag);
+        tail.get_mut(..TAG_LEN)
+            .ok_or(Error::Crypto("record buffer too small"))?
+            .copy_from_slice(&tag);
         out.truncate(RECORD_HEADER_LEN + body_len + TAG_LEN);
         Ok(())
     }
