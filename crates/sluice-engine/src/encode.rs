@@ -4,8 +4,8 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 
 use sluice_format::{
-    footer, hash_chunk, ChunkHash, DigestBuilder, FileParams, Header, Index, SlotSpec,
-    StreamContext, RECORD_HEADER_LEN,
+    footer, hash_chunk, ChunkHash, DigestBuilder, FileParams, Header, Index, RecordHeader,
+    SlotSpec, StreamContext,
 };
 
 use crate::control::Control;
@@ -54,6 +54,7 @@ pub struct EncodeSummary {
 struct ChunkJob {
     index: u64,
     hash: Option<ChunkHash>,
+    record: Option<RecordHeader>,
 }
 
 impl Engine {
@@ -92,16 +93,22 @@ impl Engine {
             progress.add_in(n as u64);
             let index = next_index;
             next_index += 1;
-            Ok(Some(ChunkJob { index, hash: None }))
+            Ok(Some(ChunkJob {
+                index,
+                hash: None,
+                record: None,
+            }))
         };
         let work_ctx = Arc::clone(&ctx);
         let work: Work<ChunkJob> = Arc::new(move |job: &mut ChunkJob, bufs: &mut Bufs| {
             job.hash = Some(hash_chunk(job.index, chunk_size, &bufs.a));
-            with_compressor(compression, adaptive, |comp| {
+            let record = with_compressor(compression, adaptive, |comp| {
                 work_ctx
                     .seal_chunk(job.index, &bufs.a, comp, &mut bufs.b)
                     .map_err(Error::from)
-            })
+            })?;
+            job.record = Some(record);
+            Ok(())
         });
 
         let mut digest = DigestBuilder::new();
@@ -116,20 +123,17 @@ impl Engine {
             read,
             work,
             |job, bufs| {
+                let (Some(hash), Some(record)) = (job.hash, job.record) else {
+                    return Err(Error::Internal(format!(
+                        "chunk {} was not processed",
+                        job.index
+                    )));
+                };
                 out.write_all(&bufs.b).map_err(Error::Write)?;
-                if let Some(h) = job.hash {
-                    digest.push(h);
-                }
-                let body_len = bufs.b.len().saturating_sub(RECORD_HEADER_LEN) as u32;
-                if bufs
-                    .b
-                    .get(1)
-                    .is_some_and(|f| f & sluice_format::stream::FLAG_COMPRESSED != 0)
-                {
-                    compressed_chunks += 1;
-                }
-                body_lens.push(body_len);
-                offset += bufs.b.len() as u64;
+                digest.push(hash);
+                compressed_chunks += u64::from(record.compressed);
+                body_lens.push(record.body_len);
+                offset += record.record_len();
                 plaintext_len += bufs.a.len() as u64;
                 ctl.progress.add_chunk();
                 Ok(())

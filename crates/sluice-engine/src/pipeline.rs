@@ -116,9 +116,11 @@ where
         if result.is_err() {
             abort.store(true, Ordering::Relaxed);
         }
-        // Dropping the channels unblocks a reader waiting for a free buffer.
+        // Dropping the free list unblocks a reader waiting for a buffer. Then
+        // wait for every job of this operation to finish (aborted jobs return
+        // at once): when `run` returns, nothing of it is left on the pool.
         drop(free_tx);
-        drop(res_rx);
+        while res_rx.recv().is_ok() {}
         result
     })
 }

@@ -218,14 +218,15 @@ impl StreamContext {
     }
 
     /// Compresses (if it helps) and seals data chunk `index` into `out`,
-    /// which receives the whole record (header, body, tag).
+    /// which receives the whole record (header, body, tag). Returns the
+    /// record's header.
     pub fn seal_chunk(
         &self,
         index: u64,
         plain: &[u8],
         comp: &mut Compressor,
         out: &mut Vec<u8>,
-    ) -> Result<()> {
+    ) -> Result<RecordHeader> {
         if plain.is_empty() || plain.len() > self.chunk_size() {
             return Err(Error::InvalidParams(format!(
                 "chunk {index}: {} bytes is not a valid chunk",
@@ -261,7 +262,7 @@ impl StreamContext {
             .ok_or(Error::Crypto("record buffer too small"))?
             .copy_from_slice(&tag);
         out.truncate(RECORD_HEADER_LEN + body_len + TAG_LEN);
-        Ok(())
+        Ok(rh)
     }
 
     /// Checks a data record header against the format's bounds before its
