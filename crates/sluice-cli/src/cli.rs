@@ -26,13 +26,7 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// Worker threads for compression, encryption and hashing [default: all cores]
-    #[arg(
-        short = 'j',
-        long,
-        global = true,
-        env = "SLUICE_THREADS",
-        value_name = "N"
-    )]
+    #[arg(short = 'j', long, global = true, env = "SLUICE_THREADS", value_name = "N")]
     pub threads: Option<usize>,
     /// Chunks in flight per file (bounds memory to about 2 x N x chunk size) [default: 2 x threads + 2]
     #[arg(
@@ -71,9 +65,7 @@ sluice verify *.sluice -i me.key\n  \
 sluice verify --json backup.sluice --key-file k.bin")]
     Verify(VerifyArgs),
     /// Describe a container without a key.
-    #[command(
-        after_help = "Examples:\n  sluice info backup.sluice\n  sluice info --json backup.sluice"
-    )]
+    #[command(after_help = "Examples:\n  sluice info backup.sluice\n  sluice info --json backup.sluice")]
     Info(InfoArgs),
     /// Generate an X25519 identity (or a raw key file) and print its recipient.
     #[command(after_help = "Examples:\n  \

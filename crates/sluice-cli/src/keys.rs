@@ -7,8 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use sluice_engine::format::{
-    parse_recipients_file, Identity, KdfLimits, KdfParams, KeyRing, Passphrase, RawKey, Recipient,
-    SlotSpec,
+    parse_recipients_file, Identity, KdfLimits, KdfParams, KeyRing, Passphrase, RawKey, Recipient, SlotSpec,
 };
 use zeroize::Zeroizing;
 
@@ -19,8 +18,7 @@ use crate::exit::usage;
 pub const PASSPHRASE_ENV: &str = "SLUICE_PASSPHRASE";
 
 fn read_secret_file(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("{}: cannot read {what}", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read {what}", path.display()))?;
     Ok(Zeroizing::new(bytes))
 }
 
@@ -30,10 +28,7 @@ fn passphrase_from_file(path: &Path) -> Result<Passphrase> {
     let line = bytes.split(|&b| b == b'\n').next().unwrap_or(&[]);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.is_empty() {
-        return Err(usage(format!(
-            "{}: passphrase file is empty",
-            path.display()
-        )));
+        return Err(usage(format!("{}: passphrase file is empty", path.display())));
     }
     Ok(Passphrase::new(line.to_vec()))
 }
@@ -46,18 +41,17 @@ fn passphrase_from_env() -> Option<Passphrase> {
 
 fn prompt(confirm: bool) -> Result<Passphrase, String> {
     if !std::io::stderr().is_terminal() && !std::io::stdin().is_terminal() {
-        return Err(format!("cannot prompt for a passphrase without a terminal; use --passphrase-file or {PASSPHRASE_ENV}"));
+        return Err(format!(
+            "cannot prompt for a passphrase without a terminal; use --passphrase-file or {PASSPHRASE_ENV}"
+        ));
     }
-    let first = Zeroizing::new(
-        rpassword::prompt_password("Passphrase: ").map_err(|e| format!("prompt failed: {e}"))?,
-    );
+    let first = Zeroizing::new(rpassword::prompt_password("Passphrase: ").map_err(|e| format!("prompt failed: {e}"))?);
     if first.is_empty() {
         return Err("the passphrase is empty".into());
     }
     if confirm {
         let again = Zeroizing::new(
-            rpassword::prompt_password("Confirm passphrase: ")
-                .map_err(|e| format!("prompt failed: {e}"))?,
+            rpassword::prompt_password("Confirm passphrase: ").map_err(|e| format!("prompt failed: {e}"))?,
         );
         if *first != *again {
             return Err("the passphrases do not match".into());
@@ -83,10 +77,7 @@ pub fn slots_for_process(args: &ProcessArgs, encrypted: bool) -> Result<Vec<Slot
             .with_context(|| format!("{}: cannot read recipients file", path.display()))?;
         let list = parse_recipients_file(&text).with_context(|| path.display().to_string())?;
         if list.is_empty() {
-            return Err(usage(format!(
-                "{}: recipients file lists no recipient",
-                path.display()
-            )));
+            return Err(usage(format!("{}: recipients file lists no recipient", path.display())));
         }
         slots.extend(list.into_iter().map(SlotSpec::Recipient));
     }
@@ -105,15 +96,15 @@ pub fn slots_for_process(args: &ProcessArgs, encrypted: bool) -> Result<Vec<Slot
     };
     if !encrypted {
         if !slots.is_empty() || explicit {
-            return Err(usage(
-                "--encrypt none takes no recipients, key files or passphrase",
-            ));
+            return Err(usage("--encrypt none takes no recipients, key files or passphrase"));
         }
         return Ok(slots);
     }
     if let Some(p) = passphrase {
         if !slots.is_empty() {
-            return Err(usage("a passphrase cannot be combined with recipients or key files (a passphrase slot stands alone)"));
+            return Err(usage(
+                "a passphrase cannot be combined with recipients or key files (a passphrase slot stands alone)",
+            ));
         }
         slots.push(SlotSpec::Passphrase(p, KdfParams::default()));
     }
@@ -131,8 +122,8 @@ pub fn keyring(args: &UnlockArgs) -> Result<KeyRing> {
     let mut ring = KeyRing::new();
     for path in &args.identities {
         let text = read_secret_file(path, "identity file")?;
-        let text = std::str::from_utf8(&text)
-            .map_err(|_| usage(format!("{}: identity file is not text", path.display())))?;
+        let text =
+            std::str::from_utf8(&text).map_err(|_| usage(format!("{}: identity file is not text", path.display())))?;
         ring.identities
             .extend(Identity::parse_file(text).with_context(|| path.display().to_string())?);
     }
@@ -143,14 +134,11 @@ pub fn keyring(args: &UnlockArgs) -> Result<KeyRing> {
         Some(path) => Some(passphrase_from_file(path)?),
         None => None,
     };
-    let prompt_allowed =
-        args.passphrase || (ring.identities.is_empty() && ring.raw_keys.is_empty());
+    let prompt_allowed = args.passphrase || (ring.identities.is_empty() && ring.raw_keys.is_empty());
     let cache: Arc<Mutex<Option<Passphrase>>> = Arc::new(Mutex::new(fixed));
     let explicit_prompt = args.passphrase;
     ring.passphrase = Some(Arc::new(move || {
-        let mut guard = cache
-            .lock()
-            .map_err(|_| "passphrase cache poisoned".to_string())?;
+        let mut guard = cache.lock().map_err(|_| "passphrase cache poisoned".to_string())?;
         if let Some(p) = guard.as_ref() {
             return Ok(p.clone());
         }

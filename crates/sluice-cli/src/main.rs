@@ -63,12 +63,12 @@ fn run(cli: cli::Cli, cancel: CancelToken) -> anyhow::Result<exit::Code> {
 /// A closed standard output (e.g. `| head`) is not an error worth a message.
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|c| {
-        let io = c.downcast_ref::<std::io::Error>().or_else(|| {
-            match c.downcast_ref::<sluice_engine::Error>() {
+        let io = c
+            .downcast_ref::<std::io::Error>()
+            .or_else(|| match c.downcast_ref::<sluice_engine::Error>() {
                 Some(sluice_engine::Error::Write(e)) => Some(e),
                 _ => None,
-            }
-        });
+            });
         io.is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }
@@ -76,12 +76,16 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 fn hint(err: &anyhow::Error) -> Option<&'static str> {
     use sluice_engine::format::Error as F;
     err.chain().find_map(|c| {
-        let f = c.downcast_ref::<F>().or_else(|| match c.downcast_ref::<sluice_engine::Error>() {
-            Some(sluice_engine::Error::Format(f)) => Some(f),
-            _ => None,
-        })?;
+        let f = c
+            .downcast_ref::<F>()
+            .or_else(|| match c.downcast_ref::<sluice_engine::Error>() {
+                Some(sluice_engine::Error::Format(f)) => Some(f),
+                _ => None,
+            })?;
         match f {
-            F::MissingKey { .. } => Some("give -i/--identity FILE, --key-file FILE, or a passphrase (-p, --passphrase-file, SLUICE_PASSPHRASE)"),
+            F::MissingKey { .. } => Some(
+                "give -i/--identity FILE, --key-file FILE, or a passphrase (-p, --passphrase-file, SLUICE_PASSPHRASE)",
+            ),
             F::NotSluice => Some("is this the original file rather than the .sluice container?"),
             _ => None,
         }

@@ -60,10 +60,7 @@ impl AtomicFile {
             }
         }
         if target.is_dir() {
-            return Err(usage(format!(
-                "{}: output is a directory",
-                target.display()
-            )));
+            return Err(usage(format!("{}: output is a directory", target.display())));
         }
         if !force && target.symlink_metadata().is_ok() {
             return Err(usage(format!(
@@ -83,13 +80,7 @@ impl AtomicFile {
             .prefix(&format!(".{name}."))
             .suffix(".sluice-tmp")
             .tempfile_in(&dir)
-            .with_context(|| {
-                format!(
-                    "{}: cannot create a file in {}",
-                    target.display(),
-                    dir.display()
-                )
-            })?;
+            .with_context(|| format!("{}: cannot create a file in {}", target.display(), dir.display()))?;
         if let Ok(mut list) = PENDING.lock() {
             list.push(temp.path().to_path_buf());
         }
@@ -122,12 +113,9 @@ impl AtomicFile {
             temp.persist_noclobber(&target)
         };
         unregister(&temp_path);
-        result.map_err(|e| e.error).with_context(|| {
-            format!(
-                "{}: cannot move the finished file into place",
-                target.display()
-            )
-        })?;
+        result
+            .map_err(|e| e.error)
+            .with_context(|| format!("{}: cannot move the finished file into place", target.display()))?;
         Ok(())
     }
 }

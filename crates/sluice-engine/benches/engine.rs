@@ -4,8 +4,8 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sluice_engine::format::{
-    hash_chunk, ChunkSize, Compression, Compressor, Decompressor, FileParams, Header, KeyRing,
-    RawKey, RecordHeader, Region, SlotSpec, StreamContext, Suite, RECORD_HEADER_LEN,
+    hash_chunk, ChunkSize, Compression, Compressor, Decompressor, FileParams, Header, KeyRing, RawKey, RecordHeader,
+    Region, SlotSpec, StreamContext, Suite, RECORD_HEADER_LEN,
 };
 use sluice_engine::{Control, EncodeOptions, Engine, EngineConfig};
 
@@ -81,12 +81,7 @@ fn stages(c: &mut Criterion) {
         ("zstd3_text", Compression::default(), &data, true),
         ("lz4_text", Compression::parse("lz4").unwrap(), &data, true),
         ("zstd3_random_probe", Compression::default(), &noise, true),
-        (
-            "zstd3_random_noprobe",
-            Compression::default(),
-            &noise,
-            false,
-        ),
+        ("zstd3_random_noprobe", Compression::default(), &noise, false),
     ] {
         let mut cmp = Compressor::new(comp, probe).unwrap();
         let mut out = Vec::new();
@@ -94,11 +89,7 @@ fn stages(c: &mut Criterion) {
             b.iter(|| ctx.seal_chunk(1, input, &mut cmp, &mut out).unwrap())
         });
         ctx.seal_chunk(1, input, &mut cmp, &mut out).unwrap();
-        let rh = RecordHeader::parse(
-            out[..RECORD_HEADER_LEN].try_into().unwrap(),
-            Region::Chunk(1),
-        )
-        .unwrap();
+        let rh = RecordHeader::parse(out[..RECORD_HEADER_LEN].try_into().unwrap(), Region::Chunk(1)).unwrap();
         let mut dec = Decompressor::new();
         let mut plain = Vec::new();
         let mut body = Vec::new();
@@ -106,8 +97,7 @@ fn stages(c: &mut Criterion) {
             b.iter(|| {
                 body.clear();
                 body.extend_from_slice(&out[RECORD_HEADER_LEN..]);
-                ctx.open_chunk(1, &rh, &mut body, &mut dec, &mut plain)
-                    .unwrap()
+                ctx.open_chunk(1, &rh, &mut body, &mut dec, &mut plain).unwrap()
             })
         });
     }
@@ -136,15 +126,11 @@ fn whole(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("encode_zstd3_aes", threads), |b| {
             b.iter(|| {
                 file.clear();
-                e.encode(&data[..], &mut file, &opts, &Control::new())
-                    .unwrap()
+                e.encode(&data[..], &mut file, &opts, &Control::new()).unwrap()
             })
         });
         g.bench_function(BenchmarkId::new("decode_zstd3_aes", threads), |b| {
-            b.iter(|| {
-                e.decode(&file[..], std::io::sink(), &keys, &Control::new())
-                    .unwrap()
-            })
+            b.iter(|| e.decode(&file[..], std::io::sink(), &keys, &Control::new()).unwrap())
         });
     }
     g.finish();

@@ -11,11 +11,7 @@ use sluice_engine::format::{
 use sluice_engine::{Control, EncodeOptions, Engine, EngineConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = PathBuf::from(
-        std::env::args()
-            .nth(1)
-            .unwrap_or_else(|| "fuzz/corpus".into()),
-    );
+    let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "fuzz/corpus".into()));
     let engine = Engine::new(EngineConfig {
         threads: Some(1),
         in_flight: None,
@@ -74,22 +70,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                             compression: Compression::parse(comp)?,
                             chunk_size: ChunkSize::parse("4KiB")?,
                         },
-                        slots: if suite.is_encrypted() {
-                            slots.clone()
-                        } else {
-                            vec![]
-                        },
+                        slots: if suite.is_encrypted() { slots.clone() } else { vec![] },
                         adaptive: true,
                     };
                     let mut file = Vec::new();
                     engine.encode(&text[..], &mut file, &opts, &Control::new())?;
-                    let name = format!(
-                        "{}-{}-{}-{}",
-                        suite.name(),
-                        comp.replace(':', ""),
-                        kname,
-                        tname
-                    );
+                    let name = format!("{}-{}-{}-{}", suite.name(), comp.replace(':', ""), kname, tname);
                     for target in ["header", "decode", "inspect"] {
                         let d = dir.join(target);
                         std::fs::create_dir_all(&d)?;
@@ -107,9 +93,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
-    eprintln!(
-        "wrote {n} seed containers per target into {}",
-        dir.display()
-    );
+    eprintln!("wrote {n} seed containers per target into {}", dir.display());
     Ok(())
 }

@@ -6,8 +6,8 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use sluice_format::{
-    parse_footer, Error as FormatError, Header, Index, KeyRing, RecordHeader, Region,
-    StreamContext, TruncatedAt, FOOTER_LEN, RECORD_HEADER_LEN,
+    parse_footer, Error as FormatError, Header, Index, KeyRing, RecordHeader, Region, StreamContext, TruncatedAt,
+    FOOTER_LEN, RECORD_HEADER_LEN,
 };
 
 use crate::control::Control;
@@ -57,14 +57,11 @@ impl<R: Read + Seek + Send> Archive<R> {
         let mut foot = [0u8; FOOTER_LEN];
         read_exact(&mut input, &mut foot, TruncatedAt::InsideFooter)?;
         let index_offset = parse_footer(&foot)?;
-        let max_offset =
-            file_len - FOOTER_LEN as u64 - RECORD_HEADER_LEN as u64 - INDEX_FIXED - TAG;
+        let max_offset = file_len - FOOTER_LEN as u64 - RECORD_HEADER_LEN as u64 - INDEX_FIXED - TAG;
         if index_offset < header_len || index_offset > max_offset {
             return Err(FormatError::invalid_footer_offset().into());
         }
-        input
-            .seek(SeekFrom::Start(index_offset))
-            .map_err(Error::Read)?;
+        input.seek(SeekFrom::Start(index_offset)).map_err(Error::Read)?;
         let mut rh_bytes = [0u8; RECORD_HEADER_LEN];
         read_exact(&mut input, &mut rh_bytes, TruncatedAt::InsideIndex)?;
         let rh = RecordHeader::parse(&rh_bytes, Region::Index)?;
@@ -84,14 +81,9 @@ impl<R: Read + Seek + Send> Archive<R> {
         let end = offsets
             .last()
             .zip(index.body_lens.last())
-            .map_or(header_len, |(o, b)| {
-                o + RECORD_HEADER_LEN as u64 + u64::from(*b)
-            });
+            .map_or(header_len, |(o, b)| o + RECORD_HEADER_LEN as u64 + u64::from(*b));
         if end != index_offset {
-            return Err(FormatError::IndexMismatch(
-                "chunk lengths do not add up to the index offset".into(),
-            )
-            .into());
+            return Err(FormatError::IndexMismatch("chunk lengths do not add up to the index offset".into()).into());
         }
         Ok(Archive {
             input,
@@ -153,10 +145,8 @@ impl<R: Read + Seek + Send> Archive<R> {
                 return Ok(None);
             }
             let i = next;
-            let slot =
-                usize::try_from(i).map_err(|_| Error::Internal("chunk number overflow".into()))?;
-            let (Some(&off), Some(&body_len)) = (offsets.get(slot), index.body_lens.get(slot))
-            else {
+            let slot = usize::try_from(i).map_err(|_| Error::Internal("chunk number overflow".into()))?;
+            let (Some(&off), Some(&body_len)) = (offsets.get(slot), index.body_lens.get(slot)) else {
                 return Err(Error::Internal(format!("chunk {i} missing from the index")));
             };
             input.seek(SeekFrom::Start(off)).map_err(Error::Read)?;
@@ -164,13 +154,8 @@ impl<R: Read + Seek + Send> Archive<R> {
             read_exact(input, &mut rh_bytes, TruncatedAt::InsideChunk(i))?;
             let rh = RecordHeader::parse(&rh_bytes, Region::Chunk(i))?;
             ctx.check_data_record(i, &rh)?;
-            if rh.body_len != body_len
-                || u64::from(rh.plain_len) != ctx.expected_chunk_len(i, index.plaintext_len)
-            {
-                return Err(FormatError::IndexMismatch(format!(
-                    "chunk {i} record disagrees with the index"
-                ))
-                .into());
+            if rh.body_len != body_len || u64::from(rh.plain_len) != ctx.expected_chunk_len(i, index.plaintext_len) {
+                return Err(FormatError::IndexMismatch(format!("chunk {i} record disagrees with the index")).into());
             }
             bufs.a.resize(rh.body_len as usize, 0);
             read_exact(input, &mut bufs.a, TruncatedAt::InsideChunk(i))?;
@@ -180,8 +165,7 @@ impl<R: Read + Seek + Send> Archive<R> {
         };
         let work_ctx = Arc::clone(&self.ctx);
         let work: Work<(u64, RecordHeader)> = Arc::new(move |(i, rh), bufs: &mut Bufs| {
-            with_decompressor(|dec| work_ctx.open_chunk(*i, rh, &mut bufs.a, dec, &mut bufs.b))
-                .map_err(Error::from)
+            with_decompressor(|dec| work_ctx.open_chunk(*i, rh, &mut bufs.a, dec, &mut bufs.b)).map_err(Error::from)
         });
         let mut written = 0u64;
         let mut chunks_read = 0u64;

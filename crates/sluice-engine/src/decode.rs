@@ -10,9 +10,8 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 
 use sluice_format::{
-    hash_chunk, header_len, parse_footer, ChunkHash, DigestBuilder, Error as FormatError, Header,
-    Index, KeyRing, RecordHeader, RecordKind, Region, StreamContext, TruncatedAt, FOOTER_LEN,
-    PREFIX_LEN, RECORD_HEADER_LEN,
+    hash_chunk, header_len, parse_footer, ChunkHash, DigestBuilder, Error as FormatError, Header, Index, KeyRing,
+    RecordHeader, RecordKind, Region, StreamContext, TruncatedAt, FOOTER_LEN, PREFIX_LEN, RECORD_HEADER_LEN,
 };
 
 use crate::control::Control;
@@ -41,13 +40,11 @@ pub fn read_header<R: Read + ?Sized>(input: &mut R) -> Result<Header> {
     let n = read_full(input, &mut prefix).map_err(Error::Read)?;
     if n < PREFIX_LEN {
         // A short file that does not even start like a container is "not sluice".
-        return Err(
-            if prefix.get(..n) == sluice_format::MAGIC.get(..n) && n > 0 {
-                FormatError::HeaderTruncated.into()
-            } else {
-                FormatError::NotSluice.into()
-            },
-        );
+        return Err(if prefix.get(..n) == sluice_format::MAGIC.get(..n) && n > 0 {
+            FormatError::HeaderTruncated.into()
+        } else {
+            FormatError::NotSluice.into()
+        });
     }
     let len = header_len(&prefix)?;
     let mut bytes = vec![0u8; len];
@@ -55,9 +52,7 @@ pub fn read_header<R: Read + ?Sized>(input: &mut R) -> Result<Header> {
         .get_mut(..PREFIX_LEN)
         .ok_or(FormatError::HeaderTruncated)?
         .copy_from_slice(&prefix);
-    let rest = bytes
-        .get_mut(PREFIX_LEN..)
-        .ok_or(FormatError::HeaderTruncated)?;
+    let rest = bytes.get_mut(PREFIX_LEN..).ok_or(FormatError::HeaderTruncated)?;
     if read_full(input, rest).map_err(Error::Read)? < rest.len() {
         return Err(FormatError::HeaderTruncated.into());
     }
@@ -136,11 +131,7 @@ impl<R: Read> RecordReader<R> {
         self.body_lens.push(rh.body_len);
         let index = self.next;
         self.next += 1;
-        Ok(Some(Item::Chunk {
-            index,
-            rh,
-            hash: None,
-        }))
+        Ok(Some(Item::Chunk { index, rh, hash: None }))
     }
 
     fn read_index(&mut self, rh: &RecordHeader, bufs: &mut Bufs) -> Result<Index> {
@@ -151,10 +142,7 @@ impl<R: Read> RecordReader<R> {
         }
         let index = self.ctx.open_index(self.next, rh, &mut bufs.a)?;
         if index.body_lens != self.body_lens {
-            return Err(FormatError::IndexMismatch(
-                "chunk lengths differ from the records read".into(),
-            )
-            .into());
+            return Err(FormatError::IndexMismatch("chunk lengths differ from the records read".into()).into());
         }
         if index.index_offset != self.offset {
             return Err(FormatError::IndexMismatch(format!(
@@ -207,9 +195,7 @@ impl Engine {
         let work_ctx = Arc::clone(&ctx);
         let work: Work<Item> = Arc::new(move |item: &mut Item, bufs: &mut Bufs| {
             if let Item::Chunk { index, rh, hash } = item {
-                with_decompressor(|dec| {
-                    work_ctx.open_chunk(*index, rh, &mut bufs.a, dec, &mut bufs.b)
-                })?;
+                with_decompressor(|dec| work_ctx.open_chunk(*index, rh, &mut bufs.a, dec, &mut bufs.b))?;
                 *hash = Some(hash_chunk(*index, chunk_size, &bufs.b));
             }
             Ok(())
@@ -222,43 +208,35 @@ impl Engine {
         let mut digest = Some(DigestBuilder::new());
         let mut total = 0u64;
         let mut summary = None;
-        pipeline::run(
-            self.pool(),
-            self.in_flight(),
-            &ctl.cancel,
-            read,
-            work,
-            |item, bufs| {
-                match item {
-                    Item::Chunk { hash, .. } => {
-                        out.write_all(&bufs.b).map_err(Error::Write)?;
-                        total += bufs.b.len() as u64;
-                        if let (Some(d), Some(h)) = (digest.as_mut(), hash) {
-                            d.push(h);
-                        }
-                        ctl.progress.add_chunk();
+        pipeline::run(self.pool(), self.in_flight(), &ctl.cancel, read, work, |item, bufs| {
+            match item {
+                Item::Chunk { hash, .. } => {
+                    out.write_all(&bufs.b).map_err(Error::Write)?;
+                    total += bufs.b.len() as u64;
+                    if let (Some(d), Some(h)) = (digest.as_mut(), hash) {
+                        d.push(h);
                     }
-                    Item::Final(index) => {
-                        if total != index.plaintext_len {
-                            return Err(FormatError::IndexMismatch(format!(
-                                "index says {} plaintext bytes, chunks hold {total}",
-                                index.plaintext_len
-                            ))
-                            .into());
-                        }
-                        let got = digest.take().map(DigestBuilder::finish);
-                        if got != Some(index.digest) {
-                            return Err(FormatError::DigestMismatch.into());
-                        }
-                        summary = Some((index.chunk_count, index.digest));
-                    }
+                    ctl.progress.add_chunk();
                 }
-                Ok(())
-            },
-        )?;
+                Item::Final(index) => {
+                    if total != index.plaintext_len {
+                        return Err(FormatError::IndexMismatch(format!(
+                            "index says {} plaintext bytes, chunks hold {total}",
+                            index.plaintext_len
+                        ))
+                        .into());
+                    }
+                    let got = digest.take().map(DigestBuilder::finish);
+                    if got != Some(index.digest) {
+                        return Err(FormatError::DigestMismatch.into());
+                    }
+                    summary = Some((index.chunk_count, index.digest));
+                }
+            }
+            Ok(())
+        })?;
         out.flush().map_err(Error::Write)?;
-        let (chunk_count, digest) =
-            summary.ok_or_else(|| Error::Internal("decode ended without the index".into()))?;
+        let (chunk_count, digest) = summary.ok_or_else(|| Error::Internal("decode ended without the index".into()))?;
         Ok(DecodeSummary {
             plaintext_len: total,
             chunk_count,
@@ -268,12 +246,7 @@ impl Engine {
     }
 
     /// Authenticates a whole container without writing anything.
-    pub fn verify<R: Read + Send>(
-        &self,
-        input: R,
-        keys: &KeyRing,
-        ctl: &Control,
-    ) -> Result<DecodeSummary> {
+    pub fn verify<R: Read + Send>(&self, input: R, keys: &KeyRing, ctl: &Control) -> Result<DecodeSummary> {
         self.decode(input, std::io::sink(), keys, ctl)
     }
 }

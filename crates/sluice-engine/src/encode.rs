@@ -4,8 +4,7 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 
 use sluice_format::{
-    footer, hash_chunk, ChunkHash, DigestBuilder, FileParams, Header, Index, RecordHeader,
-    SlotSpec, StreamContext,
+    footer, hash_chunk, ChunkHash, DigestBuilder, FileParams, Header, Index, RecordHeader, SlotSpec, StreamContext,
 };
 
 use crate::control::Control;
@@ -75,8 +74,7 @@ impl Engine {
             inner: output,
             progress: &ctl.progress,
         };
-        out.write_all(ctx.header().as_bytes())
-            .map_err(Error::Write)?;
+        out.write_all(ctx.header().as_bytes()).map_err(Error::Write)?;
 
         let chunk_size = ctx.chunk_size();
         let compression = opts.params.compression;
@@ -116,29 +114,19 @@ impl Engine {
         let mut offset = ctx.header().len() as u64;
         let mut plaintext_len = 0u64;
         let mut compressed_chunks = 0u64;
-        pipeline::run(
-            self.pool(),
-            self.in_flight(),
-            &ctl.cancel,
-            read,
-            work,
-            |job, bufs| {
-                let (Some(hash), Some(record)) = (job.hash, job.record) else {
-                    return Err(Error::Internal(format!(
-                        "chunk {} was not processed",
-                        job.index
-                    )));
-                };
-                out.write_all(&bufs.b).map_err(Error::Write)?;
-                digest.push(hash);
-                compressed_chunks += u64::from(record.compressed);
-                body_lens.push(record.body_len);
-                offset += record.record_len();
-                plaintext_len += bufs.a.len() as u64;
-                ctl.progress.add_chunk();
-                Ok(())
-            },
-        )?;
+        pipeline::run(self.pool(), self.in_flight(), &ctl.cancel, read, work, |job, bufs| {
+            let (Some(hash), Some(record)) = (job.hash, job.record) else {
+                return Err(Error::Internal(format!("chunk {} was not processed", job.index)));
+            };
+            out.write_all(&bufs.b).map_err(Error::Write)?;
+            digest.push(hash);
+            compressed_chunks += u64::from(record.compressed);
+            body_lens.push(record.body_len);
+            offset += record.record_len();
+            plaintext_len += bufs.a.len() as u64;
+            ctl.progress.add_chunk();
+            Ok(())
+        })?;
 
         let digest = digest.finish();
         let index = Index {

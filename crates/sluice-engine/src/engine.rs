@@ -38,9 +38,7 @@ impl std::fmt::Debug for Engine {
 
 /// The number of cores this process may use.
 pub fn available_cores() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
 impl Engine {

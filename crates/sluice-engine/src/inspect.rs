@@ -4,8 +4,8 @@
 use std::io::{self, Read, Seek, SeekFrom};
 
 use sluice_format::{
-    parse_footer, Error as FormatError, Header, RecordHeader, RecordKind, Region, TruncatedAt,
-    FOOTER_LEN, RECORD_HEADER_LEN,
+    parse_footer, Error as FormatError, Header, RecordHeader, RecordKind, Region, TruncatedAt, FOOTER_LEN,
+    RECORD_HEADER_LEN,
 };
 
 use crate::decode::read_header;
@@ -40,15 +40,10 @@ pub fn inspect<R: Read + Seek>(mut input: R) -> Result<ContainerInfo> {
 
 /// Describes a container by reading it through (for pipes).
 pub fn inspect_stream<R: Read>(mut input: R) -> Result<ContainerInfo> {
-    walk(&mut input, |r, n| {
-        io::copy(&mut r.by_ref().take(n), &mut io::sink())
-    })
+    walk(&mut input, |r, n| io::copy(&mut r.by_ref().take(n), &mut io::sink()))
 }
 
-fn walk<R: Read>(
-    input: &mut R,
-    mut skip: impl FnMut(&mut R, u64) -> io::Result<u64>,
-) -> Result<ContainerInfo> {
+fn walk<R: Read>(input: &mut R, mut skip: impl FnMut(&mut R, u64) -> io::Result<u64>) -> Result<ContainerInfo> {
     let header = read_header(input)?;
     let mut pos = header.len() as u64;
     let mut chunk_count = 0u64;

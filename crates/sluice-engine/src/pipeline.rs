@@ -86,11 +86,8 @@ where
                             if job_abort.load(Ordering::Relaxed) {
                                 return;
                             }
-                            let done =
-                                catch_unwind(AssertUnwindSafe(|| work(&mut meta, &mut bufs)))
-                                    .unwrap_or_else(|_| {
-                                        Err(Error::Internal("worker panicked".into()))
-                                    });
+                            let done = catch_unwind(AssertUnwindSafe(|| work(&mut meta, &mut bufs)))
+                                .unwrap_or_else(|_| Err(Error::Internal("worker panicked".into())));
                             let msg = match done {
                                 Ok(()) => Outcome::Item(meta, bufs),
                                 Err(e) => Outcome::Fail(e),
@@ -157,11 +154,7 @@ where
                 pending.insert(seq, outcome);
             }
             Err(_) if cancel.is_cancelled() => return Err(Error::Cancelled),
-            Err(_) => {
-                return Err(Error::Internal(
-                    "pipeline stopped without an end marker".into(),
-                ))
-            }
+            Err(_) => return Err(Error::Internal("pipeline stopped without an end marker".into())),
         }
     }
 }

@@ -39,19 +39,13 @@ fn progress_counts_bytes_and_chunks() {
     let data = sample(100_000, 1);
     let ctl = Control::new();
     let mut file = Vec::new();
-    e.encode(
-        &data[..],
-        &mut file,
-        &opts(Suite::None, "zstd", "16KiB", vec![]),
-        &ctl,
-    )
-    .unwrap();
+    e.encode(&data[..], &mut file, &opts(Suite::None, "zstd", "16KiB", vec![]), &ctl)
+        .unwrap();
     assert_eq!(ctl.progress.bytes_in(), data.len() as u64);
     assert_eq!(ctl.progress.bytes_out(), file.len() as u64);
     assert_eq!(ctl.progress.chunks(), 7);
     let ctl = Control::new();
-    e.decode(&file[..], io::sink(), &KeyRing::new(), &ctl)
-        .unwrap();
+    e.decode(&file[..], io::sink(), &KeyRing::new(), &ctl).unwrap();
     assert_eq!(ctl.progress.bytes_in(), file.len() as u64);
     assert_eq!(ctl.progress.bytes_out(), data.len() as u64);
 }
@@ -60,10 +54,7 @@ struct FailingWriter(usize);
 impl Write for FailingWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.0 < buf.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::StorageFull,
-                "no space left on device",
-            ));
+            return Err(io::Error::new(io::ErrorKind::StorageFull, "no space left on device"));
         }
         self.0 -= buf.len();
         Ok(buf.len())
@@ -106,12 +97,7 @@ fn write_and_read_failures_are_reported_not_hung() {
 
     let file = encode(&e, &sample(1 << 20, 2), &o);
     let err = e
-        .decode(
-            &file[..],
-            FailingWriter(50_000),
-            &KeyRing::new(),
-            &Control::new(),
-        )
+        .decode(&file[..], FailingWriter(50_000), &KeyRing::new(), &Control::new())
         .unwrap_err();
     assert!(matches!(err, Error::Write(_)), "{err}");
 }
@@ -150,12 +136,8 @@ fn memory_stays_bounded_on_a_long_stream() {
         }
         worst
     });
-    e.encode(io::repeat(3).take(256 << 20), SlowSink(0), &o, &ctl)
-        .unwrap();
+    e.encode(io::repeat(3).take(256 << 20), SlowSink(0), &o, &ctl).unwrap();
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let worst = t.join().unwrap();
-    assert!(
-        worst <= 6 * 65536,
-        "reader ran {worst} bytes ahead of the writer"
-    );
+    assert!(worst <= 6 * 65536, "reader ran {worst} bytes ahead of the writer");
 }

@@ -35,9 +35,7 @@ fn decode_leak_eae5fb2d_fails_cleanly() {
     let keys = fuzz_keys();
     for _ in 0..50 {
         let mut out = Vec::new();
-        let err = e
-            .decode(&data[..], &mut out, &keys, &Control::new())
-            .unwrap_err();
+        let err = e.decode(&data[..], &mut out, &keys, &Control::new()).unwrap_err();
         assert!(matches!(err, Error::Format(_)), "{err}");
         assert!(out.is_empty() || err.to_string().contains("chunk"), "{err}");
     }

@@ -28,14 +28,9 @@ fn every_size_suite_codec_and_key_source() {
                     } else {
                         KeyRing::new()
                     };
-                    let back = decode(&e, &file, &keys).unwrap_or_else(|err| {
-                        panic!("{} {suite:?} {codec} {len}: {err}", case.name)
-                    });
-                    assert!(
-                        back == plain,
-                        "{} {suite:?} {codec} {len}: mismatch",
-                        case.name
-                    );
+                    let back = decode(&e, &file, &keys)
+                        .unwrap_or_else(|err| panic!("{} {suite:?} {codec} {len}: {err}", case.name));
+                    assert!(back == plain, "{} {suite:?} {codec} {len}: mismatch", case.name);
                     let info = inspect(std::io::Cursor::new(&file)).unwrap();
                     assert_eq!(info.plaintext_len, len as u64);
                     assert_eq!(info.container_len, file.len() as u64);
@@ -53,9 +48,7 @@ fn digest_equals_plain_blake3_and_is_authenticated() {
     let mut file = Vec::new();
     let s = e.encode(&data[..], &mut file, &o, &Control::new()).unwrap();
     assert_eq!(s.digest, *blake3::hash(&data).as_bytes());
-    let d = e
-        .verify(&file[..], &KeyRing::new(), &Control::new())
-        .unwrap();
+    let d = e.verify(&file[..], &KeyRing::new(), &Control::new()).unwrap();
     assert_eq!(d.digest, s.digest);
     assert_eq!(d.plaintext_len, data.len() as u64);
 }
@@ -78,10 +71,7 @@ fn thread_count_and_in_flight_do_not_change_the_result() {
         // Decode with a different thread count from the one that encoded.
         assert_eq!(decode(&engine(3), &file, &case.keys).unwrap(), data);
     }
-    assert!(
-        sizes.windows(2).all(|w| w[0] == w[1]),
-        "sizes differ: {sizes:?}"
-    );
+    assert!(sizes.windows(2).all(|w| w[0] == w[1]), "sizes differ: {sizes:?}");
 }
 
 #[test]
@@ -133,24 +123,15 @@ fn random_ranges_read_only_the_chunks_they_need() {
     }
     for (a, b) in ranges {
         let mut out = Vec::new();
-        let s = archive
-            .read_range(&e, a..b, &mut out, &Control::new())
-            .unwrap();
+        let s = archive.read_range(&e, a..b, &mut out, &Control::new()).unwrap();
         assert_eq!(out, &data[a as usize..b as usize], "range {a}..{b}");
-        let expect_chunks = if a == b {
-            0
-        } else {
-            (b - 1) / chunk - a / chunk + 1
-        };
+        let expect_chunks = if a == b { 0 } else { (b - 1) / chunk - a / chunk + 1 };
         assert_eq!(s.chunks_read, expect_chunks, "range {a}..{b}");
     }
     let err = archive
         .read_range(&e, 5..len + 1, &mut Vec::new(), &Control::new())
         .unwrap_err();
-    assert!(
-        matches!(err, sluice_engine::Error::RangeOutOfBounds { .. }),
-        "{err}"
-    );
+    assert!(matches!(err, sluice_engine::Error::RangeOutOfBounds { .. }), "{err}");
 }
 
 #[test]
@@ -189,9 +170,7 @@ fn range_reads_touch_only_needed_bytes() {
     touched.lock().unwrap().clear();
     let mut out = Vec::new();
     // Bytes 10*4096+5 .. 11*4096+5 touch chunks 10 and 11 only.
-    archive
-        .read_range(&e, 40965..45061, &mut out, &Control::new())
-        .unwrap();
+    archive.read_range(&e, 40965..45061, &mut out, &Control::new()).unwrap();
     assert_eq!(out, &data[40965..45061]);
     let (lo, hi) = (offsets[10], offsets[12]);
     let reads = touched.lock().unwrap().clone();

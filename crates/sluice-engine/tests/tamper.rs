@@ -6,8 +6,7 @@ mod common;
 
 use common::*;
 use sluice_engine::format::{
-    Error as F, Identity, KeyRing, Passphrase, RawKey, Region, SlotSpec, Suite, TruncatedAt,
-    RECORD_HEADER_LEN,
+    Error as F, Identity, KeyRing, Passphrase, RawKey, Region, SlotSpec, Suite, TruncatedAt, RECORD_HEADER_LEN,
 };
 use sluice_engine::{Archive, Control, Error};
 
@@ -151,11 +150,7 @@ fn forged_header_changes_are_caught_by_mac_commitment_or_slot() {
         "{}",
         e(14)
     );
-    assert!(
-        matches!(e(15), Error::Format(F::UnknownCodec(5))),
-        "{}",
-        e(15)
-    );
+    assert!(matches!(e(15), Error::Format(F::UnknownCodec(5))), "{}", e(15));
     assert!(
         matches!(
             e(17),
@@ -179,32 +174,16 @@ fn forged_header_changes_are_caught_by_mac_commitment_or_slot() {
         e(18)
     );
     // File id: the slot is bound to it, so the key no longer opens it.
-    assert!(
-        matches!(e(30), Error::Format(F::NoMatchingKey { .. })),
-        "{}",
-        e(30)
-    );
-    assert!(
-        matches!(e(60), Error::Format(F::KeyCommitmentMismatch)),
-        "{}",
-        e(60)
-    );
-    assert!(
-        matches!(e(100), Error::Format(F::NoMatchingKey { .. })),
-        "{}",
-        e(100)
-    );
+    assert!(matches!(e(30), Error::Format(F::NoMatchingKey { .. })), "{}", e(30));
+    assert!(matches!(e(60), Error::Format(F::KeyCommitmentMismatch)), "{}", e(60));
+    assert!(matches!(e(100), Error::Format(F::NoMatchingKey { .. })), "{}", e(100));
     assert!(
         matches!(e(h - 40), Error::Format(F::HeaderMacMismatch)),
         "{}",
         e(h - 40)
     );
     // A level change is a valid header but not the signed one.
-    assert!(
-        matches!(e(16), Error::Format(F::HeaderMacMismatch)),
-        "{}",
-        e(16)
-    );
+    assert!(matches!(e(16), Error::Format(F::HeaderMacMismatch)), "{}", e(16));
 }
 
 #[test]
@@ -214,11 +193,7 @@ fn chunk_flips() {
         let (start, end) = (w[0], w[1]);
         let i = i as u64;
         // Body, tag (last byte of the record).
-        for at in [
-            start + RECORD_HEADER_LEN,
-            start + RECORD_HEADER_LEN + 7,
-            end - 1,
-        ] {
+        for at in [start + RECORD_HEADER_LEN, start + RECORD_HEADER_LEN + 7, end - 1] {
             let err = decode_err(&f, &flip(&f.file, at), &f.keys);
             assert!(
                 matches!(err, Error::Format(F::ChunkAuth { chunk }) if chunk == i),
@@ -241,16 +216,9 @@ fn chunk_flips() {
 fn index_and_footer_flips() {
     let f = fixture();
     let idx = f.records[6];
-    for at in [
-        idx + RECORD_HEADER_LEN,
-        idx + RECORD_HEADER_LEN + 30,
-        f.footer - 1,
-    ] {
+    for at in [idx + RECORD_HEADER_LEN, idx + RECORD_HEADER_LEN + 30, f.footer - 1] {
         let err = decode_err(&f, &flip(&f.file, at), &f.keys);
-        assert!(
-            matches!(err, Error::Format(F::IndexAuth)),
-            "index at {at}: {err}"
-        );
+        assert!(matches!(err, Error::Format(F::IndexAuth)), "index at {at}: {err}");
     }
     for at in [f.footer, f.footer + 8, f.footer + 15] {
         let err = decode_err(&f, &flip(&f.file, at), &f.keys);
@@ -294,10 +262,7 @@ fn truncation_everywhere_is_named() {
             );
         } else {
             assert!(
-                matches!(
-                    at_boundary,
-                    Error::Format(F::Truncated(TruncatedAt::AfterChunk(5)))
-                ),
+                matches!(at_boundary, Error::Format(F::Truncated(TruncatedAt::AfterChunk(5)))),
                 "{at_boundary}"
             );
         }
@@ -347,10 +312,7 @@ fn dropped_duplicated_and_swapped_chunks() {
         decode_err(&f, &dropped, &f.keys),
         Error::Format(F::ChunkAuth { chunk: 2 })
     ));
-    let dup = splice(
-        &f,
-        &[rec(0), rec(1), rec(1), rec(2), rec(3), rec(4), rec(5)],
-    );
+    let dup = splice(&f, &[rec(0), rec(1), rec(1), rec(2), rec(3), rec(4), rec(5)]);
     assert!(matches!(
         decode_err(&f, &dup, &f.keys),
         Error::Format(F::ChunkAuth { chunk: 2 })
@@ -410,10 +372,7 @@ fn appended_bytes_are_rejected() {
     for extra in [&b"x"[..], &[0u8; 100], &f.file[f.header_len..f.records[1]]] {
         let mut v = f.file.clone();
         v.extend_from_slice(extra);
-        assert!(matches!(
-            decode_err(&f, &v, &f.keys),
-            Error::Format(F::TrailingData)
-        ));
+        assert!(matches!(decode_err(&f, &v, &f.keys), Error::Format(F::TrailingData)));
         assert!(Archive::open(std::io::Cursor::new(v), &f.keys).is_err());
     }
 }
@@ -456,10 +415,7 @@ fn wrong_keys() {
     );
     let stranger = KeyRing::new().with_identity(Identity::generate().unwrap());
     let err = decode_err(&x, &x.file, &stranger);
-    assert!(
-        matches!(err, Error::Format(F::NoMatchingKey { .. })),
-        "{err}"
-    );
+    assert!(matches!(err, Error::Format(F::NoMatchingKey { .. })), "{err}");
     assert!(err.to_string().contains("identity"), "{err}");
 }
 
@@ -478,10 +434,7 @@ fn hostile_kdf_cost_is_refused_before_work() {
     let sum = blake3::hash(&v[..p.header_len - 32]);
     v[p.header_len - 32..p.header_len].copy_from_slice(sum.as_bytes());
     let err = decode_err(&p, &v, &KeyRing::new().with_passphrase(pass));
-    assert!(
-        matches!(err, Error::Format(F::KdfCostTooHigh { .. })),
-        "{err}"
-    );
+    assert!(matches!(err, Error::Format(F::KdfCostTooHigh { .. })), "{err}");
 }
 
 #[test]
@@ -490,10 +443,7 @@ fn garbage_is_not_sluice() {
     for junk in [&b""[..], b"hello world", &[0u8; 4096], b"\x89SLUICE"] {
         let err = decode_err(&f, junk, &f.keys);
         assert!(
-            matches!(
-                err,
-                Error::Format(F::NotSluice) | Error::Format(F::HeaderTruncated)
-            ),
+            matches!(err, Error::Format(F::NotSluice) | Error::Format(F::HeaderTruncated)),
             "{err}"
         );
     }

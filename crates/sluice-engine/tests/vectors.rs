@@ -4,8 +4,7 @@
 //! --nocapture` prints a fresh set (new random keys) for the document.
 
 use sluice_engine::format::{
-    ChunkSize, Compression, FileParams, Identity, KdfParams, KeyRing, Passphrase, RawKey, SlotSpec,
-    Suite,
+    ChunkSize, Compression, FileParams, Identity, KdfParams, KeyRing, Passphrase, RawKey, SlotSpec, Suite,
 };
 use sluice_engine::{Archive, Control, EncodeOptions, Engine, EngineConfig};
 
@@ -36,13 +35,8 @@ fn parse_vectors(doc: &str) -> Vec<Vector> {
     let mut blocks = doc.split("```vector\n").skip(1);
     for block in blocks.by_ref() {
         let body = block.split("```").next().unwrap();
-        let (mut name, mut keys, mut plain, mut b3, mut hexdata) = (
-            String::new(),
-            KeyRing::new(),
-            Vec::new(),
-            String::new(),
-            String::new(),
-        );
+        let (mut name, mut keys, mut plain, mut b3, mut hexdata) =
+            (String::new(), KeyRing::new(), Vec::new(), String::new(), String::new());
         let mut in_hex = false;
         for line in body.lines() {
             if in_hex {
@@ -53,9 +47,7 @@ fn parse_vectors(doc: &str) -> Vec<Vector> {
             let v = v.trim();
             match k {
                 "name" => name = v.to_string(),
-                "key-file" => {
-                    keys = keys.with_raw_key(RawKey::from_bytes(&hex::decode(v).unwrap()).unwrap())
-                }
+                "key-file" => keys = keys.with_raw_key(RawKey::from_bytes(&hex::decode(v).unwrap()).unwrap()),
                 "identity" => keys = keys.with_identity(Identity::parse(v).unwrap()),
                 "passphrase" => keys = keys.with_passphrase(Passphrase::new(v)),
                 "plaintext" => plain = plaintext(v),
@@ -77,14 +69,9 @@ fn parse_vectors(doc: &str) -> Vec<Vector> {
 
 #[test]
 fn documented_vectors_decode() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/FORMAT.md"))
-        .unwrap();
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/FORMAT.md")).unwrap();
     let vectors = parse_vectors(&doc);
-    assert!(
-        vectors.len() >= 4,
-        "FORMAT.md lists {} vectors",
-        vectors.len()
-    );
+    assert!(vectors.len() >= 4, "FORMAT.md lists {} vectors", vectors.len());
     for v in &vectors {
         assert_eq!(
             blake3::hash(&v.plaintext).to_hex().as_str(),
@@ -107,13 +94,8 @@ fn documented_vectors_decode() {
             let mut a = Archive::open(std::io::Cursor::new(&v.container), &v.keys).unwrap();
             let mut part = Vec::new();
             let len = v.plaintext.len() as u64;
-            a.read_range(&e, len / 3..len, &mut part, &Control::new())
-                .unwrap();
-            assert!(
-                part == v.plaintext[(len / 3) as usize..],
-                "{}: range",
-                v.name
-            );
+            a.read_range(&e, len / 3..len, &mut part, &Control::new()).unwrap();
+            assert!(part == v.plaintext[(len / 3) as usize..], "{}: range", v.name);
         }
         // A one-bit change anywhere in the container is rejected.
         let mut bad = v.container.clone();
@@ -127,14 +109,7 @@ fn documented_vectors_decode() {
 }
 
 /// Name, key line, plaintext spec, suite, compression, slots.
-type Case = (
-    &'static str,
-    String,
-    &'static str,
-    Suite,
-    &'static str,
-    Vec<SlotSpec>,
-);
+type Case = (&'static str, String, &'static str, Suite, &'static str, Vec<SlotSpec>);
 
 #[test]
 #[ignore = "prints fresh vectors for docs/FORMAT.md"]
@@ -201,8 +176,7 @@ fn generate_vectors() {
             adaptive: true,
         };
         let mut file = Vec::new();
-        e.encode(&data[..], &mut file, &opts, &Control::new())
-            .unwrap();
+        e.encode(&data[..], &mut file, &opts, &Control::new()).unwrap();
         println!("```vector\nname: {name}");
         if !keyline.is_empty() {
             println!("{keyline}");

@@ -102,12 +102,7 @@ impl Compression {
                 .parse::<i32>()
                 .map_err(|_| Error::InvalidParams(format!("zstd level {l:?} is not a number")))?,
             (Codec::Zstd, None) => ZSTD_DEFAULT_LEVEL,
-            (_, Some(_)) => {
-                return Err(Error::InvalidParams(format!(
-                    "{} takes no level",
-                    codec.name()
-                )))
-            }
+            (_, Some(_)) => return Err(Error::InvalidParams(format!("{} takes no level", codec.name()))),
             (_, None) => 0,
         };
         let c = Compression { codec, level };
@@ -118,18 +113,15 @@ impl Compression {
     /// Checks the level is in range for the codec.
     pub fn validate(&self) -> Result<()> {
         match self.codec {
-            Codec::Zstd
-                if !(ZSTD_MIN_LEVEL..=ZSTD_MAX_LEVEL).contains(&self.level) || self.level == 0 =>
-            {
+            Codec::Zstd if !(ZSTD_MIN_LEVEL..=ZSTD_MAX_LEVEL).contains(&self.level) || self.level == 0 => {
                 Err(Error::InvalidParams(format!(
                     "zstd level {} out of range ({ZSTD_MIN_LEVEL}..={ZSTD_MAX_LEVEL}, not 0)",
                     self.level
                 )))
             }
-            Codec::None | Codec::Lz4 if self.level != 0 => Err(Error::InvalidParams(format!(
-                "{} takes no level",
-                self.codec.name()
-            ))),
+            Codec::None | Codec::Lz4 if self.level != 0 => {
+                Err(Error::InvalidParams(format!("{} takes no level", self.codec.name())))
+            }
             _ => Ok(()),
         }
     }
@@ -226,8 +218,7 @@ impl Compressor {
                 continue;
             };
             raw += sample.len();
-            packed +=
-                lz4_flex::block::compress_into(sample, &mut self.scratch).unwrap_or(sample.len());
+            packed += lz4_flex::block::compress_into(sample, &mut self.scratch).unwrap_or(sample.len());
         }
         raw > 0 && packed * 100 >= raw * 98
     }
@@ -253,12 +244,7 @@ impl Decompressor {
     /// Decompresses `src` into exactly `dst.len()` bytes. Output that would be
     /// longer or shorter than `dst` is an error, so a chunk can never expand
     /// past its declared length (no decompression bombs).
-    pub fn decompress(
-        &mut self,
-        codec: Codec,
-        src: &[u8],
-        dst: &mut [u8],
-    ) -> std::result::Result<(), String> {
+    pub fn decompress(&mut self, codec: Codec, src: &[u8], dst: &mut [u8]) -> std::result::Result<(), String> {
         let n = match codec {
             Codec::None => return Err("chunk is flagged compressed but the codec is none".into()),
             Codec::Zstd => {
@@ -266,12 +252,9 @@ impl Decompressor {
                     self.zstd = Some(zstd::bulk::Decompressor::new().map_err(|e| e.to_string())?);
                 }
                 let z = self.zstd.as_mut().ok_or("zstd context unavailable")?;
-                z.decompress_to_buffer(src, dst)
-                    .map_err(|e| format!("zstd: {e}"))?
+                z.decompress_to_buffer(src, dst).map_err(|e| format!("zstd: {e}"))?
             }
-            Codec::Lz4 => {
-                lz4_flex::block::decompress_into(src, dst).map_err(|e| format!("lz4: {e}"))?
-            }
+            Codec::Lz4 => lz4_flex::block::decompress_into(src, dst).map_err(|e| format!("lz4: {e}"))?,
         };
         if n != dst.len() {
             return Err(format!("decompressed to {n} bytes, expected {}", dst.len()));

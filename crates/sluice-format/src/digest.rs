@@ -3,9 +3,7 @@
 //! (what `b3sum` prints), because every chunk is a power-of-two number of
 //! BLAKE3 chunks long and so an aligned subtree of BLAKE3's tree.
 
-use blake3::hazmat::{
-    merge_subtrees_non_root, merge_subtrees_root, ChainingValue, HasherExt, Mode,
-};
+use blake3::hazmat::{merge_subtrees_non_root, merge_subtrees_root, ChainingValue, HasherExt, Mode};
 
 /// Length of a BLAKE3 digest.
 pub const DIGEST_LEN: usize = 32;
@@ -66,8 +64,7 @@ impl DigestBuilder {
 
     fn merge_top(&mut self) {
         if let (Some(right), Some(left)) = (self.stack.pop(), self.stack.pop()) {
-            self.stack
-                .push(merge_subtrees_non_root(&left, &right, Mode::Hash));
+            self.stack.push(merge_subtrees_non_root(&left, &right, Mode::Hash));
         }
     }
 

@@ -113,9 +113,7 @@ pub enum Error {
     #[error("could not read the passphrase: {0}")]
     PassphraseUnavailable(String),
     /// A passphrase slot asks for more Argon2 work than the configured cap.
-    #[error(
-        "key slot {slot}: Argon2 {param} {value} exceeds the limit {limit} (raise it with {how})"
-    )]
+    #[error("key slot {slot}: Argon2 {param} {value} exceeds the limit {limit} (raise it with {how})")]
     KdfCostTooHigh {
         /// Slot number.
         slot: usize,
@@ -198,10 +196,7 @@ impl fmt::Display for TruncatedAt {
 impl Error {
     /// The footer's offset disagrees with where the index really is.
     pub fn invalid_footer_offset() -> Self {
-        Error::invalid(
-            Region::Footer,
-            "index offset (does not match the index position)",
-        )
+        Error::invalid(Region::Footer, "index offset (does not match the index position)")
     }
 
     /// Shorthand for [`Error::Invalid`].
@@ -215,9 +210,7 @@ impl Error {
     /// The broad class of this error, for exit codes and HTTP statuses.
     pub fn class(&self) -> ErrorClass {
         match self {
-            Error::MissingKey { .. }
-            | Error::NoMatchingKey { .. }
-            | Error::PassphraseUnavailable(_) => ErrorClass::Key,
+            Error::MissingKey { .. } | Error::NoMatchingKey { .. } | Error::PassphraseUnavailable(_) => ErrorClass::Key,
             Error::InvalidParams(_) | Error::InvalidKey(_) => ErrorClass::Usage,
             Error::KdfCostTooHigh { .. } => ErrorClass::Limit,
             Error::Crypto(_) => ErrorClass::Internal,

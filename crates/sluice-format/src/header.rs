@@ -8,8 +8,8 @@ use crate::bytes::Cursor;
 use crate::codec::{Codec, Compression};
 use crate::error::{Error, KeyKind, Region, Result};
 use crate::kdf::{
-    hkdf32, random_bytes, random_key, unwrap_key, wrap_key, KeySchedule, SecretKey, KEY_LEN,
-    LABEL_KEYFILE_SLOT, LABEL_X25519_SLOT, MAC_LEN, WRAPPED_LEN,
+    hkdf32, random_bytes, random_key, unwrap_key, wrap_key, KeySchedule, SecretKey, KEY_LEN, LABEL_KEYFILE_SLOT,
+    LABEL_X25519_SLOT, MAC_LEN, WRAPPED_LEN,
 };
 use crate::keys::{argon2id, Identity, KdfParams, KeyRing, SlotSpec};
 use crate::suite::{PayloadCipher, Suite};
@@ -92,9 +92,9 @@ impl ChunkSize {
         let t = s.trim();
         let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
-        let n: u64 = num.parse().map_err(|_| {
-            Error::InvalidParams(format!("chunk size {s:?} is not a size (e.g. 4MiB)"))
-        })?;
+        let n: u64 = num
+            .parse()
+            .map_err(|_| Error::InvalidParams(format!("chunk size {s:?} is not a size (e.g. 4MiB)")))?;
         let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "k" | "kib" | "kb" => 1 << 10,
@@ -170,11 +170,7 @@ impl Slot {
     fn encode(&self, out: &mut Vec<u8>) {
         out.push(self.kind());
         match self {
-            Slot::Passphrase {
-                params,
-                salt,
-                wrapped,
-            } => {
+            Slot::Passphrase { params, salt, wrapped } => {
                 out.extend_from_slice(&(PASSPHRASE_SLOT_LEN as u16).to_le_bytes());
                 out.extend_from_slice(&params.memory_kib.to_le_bytes());
                 out.extend_from_slice(&params.passes.to_le_bytes());
@@ -200,12 +196,7 @@ impl Slot {
             SLOT_PASSPHRASE => PASSPHRASE_SLOT_LEN,
             SLOT_X25519 => X25519_SLOT_LEN,
             SLOT_RAW_KEY => RAW_KEY_SLOT_LEN,
-            other => {
-                return Err(Error::UnknownSlotKind {
-                    slot: n,
-                    kind: other,
-                })
-            }
+            other => return Err(Error::UnknownSlotKind { slot: n, kind: other }),
         };
         if body.len() != expect {
             return Err(Error::invalid(
@@ -352,10 +343,7 @@ impl Header {
             slots.push(Slot::decode(n, kind, body)?);
         }
         if c.remaining() != 0 {
-            return Err(bad(&format!(
-                "{} unexpected bytes after the slots",
-                c.remaining()
-            )));
+            return Err(bad(&format!("{} unexpected bytes after the slots", c.remaining())));
         }
         check_slot_rules(suite, &slots).map_err(|e| match e {
             Error::InvalidParams(what) => bad(&what),
@@ -466,9 +454,7 @@ impl Header {
                 if let Slot::RawKey { wrapped } = slot {
                     for key in &keys.raw_keys {
                         let kek = hkdf32(key.expose(), &self.file_id, LABEL_KEYFILE_SLOT);
-                        if let Some(fk) =
-                            unwrap_key(&kek, &slot_aad(&self.file_id, SLOT_RAW_KEY), wrapped)
-                        {
+                        if let Some(fk) = unwrap_key(&kek, &slot_aad(&self.file_id, SLOT_RAW_KEY), wrapped) {
                             return Ok(fk);
                         }
                     }
@@ -488,12 +474,7 @@ impl Header {
             }
         }
         for (n, slot) in self.slots.iter().enumerate() {
-            if let Slot::Passphrase {
-                params,
-                salt,
-                wrapped,
-            } = slot
-            {
+            if let Slot::Passphrase { params, salt, wrapped } = slot {
                 let Some(provider) = keys.passphrase.as_ref() else {
                     continue;
                 };
@@ -501,9 +482,7 @@ impl Header {
                 tried.push(KeyKind::Passphrase);
                 let passphrase = provider().map_err(Error::PassphraseUnavailable)?;
                 let kek = argon2id(&passphrase, salt, *params)?;
-                if let Some(fk) =
-                    unwrap_key(&kek, &slot_aad(&self.file_id, SLOT_PASSPHRASE), wrapped)
-                {
+                if let Some(fk) = unwrap_key(&kek, &slot_aad(&self.file_id, SLOT_PASSPHRASE), wrapped) {
                     return Ok(fk);
                 }
             }
@@ -543,12 +522,7 @@ fn check_kdf_limits(slot: usize, p: &KdfParams, keys: &KeyRing) -> Result<()> {
         how,
     };
     if p.memory_kib > l.max_memory_kib {
-        return Err(over(
-            "memory (KiB)",
-            p.memory_kib,
-            l.max_memory_kib,
-            "--max-kdf-memory",
-        ));
+        return Err(over("memory (KiB)", p.memory_kib, l.max_memory_kib, "--max-kdf-memory"));
     }
     if p.passes > l.max_passes {
         return Err(over("passes", p.passes, l.max_passes, "--max-kdf-passes"));
@@ -572,11 +546,7 @@ fn slot_aad(file_id: &[u8; KEY_LEN], kind: u8) -> [u8; 8 + 2 + KEY_LEN + 1] {
     aad
 }
 
-fn x25519_kek(
-    shared: &[u8; KEY_LEN],
-    ephemeral: &[u8; KEY_LEN],
-    recipient: &[u8; KEY_LEN],
-) -> SecretKey {
+fn x25519_kek(shared: &[u8; KEY_LEN], ephemeral: &[u8; KEY_LEN], recipient: &[u8; KEY_LEN]) -> SecretKey {
     let mut salt = [0u8; 2 * KEY_LEN];
     let (a, b) = salt.split_at_mut(KEY_LEN);
     a.copy_from_slice(ephemeral);
@@ -584,12 +554,7 @@ fn x25519_kek(
     hkdf32(shared, &salt, LABEL_X25519_SLOT)
 }
 
-fn open_x25519(
-    id: &Identity,
-    ephemeral: &[u8; KEY_LEN],
-    wrapped: &[u8],
-    file_id: &[u8; KEY_LEN],
-) -> Option<SecretKey> {
+fn open_x25519(id: &Identity, ephemeral: &[u8; KEY_LEN], wrapped: &[u8], file_id: &[u8; KEY_LEN]) -> Option<SecretKey> {
     let shared = id.agree(ephemeral)?;
     let kek = x25519_kek(&shared, ephemeral, &id.recipient().to_bytes());
     unwrap_key(&kek, &slot_aad(file_id, SLOT_X25519), wrapped)
@@ -611,9 +576,9 @@ fn seal_slot(spec: &SlotSpec, file_id: &[u8; KEY_LEN], file_key: &[u8; KEY_LEN])
         SlotSpec::Recipient(r) => {
             let eph = Identity::generate()?;
             let ephemeral = eph.recipient().to_bytes();
-            let shared = eph.agree(&r.to_bytes()).ok_or_else(|| {
-                Error::InvalidKey(format!("recipient {r} is not a usable X25519 key"))
-            })?;
+            let shared = eph
+                .agree(&r.to_bytes())
+                .ok_or_else(|| Error::InvalidKey(format!("recipient {r} is not a usable X25519 key")))?;
             let kek = x25519_kek(&shared, &ephemeral, &r.to_bytes());
             Slot::X25519 {
                 ephemeral,
@@ -639,9 +604,7 @@ fn check_slot_rules(suite: Suite, slots: &[Slot]) -> Result<()> {
         ));
     }
     if !suite.is_encrypted() && !slots.is_empty() {
-        return Err(Error::InvalidParams(
-            "an unencrypted file cannot have key slots".into(),
-        ));
+        return Err(Error::InvalidParams("an unencrypted file cannot have key slots".into()));
     }
     if passphrases > 0 && slots.len() > 1 {
         return Err(Error::InvalidParams(
@@ -681,10 +644,7 @@ mod tests {
         let id = Identity::generate().unwrap();
         let raw = RawKey::generate().unwrap();
         let params = FileParams::default();
-        let specs = [
-            SlotSpec::Recipient(id.recipient()),
-            SlotSpec::RawKey(raw.clone()),
-        ];
+        let specs = [SlotSpec::Recipient(id.recipient()), SlotSpec::RawKey(raw.clone())];
         let (h, _) = Header::create(&params, &specs).unwrap();
         let parsed = Header::parse(h.as_bytes()).unwrap();
         assert_eq!(parsed, h);
@@ -698,8 +658,7 @@ mod tests {
         assert!(matches!(err, Error::MissingKey { .. }), "{err}");
 
         let pass = Passphrase::new("correct horse");
-        let (h, _) =
-            Header::create(&params, &[SlotSpec::Passphrase(pass.clone(), fast_kdf())]).unwrap();
+        let (h, _) = Header::create(&params, &[SlotSpec::Passphrase(pass.clone(), fast_kdf())]).unwrap();
         h.unlock(&KeyRing::new().with_passphrase(pass)).unwrap();
         let err = h
             .unlock(&KeyRing::new().with_passphrase(Passphrase::new("wrong")))

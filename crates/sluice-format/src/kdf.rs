@@ -107,15 +107,9 @@ pub const WRAPPED_LEN: usize = KEY_LEN + 16;
 ///
 /// Every key-encryption key is used exactly once (it depends on a fresh salt
 /// or ephemeral key), so the fixed nonce never repeats under one key.
-pub fn wrap_key(
-    kek: &[u8; KEY_LEN],
-    aad: &[u8],
-    file_key: &[u8; KEY_LEN],
-) -> Result<[u8; WRAPPED_LEN]> {
+pub fn wrap_key(kek: &[u8; KEY_LEN], aad: &[u8], file_key: &[u8; KEY_LEN]) -> Result<[u8; WRAPPED_LEN]> {
     use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
-    let key = LessSafeKey::new(
-        UnboundKey::new(&CHACHA20_POLY1305, kek).map_err(|_| Error::Crypto("bad key length"))?,
-    );
+    let key = LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, kek).map_err(|_| Error::Crypto("bad key length"))?);
     let mut out = [0u8; WRAPPED_LEN];
     let (body, tag_out) = out.split_at_mut(KEY_LEN);
     body.copy_from_slice(file_key);
@@ -136,11 +130,7 @@ pub fn unwrap_key(kek: &[u8; KEY_LEN], aad: &[u8], wrapped: &[u8]) -> Option<Sec
     let mut buf = Zeroizing::new([0u8; WRAPPED_LEN]);
     buf.copy_from_slice(wrapped);
     let plain = key
-        .open_in_place(
-            Nonce::assume_unique_for_key([0; 12]),
-            Aad::from(aad),
-            buf.as_mut(),
-        )
+        .open_in_place(Nonce::assume_unique_for_key([0; 12]), Aad::from(aad), buf.as_mut())
         .ok()?;
     let mut out = Zeroizing::new([0u8; KEY_LEN]);
     if plain.len() != KEY_LEN {

@@ -95,13 +95,8 @@ impl Default for KdfLimits {
 
 /// Runs Argon2id over a passphrase; the result is a 32-byte key-encryption key.
 pub fn argon2id(passphrase: &Passphrase, salt: &[u8], params: KdfParams) -> Result<SecretKey> {
-    let p = argon2::Params::new(
-        params.memory_kib,
-        params.passes,
-        params.lanes,
-        Some(KEY_LEN),
-    )
-    .map_err(|e| Error::InvalidParams(format!("argon2 parameters: {e}")))?;
+    let p = argon2::Params::new(params.memory_kib, params.passes, params.lanes, Some(KEY_LEN))
+        .map_err(|e| Error::InvalidParams(format!("argon2 parameters: {e}")))?;
     let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p);
     let mut out = Zeroizing::new([0u8; KEY_LEN]);
     a.hash_password_into(passphrase.expose(), salt, out.as_mut())
@@ -122,20 +117,17 @@ impl Recipient {
     /// Parses a `sluice1...` recipient string.
     pub fn parse(s: &str) -> Result<Self> {
         let s = s.trim();
-        let (hrp, data) = bech32::decode(s).map_err(|e| {
-            Error::InvalidKey(format!(
-                "recipient {s:?} is not a valid sluice1... string ({e})"
-            ))
-        })?;
+        let (hrp, data) = bech32::decode(s)
+            .map_err(|e| Error::InvalidKey(format!("recipient {s:?} is not a valid sluice1... string ({e})")))?;
         if hrp.as_str() != RECIPIENT_HRP {
             return Err(Error::InvalidKey(format!(
                 "recipient {s:?} has prefix {:?}, expected \"{RECIPIENT_HRP}1\"",
                 hrp.as_str()
             )));
         }
-        let bytes: [u8; KEY_LEN] = data.try_into().map_err(|_| {
-            Error::InvalidKey(format!("recipient {s:?} does not hold a 32-byte key"))
-        })?;
+        let bytes: [u8; KEY_LEN] = data
+            .try_into()
+            .map_err(|_| Error::InvalidKey(format!("recipient {s:?} does not hold a 32-byte key")))?;
         Ok(Recipient(bytes))
     }
 }
@@ -193,9 +185,8 @@ impl Identity {
 
     /// Parses one `SLUICE-SECRET-KEY-1...` string.
     pub fn parse(s: &str) -> Result<Self> {
-        let (hrp, data) = bech32::decode(s.trim()).map_err(|_| {
-            Error::InvalidKey("identity is not a valid SLUICE-SECRET-KEY-1... string".into())
-        })?;
+        let (hrp, data) = bech32::decode(s.trim())
+            .map_err(|_| Error::InvalidKey("identity is not a valid SLUICE-SECRET-KEY-1... string".into()))?;
         let data = Zeroizing::new(data);
         if !hrp.as_str().eq_ignore_ascii_case(IDENTITY_HRP) {
             return Err(Error::InvalidKey(
@@ -231,12 +222,8 @@ impl Identity {
 
     /// X25519 of this secret with `public`; `None` for a low-order point.
     pub(crate) fn agree(&self, public: &[u8; KEY_LEN]) -> Option<Zeroizing<[u8; KEY_LEN]>> {
-        let shared = self
-            .secret
-            .diffie_hellman(&x25519_dalek::PublicKey::from(*public));
-        shared
-            .was_contributory()
-            .then(|| Zeroizing::new(*shared.as_bytes()))
+        let shared = self.secret.diffie_hellman(&x25519_dalek::PublicKey::from(*public));
+        shared.was_contributory().then(|| Zeroizing::new(*shared.as_bytes()))
     }
 }
 
@@ -262,12 +249,9 @@ pub struct RawKey(pub(crate) SecretKey);
 impl RawKey {
     /// A key from exactly 32 bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let arr: [u8; KEY_LEN] = bytes.try_into().map_err(|_| {
-            Error::InvalidKey(format!(
-                "key file must hold exactly 32 bytes, it holds {}",
-                bytes.len()
-            ))
-        })?;
+        let arr: [u8; KEY_LEN] = bytes
+            .try_into()
+            .map_err(|_| Error::InvalidKey(format!("key file must hold exactly 32 bytes, it holds {}", bytes.len())))?;
         Ok(RawKey(Zeroizing::new(arr)))
     }
 
@@ -301,8 +285,7 @@ pub enum SlotSpec {
 
 /// Lazily supplies a passphrase (for example by prompting), only when a file
 /// has a passphrase slot.
-pub type PassphraseProvider =
-    Arc<dyn Fn() -> std::result::Result<Passphrase, String> + Send + Sync>;
+pub type PassphraseProvider = Arc<dyn Fn() -> std::result::Result<Passphrase, String> + Send + Sync>;
 
 /// The keys available to open files, tried against every key slot.
 #[derive(Clone, Default)]

@@ -12,12 +12,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(
     not(test),
-    warn(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
 )]
 
 mod bytes;
@@ -35,11 +30,8 @@ pub use digest::{hash_chunk, ChunkHash, DigestBuilder, DIGEST_LEN};
 pub use error::{Error, ErrorClass, KeyKind, Region, Result, TruncatedAt};
 pub use header::{header_len, ChunkSize, FileParams, Header, Slot, MAGIC, PREFIX_LEN, VERSION};
 pub use keys::{
-    parse_recipients_file, Identity, KdfLimits, KdfParams, KeyRing, Passphrase, PassphraseProvider,
-    RawKey, Recipient, SlotSpec,
+    parse_recipients_file, Identity, KdfLimits, KdfParams, KeyRing, Passphrase, PassphraseProvider, RawKey, Recipient,
+    SlotSpec,
 };
-pub use stream::{
-    footer, parse_footer, Index, RecordHeader, RecordKind, StreamContext, FOOTER_LEN,
-    RECORD_HEADER_LEN,
-};
+pub use stream::{footer, parse_footer, Index, RecordHeader, RecordKind, StreamContext, FOOTER_LEN, RECORD_HEADER_LEN};
 pub use suite::{Suite, TAG_LEN};

@@ -148,9 +148,7 @@ impl Index {
         let plaintext_len = c.u64().ok_or_else(|| bad("index too short"))?;
         let index_offset = c.u64().ok_or_else(|| bad("index too short"))?;
         let digest = c.array().ok_or_else(|| bad("index too short"))?;
-        if (c.remaining() / INDEX_ENTRY_LEN) as u64 != chunk_count
-            || c.remaining() % INDEX_ENTRY_LEN != 0
-        {
+        if (c.remaining() / INDEX_ENTRY_LEN) as u64 != chunk_count || c.remaining() % INDEX_ENTRY_LEN != 0 {
             return Err(bad("index length does not match its chunk count"));
         }
         let mut body_lens = Vec::with_capacity(c.remaining() / INDEX_ENTRY_LEN);
@@ -255,9 +253,7 @@ impl StreamContext {
         let (body, tail) = rest
             .split_at_mut_checked(body_len)
             .ok_or(Error::Crypto("record buffer too small"))?;
-        let tag = self
-            .cipher
-            .seal(stream_nonce(index, false), &self.aad(&rh), body)?;
+        let tag = self.cipher.seal(stream_nonce(index, false), &self.aad(&rh), body)?;
         tail.get_mut(..TAG_LEN)
             .ok_or(Error::Crypto("record buffer too small"))?
             .copy_from_slice(&tag);
@@ -273,25 +269,16 @@ impl StreamContext {
         let plain = rh.plain_len as usize;
         let body = rh.body_len as usize;
         if rh.kind != RecordKind::Data {
-            return Err(Error::invalid(
-                region,
-                "record kind (expected a data chunk)",
-            ));
+            return Err(Error::invalid(region, "record kind (expected a data chunk)"));
         }
         if plain == 0 || plain > self.chunk_size() {
             return Err(Error::invalid(
                 region,
-                format!(
-                    "plaintext length {plain} (chunk size is {})",
-                    self.chunk_size()
-                ),
+                format!("plaintext length {plain} (chunk size is {})", self.chunk_size()),
             ));
         }
         if rh.compressed && self.header.compression.codec == Codec::None {
-            return Err(Error::invalid(
-                region,
-                "compressed flag in a file without compression",
-            ));
+            return Err(Error::invalid(region, "compressed flag in a file without compression"));
         }
         let ok = if rh.compressed {
             body > TAG_LEN && body < plain + TAG_LEN
@@ -342,16 +329,13 @@ impl StreamContext {
         let rh = RecordHeader {
             kind: RecordKind::Index,
             compressed: false,
-            plain_len: u32::try_from(plain.len())
-                .map_err(|_| Error::InvalidParams("too many chunks".into()))?,
+            plain_len: u32::try_from(plain.len()).map_err(|_| Error::InvalidParams("too many chunks".into()))?,
             body_len: u32::try_from(plain.len() + TAG_LEN)
                 .map_err(|_| Error::InvalidParams("too many chunks".into()))?,
         };
-        let tag = self.cipher.seal(
-            stream_nonce(index.chunk_count, true),
-            &self.aad(&rh),
-            &mut plain,
-        )?;
+        let tag = self
+            .cipher
+            .seal(stream_nonce(index.chunk_count, true), &self.aad(&rh), &mut plain)?;
         let mut rec = Vec::with_capacity(RECORD_HEADER_LEN + plain.len() + TAG_LEN);
         rec.extend_from_slice(&rh.to_bytes());
         rec.extend_from_slice(&plain);
@@ -376,12 +360,7 @@ impl StreamContext {
 
     /// Authenticates the index record that follows `chunk_count` chunks and
     /// checks it is consistent with the header.
-    pub fn open_index(
-        &self,
-        chunk_count: u64,
-        rh: &RecordHeader,
-        body: &mut [u8],
-    ) -> Result<Index> {
+    pub fn open_index(&self, chunk_count: u64, rh: &RecordHeader, body: &mut [u8]) -> Result<Index> {
         self.check_index_record(chunk_count, rh)?;
         let n = self
             .cipher

@@ -108,29 +108,19 @@ impl PayloadCipher {
                 UnboundKey::new(&AES_256_GCM, key).map_err(|_| Error::Crypto("bad key length"))?,
             )),
             Suite::ChaCha20Poly1305 => CipherImpl::Aead(LessSafeKey::new(
-                UnboundKey::new(&CHACHA20_POLY1305, key)
-                    .map_err(|_| Error::Crypto("bad key length"))?,
+                UnboundKey::new(&CHACHA20_POLY1305, key).map_err(|_| Error::Crypto("bad key length"))?,
             )),
         };
         Ok(PayloadCipher { inner })
     }
 
     /// Seals `body` in place and returns the tag to append.
-    pub fn seal(
-        &self,
-        nonce: [u8; NONCE_LEN],
-        aad: &[u8],
-        body: &mut [u8],
-    ) -> Result<[u8; TAG_LEN]> {
+    pub fn seal(&self, nonce: [u8; NONCE_LEN], aad: &[u8], body: &mut [u8]) -> Result<[u8; TAG_LEN]> {
         match &self.inner {
             CipherImpl::Checksum(keyed) => Ok(checksum_tag(keyed, &nonce, aad, body)),
             CipherImpl::Aead(key) => {
                 let tag = key
-                    .seal_in_place_separate_tag(
-                        Nonce::assume_unique_for_key(nonce),
-                        Aad::from(aad),
-                        body,
-                    )
+                    .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), body)
                     .map_err(|_| Error::Crypto("seal failed"))?;
                 let mut out = [0u8; TAG_LEN];
                 out.copy_from_slice(tag.as_ref());

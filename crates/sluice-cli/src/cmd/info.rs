@@ -17,13 +17,9 @@ pub fn run(args: &InfoArgs) -> Result<Code> {
         inspect_stream(std::io::stdin())
     } else {
         if args.input.is_dir() {
-            return Err(usage(format!(
-                "{}: is a directory, not a file",
-                args.input.display()
-            )));
+            return Err(usage(format!("{}: is a directory, not a file", args.input.display())));
         }
-        let f = File::open(&args.input)
-            .with_context(|| format!("{}: cannot open", args.input.display()))?;
+        let f = File::open(&args.input).with_context(|| format!("{}: cannot open", args.input.display()))?;
         inspect(f)
     }
     .map_err(|e| anyhow::Error::new(e).context(display(&args.input)))?;
@@ -59,12 +55,7 @@ pub fn run(args: &InfoArgs) -> Result<Code> {
     Ok(Code::Ok)
 }
 
-fn print_human(
-    args: &InfoArgs,
-    info: &ContainerInfo,
-    slots: &[&str],
-    kdf: &[&sluice_engine::format::KdfParams],
-) {
+fn print_human(args: &InfoArgs, info: &ContainerInfo, slots: &[&str], kdf: &[&sluice_engine::format::KdfParams]) {
     let h = &info.header;
     let ratio = if info.plaintext_len == 0 {
         1.0
@@ -99,7 +90,5 @@ fn print_human(
             p.lanes
         );
     }
-    println!(
-        "note:          read without a key; sizes are not authenticated (use 'sluice verify')"
-    );
+    println!("note:          read without a key; sizes are not authenticated (use 'sluice verify')");
 }

@@ -16,8 +16,7 @@ use crate::exit::{usage, Code};
 pub fn run(args: &KeygenArgs) -> Result<Code> {
     if let Some(path) = &args.show_recipient {
         let text = Zeroizing::new(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("{}: cannot read identity file", path.display()))?,
+            std::fs::read_to_string(path).with_context(|| format!("{}: cannot read identity file", path.display()))?,
         );
         for id in Identity::parse_file(&text).with_context(|| path.display().to_string())? {
             println!("{}", id.recipient());
@@ -25,10 +24,7 @@ pub fn run(args: &KeygenArgs) -> Result<Code> {
         return Ok(Code::Ok);
     }
     if args.raw {
-        let path = args
-            .output
-            .as_deref()
-            .ok_or_else(|| usage("--raw needs -o FILE"))?;
+        let path = args.output.as_deref().ok_or_else(|| usage("--raw needs -o FILE"))?;
         let key = RawKey::generate()?;
         write_secret(path, key.expose())?;
         return Ok(Code::Ok);

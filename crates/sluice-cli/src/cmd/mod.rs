@@ -46,10 +46,7 @@ pub fn open_input(path: &Path) -> Result<Input> {
         });
     }
     if path.is_dir() {
-        return Err(usage(format!(
-            "{}: is a directory, not a file",
-            path.display()
-        )));
+        return Err(usage(format!("{}: is a directory, not a file", path.display())));
     }
     let file = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
     let meta = file
@@ -76,7 +73,9 @@ impl Sink {
     pub fn open(target: &Path, input: &Path, force: bool, binary: bool) -> Result<Sink> {
         if is_stdio(target) {
             if binary && std::io::stdout().is_terminal() {
-                return Err(usage("refusing to write a container to a terminal: use -o FILE or redirect standard output"));
+                return Err(usage(
+                    "refusing to write a container to a terminal: use -o FILE or redirect standard output",
+                ));
             }
             return Ok(Sink::Stdout(std::io::stdout()));
         }

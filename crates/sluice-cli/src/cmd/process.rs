@@ -13,12 +13,7 @@ use crate::keys::slots_for_process;
 use crate::progress::{Bar, Track};
 
 /// Runs the command.
-pub fn run(
-    args: &ProcessArgs,
-    engine: &Engine,
-    global: &Global,
-    cancel: CancelToken,
-) -> Result<Code> {
+pub fn run(args: &ProcessArgs, engine: &Engine, global: &Global, cancel: CancelToken) -> Result<Code> {
     let suite = Suite::from_name(&args.encrypt).map_err(|e| usage(e.to_string()))?;
     let compression = Compression::parse(&args.compress).map_err(|e| usage(e.to_string()))?;
     let chunk_size = ChunkSize::parse(&args.chunk_size).map_err(|e| usage(e.to_string()))?;

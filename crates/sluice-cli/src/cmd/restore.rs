@@ -14,12 +14,7 @@ use crate::keys::keyring;
 use crate::progress::{Bar, Track};
 
 /// Runs the command.
-pub fn run(
-    args: &RestoreArgs,
-    engine: &Engine,
-    global: &Global,
-    cancel: CancelToken,
-) -> Result<Code> {
+pub fn run(args: &RestoreArgs, engine: &Engine, global: &Global, cancel: CancelToken) -> Result<Code> {
     let keys = keyring(&args.unlock)?;
     let output = match &args.output {
         Some(o) => o.clone(),
@@ -32,20 +27,16 @@ pub fn run(
     if let Some(spec) = &args.range {
         let (start, end) = parse_range(spec)?;
         if is_stdio(&args.input) {
-            return Err(usage(
-                "--range needs a seekable file, not standard input (a pipe)",
-            ));
+            return Err(usage("--range needs a seekable file, not standard input (a pipe)"));
         }
-        let file = File::open(&args.input)
-            .with_context(|| format!("{}: cannot open", args.input.display()))?;
+        let file = File::open(&args.input).with_context(|| format!("{}: cannot open", args.input.display()))?;
         if !file.metadata().map(|m| m.is_file()).unwrap_or(false) {
             return Err(usage(format!(
                 "{}: --range needs a regular, seekable file",
                 args.input.display()
             )));
         }
-        let mut archive =
-            Archive::open(file, &keys).map_err(|e| name_error(e, &args.input, &output))?;
+        let mut archive = Archive::open(file, &keys).map_err(|e| name_error(e, &args.input, &output))?;
         let len = archive.plaintext_len();
         let range: Range<u64> = start..end.unwrap_or(len);
         let mut sink = Sink::open(&output, &args.input, args.force, false)?;
@@ -105,9 +96,7 @@ pub fn parse_range(spec: &str) -> Result<(u64, Option<u64>)> {
         Some(b.trim().parse::<u64>().map_err(|_| bad())?)
     };
     if end.is_some_and(|e| e < start) {
-        return Err(usage(format!(
-            "invalid --range {spec:?}: END is before START"
-        )));
+        return Err(usage(format!("invalid --range {spec:?}: END is before START")));
     }
     Ok((start, end))
 }

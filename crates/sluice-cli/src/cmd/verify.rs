@@ -14,19 +14,13 @@ use crate::keys::keyring;
 
 /// Runs the command. Files are verified concurrently (at most `--jobs` at
 /// once) on the one shared CPU pool; results print in argument order.
-pub fn run(
-    args: &VerifyArgs,
-    engine: &Engine,
-    _global: &Global,
-    cancel: CancelToken,
-) -> Result<Code> {
+pub fn run(args: &VerifyArgs, engine: &Engine, _global: &Global, cancel: CancelToken) -> Result<Code> {
     if args.jobs == 0 {
         return Err(usage("--jobs must be at least 1"));
     }
     let keys = keyring(&args.unlock)?;
     let n = args.inputs.len();
-    let results: Vec<Mutex<Option<Result<DecodeSummary, anyhow::Error>>>> =
-        (0..n).map(|_| Mutex::new(None)).collect();
+    let results: Vec<Mutex<Option<Result<DecodeSummary, anyhow::Error>>>> = (0..n).map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..args.jobs.min(n) {

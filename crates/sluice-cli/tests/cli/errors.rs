@@ -17,15 +17,7 @@ fn refuses_to_overwrite_and_to_clobber_the_input() {
         .stderr(contains("already exists"));
     assert_eq!(read(&env.path("existing")), b"keep me");
     env.cmd()
-        .args([
-            "process",
-            "f",
-            "-o",
-            "existing",
-            "--encrypt",
-            "none",
-            "--force",
-        ])
+        .args(["process", "f", "-o", "existing", "--encrypt", "none", "--force"])
         .assert()
         .success();
     env.cmd()
@@ -47,15 +39,7 @@ fn corrupt_and_truncated_files_leave_no_output() {
     env.write("f", &data);
     let key = env.key_file("k.bin");
     env.cmd()
-        .args([
-            "process",
-            "f",
-            "-o",
-            "c.sluice",
-            "--chunk-size",
-            "64KiB",
-            "--key-file",
-        ])
+        .args(["process", "f", "-o", "c.sluice", "--chunk-size", "64KiB", "--key-file"])
         .arg(&key)
         .assert()
         .success();
@@ -78,11 +62,7 @@ fn corrupt_and_truncated_files_leave_no_output() {
         .assert()
         .code(4)
         .stderr(contains("truncated"));
-    assert_eq!(
-        env.files(),
-        before,
-        "partial output or temp file left behind"
-    );
+    assert_eq!(env.files(), before, "partial output or temp file left behind");
     env.cmd()
         .args(["restore", "f", "-o", "out", "--key-file"])
         .arg(&key)
@@ -122,10 +102,7 @@ fn io_faults_are_named() {
         .assert()
         .code(3);
     // A full disk: standard output on /dev/full.
-    let full = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/full")
-        .unwrap();
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
     let out = std::process::Command::new(bin())
         .args(["process", "f", "-o", "-", "--encrypt", "none"])
         .current_dir(env.dir.path())
@@ -134,10 +111,7 @@ fn io_faults_are_named() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("writing output") && err.contains("No space"),
-        "{err}"
-    );
+    assert!(err.contains("writing output") && err.contains("No space"), "{err}");
     assert!(!env.path("o").exists());
 }
 
@@ -147,46 +121,10 @@ fn bad_flags_are_usage_errors() {
     env.write("f", b"x");
     for args in [
         vec!["process", "f", "-o", "o", "--encrypt", "rot13"],
-        vec![
-            "process",
-            "f",
-            "-o",
-            "o",
-            "--encrypt",
-            "none",
-            "--compress",
-            "gzip",
-        ],
-        vec![
-            "process",
-            "f",
-            "-o",
-            "o",
-            "--encrypt",
-            "none",
-            "--compress",
-            "zstd:99",
-        ],
-        vec![
-            "process",
-            "f",
-            "-o",
-            "o",
-            "--encrypt",
-            "none",
-            "--chunk-size",
-            "3MiB",
-        ],
-        vec![
-            "process",
-            "f",
-            "-o",
-            "o",
-            "--encrypt",
-            "none",
-            "--chunk-size",
-            "1GiB",
-        ],
+        vec!["process", "f", "-o", "o", "--encrypt", "none", "--compress", "gzip"],
+        vec!["process", "f", "-o", "o", "--encrypt", "none", "--compress", "zstd:99"],
+        vec!["process", "f", "-o", "o", "--encrypt", "none", "--chunk-size", "3MiB"],
+        vec!["process", "f", "-o", "o", "--encrypt", "none", "--chunk-size", "1GiB"],
         vec!["frobnicate"],
         vec!["verify"],
     ] {
@@ -198,11 +136,7 @@ fn bad_flags_are_usage_errors() {
 #[test]
 fn help_and_version() {
     let env = Env::new();
-    env.cmd()
-        .arg("--version")
-        .assert()
-        .success()
-        .stdout(contains("sluice"));
+    env.cmd().arg("--version").assert().success().stdout(contains("sluice"));
     for c in ["process", "restore", "verify", "info", "keygen"] {
         env.cmd()
             .args([c, "--help"])

@@ -12,21 +12,9 @@ fn recipients_each_can_decrypt() {
     let (id1, r1) = env.identity("one.key");
     let (id2, r2) = env.identity("two.key");
     let (id3, r3) = env.identity("three.key");
-    env.write(
-        "recipients.txt",
-        format!("# team\n{r2}\n\n{r3}\n").as_bytes(),
-    );
+    env.write("recipients.txt", format!("# team\n{r2}\n\n{r3}\n").as_bytes());
     env.cmd()
-        .args([
-            "process",
-            "f",
-            "-o",
-            "f.sluice",
-            "-r",
-            &r1,
-            "-R",
-            "recipients.txt",
-        ])
+        .args(["process", "f", "-o", "f.sluice", "-r", &r1, "-R", "recipients.txt"])
         .assert()
         .success();
     for id in [&id1, &id2, &id3] {
@@ -69,14 +57,7 @@ fn passphrase_from_file_and_env() {
     env.write("pass.txt", b"correct horse\n");
     env.write("wrong.txt", b"incorrect horse\n");
     env.cmd()
-        .args([
-            "process",
-            "f",
-            "-o",
-            "a.sluice",
-            "--passphrase-file",
-            "pass.txt",
-        ])
+        .args(["process", "f", "-o", "a.sluice", "--passphrase-file", "pass.txt"])
         .assert()
         .success();
     env.cmd()
@@ -167,10 +148,7 @@ fn key_file_rules() {
         .stdout("data");
     // Key files are created 0600 and never overwritten.
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(
-        std::fs::metadata(&k1).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
+    assert_eq!(std::fs::metadata(&k1).unwrap().permissions().mode() & 0o777, 0o600);
     env.cmd()
         .args(["keygen", "--raw", "-o", "k1.bin"])
         .assert()
@@ -191,15 +169,7 @@ fn key_source_combinations_are_checked() {
         .code(2)
         .stderr(contains("no key given"));
     env.cmd()
-        .args([
-            "process",
-            "f",
-            "-o",
-            "o",
-            "--passphrase-file",
-            "pass.txt",
-            "--key-file",
-        ])
+        .args(["process", "f", "-o", "o", "--passphrase-file", "pass.txt", "--key-file"])
         .arg(&k)
         .assert()
         .code(2)

@@ -18,11 +18,7 @@ fn suites_codecs_and_chunk_sizes() {
         ("none", "zstd:19", "256KiB"),
         ("none", "none", "4MiB"),
     ] {
-        let keyargs: Vec<&str> = if enc == "none" {
-            vec![]
-        } else {
-            vec!["--key-file", key]
-        };
+        let keyargs: Vec<&str> = if enc == "none" { vec![] } else { vec!["--key-file", key] };
         env.cmd()
             .args([
                 "process",
@@ -115,15 +111,7 @@ fn byte_ranges() {
     env.write("f", &data);
     let key = env.key_file("k.bin");
     env.cmd()
-        .args([
-            "process",
-            "f",
-            "-o",
-            "f.sluice",
-            "--chunk-size",
-            "64KiB",
-            "--key-file",
-        ])
+        .args(["process", "f", "-o", "f.sluice", "--chunk-size", "64KiB", "--key-file"])
         .arg(&key)
         .assert()
         .success();
@@ -136,15 +124,7 @@ fn byte_ranges() {
     ] {
         let out = env
             .cmd()
-            .args([
-                "restore",
-                "f.sluice",
-                "-o",
-                "-",
-                "--range",
-                spec,
-                "--key-file",
-            ])
+            .args(["restore", "f.sluice", "-o", "-", "--range", spec, "--key-file"])
             .arg(&key)
             .assert()
             .success()
@@ -154,15 +134,7 @@ fn byte_ranges() {
         assert!(out == data[a..b], "range {spec}");
     }
     env.cmd()
-        .args([
-            "restore",
-            "f.sluice",
-            "-o",
-            "-",
-            "--range",
-            "10..2000000",
-            "--key-file",
-        ])
+        .args(["restore", "f.sluice", "-o", "-", "--range", "10..2000000", "--key-file"])
         .arg(&key)
         .assert()
         .code(2)
@@ -175,15 +147,7 @@ fn byte_ranges() {
         .code(2)
         .stderr(contains("seekable"));
     env.cmd()
-        .args([
-            "restore",
-            "f.sluice",
-            "-o",
-            "x",
-            "--range",
-            "9..3",
-            "--key-file",
-        ])
+        .args(["restore", "f.sluice", "-o", "x", "--range", "9..3", "--key-file"])
         .arg(&key)
         .assert()
         .code(2);

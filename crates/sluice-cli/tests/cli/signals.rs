@@ -40,16 +40,8 @@ fn interrupt_mid_run(signal: &str) {
         .unwrap();
     assert!(st.success());
     let status = child.wait().unwrap();
-    assert_eq!(
-        status.code(),
-        Some(130),
-        "exit status after {signal}: {status:?}"
-    );
-    assert_eq!(
-        env.files(),
-        Vec::<String>::new(),
-        "left behind after {signal}"
-    );
+    assert_eq!(status.code(), Some(130), "exit status after {signal}: {status:?}");
+    assert_eq!(env.files(), Vec::<String>::new(), "left behind after {signal}");
 }
 
 #[test]
@@ -81,22 +73,13 @@ fn input_that_shrinks_while_read_is_an_error() {
             "--encrypt",
             "none",
         ])
-        .args([
-            "--compress",
-            "zstd:19",
-            "--chunk-size",
-            "64KiB",
-            "--no-adaptive",
-        ])
+        .args(["--compress", "zstd:19", "--chunk-size", "64KiB", "--no-adaptive"])
         .current_dir(env.dir.path())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(env.path("big"))
-        .unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(env.path("big")).unwrap();
     f.set_len(1 << 20).unwrap();
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

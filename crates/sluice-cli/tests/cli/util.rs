@@ -36,10 +36,7 @@ impl Env {
 
     /// A fresh raw key file.
     pub fn key_file(&self, name: &str) -> PathBuf {
-        self.cmd()
-            .args(["keygen", "--raw", "-o", name])
-            .assert()
-            .success();
+        self.cmd().args(["keygen", "--raw", "-o", name]).assert().success();
         self.path(name)
     }
 
@@ -53,10 +50,7 @@ impl Env {
             .get_output()
             .stdout
             .clone();
-        (
-            self.path(name),
-            String::from_utf8(out).unwrap().trim().to_string(),
-        )
+        (self.path(name), String::from_utf8(out).unwrap().trim().to_string())
     }
 
     /// Files in the temp dir (to check nothing partial was left behind).

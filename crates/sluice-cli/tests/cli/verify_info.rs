@@ -57,14 +57,9 @@ fn verify_mixed_good_and_corrupt() {
     let text = String::from_utf8(out).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[0].starts_with("OK") && lines[0].contains("f0.sluice"), "{text}");
     assert!(
-        lines[0].starts_with("OK") && lines[0].contains("f0.sluice"),
-        "{text}"
-    );
-    assert!(
-        lines[1].starts_with("FAILED")
-            && lines[1].contains("f1.sluice")
-            && lines[1].contains("authentication"),
+        lines[1].starts_with("FAILED") && lines[1].contains("f1.sluice") && lines[1].contains("authentication"),
         "{text}"
     );
     assert!(lines[2].starts_with("OK"), "{text}");
@@ -143,16 +138,12 @@ fn info_without_a_key() {
         ])
         .assert()
         .success();
-    env.cmd()
-        .args(["info", "f.sluice"])
-        .assert()
-        .success()
-        .stdout(
-            contains("chacha20poly1305")
-                .and(contains("lz4"))
-                .and(contains("x25519, x25519"))
-                .and(contains("300000")),
-        );
+    env.cmd().args(["info", "f.sluice"]).assert().success().stdout(
+        contains("chacha20poly1305")
+            .and(contains("lz4"))
+            .and(contains("x25519, x25519"))
+            .and(contains("300000")),
+    );
     let out = env
         .cmd()
         .args(["info", "--json", "f.sluice"])

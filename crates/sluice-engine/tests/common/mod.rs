@@ -2,8 +2,7 @@
 #![allow(dead_code)]
 
 use sluice_engine::format::{
-    ChunkSize, Compression, FileParams, Identity, KdfParams, KeyRing, Passphrase, RawKey, SlotSpec,
-    Suite,
+    ChunkSize, Compression, FileParams, Identity, KdfParams, KeyRing, Passphrase, RawKey, SlotSpec, Suite,
 };
 use sluice_engine::{Control, EncodeOptions, Engine, EngineConfig};
 
@@ -18,9 +17,7 @@ pub fn fast_kdf() -> KdfParams {
 
 /// Half compressible text, half pseudo-random bytes, deterministic.
 pub fn sample(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     let words = b"the quick brown fox jumps over lazy dogs while sluice compresses logs ";
     (0..len)
         .map(|i| {
