@@ -15,7 +15,6 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(header decode range inspect)
 
 export RUSTC_BOOTSTRAP=1
-export LSAN_OPTIONS="suppressions=$(pwd)/fuzz/lsan.supp:print_suppressions=0"
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "installing cargo-fuzz"
   cargo install cargo-fuzz --version 0.13.2 --locked

@@ -67,7 +67,7 @@ where
     std::thread::scope(|scope| {
         let reader_abort = Arc::clone(&abort);
         let mut read = read;
-        scope.spawn(move || {
+        let reader = scope.spawn(move || {
             let mut seq = 0u64;
             loop {
                 if cancel.is_cancelled() || reader_abort.load(Ordering::Relaxed) {
@@ -118,6 +118,11 @@ where
         // at once): when `run` returns, nothing of it is left on the pool.
         drop(free_tx);
         while res_rx.recv().is_ok() {}
+        // An explicit join waits for the reader thread to exit completely,
+        // thread-locals included; the scope's implicit join does not.
+        if reader.join().is_err() && result.is_ok() {
+            return Err(Error::Internal("reader thread panicked".into()));
+        }
         result
     })
 }

@@ -18,12 +18,12 @@ fn fuzz_keys() -> KeyRing {
 }
 
 /// decode, LeakSanitizer report: chunk 0 fails authentication while later
-/// chunks are still being opened on the pool. The 32 bytes reported were
-/// glibc's TLS-destructor node of the exiting reader thread (a teardown
-/// race, suppressed in `fuzz/lsan.supp`), but the input also showed that
-/// `decode` could return while its pool jobs still held buffers; the
-/// pipeline now waits for its own jobs before returning. Must fail cleanly,
-/// every time, without panicking.
+/// chunks are still in flight. `decode` returned while (a) pool jobs of the
+/// operation still held their buffers and (b) the reader thread was still
+/// running its thread-local destructors: `std::thread::scope` only waits for
+/// the closure, not for the thread to exit. The pipeline now drains its own
+/// jobs and joins the reader explicitly before returning, so nothing of an
+/// operation outlives the call. Must fail cleanly, every time.
 #[test]
 fn decode_leak_eae5fb2d_fails_cleanly() {
     let data = include_bytes!("fuzz_regressions/decode-leak-eae5fb2d.bin");
