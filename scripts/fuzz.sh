@@ -26,7 +26,12 @@ for t in "${targets[@]}"; do
   log=$(mktemp)
   cargo fuzz run "$t" "fuzz/corpus/$t" -- \
     -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
-    -artifact_prefix="fuzz/artifacts/$t/" -print_final_stats=1 2>"$log" || { tail -40 "$log"; exit 1; }
+    -artifact_prefix="fuzz/artifacts/$t/" -print_final_stats=1 2>"$log" || {
+      # The sanitizer's or the panic's own report, then where the input was saved.
+      grep -E -A40 "^==[0-9]+==ERROR|panicked at|Direct leak|Indirect leak" "$log" | head -80
+      grep -E "Test unit written|Failing input" -A1 "$log"
+      exit 1
+    }
   runs=$(grep -m1 'stat::number_of_executed_units' "$log" | awk '{print $2}')
   echo "$t: ${runs:-?} executions, no finding"
   rm -f "$log"

@@ -10,15 +10,6 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sluice_engine::Progress;
 
-/// Which counter the bar follows.
-#[derive(Debug, Clone, Copy)]
-pub enum Track {
-    /// Bytes read from the input.
-    Input,
-    /// Bytes written to the output.
-    Output,
-}
-
 /// Draws the bar until dropped.
 pub struct Bar {
     stop: Arc<AtomicBool>,
@@ -26,20 +17,25 @@ pub struct Bar {
 }
 
 impl Bar {
-    /// Starts a bar for `total` bytes (if known) unless `quiet` or stderr is not a terminal.
-    pub fn start(progress: Arc<Progress>, total: Option<u64>, track: Track, quiet: bool) -> Bar {
+    /// Starts a bar for `total` bytes (if known) unless `quiet` or stderr is
+    /// not a terminal. It follows [`Progress::done`] and appears only once
+    /// real work has finished, so it never draws over a passphrase prompt.
+    pub fn start(progress: Arc<Progress>, total: Option<u64>, quiet: bool) -> Bar {
         let stop = Arc::new(AtomicBool::new(false));
         if quiet || !std::io::stderr().is_terminal() {
             return Bar { stop, handle: None };
         }
         let flag = Arc::clone(&stop);
         let handle = std::thread::spawn(move || {
-            // Short jobs finish before the bar would appear.
-            for _ in 0..5 {
+            // Short jobs finish before the bar would appear; a prompt (no
+            // progress yet) keeps it hidden.
+            let mut waited = 0;
+            while waited < 5 || progress.done() == 0 {
                 if flag.load(Ordering::Relaxed) {
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(100));
+                waited += 1;
             }
             let bar = match total {
                 Some(t) => ProgressBar::with_draw_target(Some(t), ProgressDrawTarget::stderr()),
@@ -53,11 +49,11 @@ impl Bar {
             if let Ok(style) = ProgressStyle::with_template(template) {
                 bar.set_style(style);
             }
+            // Start the rate estimate from the first finished chunk, not from zero.
+            bar.set_position(progress.done());
+            bar.reset_eta();
             while !flag.load(Ordering::Relaxed) {
-                bar.set_position(match track {
-                    Track::Input => progress.bytes_in(),
-                    Track::Output => progress.bytes_out(),
-                });
+                bar.set_position(progress.done());
                 std::thread::sleep(Duration::from_millis(100));
             }
             bar.finish_and_clear();

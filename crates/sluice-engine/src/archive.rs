@@ -185,6 +185,7 @@ impl<R: Read + Seek + Send> Archive<R> {
                     .ok_or_else(|| Error::Internal("range slice out of bounds".into()))?;
                 output.write_all(slice).map_err(Error::Write)?;
                 ctl.progress.add_out(slice.len() as u64);
+                ctl.progress.add_done(slice.len() as u64);
                 ctl.progress.add_chunk();
                 written += slice.len() as u64;
                 chunks_read += 1;

@@ -30,6 +30,7 @@ impl CancelToken {
 pub struct Progress {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    done: AtomicU64,
     chunks: AtomicU64,
 }
 
@@ -49,6 +50,13 @@ impl Progress {
         self.bytes_out.load(Ordering::Relaxed)
     }
 
+    /// Input bytes whose work is finished and written, in order. Unlike
+    /// [`Self::bytes_in`] this does not run ahead by the chunks in flight,
+    /// so it is what a progress bar should show against the input size.
+    pub fn done(&self) -> u64 {
+        self.done.load(Ordering::Relaxed)
+    }
+
     /// Chunks finished (written in order) so far.
     pub fn chunks(&self) -> u64 {
         self.chunks.load(Ordering::Relaxed)
@@ -60,6 +68,10 @@ impl Progress {
 
     pub(crate) fn add_out(&self, n: u64) {
         self.bytes_out.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_done(&self, n: u64) {
+        self.done.fetch_add(n, Ordering::Relaxed);
     }
 
     pub(crate) fn add_chunk(&self) {

@@ -210,8 +210,9 @@ impl Engine {
         let mut summary = None;
         pipeline::run(self.pool(), self.in_flight(), &ctl.cancel, read, work, |item, bufs| {
             match item {
-                Item::Chunk { hash, .. } => {
+                Item::Chunk { hash, rh, .. } => {
                     out.write_all(&bufs.b).map_err(Error::Write)?;
+                    ctl.progress.add_done(rh.record_len());
                     total += bufs.b.len() as u64;
                     if let (Some(d), Some(h)) = (digest.as_mut(), hash) {
                         d.push(h);
@@ -231,6 +232,9 @@ impl Engine {
                         return Err(FormatError::DigestMismatch.into());
                     }
                     summary = Some((index.chunk_count, index.digest));
+                    // Header, index and footer: the whole input is now done.
+                    let rest = ctl.progress.bytes_in().saturating_sub(ctl.progress.done());
+                    ctl.progress.add_done(rest);
                 }
             }
             Ok(())

@@ -124,6 +124,7 @@ impl Engine {
             body_lens.push(record.body_len);
             offset += record.record_len();
             plaintext_len += bufs.a.len() as u64;
+            ctl.progress.add_done(bufs.a.len() as u64);
             ctl.progress.add_chunk();
             Ok(())
         })?;

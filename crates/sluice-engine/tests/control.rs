@@ -44,10 +44,12 @@ fn progress_counts_bytes_and_chunks() {
     assert_eq!(ctl.progress.bytes_in(), data.len() as u64);
     assert_eq!(ctl.progress.bytes_out(), file.len() as u64);
     assert_eq!(ctl.progress.chunks(), 7);
+    assert_eq!(ctl.progress.done(), data.len() as u64);
     let ctl = Control::new();
     e.decode(&file[..], io::sink(), &KeyRing::new(), &ctl).unwrap();
     assert_eq!(ctl.progress.bytes_in(), file.len() as u64);
     assert_eq!(ctl.progress.bytes_out(), data.len() as u64);
+    assert_eq!(ctl.progress.done(), file.len() as u64);
 }
 
 struct FailingWriter(usize);

@@ -10,7 +10,7 @@ use super::{default_container_name, display, name_error, open_input, Sink};
 use crate::cli::{Global, ProcessArgs};
 use crate::exit::{usage, Code};
 use crate::keys::slots_for_process;
-use crate::progress::{Bar, Track};
+use crate::progress::Bar;
 
 /// Runs the command.
 pub fn run(args: &ProcessArgs, engine: &Engine, global: &Global, cancel: CancelToken) -> Result<Code> {
@@ -37,7 +37,7 @@ pub fn run(args: &ProcessArgs, engine: &Engine, global: &Global, cancel: CancelT
         cancel,
         ..Control::new()
     };
-    let bar = Bar::start(ctl.progress.clone(), input.size, Track::Input, global.quiet);
+    let bar = Bar::start(ctl.progress.clone(), input.size, global.quiet);
     let summary = engine
         .encode(input.reader, &mut sink, &opts, &ctl)
         .map_err(|e| name_error(e, &args.input, &output))?;
@@ -61,7 +61,7 @@ pub fn run(args: &ProcessArgs, engine: &Engine, global: &Global, cancel: CancelT
             summary.container_len as f64 / summary.plaintext_len as f64
         };
         eprintln!(
-            "{} -> {}: {} -> {} bytes ({:.1}%), {} chunks",
+            "{} -> {}: {} -> {} bytes ({:.2}%), {} chunks",
             display(&args.input),
             display(&output),
             summary.plaintext_len,

@@ -11,7 +11,7 @@ use super::{display, is_stdio, name_error, open_input, Sink};
 use crate::cli::{Global, RestoreArgs};
 use crate::exit::{usage, Code};
 use crate::keys::keyring;
-use crate::progress::{Bar, Track};
+use crate::progress::Bar;
 
 /// Runs the command.
 pub fn run(args: &RestoreArgs, engine: &Engine, global: &Global, cancel: CancelToken) -> Result<Code> {
@@ -43,7 +43,6 @@ pub fn run(args: &RestoreArgs, engine: &Engine, global: &Global, cancel: CancelT
         let bar = Bar::start(
             ctl.progress.clone(),
             Some(range.end.saturating_sub(range.start)),
-            Track::Output,
             global.quiet,
         );
         archive
@@ -55,7 +54,7 @@ pub fn run(args: &RestoreArgs, engine: &Engine, global: &Global, cancel: CancelT
     }
     let input = open_input(&args.input)?;
     let mut sink = Sink::open(&output, &args.input, args.force, false)?;
-    let bar = Bar::start(ctl.progress.clone(), input.size, Track::Input, global.quiet);
+    let bar = Bar::start(ctl.progress.clone(), input.size, global.quiet);
     engine
         .decode(input.reader, &mut sink, &keys, &ctl)
         .map_err(|e| name_error(e, &args.input, &output))?;
