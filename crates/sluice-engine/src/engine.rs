@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use rayon::ThreadPool;
-
 use crate::error::{Error, Result};
+use crate::pool::CpuPool;
 
 /// Most threads accepted (a sanity cap on configuration, not a tuning knob).
 pub const MAX_THREADS: usize = 1024;
@@ -22,7 +21,7 @@ pub struct EngineConfig {
 /// server can run many operations on one pool, each capped by `in_flight`.
 #[derive(Clone)]
 pub struct Engine {
-    pool: Arc<ThreadPool>,
+    pool: Arc<CpuPool>,
     threads: usize,
     in_flight: usize,
 }
@@ -50,17 +49,13 @@ impl Engine {
                 "threads must be 1..={MAX_THREADS}, got {threads}"
             )));
         }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("sluice-cpu-{i}"))
-            .build()
-            .map_err(|e| Error::Config(format!("cannot start the CPU pool: {e}")))?;
+        let pool = CpuPool::new(threads).map_err(|e| Error::Config(format!("cannot start the CPU pool: {e}")))?;
         Self::with_pool(Arc::new(pool), config.in_flight)
     }
 
     /// An engine on an existing shared pool, with its own in-flight cap.
-    pub fn with_pool(pool: Arc<ThreadPool>, in_flight: Option<usize>) -> Result<Self> {
-        let threads = pool.current_num_threads();
+    pub fn with_pool(pool: Arc<CpuPool>, in_flight: Option<usize>) -> Result<Self> {
+        let threads = pool.threads();
         let in_flight = in_flight.unwrap_or(2 * threads + 2);
         if !(2..=4096).contains(&in_flight) {
             return Err(Error::Config(format!(
@@ -75,7 +70,7 @@ impl Engine {
     }
 
     /// The CPU pool.
-    pub fn pool(&self) -> &Arc<ThreadPool> {
+    pub fn pool(&self) -> &Arc<CpuPool> {
         &self.pool
     }
 

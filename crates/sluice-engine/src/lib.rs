@@ -7,7 +7,7 @@
 //!   the chunks a range touches.
 //! - [`inspect`] describes a container without a key.
 //!
-//! Each operation runs a reader thread, CPU stages on the engine's rayon
+//! Each operation runs a reader thread, CPU stages on the engine's CPU
 //! pool and an ordered writer on the calling thread; all three stop on the
 //! first error or on [`CancelToken::cancel`]. The engine is blocking and
 //! knows nothing of HTTP, SQL or async runtimes: async callers run it under
@@ -29,6 +29,7 @@ mod error;
 mod inspect;
 mod io;
 mod pipeline;
+mod pool;
 mod stages;
 
 pub use archive::{Archive, RangeSummary};
@@ -38,4 +39,5 @@ pub use encode::{EncodeOptions, EncodeSummary};
 pub use engine::{available_cores, Engine, EngineConfig, MAX_THREADS};
 pub use error::{Error, Result};
 pub use inspect::{inspect, inspect_stream, ContainerInfo};
+pub use pool::CpuPool;
 pub use sluice_format as format;

@@ -1,7 +1,7 @@
 //! The ordered parallel pipeline every operation runs on:
 //!
 //! ```text
-//!  reader thread ──jobs──▶ CPU pool (rayon) ──results──▶ ordered writer (caller's thread)
+//!  reader thread ──jobs──▶ CPU pool ──results──▶ ordered writer (caller's thread)
 //!        ▲                                                      │
 //!        └────────────── free buffer pairs (bounded) ◀──────────┘
 //! ```
@@ -18,10 +18,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, sync_channel};
 use std::sync::Arc;
 
-use rayon::ThreadPool;
-
 use crate::control::CancelToken;
 use crate::error::{Error, Result};
+use crate::pool::CpuPool;
 
 /// The two buffers an in-flight item owns: typically input and output.
 #[derive(Default)]
@@ -42,7 +41,7 @@ enum Outcome<M> {
 /// Runs `read` on a reader thread, `work` on `pool` and `consume` on the
 /// calling thread, in sequence order. `read` returns `Ok(None)` at the end.
 pub(crate) fn run<M, R, C>(
-    pool: &ThreadPool,
+    pool: &CpuPool,
     in_flight: usize,
     cancel: &CancelToken,
     read: R,
