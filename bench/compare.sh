@@ -2,8 +2,10 @@
 # Side-by-side benchmark of sluice against the tools users would pick instead:
 #   process  vs  zstd -T0 -3   and   zstd -T0 -3 | age -r KEY
 #   restore  vs  zstd -d       and   age -d | zstd -d
-# plus lz4, --encrypt none and --threads 1 vs 2 variants, peak RSS, output sizes,
-# and RSS for a 512 MiB vs a 4 GiB (streamed) input.
+# plus lz4, --encrypt none, --no-adaptive and --threads 1 vs 2 variants, peak
+# RSS, output sizes, and RSS for a 512 MiB vs a 4 GiB (streamed) input.
+# Runs alternate (every command once per round, bench/run.py), so the noise
+# of a shared machine lands on all of them alike; medians are reported.
 #
 # Usage: bench/compare.sh            (corpus sizes from the issue: 512/256/512 MiB)
 #        QUICK=1 bench/compare.sh    (64/32/64 MiB, 3 runs: a smoke test)
@@ -23,7 +25,7 @@ mkdir -p "$tmp" "$results"
 
 # Tools: installed from Debian if missing.
 missing=()
-for pair in zstd:zstd age:age hyperfine:hyperfine /usr/bin/time:time; do
+for pair in zstd:zstd age:age /usr/bin/time:time; do
   cmd=${pair%%:*}; pkg=${pair##*:}
   command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
 done
@@ -58,29 +60,28 @@ for name in text random mixed; do
   f=$root/$corpus/$name.bin
   echo "== $name ($(($(stat -c %s "$f") >> 20)) MiB)"
   cat "$f" >/dev/null # page cache
-  hyperfine -w 1 -r "$RUNS" -N --export-json "$results/$name-encode.json" \
-    -n "sluice" "$S process $f -o $tmp/s.sluice $K --force -q" \
-    -n "zstd" "zstd -T0 -3 -q -f $f -o $tmp/z.zst" \
-    -n "zstd|age" "bash -c 'zstd -T0 -3 -q -c $f | age -r $AGE_R > $tmp/z.zst.age'" \
-    -n "sluice-lz4" "$S process $f -o $tmp/s4.sluice $K --compress lz4 --force -q" \
-    -n "sluice-noenc" "$S process $f -o $tmp/sn.sluice --encrypt none --force -q" \
-    -n "sluice-j1" "$S -j 1 process $f -o $tmp/s1.sluice $K --force -q" \
-    -n "sluice-noadaptive" "$S process $f -o $tmp/sa.sluice $K --no-adaptive --force -q" >/dev/null
-  hyperfine -w 1 -r "$RUNS" -N --export-json "$results/$name-decode.json" \
-    -n "sluice" "$S restore $tmp/s.sluice -o $tmp/s.out $K --force -q" \
-    -n "zstd" "zstd -d -q -f $tmp/z.zst -o $tmp/z.out" \
-    -n "age|zstd" "bash -c 'age -d -i $tmp/age.key $tmp/z.zst.age | zstd -d -q -c > $tmp/za.out'" \
-    -n "sluice-lz4" "$S restore $tmp/s4.sluice -o $tmp/s4.out $K --force -q" \
-    -n "sluice-j1" "$S -j 1 restore $tmp/s.sluice -o $tmp/s1.out $K --force -q" >/dev/null
+  echo "process:"
+  python3 bench/run.py "$results/$name-encode.json" "$RUNS" \
+    "sluice" "$S process $f -o $tmp/s.sluice $K --force -q" \
+    "zstd" "zstd -T0 -3 -q -f $f -o $tmp/z.zst" \
+    "zstd|age" "zstd -T0 -3 -q -c $f | age -r $AGE_R > $tmp/z.zst.age" \
+    "sluice-lz4" "$S process $f -o $tmp/s4.sluice $K --compress lz4 --force -q" \
+    "sluice-noenc" "$S process $f -o $tmp/sn.sluice --encrypt none --force -q" \
+    "sluice-j1" "$S -j 1 process $f -o $tmp/s1.sluice $K --force -q" \
+    "sluice-noadaptive" "$S process $f -o $tmp/sa.sluice $K --no-adaptive --force -q"
+  echo "restore:"
+  python3 bench/run.py "$results/$name-decode.json" "$RUNS" \
+    "sluice" "$S restore $tmp/s.sluice -o $tmp/s.out $K --force -q" \
+    "zstd" "zstd -d -q -f $tmp/z.zst -o $tmp/z.out" \
+    "age|zstd" "age -d -i $tmp/age.key $tmp/z.zst.age | zstd -d -q -c > $tmp/za.out" \
+    "sluice-lz4" "$S restore $tmp/s4.sluice -o $tmp/s4.out $K --force -q" \
+    "sluice-j1" "$S -j 1 restore $tmp/s.sluice -o $tmp/s1.out $K --force -q"
   cmp "$f" "$tmp/s.out"
+  cmp "$f" "$tmp/za.out"
   cat > "$results/$name-extra.json" <<JSON
 {"size": $(stat -c %s "$f"),
  "out_sluice": $(stat -c %s "$tmp/s.sluice"), "out_zstd": $(stat -c %s "$tmp/z.zst"),
- "out_zstd_age": $(stat -c %s "$tmp/z.zst.age"), "out_sluice_lz4": $(stat -c %s "$tmp/s4.sluice"),
- "rss_sluice_encode": $(rss "$S process $f -o $tmp/r.sluice $K --force -q"),
- "rss_zstd_encode": $(rss "zstd -T0 -3 -q -f $f -o $tmp/r.zst"),
- "rss_sluice_decode": $(rss "$S restore $tmp/s.sluice -o $tmp/r.out $K --force -q"),
- "rss_zstd_decode": $(rss "zstd -d -q -f $tmp/z.zst -o $tmp/r.out")}
+ "out_zstd_age": $(stat -c %s "$tmp/z.zst.age"), "out_sluice_lz4": $(stat -c %s "$tmp/s4.sluice")}
 JSON
 done
 

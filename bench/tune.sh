@@ -21,8 +21,8 @@ for name in text mixed; do
   for chunk in 1MiB 2MiB 4MiB 8MiB 16MiB; do
     for inflight in default 4 12; do
       fl=""; [ "$inflight" = default ] || fl="--in-flight $inflight"
-      enc=$(hyperfine -N -w 1 -r "$RUNS" --export-json "$tmp/t.json" "$S $fl process $f -o $tmp/t.sluice $K --chunk-size $chunk --force -q" >/dev/null && python3 -c "import json;print('%.3f'%json.load(open('$tmp/t.json'))['results'][0]['median'])")
-      dec=$(hyperfine -N -w 1 -r "$RUNS" --export-json "$tmp/t.json" "$S $fl restore $tmp/t.sluice -o $tmp/t.out $K --force -q" >/dev/null && python3 -c "import json;print('%.3f'%json.load(open('$tmp/t.json'))['results'][0]['median'])")
+      enc=$(python3 bench/run.py "$tmp/t.json" "$RUNS" x "$S $fl process $f -o $tmp/t.sluice $K --chunk-size $chunk --force -q" >/dev/null && python3 -c "import json;print('%.3f'%json.load(open('$tmp/t.json'))['results'][0]['median'])")
+      dec=$(python3 bench/run.py "$tmp/t.json" "$RUNS" x "$S $fl restore $tmp/t.sluice -o $tmp/t.out $K --force -q" >/dev/null && python3 -c "import json;print('%.3f'%json.load(open('$tmp/t.json'))['results'][0]['median'])")
       rss=$(/usr/bin/time -f %M $S $fl process "$f" -o "$tmp/r.sluice" $K --chunk-size $chunk --force -q 2>&1 | tail -1)
       printf "| %s | %s | %s | %s | %s | %s | %d |\n" "$name" "$chunk" "$inflight" "$enc" "$dec" "$(stat -c %s "$tmp/t.sluice")" $((rss / 1024))
     done

@@ -95,6 +95,14 @@ impl AtomicFile {
         })
     }
 
+    /// The underlying file, for positional writes (buffered bytes flushed first).
+    pub fn file(&mut self) -> Result<&File> {
+        let w = self.writer.as_mut().context("output already committed")?;
+        w.flush()
+            .with_context(|| format!("{}: write failed", self.target.display()))?;
+        Ok(w.get_ref())
+    }
+
     /// Flushes, syncs and renames the file into place.
     pub fn commit(mut self) -> Result<()> {
         let target = self.target.clone();

@@ -4,8 +4,8 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sluice_engine::format::{
-    hash_chunk, ChunkSize, Compression, Compressor, Decompressor, FileParams, Header, KeyRing, RawKey, RecordHeader,
-    Region, SlotSpec, StreamContext, Suite, RECORD_HEADER_LEN,
+    hash_chunk, ChunkSize, Compression, Compressor, Decompressor, FileParams, Header, KeyRing, RawKey, SlotSpec,
+    StreamContext, Suite,
 };
 use sluice_engine::{Control, EncodeOptions, Engine, EngineConfig};
 
@@ -88,15 +88,14 @@ fn stages(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("compress_seal", name), |b| {
             b.iter(|| ctx.seal_chunk(1, input, &mut cmp, &mut out).unwrap())
         });
-        ctx.seal_chunk(1, input, &mut cmp, &mut out).unwrap();
-        let rh = RecordHeader::parse(out[..RECORD_HEADER_LEN].try_into().unwrap(), Region::Chunk(1)).unwrap();
+        let rh = ctx.seal_chunk(1, input, &mut cmp, &mut out).unwrap();
         let mut dec = Decompressor::new();
         let mut plain = Vec::new();
         let mut body = Vec::new();
         g.bench_function(BenchmarkId::new("open_decompress", name), |b| {
             b.iter(|| {
                 body.clear();
-                body.extend_from_slice(&out[RECORD_HEADER_LEN..]);
+                body.extend_from_slice(&out);
                 ctx.open_chunk(1, &rh, &mut body, &mut dec, &mut plain).unwrap()
             })
         });

@@ -6,7 +6,9 @@
 //! the end. The output is therefore final only when [`Engine::decode`]
 //! returns `Ok`: callers write to a temporary file and keep it only then.
 
+use std::fs::File;
 use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use sluice_format::{
@@ -64,6 +66,14 @@ pub fn open_header<R: Read + ?Sized>(input: &mut R, keys: &KeyRing) -> Result<St
     let header = read_header(input)?;
     let cipher = header.unlock(keys)?;
     Ok(StreamContext::new(header, cipher))
+}
+
+/// Where decoded plaintext goes.
+enum Output<W> {
+    /// In order, through the writer.
+    Stream(W),
+    /// At each chunk's offset, written by the worker that decoded it.
+    At(Arc<File>),
 }
 
 enum Item {
@@ -169,11 +179,41 @@ impl<R: Read> RecordReader<R> {
 
 impl Engine {
     /// Decodes a whole container from `input` into `output`, authenticating
-    /// every chunk, the index and the whole-file digest.
+    /// every chunk, the index and the whole-file digest. The ordered writer
+    /// writes each chunk once it and every chunk before it authenticated.
     pub fn decode<R: Read + Send, W: Write>(
         &self,
-        mut input: R,
+        input: R,
         output: W,
+        keys: &KeyRing,
+        ctl: &Control,
+    ) -> Result<DecodeSummary> {
+        self.decode_into(input, Output::Stream(output), keys, ctl)
+    }
+
+    /// Like [`Engine::decode`], into a regular file: each worker writes its
+    /// authenticated chunk at its own offset as soon as it is decoded, while
+    /// the data is still in that core's cache, instead of funnelling every
+    /// byte through one writer thread. Chunks may land out of order; the file
+    /// is complete (and truncated to the restored length) only when this
+    /// returns `Ok`, so write to a temporary file and keep it only then.
+    pub fn decode_to_file<R: Read + Send>(
+        &self,
+        input: R,
+        file: &File,
+        keys: &KeyRing,
+        ctl: &Control,
+    ) -> Result<DecodeSummary> {
+        let shared = Arc::new(file.try_clone().map_err(Error::Write)?);
+        let summary = self.decode_into(input, Output::<std::io::Sink>::At(Arc::clone(&shared)), keys, ctl)?;
+        shared.set_len(summary.plaintext_len).map_err(Error::Write)?;
+        Ok(summary)
+    }
+
+    fn decode_into<R: Read + Send, W: Write>(
+        &self,
+        mut input: R,
+        output: Output<W>,
         keys: &KeyRing,
         ctl: &Control,
     ) -> Result<DecodeSummary> {
@@ -193,25 +233,33 @@ impl Engine {
         let read = move |bufs: &mut Bufs| reader.next_item(bufs, &progress);
         let chunk_size = ctx.chunk_size();
         let work_ctx = Arc::clone(&ctx);
+        let (mut stream, at) = match output {
+            Output::Stream(w) => (Some(w), None),
+            Output::At(file) => (None, Some(file)),
+        };
+        let work_progress = Arc::clone(&ctl.progress);
         let work: Work<Item> = Arc::new(move |item: &mut Item, bufs: &mut Bufs| {
             if let Item::Chunk { index, rh, hash } = item {
                 with_decompressor(|dec| work_ctx.open_chunk(*index, rh, &mut bufs.a, dec, &mut bufs.b))?;
                 *hash = Some(hash_chunk(*index, chunk_size, &bufs.b));
+                if let Some(file) = &at {
+                    let offset = index.saturating_mul(chunk_size as u64);
+                    file.write_all_at(&bufs.b, offset).map_err(Error::Write)?;
+                    work_progress.add_out(bufs.b.len() as u64);
+                }
             }
             Ok(())
         });
-
-        let mut out = crate::io::Counting {
-            inner: output,
-            progress: &ctl.progress,
-        };
         let mut digest = Some(DigestBuilder::new());
         let mut total = 0u64;
         let mut summary = None;
         pipeline::run(self.pool(), self.in_flight(), &ctl.cancel, read, work, |item, bufs| {
             match item {
                 Item::Chunk { hash, rh, .. } => {
-                    out.write_all(&bufs.b).map_err(Error::Write)?;
+                    if let Some(out) = stream.as_mut() {
+                        out.write_all(&bufs.b).map_err(Error::Write)?;
+                        ctl.progress.add_out(bufs.b.len() as u64);
+                    }
                     ctl.progress.add_done(rh.record_len());
                     total += bufs.b.len() as u64;
                     if let (Some(d), Some(h)) = (digest.as_mut(), hash) {
@@ -239,7 +287,9 @@ impl Engine {
             }
             Ok(())
         })?;
-        out.flush().map_err(Error::Write)?;
+        if let Some(out) = stream.as_mut() {
+            out.flush().map_err(Error::Write)?;
+        }
         let (chunk_count, digest) = summary.ok_or_else(|| Error::Internal("decode ended without the index".into()))?;
         Ok(DecodeSummary {
             plaintext_len: total,

@@ -118,6 +118,7 @@ impl Engine {
             let (Some(hash), Some(record)) = (job.hash, job.record) else {
                 return Err(Error::Internal(format!("chunk {} was not processed", job.index)));
             };
+            out.write_all(&record.to_bytes()).map_err(Error::Write)?;
             out.write_all(&bufs.b).map_err(Error::Write)?;
             digest.push(hash);
             compressed_chunks += u64::from(record.compressed);

@@ -75,6 +75,53 @@ fn thread_count_and_in_flight_do_not_change_the_result() {
 }
 
 #[test]
+fn decode_to_file_writes_chunks_in_place() {
+    let e = engine(3);
+    let data = sample(700_000, 6);
+    let cases = key_cases();
+    let case = &cases[2];
+    for codec in CODECS {
+        let o = opts(Suite::Aes256Gcm, codec, "16KiB", case.slots.clone());
+        let file = encode(&e, &data, &o);
+        let mut out = tempfile_in_target();
+        // Stale, longer content must not survive: the file ends where the data does.
+        std::io::Write::write_all(&mut out, &vec![0xEE; 900_000]).unwrap();
+        let s = e.decode_to_file(&file[..], &out, &case.keys, &Control::new()).unwrap();
+        assert_eq!(s.plaintext_len, data.len() as u64);
+        let mut back = Vec::new();
+        std::io::Seek::seek(&mut out, std::io::SeekFrom::Start(0)).unwrap();
+        std::io::Read::read_to_end(&mut out, &mut back).unwrap();
+        assert!(back == data, "{codec}");
+        // Damage is still reported, by chunk.
+        let mut bad = file.clone();
+        let at = bad.len() / 2;
+        bad[at] ^= 1;
+        let err = e
+            .decode_to_file(&bad[..], &out, &case.keys, &Control::new())
+            .unwrap_err();
+        assert!(err.to_string().contains("chunk"), "{err}");
+    }
+}
+
+fn tempfile_in_target() -> std::fs::File {
+    let dir = std::env::temp_dir();
+    let path = dir.join(format!(
+        "sluice-test-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    f
+}
+
+#[test]
 fn incompressible_chunks_are_stored_raw() {
     let e = engine(2);
     let mut data = vec![0u8; 512 * 1024];

@@ -175,33 +175,41 @@ impl Compressor {
         self.compression
     }
 
-    /// Compresses `src` into `dst` (at least `src.len()` bytes long) and
-    /// returns the compressed length, or `None` when the chunk should be
-    /// stored raw (it would not shrink, or the probe says it will not).
-    pub fn compress(&mut self, src: &[u8], dst: &mut [u8]) -> Option<usize> {
+    /// Compresses `src` into `dst` (replacing its contents) and returns the
+    /// compressed length, or `None` when the chunk should be stored raw (it
+    /// would not shrink, or the probe says it will not). Output goes straight
+    /// into `dst`'s spare capacity: reused buffers are never zero-filled.
+    pub fn compress(&mut self, src: &[u8], dst: &mut Vec<u8>) -> Option<usize> {
         if src.is_empty() || self.compression.codec == Codec::None {
             return None;
         }
         if self.probe && src.len() >= PROBE_MIN_CHUNK && self.looks_incompressible(src) {
             return None;
         }
-        // Only a strictly smaller result is worth storing, so the output
-        // space is capped at one byte less than the input.
-        let limit = src.len().checked_sub(1)?.min(dst.len());
-        let out = dst.get_mut(..limit)?;
+        dst.clear();
         let n = match self.compression.codec {
-            Codec::Zstd => self.zstd.as_mut()?.compress_to_buffer(src, out).ok()?,
+            Codec::Zstd => {
+                // Room for exactly the input: anything that does not fit
+                // would not have shrunk anyway.
+                dst.reserve(src.len());
+                self.zstd.as_mut()?.compress_to_buffer(src, dst).ok()?
+            }
             Codec::Lz4 => {
-                // lz4_flex needs room for the worst case, so it writes to scratch.
-                self.scratch
-                    .resize(lz4_flex::block::get_maximum_output_size(src.len()), 0);
+                // lz4_flex needs room for the worst case, so it writes to a
+                // scratch buffer that only ever grows.
+                let need = lz4_flex::block::get_maximum_output_size(src.len());
+                if self.scratch.len() < need {
+                    self.scratch.resize(need, 0);
+                }
                 let n = lz4_flex::block::compress_into(src, &mut self.scratch).ok()?;
-                out.get_mut(..n)?.copy_from_slice(self.scratch.get(..n)?);
+                if n < src.len() {
+                    dst.extend_from_slice(self.scratch.get(..n)?);
+                }
                 n
             }
             Codec::None => return None,
         };
-        (n < src.len()).then_some(n)
+        (n < src.len() && dst.len() == n).then_some(n)
     }
 
     /// Cheap test on a few samples with LZ4: if they do not shrink by at least
@@ -210,8 +218,10 @@ impl Compressor {
         let stride = src.len() / PROBE_SAMPLES;
         let mut raw = 0usize;
         let mut packed = 0usize;
-        self.scratch
-            .resize(lz4_flex::block::get_maximum_output_size(PROBE_SAMPLE), 0);
+        let need = lz4_flex::block::get_maximum_output_size(PROBE_SAMPLE);
+        if self.scratch.len() < need {
+            self.scratch.resize(need, 0);
+        }
         for i in 0..PROBE_SAMPLES {
             let start = i * stride;
             let Some(sample) = src.get(start..(start + PROBE_SAMPLE).min(src.len())) else {
@@ -241,23 +251,44 @@ impl Decompressor {
         Decompressor { zstd: None }
     }
 
-    /// Decompresses `src` into exactly `dst.len()` bytes. Output that would be
-    /// longer or shorter than `dst` is an error, so a chunk can never expand
-    /// past its declared length (no decompression bombs).
-    pub fn decompress(&mut self, codec: Codec, src: &[u8], dst: &mut [u8]) -> std::result::Result<(), String> {
+    /// Decompresses `src` into `dst` (replacing its contents), which must
+    /// come out at exactly `len` bytes. A zstd frame must also declare that
+    /// length up front. Output never goes past `dst`'s existing capacity or
+    /// `len` (whichever is larger), so a chunk cannot expand past its declared
+    /// length (no decompression bombs), and reused buffers are not zero-filled.
+    pub fn decompress(
+        &mut self,
+        codec: Codec,
+        src: &[u8],
+        dst: &mut Vec<u8>,
+        len: usize,
+    ) -> std::result::Result<(), String> {
         let n = match codec {
             Codec::None => return Err("chunk is flagged compressed but the codec is none".into()),
             Codec::Zstd => {
+                match zstd::zstd_safe::get_frame_content_size(src) {
+                    Ok(Some(declared)) if declared == len as u64 => {}
+                    Ok(Some(declared)) => return Err(format!("zstd frame declares {declared} bytes, expected {len}")),
+                    _ => return Err("zstd frame without a valid content size".into()),
+                }
                 if self.zstd.is_none() {
                     self.zstd = Some(zstd::bulk::Decompressor::new().map_err(|e| e.to_string())?);
                 }
                 let z = self.zstd.as_mut().ok_or("zstd context unavailable")?;
+                dst.clear();
+                dst.reserve(len);
                 z.decompress_to_buffer(src, dst).map_err(|e| format!("zstd: {e}"))?
             }
-            Codec::Lz4 => lz4_flex::block::decompress_into(src, dst).map_err(|e| format!("lz4: {e}"))?,
+            Codec::Lz4 => {
+                if dst.len() < len {
+                    dst.resize(len, 0);
+                }
+                dst.truncate(len);
+                lz4_flex::block::decompress_into(src, dst).map_err(|e| format!("lz4: {e}"))?
+            }
         };
-        if n != dst.len() {
-            return Err(format!("decompressed to {n} bytes, expected {}", dst.len()));
+        if n != len || dst.len() != len {
+            return Err(format!("decompressed to {n} bytes, expected {len}"));
         }
         Ok(())
     }
@@ -293,19 +324,22 @@ mod tests {
             Compression::parse("lz4").unwrap(),
         ] {
             let mut comp = Compressor::new(c, true).unwrap();
-            let mut dst = vec![0; src.len()];
+            let mut dst = Vec::new();
             let n = comp
                 .compress(&src, &mut dst)
                 .unwrap_or_else(|| panic!("compressible {c:?}"));
+            assert_eq!(dst.len(), n);
             let mut d = Decompressor::new();
-            let mut out = vec![0; src.len()];
-            d.decompress(c.codec, &dst[..n], &mut out).unwrap();
+            let mut out = Vec::new();
+            d.decompress(c.codec, &dst, &mut out, src.len()).unwrap();
             assert_eq!(out, src);
-            // A declared length one byte short must fail, not overflow.
-            let mut short = vec![0; src.len() - 1];
-            assert!(d.decompress(c.codec, &dst[..n], &mut short).is_err());
-            let mut long = vec![0; src.len() + 1];
-            assert!(d.decompress(c.codec, &dst[..n], &mut long).is_err());
+            // A declared length one byte short or long must fail, not overflow,
+            // even into a buffer with room to spare.
+            let mut roomy = Vec::with_capacity(4 * src.len());
+            assert!(d.decompress(c.codec, &dst, &mut roomy, src.len() - 1).is_err());
+            assert!(d.decompress(c.codec, &dst, &mut roomy, src.len() + 1).is_err());
+            d.decompress(c.codec, &dst, &mut roomy, src.len()).unwrap();
+            assert_eq!(roomy, src);
         }
     }
 
@@ -315,7 +349,7 @@ mod tests {
         crate::kdf::random_bytes(&mut src).unwrap();
         for probe in [true, false] {
             let mut comp = Compressor::new(Compression::default(), probe).unwrap();
-            let mut dst = vec![0; src.len()];
+            let mut dst = Vec::new();
             assert_eq!(comp.compress(&src, &mut dst), None);
         }
     }

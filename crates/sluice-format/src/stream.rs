@@ -215,15 +215,16 @@ impl StreamContext {
         aad
     }
 
-    /// Compresses (if it helps) and seals data chunk `index` into `out`,
-    /// which receives the whole record (header, body, tag). Returns the
-    /// record's header.
+    /// Compresses (if it helps) and seals data chunk `index`. On return
+    /// `body` holds the sealed body (stored bytes, then the tag) and the
+    /// returned header gives the 12 bytes that precede it in the file:
+    /// the record is `header.to_bytes() || body`.
     pub fn seal_chunk(
         &self,
         index: u64,
         plain: &[u8],
         comp: &mut Compressor,
-        out: &mut Vec<u8>,
+        body: &mut Vec<u8>,
     ) -> Result<RecordHeader> {
         if plain.is_empty() || plain.len() > self.chunk_size() {
             return Err(Error::InvalidParams(format!(
@@ -231,33 +232,19 @@ impl StreamContext {
                 plain.len()
             )));
         }
-        out.clear();
-        out.resize(RECORD_HEADER_LEN + plain.len() + TAG_LEN, 0);
-        let (head, rest) = out.split_at_mut(RECORD_HEADER_LEN);
-        let (body_len, compressed) = match comp.compress(plain, rest) {
-            Some(n) => (n, true),
-            None => {
-                rest.get_mut(..plain.len())
-                    .ok_or(Error::Crypto("record buffer too small"))?
-                    .copy_from_slice(plain);
-                (plain.len(), false)
-            }
-        };
+        let compressed = comp.compress(plain, body).is_some();
+        if !compressed {
+            body.clear();
+            body.extend_from_slice(plain);
+        }
         let rh = RecordHeader {
             kind: RecordKind::Data,
             compressed,
             plain_len: plain.len() as u32,
-            body_len: (body_len + TAG_LEN) as u32,
+            body_len: (body.len() + TAG_LEN) as u32,
         };
-        head.copy_from_slice(&rh.to_bytes());
-        let (body, tail) = rest
-            .split_at_mut_checked(body_len)
-            .ok_or(Error::Crypto("record buffer too small"))?;
         let tag = self.cipher.seal(stream_nonce(index, false), &self.aad(&rh), body)?;
-        tail.get_mut(..TAG_LEN)
-            .ok_or(Error::Crypto("record buffer too small"))?
-            .copy_from_slice(&tag);
-        out.truncate(RECORD_HEADER_LEN + body_len + TAG_LEN);
+        body.extend_from_slice(&tag);
         Ok(rh)
     }
 
@@ -313,9 +300,7 @@ impl StreamContext {
         body.truncate(n);
         let plain_len = rh.plain_len as usize;
         if rh.compressed {
-            out.clear();
-            out.resize(plain_len, 0);
-            dec.decompress(self.header.compression.codec, body, out)
+            dec.decompress(self.header.compression.codec, body, out, plain_len)
                 .map_err(|what| Error::ChunkCorrupt { chunk: index, what })?;
         } else {
             std::mem::swap(out, body);
@@ -429,8 +414,10 @@ mod tests {
             let mut dec = Decompressor::new();
             let plain = b"abcabcabcabcabcabcabcabcabcabcabcabc".repeat(100);
             let mut rec = Vec::new();
-            c.seal_chunk(5, &plain, &mut comp, &mut rec).unwrap();
+            let sealed = c.seal_chunk(5, &plain, &mut comp, &mut rec).unwrap();
+            rec.splice(0..0, sealed.to_bytes());
             let rh = RecordHeader::parse(rec[..12].try_into().unwrap(), Region::Chunk(5)).unwrap();
+            assert_eq!(rh, sealed);
             assert!(rh.compressed);
             let mut out = Vec::new();
             let mut body = rec[12..].to_vec();

@@ -55,9 +55,14 @@ pub fn run(args: &RestoreArgs, engine: &Engine, global: &Global, cancel: CancelT
     let input = open_input(&args.input)?;
     let mut sink = Sink::open(&output, &args.input, args.force, false)?;
     let bar = Bar::start(ctl.progress.clone(), input.size, global.quiet);
-    engine
-        .decode(input.reader, &mut sink, &keys, &ctl)
-        .map_err(|e| name_error(e, &args.input, &output))?;
+    // Into a file, workers write their chunks in place (faster); to standard
+    // output, the ordered writer streams them.
+    let decoded = if let Sink::File(file) = &mut sink {
+        engine.decode_to_file(input.reader, file.file()?, &keys, &ctl)
+    } else {
+        engine.decode(input.reader, &mut sink, &keys, &ctl)
+    };
+    decoded.map_err(|e| name_error(e, &args.input, &output))?;
     drop(bar);
     sink.commit()?;
     Ok(Code::Ok)
