@@ -75,7 +75,9 @@ for name in text random mixed; do
     "zstd" "zstd -d -q -f $tmp/z.zst -o $tmp/z.out" \
     "age|zstd" "age -d -i $tmp/age.key $tmp/z.zst.age | zstd -d -q -c > $tmp/za.out" \
     "sluice-lz4" "$S restore $tmp/s4.sluice -o $tmp/s4.out $K --force -q" \
-    "sluice-j1" "$S -j 1 restore $tmp/s.sluice -o $tmp/s1.out $K --force -q"
+    "sluice-j1" "$S -j 1 restore $tmp/s.sluice -o $tmp/s1.out $K --force -q" \
+    "sluice>null" "$S restore $tmp/s.sluice -o - $K -q > /dev/null" \
+    "zstd>null" "zstd -d -q -c $tmp/z.zst > /dev/null"
   cmp "$f" "$tmp/s.out"
   cmp "$f" "$tmp/za.out"
   cat > "$results/$name-extra.json" <<JSON

@@ -14,8 +14,8 @@ def load(path):
     return {r["command"]: r["median"] for r in rs}, {r["command"]: r.get("max_rss_kib") or 0 for r in rs}
 
 
-print("| corpus | sluice process MB/s | vs zstd -T0 -3 | vs zstd\\|age | sluice restore MB/s | vs zstd -d | vs age\\|zstd | size vs zstd | RSS enc/dec (MiB) | zstd RSS enc/dec | -j1→-j2 enc | lz4 enc MB/s | noenc enc MB/s | adaptive gain |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("| corpus | sluice process MB/s | vs zstd -T0 -3 | vs zstd\\|age | sluice restore MB/s | vs zstd -d | vs age\\|zstd | restore to /dev/null vs zstd -d | size vs zstd | RSS enc/dec (MiB) | zstd RSS enc/dec | -j1→-j2 enc | -j1→-j2 dec | lz4 enc MB/s | noenc enc MB/s | adaptive gain |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for name in ["text", "random", "mixed"]:
     p = os.path.join(d, f"{name}-encode.json")
     if not os.path.exists(p):
@@ -29,10 +29,11 @@ for name in ["text", "random", "mixed"]:
         f"| {name} ({size >> 20} MiB) "
         f"| {rate(enc['sluice']):.0f} | {enc['zstd'] / enc['sluice']:.2f}× | {enc['zstd|age'] / enc['sluice']:.2f}× "
         f"| {rate(dec['sluice']):.0f} | {dec['zstd'] / dec['sluice']:.2f}× | {dec['age|zstd'] / dec['sluice']:.2f}× "
+        f"| {dec['zstd>null'] / dec['sluice>null']:.2f}× "
         f"| {x['out_sluice'] / x['out_zstd']:.4f} (ratio {x['out_sluice'] / size:.3f}) "
         f"| {enc_rss['sluice'] / 1024:.0f} / {dec_rss['sluice'] / 1024:.0f} "
         f"| {enc_rss['zstd'] / 1024:.0f} / {dec_rss['zstd'] / 1024:.0f} "
-        f"| {enc['sluice-j1'] / enc['sluice']:.2f}× "
+        f"| {enc['sluice-j1'] / enc['sluice']:.2f}× | {dec['sluice-j1'] / dec['sluice']:.2f}× "
         f"| {rate(enc['sluice-lz4']):.0f} | {rate(enc['sluice-noenc']):.0f} "
         f"| {enc['sluice-noadaptive'] / enc['sluice']:.2f}× |"
     )

@@ -116,7 +116,7 @@ pub struct ProcessArgs {
     #[arg(long = "encrypt", value_name = "CIPHER", default_value = "aes256gcm")]
     pub encrypt: String,
     /// Chunk size, a power of two from 4KiB to 64MiB (e.g. 1MiB).
-    #[arg(long, value_name = "SIZE", default_value = "4MiB")]
+    #[arg(long, value_name = "SIZE", default_value = "1MiB")]
     pub chunk_size: String,
     /// Encrypt to this recipient (sluice1...; repeatable).
     #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]

@@ -34,8 +34,8 @@ pub const MAX_SLOTS: usize = 512;
 pub const MIN_CHUNK_LOG2: u8 = 12;
 /// Largest chunk size exponent (64 MiB).
 pub const MAX_CHUNK_LOG2: u8 = 26;
-/// Default chunk size exponent (4 MiB), chosen by measurement (docs/PERFORMANCE.md).
-pub const DEFAULT_CHUNK_LOG2: u8 = 22;
+/// Default chunk size exponent (1 MiB), chosen by measurement (docs/PERFORMANCE.md).
+pub const DEFAULT_CHUNK_LOG2: u8 = 20;
 
 /// Slot kind byte of a passphrase slot.
 pub const SLOT_PASSPHRASE: u8 = 1;
