@@ -41,7 +41,7 @@ fn random(len: usize) -> Vec<u8> {
     v
 }
 
-fn context(suite: Suite) -> (StreamContext, KeyRing) {
+fn context(suite: Suite, compression: Compression) -> (StreamContext, KeyRing) {
     let key = RawKey::from_bytes(&[7; 32]).unwrap();
     let slots = if suite.is_encrypted() {
         vec![SlotSpec::RawKey(key.clone())]
@@ -50,7 +50,7 @@ fn context(suite: Suite) -> (StreamContext, KeyRing) {
     };
     let params = FileParams {
         suite,
-        compression: Compression::default(),
+        compression,
         chunk_size: ChunkSize::from_bytes(CHUNK as u64).unwrap(),
     };
     let (h, c) = Header::create(&params, &slots).unwrap();
@@ -69,20 +69,20 @@ fn stages(c: &mut Criterion) {
         ("chacha20poly1305", Suite::ChaCha20Poly1305),
         ("checksum", Suite::None),
     ] {
-        let (ctx, _) = context(suite);
+        let (ctx, _) = context(suite, Compression::default());
         let mut none = Compressor::new(Compression::NONE, false).unwrap();
         let mut out = Vec::new();
         g.bench_function(BenchmarkId::new("seal_raw", name), |b| {
             b.iter(|| ctx.seal_chunk(1, &noise, &mut none, &mut out).unwrap())
         });
     }
-    let (ctx, _) = context(Suite::Aes256Gcm);
     for (name, comp, input, probe) in [
         ("zstd3_text", Compression::default(), &data, true),
         ("lz4_text", Compression::parse("lz4").unwrap(), &data, true),
         ("zstd3_random_probe", Compression::default(), &noise, true),
         ("zstd3_random_noprobe", Compression::default(), &noise, false),
     ] {
+        let (ctx, _) = context(Suite::Aes256Gcm, comp);
         let mut cmp = Compressor::new(comp, probe).unwrap();
         let mut out = Vec::new();
         g.bench_function(BenchmarkId::new("compress_seal", name), |b| {
