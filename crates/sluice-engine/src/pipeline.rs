@@ -11,6 +11,13 @@
 //! stalls the reader (backpressure). CPU work never runs on the reader or
 //! the writer thread. The first error in *sequence order* wins: a failure in
 //! chunk 41 is reported even if the reader already hit a truncation later.
+//!
+//! When `run` returns, nothing of the operation is left running: its pool
+//! jobs are drained and its reader thread joined. One consequence: a reader
+//! blocked in a read that never completes (an idle pipe) delays the return
+//! of a cancelled operation until that read returns. The CLI is not affected
+//! (its signal handler exits the process); a server feeding the engine from a
+//! channel should close the channel when it cancels.
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
