@@ -26,8 +26,7 @@ pub enum Code {
 /// The exit code for an error, found by walking its cause chain.
 pub fn code_for(err: &anyhow::Error) -> Code {
     for cause in err.chain() {
-        if let Some(e) = cause.downcast_ref::<UsageError>() {
-            let _ = e;
+        if cause.downcast_ref::<UsageError>().is_some() {
             return Code::Usage;
         }
         if let Some(e) = cause.downcast_ref::<sluice_engine::Error>() {
