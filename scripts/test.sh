@@ -9,8 +9,15 @@ cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
-cargo test --workspace --locked
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked 2>&1 | tee "$log"
 if [ "${SLUICE_SKIP_FUZZ:-0}" != 1 ] && [ -x scripts/fuzz.sh ]; then
   echo "== short fuzz pass"
   scripts/fuzz.sh "${SLUICE_FUZZ_SECONDS:-30}"
 fi
+# One closing total over every test binary (cargo's own last lines are the
+# doc-test runs, which hold no tests).
+awk '/^test result:/ { for (i = 1; i < NF; i++) {
+       if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
+     END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
