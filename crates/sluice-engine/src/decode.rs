@@ -192,9 +192,10 @@ impl Engine {
     }
 
     /// Like [`Engine::decode`], into a regular file: each worker writes its
-    /// authenticated chunk at its own offset as soon as it is decoded, while
-    /// the data is still in that core's cache, instead of funnelling every
-    /// byte through one writer thread. Chunks may land out of order; the file
+    /// authenticated chunk at its own offset as soon as it is decoded, so the
+    /// kernel's copy into the page cache is spread over the workers instead
+    /// of funnelled through one writer thread (see docs/PERFORMANCE.md for
+    /// what that gains and does not). Chunks may land out of order; the file
     /// is complete (and truncated to the restored length) only when this
     /// returns `Ok`, so write to a temporary file and keep it only then.
     pub fn decode_to_file<R: Read + Send>(
