@@ -11,11 +11,11 @@ pub enum Error {
     /// The container is invalid, tampered with, or the key is wrong.
     #[error(transparent)]
     Format(#[from] sluice_format::Error),
-    /// Reading the input failed.
-    #[error("reading input: {0}")]
+    /// Reading the input failed (the cause is the error's `source()`).
+    #[error("reading input")]
     Read(#[source] io::Error),
-    /// Writing the output failed.
-    #[error("writing output: {0}")]
+    /// Writing the output failed (the cause is the error's `source()`).
+    #[error("writing output")]
     Write(#[source] io::Error),
     /// The operation was cancelled through its [`crate::CancelToken`].
     #[error("operation cancelled")]

@@ -86,6 +86,16 @@ fn io_faults_are_named() {
         .assert()
         .code(3)
         .stderr(contains("missing"));
+    // Opens fine, then every read fails with EIO: an unreadable input.
+    env.cmd()
+        .args(["process", "/proc/self/mem", "-o", "m.sluice", "--encrypt", "none"])
+        .assert()
+        .code(3)
+        .stderr(contains("error: /proc/self/mem: reading input: Input/output error"));
+    assert!(!env
+        .files()
+        .iter()
+        .any(|f| f.starts_with(".m.sluice") || f == "m.sluice"));
     std::fs::create_dir(env.path("d")).unwrap();
     env.cmd()
         .args(["process", "d", "-o", "o", "--encrypt", "none"])
