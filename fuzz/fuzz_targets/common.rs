@@ -21,5 +21,5 @@ pub fn keys() -> &'static KeyRing {
 
 pub fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| Engine::new(EngineConfig { threads: Some(2), in_flight: Some(4) }).unwrap())
+    ENGINE.get_or_init(|| Engine::new(EngineConfig { threads: Some(2), in_flight: Some(4), ..Default::default() }).unwrap())
 }

@@ -37,6 +37,15 @@ pub struct Global {
         hide_short_help = true
     )]
     pub in_flight: Option<usize>,
+    /// Most MiB of chunk buffers per file; files with big chunks get fewer in flight [default: 256]
+    #[arg(
+        long,
+        global = true,
+        env = "SLUICE_MAX_MEMORY",
+        value_name = "MIB",
+        hide_short_help = true
+    )]
+    pub max_memory: Option<usize>,
     /// No progress bar and no informational messages.
     #[arg(short, long, global = true)]
     pub quiet: bool,

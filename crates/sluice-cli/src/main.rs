@@ -49,6 +49,7 @@ fn run(cli: cli::Cli, cancel: CancelToken) -> anyhow::Result<exit::Code> {
         Ok(Engine::new(EngineConfig {
             threads: cli.global.threads,
             in_flight: cli.global.in_flight,
+            memory_budget: cli.global.max_memory.map(|mib| mib.saturating_mul(1 << 20)),
         })?)
     };
     match cli.command {

@@ -119,6 +119,7 @@ fn whole(c: &mut Criterion) {
         let e = Engine::new(EngineConfig {
             threads: Some(threads),
             in_flight: None,
+            ..Default::default()
         })
         .unwrap();
         let mut file = Vec::with_capacity(len);

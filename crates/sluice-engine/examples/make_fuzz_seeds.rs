@@ -15,6 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let engine = Engine::new(EngineConfig {
         threads: Some(1),
         in_flight: None,
+        ..Default::default()
     })?;
     let raw = RawKey::from_bytes(&[0x42; 32])?;
     let id = Identity::from_secret_bytes([0x24; 32]);

@@ -171,7 +171,7 @@ impl<R: Read + Seek + Send> Archive<R> {
         let mut chunks_read = 0u64;
         pipeline::run(
             engine.pool(),
-            engine.in_flight(),
+            engine.in_flight_for(cs as usize),
             &ctl.cancel,
             read,
             work,

@@ -15,7 +15,15 @@ pub struct EngineConfig {
     pub threads: Option<usize>,
     /// Chunks in flight per operation (default: 2 × threads + 2).
     pub in_flight: Option<usize>,
+    /// Most bytes of chunk buffers one operation may hold (default
+    /// [`DEFAULT_MEMORY_BUDGET`]). Files with large chunks get fewer chunks in
+    /// flight (never fewer than 2), so a file's chunk size cannot make an
+    /// operation hold more than this.
+    pub memory_budget: Option<usize>,
 }
+
+/// Default per-operation buffer budget: 256 MiB.
+pub const DEFAULT_MEMORY_BUDGET: usize = 256 << 20;
 
 /// Runs operations on a CPU pool. Cheap to clone; clones share the pool, so a
 /// server can run many operations on one pool, each capped by `in_flight`.
@@ -24,6 +32,7 @@ pub struct Engine {
     pool: Arc<CpuPool>,
     threads: usize,
     in_flight: usize,
+    memory_budget: usize,
 }
 
 impl std::fmt::Debug for Engine {
@@ -31,6 +40,7 @@ impl std::fmt::Debug for Engine {
         f.debug_struct("Engine")
             .field("threads", &self.threads)
             .field("in_flight", &self.in_flight)
+            .field("memory_budget", &self.memory_budget)
             .finish()
     }
 }
@@ -50,7 +60,8 @@ impl Engine {
             )));
         }
         let pool = CpuPool::new(threads).map_err(|e| Error::Config(format!("cannot start the CPU pool: {e}")))?;
-        Self::with_pool(Arc::new(pool), config.in_flight)
+        let engine = Self::with_pool(Arc::new(pool), config.in_flight)?;
+        Ok(engine.with_memory_budget(config.memory_budget.unwrap_or(DEFAULT_MEMORY_BUDGET)))
     }
 
     /// An engine on an existing shared pool, with its own in-flight cap.
@@ -66,6 +77,7 @@ impl Engine {
             pool,
             threads,
             in_flight,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
         })
     }
 
@@ -79,8 +91,61 @@ impl Engine {
         self.threads
     }
 
-    /// Chunks in flight per operation.
+    /// Chunks in flight per operation (at most; see [`Self::in_flight_for`]).
     pub fn in_flight(&self) -> usize {
         self.in_flight
+    }
+
+    /// Sets the per-operation buffer budget in bytes.
+    pub fn with_memory_budget(mut self, bytes: usize) -> Self {
+        self.memory_budget = bytes;
+        self
+    }
+
+    /// Chunks in flight for an operation on `chunk_size`-byte chunks: the
+    /// configured depth, lowered so that two buffers per chunk fit the
+    /// memory budget, but never below 2.
+    pub fn in_flight_for(&self, chunk_size: usize) -> usize {
+        let per_chunk = chunk_size.saturating_mul(2).max(1);
+        self.in_flight.min(self.memory_budget / per_chunk).max(2)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_budget_lowers_in_flight_but_not_below_two() {
+        let e = Engine::new(EngineConfig {
+            threads: Some(2),
+            in_flight: Some(32),
+            memory_budget: Some(16 << 20),
+        })
+        .unwrap();
+        assert_eq!(e.in_flight_for(64 << 10), 32, "small chunks: the configured depth");
+        assert_eq!(e.in_flight_for(1 << 20), 8, "16 MiB budget / (2 x 1 MiB)");
+        assert_eq!(e.in_flight_for(64 << 20), 2, "never below 2, even past the budget");
+        let d = Engine::new(EngineConfig {
+            threads: Some(2),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(d.in_flight_for(1 << 20), 6);
+        assert_eq!(
+            d.in_flight_for(64 << 20),
+            2,
+            "a file's 64 MiB chunks cannot take 768 MiB"
+        );
+        assert!(Engine::new(EngineConfig {
+            threads: Some(0),
+            ..Default::default()
+        })
+        .is_err());
+        assert!(Engine::new(EngineConfig {
+            in_flight: Some(1),
+            ..Default::default()
+        })
+        .is_err());
     }
 }

@@ -36,7 +36,7 @@ pub use archive::{Archive, RangeSummary};
 pub use control::{CancelToken, Control, Progress};
 pub use decode::{open_header, read_header, DecodeSummary};
 pub use encode::{EncodeOptions, EncodeSummary};
-pub use engine::{available_cores, Engine, EngineConfig, MAX_THREADS};
+pub use engine::{available_cores, Engine, EngineConfig, DEFAULT_MEMORY_BUDGET, MAX_THREADS};
 pub use error::{Error, Result};
 pub use inspect::{inspect, inspect_stream, ContainerInfo};
 pub use pool::CpuPool;

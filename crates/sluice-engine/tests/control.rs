@@ -121,6 +121,7 @@ fn memory_stays_bounded_on_a_long_stream() {
     let e = sluice_engine::Engine::new(sluice_engine::EngineConfig {
         threads: Some(2),
         in_flight: Some(4),
+        ..Default::default()
     })
     .unwrap();
     let ctl = Control::new();
@@ -142,4 +143,50 @@ fn memory_stays_bounded_on_a_long_stream() {
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let worst = t.join().unwrap();
     assert!(worst <= 6 * 65536, "reader ran {worst} bytes ahead of the writer");
+}
+
+#[test]
+fn memory_budget_caps_read_ahead_whatever_the_in_flight_setting() {
+    struct Sink;
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    // 64 chunks requested, but the budget holds only 3 chunks x 2 buffers.
+    let e = sluice_engine::Engine::new(sluice_engine::EngineConfig {
+        threads: Some(2),
+        in_flight: Some(64),
+        memory_budget: Some(3 * 2 * 65536),
+    })
+    .unwrap();
+    assert_eq!(e.in_flight_for(65536), 3);
+    let ctl = Control::new();
+    let watcher = ctl.clone();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done2 = done.clone();
+    let t = std::thread::spawn(move || {
+        let mut worst = 0i64;
+        while !done2.load(std::sync::atomic::Ordering::Relaxed) {
+            worst = worst.max(watcher.progress.bytes_in() as i64 - watcher.progress.done() as i64);
+            std::thread::yield_now();
+        }
+        worst
+    });
+    e.encode(
+        io::repeat(5).take(64 << 20),
+        Sink,
+        &opts(Suite::None, "none", "64KiB", vec![]),
+        &ctl,
+    )
+    .unwrap();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let worst = t.join().unwrap();
+    assert!(
+        worst <= 4 * 65536,
+        "reader ran {worst} bytes ahead with a 3-chunk budget"
+    );
 }

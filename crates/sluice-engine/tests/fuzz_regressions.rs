@@ -30,6 +30,7 @@ fn decode_leak_eae5fb2d_fails_cleanly() {
     let e = Engine::new(EngineConfig {
         threads: Some(2),
         in_flight: Some(4),
+        ..Default::default()
     })
     .unwrap();
     let keys = fuzz_keys();

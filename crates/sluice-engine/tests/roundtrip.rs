@@ -64,6 +64,7 @@ fn thread_count_and_in_flight_do_not_change_the_result() {
         let e = sluice_engine::Engine::new(sluice_engine::EngineConfig {
             threads: Some(threads),
             in_flight: Some(in_flight),
+            ..Default::default()
         })
         .unwrap();
         let file = encode(&e, &data, &o);

@@ -83,6 +83,7 @@ fn documented_vectors_decode() {
             let e = Engine::new(EngineConfig {
                 threads: Some(threads),
                 in_flight: None,
+                ..Default::default()
             })
             .unwrap();
             let mut out = Vec::new();
@@ -117,6 +118,7 @@ fn generate_vectors() {
     let e = Engine::new(EngineConfig {
         threads: Some(1),
         in_flight: None,
+        ..Default::default()
     })
     .unwrap();
     let chunk = ChunkSize::parse("4KiB").unwrap();

@@ -71,6 +71,7 @@ pub fn engine(threads: usize) -> Engine {
     Engine::new(EngineConfig {
         threads: Some(threads),
         in_flight: None,
+        ..Default::default()
     })
     .unwrap()
 }
