@@ -104,58 +104,44 @@ fn write_and_read_failures_are_reported_not_hung() {
     assert!(matches!(err, Error::Write(_)), "{err}");
 }
 
+/// Encodes `len` bytes (64 KiB chunks, no compression, no encryption) into a
+/// null sink on `e`, and returns the largest `lag(progress)` seen meanwhile.
+fn worst_lag(e: &sluice_engine::Engine, len: u64, lag: fn(&sluice_engine::Progress) -> i64) -> i64 {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let ctl = Control::new();
+    let watcher = ctl.clone();
+    let done = std::sync::Arc::new(AtomicBool::new(false));
+    let stop = done.clone();
+    let t = std::thread::spawn(move || {
+        let mut worst = 0i64;
+        while !stop.load(Ordering::Relaxed) {
+            worst = worst.max(lag(&watcher.progress));
+            std::thread::yield_now();
+        }
+        worst
+    });
+    let o = opts(Suite::None, "none", "64KiB", vec![]);
+    e.encode(io::repeat(3).take(len), io::sink(), &o, &ctl).unwrap();
+    done.store(true, Ordering::Relaxed);
+    t.join().unwrap()
+}
+
 #[test]
 fn memory_stays_bounded_on_a_long_stream() {
-    // 256 MiB through a 64 KiB-chunk pipeline with 4 buffers in flight: if the
-    // pipeline buffered ahead of the writer, the slow writer would see it.
-    struct SlowSink(u64);
-    impl Write for SlowSink {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0 += buf.len() as u64;
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
+    // 256 MiB through a 64 KiB-chunk pipeline with 4 buffers in flight: bytes
+    // read but not yet written are bounded by the in-flight buffers.
     let e = sluice_engine::Engine::new(sluice_engine::EngineConfig {
         threads: Some(2),
         in_flight: Some(4),
         ..Default::default()
     })
     .unwrap();
-    let ctl = Control::new();
-    let o = opts(Suite::None, "none", "64KiB", vec![]);
-    let watcher = ctl.clone();
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let done2 = done.clone();
-    let t = std::thread::spawn(move || {
-        let mut worst = 0i64;
-        while !done2.load(std::sync::atomic::Ordering::Relaxed) {
-            // Bytes read but not yet written: bounded by in-flight buffers.
-            let ahead = watcher.progress.bytes_in() as i64 - watcher.progress.bytes_out() as i64;
-            worst = worst.max(ahead);
-            std::thread::yield_now();
-        }
-        worst
-    });
-    e.encode(io::repeat(3).take(256 << 20), SlowSink(0), &o, &ctl).unwrap();
-    done.store(true, std::sync::atomic::Ordering::Relaxed);
-    let worst = t.join().unwrap();
+    let worst = worst_lag(&e, 256 << 20, |p| p.bytes_in() as i64 - p.bytes_out() as i64);
     assert!(worst <= 6 * 65536, "reader ran {worst} bytes ahead of the writer");
 }
 
 #[test]
 fn memory_budget_caps_read_ahead_whatever_the_in_flight_setting() {
-    struct Sink;
-    impl Write for Sink {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
     // 64 chunks requested, but the budget holds only 3 chunks x 2 buffers.
     let e = sluice_engine::Engine::new(sluice_engine::EngineConfig {
         threads: Some(2),
@@ -164,27 +150,7 @@ fn memory_budget_caps_read_ahead_whatever_the_in_flight_setting() {
     })
     .unwrap();
     assert_eq!(e.in_flight_for(65536), 3);
-    let ctl = Control::new();
-    let watcher = ctl.clone();
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let done2 = done.clone();
-    let t = std::thread::spawn(move || {
-        let mut worst = 0i64;
-        while !done2.load(std::sync::atomic::Ordering::Relaxed) {
-            worst = worst.max(watcher.progress.bytes_in() as i64 - watcher.progress.done() as i64);
-            std::thread::yield_now();
-        }
-        worst
-    });
-    e.encode(
-        io::repeat(5).take(64 << 20),
-        Sink,
-        &opts(Suite::None, "none", "64KiB", vec![]),
-        &ctl,
-    )
-    .unwrap();
-    done.store(true, std::sync::atomic::Ordering::Relaxed);
-    let worst = t.join().unwrap();
+    let worst = worst_lag(&e, 64 << 20, |p| p.bytes_in() as i64 - p.done() as i64);
     assert!(
         worst <= 4 * 65536,
         "reader ran {worst} bytes ahead with a 3-chunk budget"
