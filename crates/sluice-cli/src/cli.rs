@@ -108,6 +108,12 @@ pub struct UnlockArgs {
     /// Most Argon2 lanes a passphrase slot may ask for.
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub max_kdf_lanes: u32,
+    /// Accept a file that is not encrypted even though a key was given.
+    /// Without it such a file is refused: anyone can make one, so it could
+    /// have replaced your encrypted file (files are accepted without this
+    /// flag only when no key, passphrase or SLUICE_PASSPHRASE is given).
+    #[arg(long)]
+    pub allow_unencrypted: bool,
 }
 
 /// `sluice process`.
@@ -118,7 +124,7 @@ pub struct ProcessArgs {
     /// Container to write, or - for standard output [default: INPUT.sluice]
     #[arg(short, long, value_name = "OUTPUT")]
     pub output: Option<PathBuf>,
-    /// Compression: zstd[:LEVEL] (levels -7..=22), lz4 or none.
+    /// Compression: zstd, zstd:LEVEL (levels -7..=22), lz4 or none.
     #[arg(long = "compress", value_name = "CODEC", default_value = "zstd:3")]
     pub compress: String,
     /// Cipher: aes256gcm, chacha20poly1305 or none (checksums only, no secrecy).

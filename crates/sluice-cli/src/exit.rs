@@ -63,3 +63,33 @@ pub struct UsageError(pub String);
 pub fn usage(msg: impl Into<String>) -> anyhow::Error {
     UsageError(msg.into()).into()
 }
+
+/// A line of advice for errors the user can act on (the flag to use), or
+/// `None`. The libraries' messages never name flags; this is where the CLI
+/// adds them.
+pub fn hint_for(err: &anyhow::Error) -> Option<&'static str> {
+    use sluice_engine::format::{Error as F, KdfCost};
+    err.chain().find_map(|c| {
+        let f = c
+            .downcast_ref::<F>()
+            .or_else(|| match c.downcast_ref::<sluice_engine::Error>() {
+                Some(sluice_engine::Error::Format(f)) => Some(f),
+                _ => None,
+            })?;
+        match f {
+            F::MissingKey { .. } => Some(
+                "give -i/--identity FILE, --key-file FILE, or a passphrase (-p, --passphrase-file, SLUICE_PASSPHRASE)",
+            ),
+            F::NotSluice => Some("is this the original file rather than the .sluice container?"),
+            F::NotEncrypted => {
+                Some("if you know this file was made with --encrypt none, accept it with --allow-unencrypted")
+            }
+            F::KdfCostTooHigh { cost, .. } => Some(match cost {
+                KdfCost::MemoryKib => "if you trust this file, raise the limit with --max-kdf-memory MIB",
+                KdfCost::Passes => "if you trust this file, raise the limit with --max-kdf-passes N",
+                KdfCost::Lanes => "if you trust this file, raise the limit with --max-kdf-lanes N",
+            }),
+            _ => None,
+        }
+    })
+}

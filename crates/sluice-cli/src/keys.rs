@@ -134,6 +134,14 @@ pub fn keyring(args: &UnlockArgs) -> Result<KeyRing> {
         Some(path) => Some(passphrase_from_file(path)?),
         None => None,
     };
+    // A user who gave any key expects an encrypted file: an unencrypted one
+    // in its place is refused unless they said otherwise (see FORMAT.md §8).
+    let gave_a_key = !ring.identities.is_empty()
+        || !ring.raw_keys.is_empty()
+        || args.passphrase
+        || fixed.is_some()
+        || std::env::var_os(PASSPHRASE_ENV).is_some_and(|v| !v.is_empty());
+    ring.allow_unencrypted = args.allow_unencrypted || !gave_a_key;
     let prompt_allowed = args.passphrase || (ring.identities.is_empty() && ring.raw_keys.is_empty());
     let cache: Arc<Mutex<Option<Passphrase>>> = Arc::new(Mutex::new(fixed));
     let explicit_prompt = args.passphrase;

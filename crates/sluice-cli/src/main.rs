@@ -36,7 +36,7 @@ fn main() -> ExitCode {
             let code = exit::code_for(&err);
             let mut stderr = std::io::stderr().lock();
             let _ = writeln!(stderr, "error: {err:#}");
-            if let Some(hint) = hint(&err) {
+            if let Some(hint) = exit::hint_for(&err) {
                 let _ = writeln!(stderr, "hint: {hint}");
             }
             ExitCode::from(code as u8)
@@ -71,24 +71,5 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
                 _ => None,
             });
         io.is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-    })
-}
-
-fn hint(err: &anyhow::Error) -> Option<&'static str> {
-    use sluice_engine::format::Error as F;
-    err.chain().find_map(|c| {
-        let f = c
-            .downcast_ref::<F>()
-            .or_else(|| match c.downcast_ref::<sluice_engine::Error>() {
-                Some(sluice_engine::Error::Format(f)) => Some(f),
-                _ => None,
-            })?;
-        match f {
-            F::MissingKey { .. } => Some(
-                "give -i/--identity FILE, --key-file FILE, or a passphrase (-p, --passphrase-file, SLUICE_PASSPHRASE)",
-            ),
-            F::NotSluice => Some("is this the original file rather than the .sluice container?"),
-            _ => None,
-        }
     })
 }

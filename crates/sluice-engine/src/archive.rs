@@ -10,13 +10,12 @@ use sluice_format::{
     FOOTER_LEN, RECORD_HEADER_LEN,
 };
 
+use crate::codec_cache::with_decompressor;
+use crate::container::{open_header, read_exact_or};
 use crate::control::Control;
-use crate::decode::open_header;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::io::read_full;
-use crate::pipeline::{self, Bufs, Work};
-use crate::stages::with_decompressor;
+use crate::pipeline::{self, Buffers, Work};
 
 /// Fixed part of the index plaintext (counts, offset, digest).
 const INDEX_FIXED: u64 = sluice_format::stream::INDEX_FIXED_LEN as u64;
@@ -55,7 +54,7 @@ impl<R: Read + Seek + Send> Archive<R> {
             .seek(SeekFrom::Start(file_len - FOOTER_LEN as u64))
             .map_err(Error::Read)?;
         let mut foot = [0u8; FOOTER_LEN];
-        read_exact(&mut input, &mut foot, TruncatedAt::InsideFooter)?;
+        read_exact_or(&mut input, &mut foot, TruncatedAt::InsideFooter)?;
         let index_offset = parse_footer(&foot)?;
         let max_offset = file_len - FOOTER_LEN as u64 - RECORD_HEADER_LEN as u64 - INDEX_FIXED - TAG;
         if index_offset < header_len || index_offset > max_offset {
@@ -63,7 +62,7 @@ impl<R: Read + Seek + Send> Archive<R> {
         }
         input.seek(SeekFrom::Start(index_offset)).map_err(Error::Read)?;
         let mut rh_bytes = [0u8; RECORD_HEADER_LEN];
-        read_exact(&mut input, &mut rh_bytes, TruncatedAt::InsideIndex)?;
+        read_exact_or(&mut input, &mut rh_bytes, TruncatedAt::InsideIndex)?;
         let rh = RecordHeader::parse(&rh_bytes, Region::Index)?;
         // The index must fill exactly the space between its offset and the footer,
         // which also bounds the allocation below by the real file size.
@@ -72,7 +71,7 @@ impl<R: Read + Seek + Send> Archive<R> {
         }
         let entries = u64::from(rh.plain_len).saturating_sub(INDEX_FIXED) / 4;
         let mut body = vec![0u8; rh.body_len as usize];
-        read_exact(&mut input, &mut body, TruncatedAt::InsideIndex)?;
+        read_exact_or(&mut input, &mut body, TruncatedAt::InsideIndex)?;
         let index = ctx.open_index(entries, &rh, &mut body)?;
         if index.index_offset != index_offset {
             return Err(FormatError::invalid_footer_offset().into());
@@ -108,6 +107,28 @@ impl<R: Read + Seek + Send> Archive<R> {
         &self.index
     }
 
+    /// The chunks that overlap `range` of the original, first and last
+    /// (`None` for an empty range).
+    fn chunks_of(&self, range: &Range<u64>) -> Option<(u64, u64)> {
+        let cs = self.ctx.chunk_size() as u64;
+        (!range.is_empty()).then(|| (range.start / cs, (range.end - 1) / cs))
+    }
+
+    /// Container bytes a read of `range` will read: the input size against
+    /// which its [`crate::Progress::done`] counts.
+    pub fn input_len_of(&self, range: Range<u64>) -> u64 {
+        let Some((first, last)) = self.chunks_of(&range) else {
+            return 0;
+        };
+        self.index
+            .body_lens
+            .iter()
+            .skip(first as usize)
+            .take((last - first + 1) as usize)
+            .map(|&b| RECORD_HEADER_LEN as u64 + u64::from(b))
+            .sum()
+    }
+
     /// Writes bytes `range` of the original to `output`, reading and
     /// authenticating only the chunks that overlap it.
     pub fn read_range<W: Write>(
@@ -125,22 +146,20 @@ impl<R: Read + Seek + Send> Archive<R> {
                 len,
             });
         }
-        if range.is_empty() {
+        let Some((first, last)) = self.chunks_of(&range) else {
             return Ok(RangeSummary {
                 bytes: 0,
                 chunks_read: 0,
             });
-        }
+        };
         let cs = self.ctx.chunk_size() as u64;
-        let first = range.start / cs;
-        let last = (range.end - 1) / cs;
         let mut next = first;
         let input = &mut self.input;
         let offsets = &self.offsets;
         let index = &self.index;
         let ctx = Arc::clone(&self.ctx);
         let progress = Arc::clone(&ctl.progress);
-        let read = move |bufs: &mut Bufs| -> Result<Option<(u64, RecordHeader)>> {
+        let read = move |bufs: &mut Buffers| -> Result<Option<(u64, RecordHeader)>> {
             if next > last {
                 return Ok(None);
             }
@@ -151,21 +170,22 @@ impl<R: Read + Seek + Send> Archive<R> {
             };
             input.seek(SeekFrom::Start(off)).map_err(Error::Read)?;
             let mut rh_bytes = [0u8; RECORD_HEADER_LEN];
-            read_exact(input, &mut rh_bytes, TruncatedAt::InsideChunk(i))?;
+            read_exact_or(input, &mut rh_bytes, TruncatedAt::InsideChunk(i))?;
             let rh = RecordHeader::parse(&rh_bytes, Region::Chunk(i))?;
             ctx.check_data_record(i, &rh)?;
             if rh.body_len != body_len || u64::from(rh.plain_len) != ctx.expected_chunk_len(i, index.plaintext_len) {
                 return Err(FormatError::IndexMismatch(format!("chunk {i} record disagrees with the index")).into());
             }
-            bufs.a.resize(rh.body_len as usize, 0);
-            read_exact(input, &mut bufs.a, TruncatedAt::InsideChunk(i))?;
+            bufs.input.resize(rh.body_len as usize, 0);
+            read_exact_or(input, &mut bufs.input, TruncatedAt::InsideChunk(i))?;
             progress.add_in(rh.record_len());
             next += 1;
             Ok(Some((i, rh)))
         };
         let work_ctx = Arc::clone(&self.ctx);
-        let work: Work<(u64, RecordHeader)> = Arc::new(move |(i, rh), bufs: &mut Bufs| {
-            with_decompressor(|dec| work_ctx.open_chunk(*i, rh, &mut bufs.a, dec, &mut bufs.b)).map_err(Error::from)
+        let work: Work<(u64, RecordHeader)> = Arc::new(move |(i, rh), bufs: &mut Buffers| {
+            with_decompressor(|dec| work_ctx.open_chunk(*i, rh, &mut bufs.input, dec, &mut bufs.output))
+                .map_err(Error::from)
         });
         let mut written = 0u64;
         let mut chunks_read = 0u64;
@@ -175,17 +195,17 @@ impl<R: Read + Seek + Send> Archive<R> {
             &ctl.cancel,
             read,
             work,
-            |(i, _), bufs| {
+            |(i, rh), bufs| {
                 let chunk_start = i * cs;
                 let from = range.start.saturating_sub(chunk_start) as usize;
-                let to = ((range.end - chunk_start).min(bufs.b.len() as u64)) as usize;
+                let to = ((range.end - chunk_start).min(bufs.output.len() as u64)) as usize;
                 let slice = bufs
-                    .b
+                    .output
                     .get(from..to)
                     .ok_or_else(|| Error::Internal("range slice out of bounds".into()))?;
                 output.write_all(slice).map_err(Error::Write)?;
                 ctl.progress.add_out(slice.len() as u64);
-                ctl.progress.add_done(slice.len() as u64);
+                ctl.progress.add_done(rh.record_len());
                 ctl.progress.add_chunk();
                 written += slice.len() as u64;
                 chunks_read += 1;
@@ -198,11 +218,4 @@ impl<R: Read + Seek + Send> Archive<R> {
             chunks_read,
         })
     }
-}
-
-fn read_exact<R: Read + ?Sized>(r: &mut R, buf: &mut [u8], at: TruncatedAt) -> Result<()> {
-    if read_full(r, buf).map_err(Error::Read)? < buf.len() {
-        return Err(FormatError::Truncated(at).into());
-    }
-    Ok(())
 }

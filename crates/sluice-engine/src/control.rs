@@ -26,6 +26,12 @@ impl CancelToken {
 }
 
 /// Counters updated as an operation runs; read them from any thread.
+///
+/// Every operation counts the same way: *in* is what it reads (plaintext
+/// for an encode, container bytes for a decode, verify or range read), *out*
+/// is what it writes, and [`Self::done`] is the part of the input whose
+/// chunks are finished and written, in order, so `done / input size` is the
+/// fraction complete.
 #[derive(Debug, Default)]
 pub struct Progress {
     bytes_in: AtomicU64,
@@ -52,7 +58,8 @@ impl Progress {
 
     /// Input bytes whose work is finished and written, in order. Unlike
     /// [`Self::bytes_in`] this does not run ahead by the chunks in flight,
-    /// so it is what a progress bar should show against the input size.
+    /// so it is what a progress bar should show against the input size (for
+    /// a range read: against [`crate::Archive::input_len_of`]).
     pub fn done(&self) -> u64 {
         self.done.load(Ordering::Relaxed)
     }

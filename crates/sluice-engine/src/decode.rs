@@ -12,16 +12,17 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use sluice_format::{
-    hash_chunk, header_len, parse_footer, ChunkHash, DigestBuilder, Error as FormatError, Header, Index, KeyRing,
-    RecordHeader, RecordKind, Region, StreamContext, TruncatedAt, FOOTER_LEN, PREFIX_LEN, RECORD_HEADER_LEN,
+    hash_chunk, ChunkHash, DigestBuilder, Error as FormatError, Header, Index, KeyRing, RecordHeader, RecordKind,
+    Region, StreamContext, TruncatedAt, FOOTER_LEN, RECORD_HEADER_LEN,
 };
 
+use crate::codec_cache::with_decompressor;
+use crate::container::{expect_footer, open_header, read_exact_or};
 use crate::control::Control;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::io::read_full;
-use crate::pipeline::{self, Bufs, Work};
-use crate::stages::with_decompressor;
+use crate::pipeline::{self, Buffers, Work};
 
 /// What a decode or verify found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,38 +35,6 @@ pub struct DecodeSummary {
     pub digest: [u8; 32],
     /// The container's header.
     pub header: Header,
-}
-
-/// Reads and parses the header at the start of `input` (no key needed).
-pub fn read_header<R: Read + ?Sized>(input: &mut R) -> Result<Header> {
-    let mut prefix = [0u8; PREFIX_LEN];
-    let n = read_full(input, &mut prefix).map_err(Error::Read)?;
-    if n < PREFIX_LEN {
-        // A short file that does not even start like a container is "not sluice".
-        return Err(if prefix.get(..n) == sluice_format::MAGIC.get(..n) && n > 0 {
-            FormatError::HeaderTruncated.into()
-        } else {
-            FormatError::NotSluice.into()
-        });
-    }
-    let len = header_len(&prefix)?;
-    let mut bytes = vec![0u8; len];
-    bytes
-        .get_mut(..PREFIX_LEN)
-        .ok_or(FormatError::HeaderTruncated)?
-        .copy_from_slice(&prefix);
-    let rest = bytes.get_mut(PREFIX_LEN..).ok_or(FormatError::HeaderTruncated)?;
-    if read_full(input, rest).map_err(Error::Read)? < rest.len() {
-        return Err(FormatError::HeaderTruncated.into());
-    }
-    Ok(Header::parse(&bytes)?)
-}
-
-/// Reads and unlocks the header: the context for opening the payload.
-pub fn open_header<R: Read + ?Sized>(input: &mut R, keys: &KeyRing) -> Result<StreamContext> {
-    let header = read_header(input)?;
-    let cipher = header.unlock(keys)?;
-    Ok(StreamContext::new(header, cipher))
 }
 
 /// Where decoded plaintext goes.
@@ -106,7 +75,7 @@ impl<R: Read> RecordReader<R> {
         FormatError::Truncated(at).into()
     }
 
-    fn next_item(&mut self, bufs: &mut Bufs, progress: &crate::Progress) -> Result<Option<Item>> {
+    fn next_item(&mut self, bufs: &mut Buffers, progress: &crate::Progress) -> Result<Option<Item>> {
         if self.finished {
             return Ok(None);
         }
@@ -132,10 +101,8 @@ impl<R: Read> RecordReader<R> {
             .into());
         }
         self.short_seen = rh.plain_len as usize != self.ctx.chunk_size();
-        bufs.a.resize(rh.body_len as usize, 0);
-        if read_full(&mut self.input, &mut bufs.a).map_err(Error::Read)? < bufs.a.len() {
-            return Err(self.truncated(true));
-        }
+        bufs.input.resize(rh.body_len as usize, 0);
+        read_exact_or(&mut self.input, &mut bufs.input, TruncatedAt::InsideChunk(self.next))?;
         progress.add_in(rh.record_len());
         self.offset += rh.record_len();
         self.body_lens.push(rh.body_len);
@@ -144,13 +111,11 @@ impl<R: Read> RecordReader<R> {
         Ok(Some(Item::Chunk { index, rh, hash: None }))
     }
 
-    fn read_index(&mut self, rh: &RecordHeader, bufs: &mut Bufs) -> Result<Index> {
+    fn read_index(&mut self, rh: &RecordHeader, bufs: &mut Buffers) -> Result<Index> {
         self.ctx.check_index_record(self.next, rh)?;
-        bufs.a.resize(rh.body_len as usize, 0);
-        if read_full(&mut self.input, &mut bufs.a).map_err(Error::Read)? < bufs.a.len() {
-            return Err(FormatError::Truncated(TruncatedAt::InsideIndex).into());
-        }
-        let index = self.ctx.open_index(self.next, rh, &mut bufs.a)?;
+        bufs.input.resize(rh.body_len as usize, 0);
+        read_exact_or(&mut self.input, &mut bufs.input, TruncatedAt::InsideIndex)?;
+        let index = self.ctx.open_index(self.next, rh, &mut bufs.input)?;
         if index.body_lens != self.body_lens {
             return Err(FormatError::IndexMismatch("chunk lengths differ from the records read".into()).into());
         }
@@ -161,13 +126,7 @@ impl<R: Read> RecordReader<R> {
             ))
             .into());
         }
-        let mut foot = [0u8; FOOTER_LEN];
-        if read_full(&mut self.input, &mut foot).map_err(Error::Read)? < FOOTER_LEN {
-            return Err(FormatError::Truncated(TruncatedAt::InsideFooter).into());
-        }
-        if parse_footer(&foot)? != self.offset {
-            return Err(FormatError::invalid_footer_offset().into());
-        }
+        expect_footer(&mut self.input, self.offset)?;
         let mut extra = [0u8; 1];
         if read_full(&mut self.input, &mut extra).map_err(Error::Read)? != 0 {
             return Err(FormatError::TrailingData.into());
@@ -231,7 +190,7 @@ impl Engine {
             finished: false,
         };
         let progress = Arc::clone(&ctl.progress);
-        let read = move |bufs: &mut Bufs| reader.next_item(bufs, &progress);
+        let read = move |bufs: &mut Buffers| reader.next_item(bufs, &progress);
         let chunk_size = ctx.chunk_size();
         let work_ctx = Arc::clone(&ctx);
         let (mut stream, at) = match output {
@@ -239,14 +198,14 @@ impl Engine {
             Output::At(file) => (None, Some(file)),
         };
         let work_progress = Arc::clone(&ctl.progress);
-        let work: Work<Item> = Arc::new(move |item: &mut Item, bufs: &mut Bufs| {
+        let work: Work<Item> = Arc::new(move |item: &mut Item, bufs: &mut Buffers| {
             if let Item::Chunk { index, rh, hash } = item {
-                with_decompressor(|dec| work_ctx.open_chunk(*index, rh, &mut bufs.a, dec, &mut bufs.b))?;
-                *hash = Some(hash_chunk(*index, chunk_size, &bufs.b));
+                with_decompressor(|dec| work_ctx.open_chunk(*index, rh, &mut bufs.input, dec, &mut bufs.output))?;
+                *hash = Some(hash_chunk(*index, chunk_size, &bufs.output));
                 if let Some(file) = &at {
                     let offset = index.saturating_mul(chunk_size as u64);
-                    file.write_all_at(&bufs.b, offset).map_err(Error::Write)?;
-                    work_progress.add_out(bufs.b.len() as u64);
+                    file.write_all_at(&bufs.output, offset).map_err(Error::Write)?;
+                    work_progress.add_out(bufs.output.len() as u64);
                 }
             }
             Ok(())
@@ -264,11 +223,11 @@ impl Engine {
                 match item {
                     Item::Chunk { hash, rh, .. } => {
                         if let Some(out) = stream.as_mut() {
-                            out.write_all(&bufs.b).map_err(Error::Write)?;
-                            ctl.progress.add_out(bufs.b.len() as u64);
+                            out.write_all(&bufs.output).map_err(Error::Write)?;
+                            ctl.progress.add_out(bufs.output.len() as u64);
                         }
                         ctl.progress.add_done(rh.record_len());
-                        total += bufs.b.len() as u64;
+                        total += bufs.output.len() as u64;
                         if let (Some(d), Some(h)) = (digest.as_mut(), hash) {
                             d.push(h);
                         }

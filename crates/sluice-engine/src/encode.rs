@@ -7,12 +7,12 @@ use sluice_format::{
     footer, hash_chunk, ChunkHash, DigestBuilder, FileParams, Header, Index, RecordHeader, SlotSpec, StreamContext,
 };
 
+use crate::codec_cache::with_compressor;
 use crate::control::Control;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::io::read_full;
-use crate::pipeline::{self, Bufs, Work};
-use crate::stages::with_compressor;
+use crate::pipeline::{self, Buffers, Work};
 
 /// What to write: the file parameters and who can open it.
 #[derive(Debug, Clone)]
@@ -81,14 +81,16 @@ impl Engine {
         let adaptive = opts.adaptive;
         let mut next_index = 0u64;
         let progress = Arc::clone(&ctl.progress);
-        let read = |bufs: &mut Bufs| -> Result<Option<ChunkJob>> {
-            bufs.a.resize(chunk_size, 0);
-            let n = read_full(&mut input, &mut bufs.a).map_err(Error::Read)?;
-            bufs.a.truncate(n);
+        let read_ctx = Arc::clone(&ctx);
+        let read = |bufs: &mut Buffers| -> Result<Option<ChunkJob>> {
+            bufs.input.resize(chunk_size, 0);
+            let n = read_full(&mut input, &mut bufs.input).map_err(Error::Read)?;
+            bufs.input.truncate(n);
             if n == 0 {
                 return Ok(None);
             }
             progress.add_in(n as u64);
+            read_ctx.check_chunk_count(next_index + 1)?;
             let index = next_index;
             next_index += 1;
             Ok(Some(ChunkJob {
@@ -98,11 +100,11 @@ impl Engine {
             }))
         };
         let work_ctx = Arc::clone(&ctx);
-        let work: Work<ChunkJob> = Arc::new(move |job: &mut ChunkJob, bufs: &mut Bufs| {
-            job.hash = Some(hash_chunk(job.index, chunk_size, &bufs.a));
+        let work: Work<ChunkJob> = Arc::new(move |job: &mut ChunkJob, bufs: &mut Buffers| {
+            job.hash = Some(hash_chunk(job.index, chunk_size, &bufs.input));
             let record = with_compressor(compression, adaptive, |comp| {
                 work_ctx
-                    .seal_chunk(job.index, &bufs.a, comp, &mut bufs.b)
+                    .seal_chunk(job.index, &bufs.input, comp, &mut bufs.output)
                     .map_err(Error::from)
             })?;
             job.record = Some(record);
@@ -125,13 +127,13 @@ impl Engine {
                     return Err(Error::Internal(format!("chunk {} was not processed", job.index)));
                 };
                 out.write_all(&record.to_bytes()).map_err(Error::Write)?;
-                out.write_all(&bufs.b).map_err(Error::Write)?;
+                out.write_all(&bufs.output).map_err(Error::Write)?;
                 digest.push(hash);
                 compressed_chunks += u64::from(record.compressed);
                 body_lens.push(record.body_len);
                 offset += record.record_len();
-                plaintext_len += bufs.a.len() as u64;
-                ctl.progress.add_done(bufs.a.len() as u64);
+                plaintext_len += bufs.input.len() as u64;
+                ctl.progress.add_done(bufs.input.len() as u64);
                 ctl.progress.add_chunk();
                 Ok(())
             },

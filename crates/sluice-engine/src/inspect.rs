@@ -4,11 +4,10 @@
 use std::io::{self, Read, Seek, SeekFrom};
 
 use sluice_format::{
-    parse_footer, Error as FormatError, Header, RecordHeader, RecordKind, Region, TruncatedAt, FOOTER_LEN,
-    RECORD_HEADER_LEN,
+    Error as FormatError, Header, RecordHeader, RecordKind, Region, TruncatedAt, FOOTER_LEN, RECORD_HEADER_LEN,
 };
 
-use crate::decode::read_header;
+use crate::container::{expect_footer, read_header};
 use crate::error::{Error, Result};
 use crate::io::read_full;
 
@@ -78,13 +77,7 @@ fn walk<R: Read>(input: &mut R, mut skip: impl FnMut(&mut R, u64) -> io::Result<
                 compressed_chunks += u64::from(rh.compressed);
             }
             RecordKind::Index => {
-                let mut foot = [0u8; FOOTER_LEN];
-                if read_full(input, &mut foot).map_err(Error::Read)? < FOOTER_LEN {
-                    return Err(FormatError::Truncated(TruncatedAt::InsideFooter).into());
-                }
-                if parse_footer(&foot)? != here {
-                    return Err(FormatError::invalid_footer_offset().into());
-                }
+                expect_footer(input, here)?;
                 return Ok(ContainerInfo {
                     header,
                     chunk_count,

@@ -12,6 +12,28 @@
 //! first error or on [`CancelToken::cancel`]. The engine is blocking and
 //! knows nothing of HTTP, SQL or async runtimes: async callers run it under
 //! `spawn_blocking` with channel-backed readers and writers.
+//!
+//! ```
+//! use sluice_engine::format::{KeyRing, RawKey, SlotSpec};
+//! use sluice_engine::{Control, EncodeOptions, Engine, EngineConfig};
+//!
+//! let engine = Engine::new(EngineConfig::default())?;
+//! let key = RawKey::generate()?;
+//! let opts = EncodeOptions {
+//!     slots: vec![SlotSpec::RawKey(key.clone())],
+//!     ..EncodeOptions::default()
+//! };
+//! let original = b"twelve bytes".repeat(100_000);
+//! let mut container = Vec::new();
+//! engine.encode(&original[..], &mut container, &opts, &Control::new())?;
+//!
+//! let mut restored = Vec::new();
+//! let keys = KeyRing::new().with_raw_key(key);
+//! let summary = engine.decode(&container[..], &mut restored, &keys, &Control::new())?;
+//! assert_eq!(restored, original);
+//! assert_eq!(summary.digest, *blake3::hash(&original).as_bytes());
+//! # Ok::<(), sluice_engine::Error>(())
+//! ```
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -21,6 +43,8 @@
 )]
 
 mod archive;
+mod codec_cache;
+mod container;
 mod control;
 mod decode;
 mod encode;
@@ -30,11 +54,11 @@ mod inspect;
 mod io;
 mod pipeline;
 mod pool;
-mod stages;
 
 pub use archive::{Archive, RangeSummary};
+pub use container::{open_header, read_header};
 pub use control::{CancelToken, Control, Progress};
-pub use decode::{open_header, read_header, DecodeSummary};
+pub use decode::DecodeSummary;
 pub use encode::{EncodeOptions, EncodeSummary};
 pub use engine::{available_cores, Engine, EngineConfig, DEFAULT_MEMORY_BUDGET, MAX_THREADS};
 pub use error::{Error, Result};

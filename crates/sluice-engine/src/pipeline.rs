@@ -29,18 +29,21 @@ use crate::control::CancelToken;
 use crate::error::{Error, Result};
 use crate::pool::CpuPool;
 
-/// The two buffers an in-flight item owns: typically input and output.
+/// The two buffers an in-flight chunk owns. Recycled between chunks, so
+/// they keep their capacity and are never zero-filled again.
 #[derive(Default)]
-pub(crate) struct Bufs {
-    pub(crate) a: Vec<u8>,
-    pub(crate) b: Vec<u8>,
+pub(crate) struct Buffers {
+    /// What the reader filled: plaintext when encoding, a sealed body when decoding.
+    pub(crate) input: Vec<u8>,
+    /// What the CPU stage made of it: a sealed body, or plaintext.
+    pub(crate) output: Vec<u8>,
 }
 
 /// The CPU stage: transforms one item in place.
-pub(crate) type Work<M> = Arc<dyn Fn(&mut M, &mut Bufs) -> Result<()> + Send + Sync>;
+pub(crate) type Work<M> = Arc<dyn Fn(&mut M, &mut Buffers) -> Result<()> + Send + Sync>;
 
 enum Outcome<M> {
-    Item(M, Bufs),
+    Item(M, Buffers),
     End,
     Fail(Error),
 }
@@ -57,14 +60,14 @@ pub(crate) fn run<M, R, C>(
 ) -> Result<()>
 where
     M: Send + 'static,
-    R: FnMut(&mut Bufs) -> Result<Option<M>> + Send,
-    C: FnMut(M, &mut Bufs) -> Result<()>,
+    R: FnMut(&mut Buffers) -> Result<Option<M>> + Send,
+    C: FnMut(M, &mut Buffers) -> Result<()>,
 {
     let in_flight = in_flight.max(1);
-    let (free_tx, free_rx) = sync_channel::<Bufs>(in_flight);
+    let (free_tx, free_rx) = sync_channel::<Buffers>(in_flight);
     for _ in 0..in_flight {
         free_tx
-            .send(Bufs::default())
+            .send(Buffers::default())
             .map_err(|_| Error::Internal("buffer pool closed".into()))?;
     }
     let (res_tx, res_rx) = channel::<(u64, Outcome<M>)>();
@@ -135,12 +138,12 @@ where
 
 fn write_in_order<M, C>(
     res_rx: &std::sync::mpsc::Receiver<(u64, Outcome<M>)>,
-    free_tx: &std::sync::mpsc::SyncSender<Bufs>,
+    free_tx: &std::sync::mpsc::SyncSender<Buffers>,
     cancel: &CancelToken,
     consume: &mut C,
 ) -> Result<()>
 where
-    C: FnMut(M, &mut Bufs) -> Result<()>,
+    C: FnMut(M, &mut Buffers) -> Result<()>,
 {
     let mut next = 0u64;
     let mut pending: BTreeMap<u64, Outcome<M>> = BTreeMap::new();

@@ -12,19 +12,30 @@ use sluice_engine::{Control, Error};
 
 #[test]
 fn cancel_stops_an_endless_encode_promptly() {
-    let e = engine(2);
+    // Every wait here is bounded: a regression must fail the test, not hang it.
     let ctl = Control::new();
     let canceller = ctl.clone();
-    let t = std::thread::spawn(move || {
-        while canceller.progress.bytes_in() < 8 << 20 {
+    let watcher = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while canceller.progress.bytes_in() < 8 << 20 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
+        let saw_progress = canceller.progress.bytes_in() >= 8 << 20;
         canceller.cancel.cancel();
-        Instant::now()
+        (saw_progress, Instant::now())
     });
-    let o = opts(Suite::None, "lz4", "1MiB", vec![]);
-    let err = e.encode(io::repeat(7), io::sink(), &o, &ctl).unwrap_err();
-    let cancelled_at = t.join().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker_ctl = ctl.clone();
+    std::thread::spawn(move || {
+        let o = opts(Suite::None, "lz4", "1MiB", vec![]);
+        let _ = tx.send(engine(2).encode(io::repeat(7), io::sink(), &o, &worker_ctl));
+    });
+    let result = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("encode did not stop within 20 s of starting");
+    let (saw_progress, cancelled_at) = watcher.join().unwrap();
+    assert!(saw_progress, "encode made no progress before it ended: {result:?}");
+    let err = result.unwrap_err();
     assert!(matches!(err, Error::Cancelled), "{err}");
     assert!(
         cancelled_at.elapsed() < Duration::from_secs(2),
@@ -46,7 +57,8 @@ fn progress_counts_bytes_and_chunks() {
     assert_eq!(ctl.progress.chunks(), 7);
     assert_eq!(ctl.progress.done(), data.len() as u64);
     let ctl = Control::new();
-    e.decode(&file[..], io::sink(), &KeyRing::new(), &ctl).unwrap();
+    e.decode(&file[..], io::sink(), &KeyRing::new().allowing_unencrypted(), &ctl)
+        .unwrap();
     assert_eq!(ctl.progress.bytes_in(), file.len() as u64);
     assert_eq!(ctl.progress.bytes_out(), data.len() as u64);
     assert_eq!(ctl.progress.done(), file.len() as u64);
@@ -99,7 +111,12 @@ fn write_and_read_failures_are_reported_not_hung() {
 
     let file = encode(&e, &sample(1 << 20, 2), &o);
     let err = e
-        .decode(&file[..], FailingWriter(50_000), &KeyRing::new(), &Control::new())
+        .decode(
+            &file[..],
+            FailingWriter(50_000),
+            &KeyRing::new().allowing_unencrypted(),
+            &Control::new(),
+        )
         .unwrap_err();
     assert!(matches!(err, Error::Write(_)), "{err}");
 }

@@ -8,7 +8,8 @@ fn fuzz_keys() -> KeyRing {
     let mut k = KeyRing::new()
         .with_raw_key(RawKey::from_bytes(&[0x42; 32]).unwrap())
         .with_identity(Identity::from_secret_bytes([0x24; 32]))
-        .with_passphrase(Passphrase::new("fuzz"));
+        .with_passphrase(Passphrase::new("fuzz"))
+        .allowing_unencrypted();
     k.kdf_limits = KdfLimits {
         max_memory_kib: 256,
         max_passes: 2,

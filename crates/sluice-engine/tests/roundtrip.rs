@@ -26,7 +26,7 @@ fn every_size_suite_codec_and_key_source() {
                     let keys = if suite.is_encrypted() {
                         case.keys.clone()
                     } else {
-                        KeyRing::new()
+                        KeyRing::new().allowing_unencrypted()
                     };
                     let back = decode(&e, &file, &keys)
                         .unwrap_or_else(|err| panic!("{} {suite:?} {codec} {len}: {err}", case.name));
@@ -48,7 +48,9 @@ fn digest_equals_plain_blake3_and_is_authenticated() {
     let mut file = Vec::new();
     let s = e.encode(&data[..], &mut file, &o, &Control::new()).unwrap();
     assert_eq!(s.digest, *blake3::hash(&data).as_bytes());
-    let d = e.verify(&file[..], &KeyRing::new(), &Control::new()).unwrap();
+    let d = e
+        .verify(&file[..], &KeyRing::new().allowing_unencrypted(), &Control::new())
+        .unwrap();
     assert_eq!(d.digest, s.digest);
     assert_eq!(d.plaintext_len, data.len() as u64);
 }
@@ -241,7 +243,7 @@ proptest! {
         let case = &cases[2];
         let o = opts(SUITES[suite_i], CODECS[codec_i], &format!("{}", 1u64 << log2), case.slots.clone());
         let file = encode(&e, &data, &o);
-        let keys = if SUITES[suite_i].is_encrypted() { case.keys.clone() } else { KeyRing::new() };
+        let keys = if SUITES[suite_i].is_encrypted() { case.keys.clone() } else { KeyRing::new().allowing_unencrypted() };
         prop_assert_eq!(decode(&e, &file, &keys).unwrap(), data);
     }
 }

@@ -6,7 +6,8 @@ mod common;
 
 use common::*;
 use sluice_engine::format::{
-    Error as F, Identity, KeyRing, Passphrase, RawKey, Region, SlotSpec, Suite, TruncatedAt, RECORD_HEADER_LEN,
+    Error as F, Identity, KeyRing, Passphrase, RawKey, RecordHeader, RecordKind, Region, SlotSpec, Suite, TruncatedAt,
+    RECORD_HEADER_LEN, TAG_LEN,
 };
 use sluice_engine::{Archive, Control, Error};
 
@@ -175,7 +176,9 @@ fn forged_header_changes_are_caught_by_mac_commitment_or_slot() {
     );
     // File id: the slot is bound to it, so the key no longer opens it.
     assert!(matches!(e(30), Error::Format(F::NoMatchingKey { .. })), "{}", e(30));
-    assert!(matches!(e(60), Error::Format(F::KeyCommitmentMismatch)), "{}", e(60));
+    // Commitment: the slot opens, but to a key the forged commitment does not
+    // match; that is one more way of not unlocking, reported as a wrong key.
+    assert!(matches!(e(60), Error::Format(F::NoMatchingKey { .. })), "{}", e(60));
     assert!(matches!(e(100), Error::Format(F::NoMatchingKey { .. })), "{}", e(100));
     assert!(
         matches!(e(h - 40), Error::Format(F::HeaderMacMismatch)),
@@ -447,4 +450,123 @@ fn garbage_is_not_sluice() {
             "{err}"
         );
     }
+}
+
+/// Replaces the 12-byte record header at `at` (no key needed: it is cleartext).
+fn with_record_header(file: &[u8], at: usize, rh: RecordHeader) -> Vec<u8> {
+    let mut v = file.to_vec();
+    v[at..at + RECORD_HEADER_LEN].copy_from_slice(&rh.to_bytes());
+    v
+}
+
+#[test]
+fn hostile_record_headers_are_refused_before_their_bodies_are_read() {
+    let f = fixture();
+    let r0 = f.records[0];
+    let data = |compressed, plain_len: u32, body_len: u32| RecordHeader {
+        kind: RecordKind::Data,
+        compressed,
+        plain_len,
+        body_len,
+    };
+    let tag = TAG_LEN as u32;
+    let chunk = CHUNK as u32;
+    // Each is refused by the bounds check, not by authentication: the reader
+    // never sized a buffer from the claimed lengths.
+    for rh in [
+        data(false, chunk + 1, chunk + 1 + tag),
+        data(false, 0, tag),
+        data(false, u32::MAX - tag, u32::MAX),
+        data(true, 100, tag),
+        data(true, 100, 100 + tag),
+        data(false, 100, 100 + tag + 1),
+    ] {
+        let err = decode_err(&f, &with_record_header(&f.file, r0, rh), &f.keys);
+        assert!(
+            matches!(
+                err,
+                Error::Format(F::Invalid {
+                    region: Region::Chunk(0),
+                    ..
+                })
+            ),
+            "{rh:?}: {err}"
+        );
+    }
+    // The index record claiming ~4 GiB: refused as an invalid index record,
+    // not read (which would report truncation after a huge allocation).
+    let idx = f.records[6];
+    let huge = RecordHeader {
+        kind: RecordKind::Index,
+        compressed: false,
+        plain_len: u32::MAX - tag,
+        body_len: u32::MAX,
+    };
+    let err = decode_err(&f, &with_record_header(&f.file, idx, huge), &f.keys);
+    assert!(
+        matches!(
+            err,
+            Error::Format(F::Invalid {
+                region: Region::Index,
+                ..
+            })
+        ),
+        "{err}"
+    );
+    let err = Archive::open(std::io::Cursor::new(with_record_header(&f.file, idx, huge)), &f.keys)
+        .err()
+        .expect("opened");
+    assert!(
+        matches!(
+            err,
+            Error::Format(F::Invalid {
+                region: Region::Footer,
+                ..
+            })
+        ),
+        "random access bounds the index by the file size: {err}"
+    );
+    // One entry more than the chunks read: refused before authentication.
+    let plain = 56 + 4 * 7;
+    let one_more = RecordHeader {
+        plain_len: plain,
+        body_len: plain + tag,
+        ..huge
+    };
+    let err = decode_err(&f, &with_record_header(&f.file, idx, one_more), &f.keys);
+    assert!(
+        matches!(
+            err,
+            Error::Format(F::Invalid {
+                region: Region::Index,
+                ..
+            })
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unencrypted_file_in_place_of_an_encrypted_one_is_refused() {
+    let f = fixture();
+    // What an attacker writes: any content, no key needed.
+    let forged = encode(
+        &engine(2),
+        b"attacker's content",
+        &opts(Suite::None, "zstd", "4KiB", vec![]),
+    );
+    let err = decode_err(&f, &forged, &f.keys);
+    assert!(matches!(err, Error::Format(F::NotEncrypted)), "{err}");
+    assert!(matches!(
+        Archive::open(std::io::Cursor::new(&forged), &f.keys).err(),
+        Some(Error::Format(F::NotEncrypted))
+    ));
+    // Even with no key at all, the library expects encryption unless told otherwise.
+    assert!(matches!(
+        decode(&engine(2), &forged, &KeyRing::new()),
+        Err(Error::Format(F::NotEncrypted))
+    ));
+    // Explicitly allowed: it opens.
+    let allowed = f.keys.clone().allowing_unencrypted();
+    assert_eq!(decode(&engine(2), &forged, &allowed).unwrap(), b"attacker's content");
 }

@@ -1,19 +1,33 @@
 //! The test vectors published in `docs/FORMAT.md` decode to their documented
 //! plaintext, through every read path (streaming with 1 and N threads, and
-//! random access). `cargo test -p sluice-engine --test vectors -- --ignored
-//! --nocapture` prints a fresh set (new random keys) for the document.
+//! random access); vectors with an `expect:` line other than `ok` must be
+//! refused with that error on every path, writing nothing.
+//! `cargo test -p sluice-engine --test vectors -- --ignored --nocapture`
+//! prints a fresh set (new random keys) for the document; the
+//! `crafted-passphrase-slot` vector comes from the format crate
+//! (`print_crafted_passphrase_slot_vector`).
 
 use sluice_engine::format::{
-    ChunkSize, Compression, FileParams, Identity, KdfParams, KeyRing, Passphrase, RawKey, SlotSpec, Suite,
+    ChunkSize, Compression, Error as F, FileParams, Identity, KdfParams, KeyRing, Passphrase, RawKey, SlotSpec, Suite,
 };
-use sluice_engine::{Archive, Control, EncodeOptions, Engine, EngineConfig};
+use sluice_engine::{Archive, Control, EncodeOptions, Engine, EngineConfig, Error};
 
 struct Vector {
     name: String,
     keys: KeyRing,
+    expect: String,
     plaintext: Vec<u8>,
     blake3: String,
     container: Vec<u8>,
+}
+
+/// Whether `err` is the error an `expect:` line names.
+fn is_expected(expect: &str, err: &Error) -> bool {
+    match expect {
+        "not-encrypted" => matches!(err, Error::Format(F::NotEncrypted)),
+        "wrong-key" => matches!(err, Error::Format(F::NoMatchingKey { .. })),
+        other => panic!("unknown expect: {other}"),
+    }
 }
 
 fn plaintext(spec: &str) -> Vec<u8> {
@@ -37,6 +51,7 @@ fn parse_vectors(doc: &str) -> Vec<Vector> {
         let body = block.split("```").next().unwrap();
         let (mut name, mut keys, mut plain, mut b3, mut hexdata) =
             (String::new(), KeyRing::new(), Vec::new(), String::new(), String::new());
+        let mut expect = "ok".to_string();
         let mut in_hex = false;
         for line in body.lines() {
             if in_hex {
@@ -50,6 +65,8 @@ fn parse_vectors(doc: &str) -> Vec<Vector> {
                 "key-file" => keys = keys.with_raw_key(RawKey::from_bytes(&hex::decode(v).unwrap()).unwrap()),
                 "identity" => keys = keys.with_identity(Identity::parse(v).unwrap()),
                 "passphrase" => keys = keys.with_passphrase(Passphrase::new(v)),
+                "allow-unencrypted" => keys.allow_unencrypted = v == "yes",
+                "expect" => expect = v.to_string(),
                 "plaintext" => plain = plaintext(v),
                 "blake3" => b3 = v.to_string(),
                 "container" => in_hex = true,
@@ -59,6 +76,7 @@ fn parse_vectors(doc: &str) -> Vec<Vector> {
         out.push(Vector {
             name,
             keys,
+            expect,
             plaintext: plain,
             blake3: b3,
             container: hex::decode(hexdata).unwrap(),
@@ -71,8 +89,31 @@ fn parse_vectors(doc: &str) -> Vec<Vector> {
 fn documented_vectors_decode() {
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/FORMAT.md")).unwrap();
     let vectors = parse_vectors(&doc);
-    assert!(vectors.len() >= 4, "FORMAT.md lists {} vectors", vectors.len());
-    for v in &vectors {
+    assert!(vectors.len() >= 6, "FORMAT.md lists {} vectors", vectors.len());
+    for v in vectors.iter().filter(|v| v.expect != "ok") {
+        for threads in [1, 3] {
+            let e = Engine::new(EngineConfig {
+                threads: Some(threads),
+                ..Default::default()
+            })
+            .unwrap();
+            let mut out = Vec::new();
+            let err = e
+                .decode(&v.container[..], &mut out, &v.keys, &Control::new())
+                .expect_err(&v.name);
+            assert!(is_expected(&v.expect, &err), "{}: {err}", v.name);
+            assert!(out.is_empty(), "{}: wrote plaintext", v.name);
+        }
+        let err = Archive::open(std::io::Cursor::new(&v.container), &v.keys)
+            .err()
+            .unwrap_or_else(|| panic!("{}: opened", v.name));
+        assert!(is_expected(&v.expect, &err), "{}: {err}", v.name);
+    }
+    assert!(
+        vectors.iter().any(|v| v.expect == "not-encrypted") && vectors.iter().any(|v| v.expect == "wrong-key"),
+        "FORMAT.md must keep its refusal vectors"
+    );
+    for v in vectors.iter().filter(|v| v.expect == "ok") {
         assert_eq!(
             blake3::hash(&v.plaintext).to_hex().as_str(),
             v.blake3,
@@ -125,10 +166,10 @@ fn generate_vectors() {
     let key = RawKey::generate().unwrap();
     let id = Identity::generate().unwrap();
     let pass = Passphrase::new("sluice test vector");
-    let cases: Vec<Case> = vec![
+    let mut cases: Vec<Case> = vec![
         (
             "unencrypted-none",
-            String::new(),
+            "allow-unencrypted: yes".to_string(),
             "text hello, sluice\\n",
             Suite::None,
             "none",
@@ -166,6 +207,14 @@ fn generate_vectors() {
             )],
         ),
     ];
+    cases.push((
+        "downgrade-refused",
+        format!("key-file: {}\nexpect: not-encrypted", hex::encode(key.expose())),
+        "text a file anyone could have made\\n",
+        Suite::None,
+        "zstd:3",
+        vec![],
+    ));
     for (name, keyline, plain, suite, comp, slots) in cases {
         let data = plaintext(plain);
         let opts = EncodeOptions {

@@ -271,6 +271,13 @@ impl Decompressor {
                     Ok(Some(declared)) => return Err(format!("zstd frame declares {declared} bytes, expected {len}")),
                     _ => return Err("zstd frame without a valid content size".into()),
                 }
+                // Exactly one frame: nothing (not even a skippable or empty
+                // frame) may follow it in the body.
+                match zstd::zstd_safe::find_frame_compressed_size(src) {
+                    Ok(n) if n == src.len() => {}
+                    Ok(n) => return Err(format!("{} bytes follow the zstd frame", src.len() - n)),
+                    Err(_) => return Err("malformed zstd frame".into()),
+                }
                 if self.zstd.is_none() {
                     self.zstd = Some(zstd::bulk::Decompressor::new().map_err(|e| e.to_string())?);
                 }
@@ -341,6 +348,37 @@ mod tests {
             d.decompress(c.codec, &dst, &mut roomy, src.len()).unwrap();
             assert_eq!(roomy, src);
         }
+    }
+
+    #[test]
+    fn a_zstd_body_is_exactly_one_frame() {
+        let src = b"one frame, one frame, one frame, one frame".repeat(50);
+        let mut comp = Compressor::new(Compression::default(), false).unwrap();
+        let mut frame = Vec::new();
+        comp.compress(&src, &mut frame).unwrap();
+        let mut d = Decompressor::new();
+        let mut out = Vec::new();
+        d.decompress(Codec::Zstd, &frame, &mut out, src.len()).unwrap();
+        // A skippable frame (magic 0x184D2A50, length 4) after it.
+        let mut skippable = frame.clone();
+        skippable.extend_from_slice(&[0x50, 0x2A, 0x4D, 0x18, 4, 0, 0, 0, 1, 2, 3, 4]);
+        // An empty second frame after it.
+        let mut empty = frame.clone();
+        let mut second = Vec::new();
+        zstd::stream::copy_encode(&[][..], &mut second, 3).unwrap();
+        empty.extend_from_slice(&second);
+        for (name, body) in [
+            ("skippable", skippable),
+            ("empty frame", empty),
+            ("one junk byte", [&frame[..], &[0]].concat()),
+        ] {
+            let err = d.decompress(Codec::Zstd, &body, &mut out, src.len()).unwrap_err();
+            assert!(err.contains("follow") || err.contains("malformed"), "{name}: {err}");
+        }
+        // Cut short: refused too.
+        assert!(d
+            .decompress(Codec::Zstd, &frame[..frame.len() - 1], &mut out, src.len())
+            .is_err());
     }
 
     #[test]

@@ -88,22 +88,28 @@ pub enum Error {
     Invalid {
         /// Where the field is.
         region: Region,
-        /// What is wrong, e.g. "slot length 5 (x25519 slots are 80 bytes)".
+        /// What is wrong, e.g. "slot length 5 (this kind is 80 bytes)".
         what: String,
     },
     /// The header MAC does not verify under the unlocked file key.
     #[error("header MAC mismatch (file tampered with)")]
     HeaderMacMismatch,
-    /// The key commitment stored in the header does not match the file key.
-    #[error("key commitment mismatch (file tampered with)")]
-    KeyCommitmentMismatch,
+    /// The file is not encrypted, but the reader expects encryption (see
+    /// `KeyRing::allow_unencrypted`): refused, since anyone can make a valid
+    /// unencrypted file.
+    #[error(
+        "file is not encrypted, but an encrypted file was expected (refused: anyone can make an unencrypted file)"
+    )]
+    NotEncrypted,
     /// The file is encrypted but no key of the needed kind was supplied.
     #[error("file is encrypted to {needed}, but none was given")]
     MissingKey {
         /// What kind of key the file's slots need, e.g. "a passphrase".
         needed: &'static str,
     },
-    /// Keys were supplied but none of them opens any key slot.
+    /// Keys were supplied but none of them unlocks the file. Every way of
+    /// failing (a slot that does not open, or opens to a key the header does
+    /// not commit to) gives this one error, so failures reveal nothing more.
     #[error("wrong key: no key slot could be opened with the given {tried}")]
     NoMatchingKey {
         /// Human-readable list of the key kinds tried, e.g. "identity".
@@ -113,18 +119,16 @@ pub enum Error {
     #[error("could not read the passphrase: {0}")]
     PassphraseUnavailable(String),
     /// A passphrase slot asks for more Argon2 work than the configured cap.
-    #[error("key slot {slot}: Argon2 {param} {value} exceeds the limit {limit} (raise it with {how})")]
+    #[error("key slot {slot}: Argon2 {cost} {value} exceeds the limit {limit}")]
     KdfCostTooHigh {
         /// Slot number.
         slot: usize,
-        /// Which parameter: "memory (KiB)", "passes" or "lanes".
-        param: &'static str,
+        /// Which cost is over its cap.
+        cost: crate::kdf::KdfCost,
         /// The value the file asks for.
         value: u32,
         /// The configured cap.
         limit: u32,
-        /// How to raise the cap (flag or setting name).
-        how: &'static str,
     },
     /// A chunk failed authentication (AEAD tag or checksum mismatch).
     #[error("chunk {chunk} failed authentication (file corrupted or tampered with)")]

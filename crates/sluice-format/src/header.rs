@@ -1,17 +1,16 @@
 //! The container header: magic, version, parameters, file id, key
-//! commitment, key slots, MAC and checksum. See `docs/FORMAT.md` §2 and §4.
+//! commitment, key slots, MAC and checksum. See `docs/FORMAT.md` §2.
 
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::bytes::Cursor;
 use crate::codec::{Codec, Compression};
-use crate::error::{Error, KeyKind, Region, Result};
-use crate::kdf::{
-    hkdf32, random_bytes, random_key, unwrap_key, wrap_key, KeySchedule, SecretKey, KEY_LEN, LABEL_KEYFILE_SLOT,
-    LABEL_X25519_SLOT, MAC_LEN, WRAPPED_LEN,
-};
-use crate::keys::{argon2id, Identity, KdfParams, KeyRing, SlotSpec};
+use crate::error::{Error, Region, Result};
+use crate::kdf::{random_bytes, random_key, KeySchedule, SecretKey, KEY_LEN, MAC_LEN};
+use crate::keys::{KeyRing, SlotSpec};
+use crate::params::{ChunkSize, FileParams};
+use crate::slot::{self, Slot, MAX_SLOTS};
 use crate::suite::{PayloadCipher, Suite};
 
 /// The 8-byte magic number that starts every container.
@@ -28,215 +27,6 @@ pub const CHECKSUM_LEN: usize = 32;
 pub const MIN_HEADER_LEN: usize = FIXED_LEN + MAC_LEN + CHECKSUM_LEN;
 /// Largest header accepted; bounds allocation before anything is authenticated.
 pub const MAX_HEADER_LEN: usize = 64 * 1024;
-/// Most key slots in one file.
-pub const MAX_SLOTS: usize = 512;
-/// Smallest chunk size exponent (4 KiB).
-pub const MIN_CHUNK_LOG2: u8 = 12;
-/// Largest chunk size exponent (64 MiB).
-pub const MAX_CHUNK_LOG2: u8 = 26;
-/// Default chunk size exponent (1 MiB), chosen by measurement (docs/PERFORMANCE.md).
-pub const DEFAULT_CHUNK_LOG2: u8 = 20;
-
-/// Slot kind byte of a passphrase slot.
-pub const SLOT_PASSPHRASE: u8 = 1;
-/// Slot kind byte of an X25519 slot.
-pub const SLOT_X25519: u8 = 2;
-/// Slot kind byte of a raw key-file slot.
-pub const SLOT_RAW_KEY: u8 = 3;
-/// Body length of a passphrase slot.
-pub const PASSPHRASE_SLOT_LEN: usize = 12 + 16 + WRAPPED_LEN;
-/// Body length of an X25519 slot.
-pub const X25519_SLOT_LEN: usize = KEY_LEN + WRAPPED_LEN;
-/// Body length of a raw key-file slot.
-pub const RAW_KEY_SLOT_LEN: usize = WRAPPED_LEN;
-
-/// A chunk size: a power of two between 4 KiB and 64 MiB.
-///
-/// Powers of two keep every chunk an aligned BLAKE3 subtree, so the
-/// whole-file digest can be computed in parallel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ChunkSize(u8);
-
-impl Default for ChunkSize {
-    fn default() -> Self {
-        ChunkSize(DEFAULT_CHUNK_LOG2)
-    }
-}
-
-impl ChunkSize {
-    /// From the exponent stored in the header.
-    pub fn from_log2(log2: u8) -> Result<Self> {
-        if (MIN_CHUNK_LOG2..=MAX_CHUNK_LOG2).contains(&log2) {
-            Ok(ChunkSize(log2))
-        } else {
-            Err(Error::invalid(
-                Region::Header,
-                format!("chunk size exponent {log2} (allowed {MIN_CHUNK_LOG2}..={MAX_CHUNK_LOG2})"),
-            ))
-        }
-    }
-
-    /// From a byte count, which must be a power of two in range.
-    pub fn from_bytes(n: u64) -> Result<Self> {
-        if !n.is_power_of_two() || !((1 << MIN_CHUNK_LOG2)..=(1 << MAX_CHUNK_LOG2)).contains(&n) {
-            return Err(Error::InvalidParams(format!(
-                "chunk size {n} must be a power of two from 4KiB to 64MiB"
-            )));
-        }
-        // Truncation is impossible: n <= 2^26.
-        Ok(ChunkSize(n.trailing_zeros() as u8))
-    }
-
-    /// Parses sizes such as `4MiB`, `64KiB`, `1M`, `65536`.
-    pub fn parse(s: &str) -> Result<Self> {
-        let t = s.trim();
-        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-        let (num, unit) = t.split_at(split);
-        let n: u64 = num
-            .parse()
-            .map_err(|_| Error::InvalidParams(format!("chunk size {s:?} is not a size (e.g. 4MiB)")))?;
-        let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-            "" | "b" => 1,
-            "k" | "kib" | "kb" => 1 << 10,
-            "m" | "mib" | "mb" => 1 << 20,
-            _ => {
-                return Err(Error::InvalidParams(format!(
-                    "chunk size {s:?}: unknown unit (use KiB or MiB)"
-                )))
-            }
-        };
-        let bytes = n
-            .checked_mul(mult)
-            .ok_or_else(|| Error::InvalidParams(format!("chunk size {s:?} is too large")))?;
-        Self::from_bytes(bytes)
-    }
-
-    /// The exponent.
-    pub fn log2(self) -> u8 {
-        self.0
-    }
-
-    /// The size in bytes.
-    pub fn bytes(self) -> usize {
-        1usize << self.0
-    }
-}
-
-/// A key slot as stored in the header.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Slot {
-    /// The file key wrapped under Argon2id(passphrase).
-    Passphrase {
-        /// Argon2id cost.
-        params: KdfParams,
-        /// Argon2 salt.
-        salt: [u8; 16],
-        /// The wrapped file key.
-        wrapped: [u8; WRAPPED_LEN],
-    },
-    /// The file key wrapped for an X25519 recipient.
-    X25519 {
-        /// The ephemeral public key.
-        ephemeral: [u8; KEY_LEN],
-        /// The wrapped file key.
-        wrapped: [u8; WRAPPED_LEN],
-    },
-    /// The file key wrapped under a raw key file.
-    RawKey {
-        /// The wrapped file key.
-        wrapped: [u8; WRAPPED_LEN],
-    },
-}
-
-impl Slot {
-    /// The kind byte.
-    pub fn kind(&self) -> u8 {
-        match self {
-            Slot::Passphrase { .. } => SLOT_PASSPHRASE,
-            Slot::X25519 { .. } => SLOT_X25519,
-            Slot::RawKey { .. } => SLOT_RAW_KEY,
-        }
-    }
-
-    /// The kind as a word, for `info`.
-    pub fn kind_name(&self) -> &'static str {
-        match self {
-            Slot::Passphrase { .. } => "passphrase",
-            Slot::X25519 { .. } => "x25519",
-            Slot::RawKey { .. } => "key-file",
-        }
-    }
-
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.push(self.kind());
-        match self {
-            Slot::Passphrase { params, salt, wrapped } => {
-                out.extend_from_slice(&(PASSPHRASE_SLOT_LEN as u16).to_le_bytes());
-                out.extend_from_slice(&params.memory_kib.to_le_bytes());
-                out.extend_from_slice(&params.passes.to_le_bytes());
-                out.extend_from_slice(&params.lanes.to_le_bytes());
-                out.extend_from_slice(salt);
-                out.extend_from_slice(wrapped);
-            }
-            Slot::X25519 { ephemeral, wrapped } => {
-                out.extend_from_slice(&(X25519_SLOT_LEN as u16).to_le_bytes());
-                out.extend_from_slice(ephemeral);
-                out.extend_from_slice(wrapped);
-            }
-            Slot::RawKey { wrapped } => {
-                out.extend_from_slice(&(RAW_KEY_SLOT_LEN as u16).to_le_bytes());
-                out.extend_from_slice(wrapped);
-            }
-        }
-    }
-
-    fn decode(n: usize, kind: u8, body: &[u8]) -> Result<Slot> {
-        let region = Region::Slot(n);
-        let expect = match kind {
-            SLOT_PASSPHRASE => PASSPHRASE_SLOT_LEN,
-            SLOT_X25519 => X25519_SLOT_LEN,
-            SLOT_RAW_KEY => RAW_KEY_SLOT_LEN,
-            other => return Err(Error::UnknownSlotKind { slot: n, kind: other }),
-        };
-        if body.len() != expect {
-            return Err(Error::invalid(
-                region,
-                format!("slot length {} (this kind is {expect} bytes)", body.len()),
-            ));
-        }
-        let mut c = Cursor::new(body);
-        let short = || Error::invalid(region, "slot body");
-        Ok(match kind {
-            SLOT_PASSPHRASE => Slot::Passphrase {
-                params: KdfParams {
-                    memory_kib: c.u32().ok_or_else(short)?,
-                    passes: c.u32().ok_or_else(short)?,
-                    lanes: c.u32().ok_or_else(short)?,
-                },
-                salt: c.array().ok_or_else(short)?,
-                wrapped: c.array().ok_or_else(short)?,
-            },
-            SLOT_X25519 => Slot::X25519 {
-                ephemeral: c.array().ok_or_else(short)?,
-                wrapped: c.array().ok_or_else(short)?,
-            },
-            _ => Slot::RawKey {
-                wrapped: c.array().ok_or_else(short)?,
-            },
-        })
-    }
-}
-
-/// The parameters of a new file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct FileParams {
-    /// Cipher suite.
-    pub suite: Suite,
-    /// Compression codec and level.
-    pub compression: Compression,
-    /// Chunk size.
-    pub chunk_size: ChunkSize,
-}
 
 /// A parsed header, with its exact bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -299,9 +89,6 @@ impl Header {
     /// Parses and checks a complete header (structure and checksum; no key needed).
     pub fn parse(bytes: &[u8]) -> Result<Header> {
         let len = header_len(bytes)?;
-        if bytes.len() < len {
-            return Err(Error::HeaderTruncated);
-        }
         let bytes = bytes.get(..len).ok_or(Error::HeaderTruncated)?;
         let (body, checksum) = bytes.split_at(len - CHECKSUM_LEN);
         if !bool::from(blake3::hash(body).as_bytes().ct_eq(checksum)) {
@@ -331,21 +118,16 @@ impl Header {
         }
         let mut slots = Vec::with_capacity(count);
         for n in 0..count {
-            let kind = c
-                .u8()
-                .ok_or_else(|| Error::invalid(Region::Slot(n), "slot extends past the header"))?;
-            let blen = c
-                .u16()
-                .ok_or_else(|| Error::invalid(Region::Slot(n), "slot extends past the header"))?;
-            let body = c
-                .take(blen as usize)
-                .ok_or_else(|| Error::invalid(Region::Slot(n), "slot extends past the header"))?;
+            let past = || Error::invalid(Region::Slot(n), "slot extends past the header");
+            let kind = c.u8().ok_or_else(past)?;
+            let blen = c.u16().ok_or_else(past)?;
+            let body = c.take(blen as usize).ok_or_else(past)?;
             slots.push(Slot::decode(n, kind, body)?);
         }
         if c.remaining() != 0 {
             return Err(bad(&format!("{} unexpected bytes after the slots", c.remaining())));
         }
-        check_slot_rules(suite, &slots).map_err(|e| match e {
+        slot::check_rules(suite, &slots).map_err(|e| match e {
             Error::InvalidParams(what) => bad(&what),
             other => other,
         })?;
@@ -366,6 +148,12 @@ impl Header {
     /// returns it with the cipher that seals the file's payload.
     pub fn create(params: &FileParams, specs: &[SlotSpec]) -> Result<(Header, PayloadCipher)> {
         params.compression.validate()?;
+        if specs.len() > MAX_SLOTS {
+            return Err(Error::InvalidParams(format!(
+                "{} recipients, key files and passphrases (at most {MAX_SLOTS})",
+                specs.len()
+            )));
+        }
         let mut file_id = [0u8; KEY_LEN];
         random_bytes(&mut file_id)?;
         let file_key: SecretKey = if params.suite.is_encrypted() {
@@ -373,17 +161,23 @@ impl Header {
         } else {
             Zeroizing::new([0u8; KEY_LEN])
         };
-        let mut slots = Vec::with_capacity(specs.len());
-        for spec in specs {
-            slots.push(seal_slot(spec, &file_id, &file_key)?);
-        }
-        check_slot_rules(params.suite, &slots)?;
+        let slots = specs
+            .iter()
+            .map(|spec| slot::seal(spec, &file_id, &file_key))
+            .collect::<Result<Vec<_>>>()?;
+        slot::check_rules(params.suite, &slots)?;
         let schedule = KeySchedule::derive(&file_key, &file_id);
 
-        let mut out = Vec::with_capacity(MIN_HEADER_LEN + slots.len() * 84);
+        let total = MIN_HEADER_LEN + slots.iter().map(Slot::encoded_len).sum::<usize>();
+        if total > MAX_HEADER_LEN {
+            return Err(Error::InvalidParams(format!(
+                "too many key slots: header would be {total} bytes (at most {MAX_HEADER_LEN})"
+            )));
+        }
+        let mut out = Vec::with_capacity(total);
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
-        out.extend_from_slice(&[0; 4]); // length, patched below
+        out.extend_from_slice(&(total as u32).to_le_bytes());
         out.push(params.suite.id());
         out.push(params.compression.codec.id());
         out.push(params.compression.level as i8 as u8);
@@ -395,19 +189,11 @@ impl Header {
         for s in &slots {
             s.encode(&mut out);
         }
-        let total = out.len() + MAC_LEN + CHECKSUM_LEN;
-        if total > MAX_HEADER_LEN {
-            return Err(Error::InvalidParams(format!(
-                "too many key slots: header would be {total} bytes"
-            )));
-        }
-        if let Some(len_field) = out.get_mut(10..14) {
-            len_field.copy_from_slice(&(total as u32).to_le_bytes());
-        }
         let mac = schedule.header_mac(&out);
         out.extend_from_slice(&mac);
         let checksum = blake3::hash(&out);
         out.extend_from_slice(checksum.as_bytes());
+        debug_assert_eq!(out.len(), total);
         let cipher = PayloadCipher::new(params.suite, &schedule.payload)?;
         let header = Header {
             suite: params.suite,
@@ -422,18 +208,27 @@ impl Header {
         Ok((header, cipher))
     }
 
-    /// Opens a key slot with `keys`, checks the key commitment and the header
-    /// MAC, and returns the cipher that opens the payload.
+    /// Opens a key slot with `keys` (checking the key commitment as part of
+    /// opening), then the header MAC, and returns the cipher that opens the
+    /// payload.
+    ///
+    /// An unencrypted file is refused with [`Error::NotEncrypted`] unless
+    /// `keys.allow_unencrypted` is set: anyone can make a valid unencrypted
+    /// file, so accepting one where an encrypted file was expected would let
+    /// an attacker replace its content unnoticed.
     pub fn unlock(&self, keys: &KeyRing) -> Result<PayloadCipher> {
-        let file_key = if self.suite.is_encrypted() {
-            self.open_slots(keys)?
+        let schedule = if self.suite.is_encrypted() {
+            slot::unlock(&self.slots, &self.file_id, &self.commitment, keys)?
         } else {
-            Zeroizing::new([0u8; KEY_LEN])
+            if !keys.allow_unencrypted {
+                return Err(Error::NotEncrypted);
+            }
+            let s = KeySchedule::derive(&[0; KEY_LEN], &self.file_id);
+            if !s.commits_to(&self.commitment) {
+                return Err(Error::HeaderMacMismatch);
+            }
+            s
         };
-        let schedule = KeySchedule::derive(&file_key, &self.file_id);
-        if !bool::from(schedule.commitment.ct_eq(&self.commitment)) {
-            return Err(Error::KeyCommitmentMismatch);
-        }
         let signed = self
             .bytes
             .get(..self.bytes.len() - MAC_LEN - CHECKSUM_LEN)
@@ -444,200 +239,19 @@ impl Header {
         PayloadCipher::new(self.suite, &schedule.payload)
     }
 
-    fn open_slots(&self, keys: &KeyRing) -> Result<SecretKey> {
-        let mut tried: Vec<KeyKind> = Vec::new();
-        let has = |k: u8| self.slots.iter().any(|s| s.kind() == k);
-        // Cheap keys first; the passphrase (Argon2) only if nothing else worked.
-        if has(SLOT_RAW_KEY) && !keys.raw_keys.is_empty() {
-            tried.push(KeyKind::KeyFile);
-            for slot in &self.slots {
-                if let Slot::RawKey { wrapped } = slot {
-                    for key in &keys.raw_keys {
-                        let kek = hkdf32(key.expose(), &self.file_id, LABEL_KEYFILE_SLOT);
-                        if let Some(fk) = unwrap_key(&kek, &slot_aad(&self.file_id, SLOT_RAW_KEY), wrapped) {
-                            return Ok(fk);
-                        }
-                    }
-                }
-            }
-        }
-        if has(SLOT_X25519) && !keys.identities.is_empty() {
-            tried.push(KeyKind::Identity);
-            for slot in &self.slots {
-                if let Slot::X25519 { ephemeral, wrapped } = slot {
-                    for id in &keys.identities {
-                        if let Some(fk) = open_x25519(id, ephemeral, wrapped, &self.file_id) {
-                            return Ok(fk);
-                        }
-                    }
-                }
-            }
-        }
-        for (n, slot) in self.slots.iter().enumerate() {
-            if let Slot::Passphrase { params, salt, wrapped } = slot {
-                let Some(provider) = keys.passphrase.as_ref() else {
-                    continue;
-                };
-                check_kdf_limits(n, params, keys)?;
-                tried.push(KeyKind::Passphrase);
-                let passphrase = provider().map_err(Error::PassphraseUnavailable)?;
-                let kek = argon2id(&passphrase, salt, *params)?;
-                if let Some(fk) = unwrap_key(&kek, &slot_aad(&self.file_id, SLOT_PASSPHRASE), wrapped) {
-                    return Ok(fk);
-                }
-            }
-        }
-        if tried.is_empty() {
-            return Err(Error::MissingKey {
-                needed: self.needed_key(),
-            });
-        }
-        let tried: Vec<String> = tried.iter().map(ToString::to_string).collect();
-        Err(Error::NoMatchingKey {
-            tried: tried.join(" or "),
-        })
-    }
-
     /// What kind of key this file's slots accept, in words.
     pub fn needed_key(&self) -> &'static str {
-        let kinds: Vec<u8> = self.slots.iter().map(Slot::kind).collect();
-        let any = |k| kinds.contains(&k);
-        match (any(SLOT_PASSPHRASE), any(SLOT_X25519), any(SLOT_RAW_KEY)) {
-            (true, _, _) => "a passphrase",
-            (false, true, true) => "an identity or a key file",
-            (false, true, false) => "an identity",
-            (false, false, true) => "a key file",
-            _ => "a key",
-        }
+        slot::needed_key(&self.slots)
     }
-}
-
-fn check_kdf_limits(slot: usize, p: &KdfParams, keys: &KeyRing) -> Result<()> {
-    let l = keys.kdf_limits;
-    let over = |param, value, limit, how| Error::KdfCostTooHigh {
-        slot,
-        param,
-        value,
-        limit,
-        how,
-    };
-    if p.memory_kib > l.max_memory_kib {
-        return Err(over("memory (KiB)", p.memory_kib, l.max_memory_kib, "--max-kdf-memory"));
-    }
-    if p.passes > l.max_passes {
-        return Err(over("passes", p.passes, l.max_passes, "--max-kdf-passes"));
-    }
-    if p.lanes > l.max_lanes {
-        return Err(over("lanes", p.lanes, l.max_lanes, "--max-kdf-lanes"));
-    }
-    Ok(())
-}
-
-/// Associated data of a slot's key wrap: binds it to this file and slot kind.
-fn slot_aad(file_id: &[u8; KEY_LEN], kind: u8) -> [u8; 8 + 2 + KEY_LEN + 1] {
-    let mut aad = [0u8; 8 + 2 + KEY_LEN + 1];
-    let (magic, rest) = aad.split_at_mut(8);
-    magic.copy_from_slice(&MAGIC);
-    let (ver, rest) = rest.split_at_mut(2);
-    ver.copy_from_slice(&VERSION.to_le_bytes());
-    let (id, k) = rest.split_at_mut(KEY_LEN);
-    id.copy_from_slice(file_id);
-    k.fill(kind);
-    aad
-}
-
-fn x25519_kek(shared: &[u8; KEY_LEN], ephemeral: &[u8; KEY_LEN], recipient: &[u8; KEY_LEN]) -> SecretKey {
-    let mut salt = [0u8; 2 * KEY_LEN];
-    let (a, b) = salt.split_at_mut(KEY_LEN);
-    a.copy_from_slice(ephemeral);
-    b.copy_from_slice(recipient);
-    hkdf32(shared, &salt, LABEL_X25519_SLOT)
-}
-
-fn open_x25519(id: &Identity, ephemeral: &[u8; KEY_LEN], wrapped: &[u8], file_id: &[u8; KEY_LEN]) -> Option<SecretKey> {
-    let shared = id.agree(ephemeral)?;
-    let kek = x25519_kek(&shared, ephemeral, &id.recipient().to_bytes());
-    unwrap_key(&kek, &slot_aad(file_id, SLOT_X25519), wrapped)
-}
-
-fn seal_slot(spec: &SlotSpec, file_id: &[u8; KEY_LEN], file_key: &[u8; KEY_LEN]) -> Result<Slot> {
-    Ok(match spec {
-        SlotSpec::Passphrase(pass, params) => {
-            params.validate()?;
-            let mut salt = [0u8; 16];
-            random_bytes(&mut salt)?;
-            let kek = argon2id(pass, &salt, *params)?;
-            Slot::Passphrase {
-                params: *params,
-                salt,
-                wrapped: wrap_key(&kek, &slot_aad(file_id, SLOT_PASSPHRASE), file_key)?,
-            }
-        }
-        SlotSpec::Recipient(r) => {
-            let eph = Identity::generate()?;
-            let ephemeral = eph.recipient().to_bytes();
-            let shared = eph
-                .agree(&r.to_bytes())
-                .ok_or_else(|| Error::InvalidKey(format!("recipient {r} is not a usable X25519 key")))?;
-            let kek = x25519_kek(&shared, &ephemeral, &r.to_bytes());
-            Slot::X25519 {
-                ephemeral,
-                wrapped: wrap_key(&kek, &slot_aad(file_id, SLOT_X25519), file_key)?,
-            }
-        }
-        SlotSpec::RawKey(k) => {
-            let kek = hkdf32(k.expose(), file_id, LABEL_KEYFILE_SLOT);
-            Slot::RawKey {
-                wrapped: wrap_key(&kek, &slot_aad(file_id, SLOT_RAW_KEY), file_key)?,
-            }
-        }
-    })
-}
-
-/// Slot rules: encrypted files need at least one slot, unencrypted files
-/// none, and a passphrase slot stands alone.
-fn check_slot_rules(suite: Suite, slots: &[Slot]) -> Result<()> {
-    let passphrases = slots.iter().filter(|s| s.kind() == SLOT_PASSPHRASE).count();
-    if suite.is_encrypted() && slots.is_empty() {
-        return Err(Error::InvalidParams(
-            "an encrypted file needs at least one recipient, passphrase or key file".into(),
-        ));
-    }
-    if !suite.is_encrypted() && !slots.is_empty() {
-        return Err(Error::InvalidParams("an unencrypted file cannot have key slots".into()));
-    }
-    if passphrases > 0 && slots.len() > 1 {
-        return Err(Error::InvalidParams(
-            "a passphrase slot must be the only key slot of its file".into(),
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::{Passphrase, RawKey};
-
-    pub(crate) fn fast_kdf() -> KdfParams {
-        KdfParams {
-            memory_kib: 64,
-            passes: 1,
-            lanes: 1,
-        }
-    }
-
-    #[test]
-    fn chunk_size_parsing() {
-        assert_eq!(ChunkSize::parse("4MiB").unwrap().bytes(), 4 << 20);
-        assert_eq!(ChunkSize::parse("64KiB").unwrap().bytes(), 64 << 10);
-        assert_eq!(ChunkSize::parse("65536").unwrap().bytes(), 65536);
-        assert!(ChunkSize::parse("3MiB").is_err());
-        assert!(ChunkSize::parse("128MiB").is_err());
-        assert!(ChunkSize::parse("1KiB").is_err());
-        assert!(ChunkSize::parse("lots").is_err());
-        assert!(ChunkSize::parse("99999999999999999999GiB").is_err());
-    }
+    use crate::kdf::KdfCost;
+    use crate::keys::{Identity, Passphrase, RawKey};
+    use crate::slot::tests::fast_kdf;
+    use crate::slot::SLOT_PREFIX_LEN;
 
     #[test]
     fn create_parse_unlock_every_key_kind() {
@@ -682,17 +296,294 @@ mod tests {
     }
 
     #[test]
-    fn kdf_caps_are_enforced_before_any_work() {
+    fn each_kdf_cap_is_enforced_before_any_work() {
         let pass = Passphrase::new("p");
+        let params = KdfParams {
+            memory_kib: 64,
+            passes: 2,
+            lanes: 2,
+        };
+        let (h, _) = Header::create(&FileParams::default(), &[SlotSpec::Passphrase(pass.clone(), params)]).unwrap();
+        type Lower = fn(&mut KdfLimits);
+        let cases: [(KdfCost, Lower); 3] = [
+            (KdfCost::MemoryKib, |l| l.max_memory_kib = 63),
+            (KdfCost::Passes, |l| l.max_passes = 1),
+            (KdfCost::Lanes, |l| l.max_lanes = 1),
+        ];
+        for (expect, lower) in cases {
+            let asked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flag = asked.clone();
+            let mut keys = KeyRing::new();
+            keys.passphrase = Some(std::sync::Arc::new(move || {
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                Ok(Passphrase::new("p"))
+            }));
+            lower(&mut keys.kdf_limits);
+            let err = h.unlock(&keys).unwrap_err();
+            assert!(
+                matches!(err, Error::KdfCostTooHigh { cost, slot: 0, .. } if cost == expect),
+                "{err}"
+            );
+            assert!(
+                !err.to_string().contains("--"),
+                "no flag names in library errors: {err}"
+            );
+            assert!(
+                !asked.load(std::sync::atomic::Ordering::Relaxed),
+                "asked for a passphrase"
+            );
+        }
+        // At the caps exactly, it opens.
+        let mut keys = KeyRing::new().with_passphrase(pass);
+        keys.kdf_limits = KdfLimits {
+            max_memory_kib: 64,
+            max_passes: 2,
+            max_lanes: 2,
+        };
+        h.unlock(&keys).unwrap();
+    }
+
+    use crate::kdf::{KdfLimits, KdfParams};
+
+    /// Rebuilds a header's bytes with different slots, fixing the length
+    /// and checksum (not the MAC): what a forger can do without the key.
+    fn with_slots(h: &Header, slot_count: u16, slot_bytes: &[u8]) -> Vec<u8> {
+        let fixed = &h.as_bytes()[..FIXED_LEN];
+        let mut v = fixed.to_vec();
+        v[FIXED_LEN - 2..FIXED_LEN].copy_from_slice(&slot_count.to_le_bytes());
+        v.extend_from_slice(slot_bytes);
+        v.extend_from_slice(&h.mac);
+        let total = (v.len() + CHECKSUM_LEN) as u32;
+        v[10..14].copy_from_slice(&total.to_le_bytes());
+        let sum = blake3::hash(&v);
+        v.extend_from_slice(sum.as_bytes());
+        v
+    }
+
+    #[test]
+    fn slot_count_limit_on_write_and_read() {
+        let keys: Vec<SlotSpec> = (0..MAX_SLOTS + 1)
+            .map(|i| SlotSpec::RawKey(RawKey::from_bytes(&[i as u8; 32]).unwrap()))
+            .collect();
+        let err = Header::create(&FileParams::default(), &keys).unwrap_err();
+        assert!(matches!(err, Error::InvalidParams(_)), "{err}");
+        // The most slots a file may have: written, parsed, opened by the last key.
+        let (h, _) = Header::create(&FileParams::default(), &keys[..MAX_SLOTS]).unwrap();
+        assert_eq!(Header::parse(h.as_bytes()).unwrap().slots.len(), MAX_SLOTS);
+        let SlotSpec::RawKey(last) = &keys[MAX_SLOTS - 1] else {
+            unreachable!()
+        };
+        h.unlock(&KeyRing::new().with_raw_key(last.clone())).unwrap();
+        // One more slot, forged in: refused at parse time.
+        let mut slots = h.as_bytes()[FIXED_LEN..h.len() - MAC_LEN - CHECKSUM_LEN].to_vec();
+        let first = slots[..SLOT_PREFIX_LEN + 48].to_vec();
+        slots.extend_from_slice(&first);
+        let forged = with_slots(&h, (MAX_SLOTS + 1) as u16, &slots);
+        let err = Header::parse(&forged).unwrap_err();
+        assert!(
+            matches!(err, Error::Invalid { region: Region::Header, ref what } if what.contains("slot count")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn headers_of_many_recipients_are_accepted_up_to_the_size_limit() {
+        // 512 X25519 slots: the largest header the format allows (42 KiB).
+        let ids: Vec<Identity> = (0..MAX_SLOTS).map(|_| Identity::generate().unwrap()).collect();
+        let specs: Vec<SlotSpec> = ids.iter().map(|i| SlotSpec::Recipient(i.recipient())).collect();
+        let (h, _) = Header::create(&FileParams::default(), &specs).unwrap();
+        assert!(h.len() > 40 * 1024, "{}", h.len());
+        let parsed = Header::parse(h.as_bytes()).unwrap();
+        parsed
+            .unlock(&KeyRing::new().with_identity(ids[MAX_SLOTS - 1].clone()))
+            .unwrap();
+        // A header length field past the limit is refused before reading it.
+        let mut prefix = h.as_bytes()[..PREFIX_LEN].to_vec();
+        prefix[10..14].copy_from_slice(&((MAX_HEADER_LEN + 1) as u32).to_le_bytes());
+        assert!(matches!(header_len(&prefix), Err(Error::Invalid { .. })));
+        prefix[10..14].copy_from_slice(&(MAX_HEADER_LEN as u32).to_le_bytes());
+        assert_eq!(header_len(&prefix).unwrap(), MAX_HEADER_LEN);
+        prefix[10..14].copy_from_slice(&((MIN_HEADER_LEN - 1) as u32).to_le_bytes());
+        assert!(header_len(&prefix).is_err());
+    }
+
+    #[test]
+    fn unencrypted_files_need_explicit_consent() {
+        let none = FileParams {
+            suite: Suite::None,
+            ..FileParams::default()
+        };
+        let (h, _) = Header::create(&none, &[]).unwrap();
+        let key = RawKey::generate().unwrap();
+        for keys in [KeyRing::new(), KeyRing::new().with_raw_key(key.clone())] {
+            assert!(matches!(h.unlock(&keys), Err(Error::NotEncrypted)));
+        }
+        h.unlock(&KeyRing::new().allowing_unencrypted()).unwrap();
+        h.unlock(&KeyRing::new().with_raw_key(key).allowing_unencrypted())
+            .unwrap();
+    }
+
+    /// A slot that unwraps under `kek` to `file_key`, which the header does
+    /// not commit to: what an attacker builds for a partitioning oracle (a
+    /// real attack makes one slot unwrap under many passphrases; here it
+    /// unwraps under one, which is what each of those unwraps looks like).
+    fn rewrapped(file_id: &[u8; KEY_LEN], kind: u8, kek: &[u8; KEY_LEN]) -> [u8; slot::WRAPPED_LEN] {
+        slot::wrap_key(kek, &slot::slot_aad(file_id, kind), &[0x55; KEY_LEN]).unwrap()
+    }
+
+    fn encoded(slots: &[Slot]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for s in slots {
+            s.encode(&mut v);
+        }
+        v
+    }
+
+    #[test]
+    fn a_passphrase_slot_that_opens_to_an_uncommitted_key_is_a_wrong_key() {
+        let pass = Passphrase::new("guess one");
         let (h, _) = Header::create(
             &FileParams::default(),
             &[SlotSpec::Passphrase(pass.clone(), fast_kdf())],
         )
         .unwrap();
-        let mut keys = KeyRing::new().with_passphrase(pass);
-        keys.kdf_limits.max_memory_kib = 32;
-        let err = h.unlock(&keys).unwrap_err();
-        assert!(matches!(err, Error::KdfCostTooHigh { .. }), "{err}");
-        assert!(err.to_string().contains("--max-kdf-memory"), "{err}");
+        let Slot::Passphrase { params, salt, .. } = h.slots[0].clone() else {
+            unreachable!()
+        };
+        let kek = crate::kdf::argon2id(&pass, &salt, params).unwrap();
+        let crafted = Slot::Passphrase {
+            params,
+            salt,
+            wrapped: rewrapped(&h.file_id, slot::SLOT_PASSPHRASE, &kek),
+        };
+        let forged = Header::parse(&with_slots(&h, 1, &encoded(&[crafted]))).unwrap();
+        let opened_wrong = forged.unlock(&KeyRing::new().with_passphrase(pass)).unwrap_err();
+        let did_not_open = forged
+            .unlock(&KeyRing::new().with_passphrase(Passphrase::new("guess two")))
+            .unwrap_err();
+        assert!(matches!(opened_wrong, Error::NoMatchingKey { .. }), "{opened_wrong}");
+        assert_eq!(opened_wrong.to_string(), did_not_open.to_string());
+        assert_eq!(opened_wrong.class(), did_not_open.class());
+    }
+
+    #[test]
+    fn a_slot_that_opens_to_an_uncommitted_key_gives_way_to_the_next_slot() {
+        let raw = RawKey::generate().unwrap();
+        let id = Identity::generate().unwrap();
+        let specs = [SlotSpec::RawKey(raw.clone()), SlotSpec::Recipient(id.recipient())];
+        let (h, _) = Header::create(&FileParams::default(), &specs).unwrap();
+        // Key file: a crafted slot 0 that opens with the same key, then the real one.
+        let kek = crate::kdf::hkdf32(raw.expose(), &h.file_id, crate::kdf::LABEL_KEYFILE_SLOT);
+        let crafted = Slot::RawKey {
+            wrapped: rewrapped(&h.file_id, slot::SLOT_RAW_KEY, &kek),
+        };
+        let slots = [crafted.clone(), h.slots[0].clone(), h.slots[1].clone()];
+        let forged = Header::parse(&with_slots(&h, 3, &encoded(&slots))).unwrap();
+        // The MAC was made over the original slots, so a successful unlock
+        // stops at the MAC: proof the real slot (not the crafted one) opened.
+        let err = forged.unlock(&KeyRing::new().with_raw_key(raw.clone())).unwrap_err();
+        assert!(matches!(err, Error::HeaderMacMismatch), "{err}");
+        // With only the crafted slot, the same key is simply wrong.
+        let only = Header::parse(&with_slots(&h, 2, &encoded(&[crafted, h.slots[1].clone()]))).unwrap();
+        let err = only.unlock(&KeyRing::new().with_raw_key(raw)).unwrap_err();
+        assert!(matches!(err, Error::NoMatchingKey { .. }), "{err}");
+        // The identity still opens its own slot in both.
+        let err = only.unlock(&KeyRing::new().with_identity(id)).unwrap_err();
+        assert!(matches!(err, Error::HeaderMacMismatch), "{err}");
+    }
+
+    #[test]
+    fn a_low_order_ephemeral_key_is_a_slot_that_does_not_open() {
+        let id = Identity::generate().unwrap();
+        let (h, _) = Header::create(&FileParams::default(), &[SlotSpec::Recipient(id.recipient())]).unwrap();
+        let Slot::X25519 { wrapped, .. } = h.slots[0].clone() else {
+            unreachable!()
+        };
+        // The all-zero point gives an all-zero shared secret with any key.
+        let zero = Slot::X25519 {
+            ephemeral: [0; KEY_LEN],
+            wrapped,
+        };
+        let forged = Header::parse(&with_slots(&h, 2, &encoded(&[zero.clone(), h.slots[0].clone()]))).unwrap();
+        let keys = KeyRing::new().with_identity(id);
+        // Skipped, and the next slot opens (stopping only at the MAC, as above).
+        assert!(matches!(forged.unlock(&keys), Err(Error::HeaderMacMismatch)));
+        let alone = Header::parse(&with_slots(&h, 1, &encoded(&[zero]))).unwrap();
+        assert!(matches!(alone.unlock(&keys), Err(Error::NoMatchingKey { .. })));
+    }
+
+    #[test]
+    fn unknown_slot_kinds_refuse_the_file() {
+        let (h, _) = Header::create(&FileParams::default(), &[SlotSpec::RawKey(RawKey::generate().unwrap())]).unwrap();
+        let mut bytes = encoded(&h.slots);
+        bytes[0] = 9;
+        let err = Header::parse(&with_slots(&h, 1, &bytes)).unwrap_err();
+        assert!(matches!(err, Error::UnknownSlotKind { slot: 0, kind: 9 }), "{err}");
+    }
+
+    /// Prints the `crafted-passphrase-slot` vector of `docs/FORMAT.md`: a
+    /// complete one-chunk file whose passphrase slot was re-wrapped, under the
+    /// right passphrase, around a file key the header does not commit to.
+    #[test]
+    #[ignore = "prints a vector for docs/FORMAT.md"]
+    fn print_crafted_passphrase_slot_vector() {
+        use crate::digest::{hash_chunk, DigestBuilder};
+        use crate::stream::{footer, Index, StreamContext};
+        let pass = Passphrase::new("sluice test vector");
+        let kdf = KdfParams {
+            memory_kib: 256,
+            passes: 1,
+            lanes: 1,
+        };
+        let params = FileParams {
+            suite: Suite::Aes256Gcm,
+            compression: Compression::NONE,
+            chunk_size: ChunkSize::parse("4KiB").unwrap(),
+        };
+        let (h, cipher) = Header::create(&params, &[SlotSpec::Passphrase(pass.clone(), kdf)]).unwrap();
+        let ctx = StreamContext::new(h.clone(), cipher);
+        let plain = b"hello, sluice\n";
+        let mut comp = crate::codec::Compressor::new(Compression::NONE, false).unwrap();
+        let mut body = Vec::new();
+        let rh = ctx.seal_chunk(0, plain, &mut comp, &mut body).unwrap();
+        let mut digest = DigestBuilder::new();
+        digest.push(hash_chunk(0, 4096, plain));
+        let index_offset = (h.len() + 12 + body.len()) as u64;
+        let index = Index {
+            chunk_count: 1,
+            plaintext_len: plain.len() as u64,
+            index_offset,
+            digest: digest.finish(),
+            body_lens: vec![rh.body_len],
+        };
+        let Slot::Passphrase { params: p, salt, .. } = h.slots[0].clone() else {
+            unreachable!()
+        };
+        let kek = crate::kdf::argon2id(&pass, &salt, p).unwrap();
+        let crafted = Slot::Passphrase {
+            params: p,
+            salt,
+            wrapped: rewrapped(&h.file_id, slot::SLOT_PASSPHRASE, &kek),
+        };
+        let mut file = with_slots(&h, 1, &encoded(&[crafted]));
+        assert_eq!(file.len(), h.len());
+        file.extend_from_slice(&rh.to_bytes());
+        file.extend_from_slice(&body);
+        file.extend_from_slice(&ctx.seal_index(&index).unwrap());
+        file.extend_from_slice(&footer(index_offset));
+        let forged = Header::parse(&file).unwrap();
+        assert!(matches!(
+            forged.unlock(&KeyRing::new().with_passphrase(pass)),
+            Err(Error::NoMatchingKey { .. })
+        ));
+        println!("```vector\nname: crafted-passphrase-slot\npassphrase: sluice test vector\nexpect: wrong-key");
+        println!(
+            "plaintext: text hello, sluice\\n\nblake3: {}\ncontainer:",
+            blake3::hash(plain).to_hex()
+        );
+        for line in file.chunks(32) {
+            println!("{}", line.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        }
+        println!("```");
     }
 }

@@ -1,12 +1,15 @@
-//! Key derivation: HKDF-SHA256 labels, the per-file key schedule, the
-//! header MAC and key wrapping for slots. See `docs/FORMAT.md` §3.
+//! Key derivation: HKDF-SHA256 labels, the per-file key schedule with its
+//! header MAC and key commitment, and Argon2id for passphrases.
+//! See `docs/FORMAT.md` §3 and §4.
 
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, Result};
+use crate::keys::Passphrase;
 
 /// Length of every symmetric key and of the file id.
 pub const KEY_LEN: usize = 32;
@@ -71,6 +74,11 @@ impl KeySchedule {
         }
     }
 
+    /// Constant-time comparison of this schedule's commitment with a stored one.
+    pub fn commits_to(&self, stored: &[u8; KEY_LEN]) -> bool {
+        bool::from(self.commitment.ct_eq(stored))
+    }
+
     /// HMAC-SHA256 of `data` under the header key.
     pub fn header_mac(&self, data: &[u8]) -> [u8; MAC_LEN] {
         let mut mac = new_hmac(self.header.as_ref());
@@ -96,63 +104,114 @@ fn new_hmac(key: &[u8]) -> Hmac<Sha256> {
 
 #[cold]
 fn unreachable_hmac() -> Hmac<Sha256> {
-    // HMAC-SHA256 takes keys of any length; this cannot be reached.
     <Hmac<Sha256> as hmac::digest::KeyInit>::new(&Default::default())
 }
 
-/// Length of a wrapped file key: 32 bytes of key plus a 16-byte tag.
-pub const WRAPPED_LEN: usize = KEY_LEN + 16;
-
-/// Wraps `file_key` under `kek` with ChaCha20-Poly1305 and a zero nonce.
-///
-/// Every key-encryption key is used exactly once (it depends on a fresh salt
-/// or ephemeral key), so the fixed nonce never repeats under one key.
-pub fn wrap_key(kek: &[u8; KEY_LEN], aad: &[u8], file_key: &[u8; KEY_LEN]) -> Result<[u8; WRAPPED_LEN]> {
-    use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
-    let key = LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, kek).map_err(|_| Error::Crypto("bad key length"))?);
-    let mut out = [0u8; WRAPPED_LEN];
-    let (body, tag_out) = out.split_at_mut(KEY_LEN);
-    body.copy_from_slice(file_key);
-    let tag = key
-        .seal_in_place_separate_tag(Nonce::assume_unique_for_key([0; 12]), Aad::from(aad), body)
-        .map_err(|_| Error::Crypto("key wrap failed"))?;
-    tag_out.copy_from_slice(tag.as_ref());
-    Ok(out)
+/// Argon2id cost parameters of a passphrase slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KdfParams {
+    /// Memory in KiB.
+    pub memory_kib: u32,
+    /// Number of passes.
+    pub passes: u32,
+    /// Degree of parallelism (lanes).
+    pub lanes: u32,
 }
 
-/// Unwraps a file key; `None` when the tag does not verify (wrong key).
-pub fn unwrap_key(kek: &[u8; KEY_LEN], aad: &[u8], wrapped: &[u8]) -> Option<SecretKey> {
-    use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
-    if wrapped.len() != WRAPPED_LEN {
-        return None;
+impl Default for KdfParams {
+    /// RFC 9106's second recommended setting: 64 MiB, t=3, p=4.
+    fn default() -> Self {
+        KdfParams {
+            memory_kib: 64 * 1024,
+            passes: 3,
+            lanes: 4,
+        }
     }
-    let key = LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, kek).ok()?);
-    let mut buf = Zeroizing::new([0u8; WRAPPED_LEN]);
-    buf.copy_from_slice(wrapped);
-    let plain = key
-        .open_in_place(Nonce::assume_unique_for_key([0; 12]), Aad::from(aad), buf.as_mut())
-        .ok()?;
+}
+
+impl KdfParams {
+    /// Checks the parameters are acceptable to Argon2: at least one pass,
+    /// 1 to 2^24 − 1 lanes, and at least 8 KiB of memory per lane.
+    pub fn validate(&self) -> Result<()> {
+        self.to_argon2().map(drop)
+    }
+
+    fn to_argon2(self) -> Result<argon2::Params> {
+        argon2::Params::new(self.memory_kib, self.passes, self.lanes, Some(KEY_LEN))
+            .map_err(|e| Error::InvalidParams(format!("argon2 parameters: {e}")))
+    }
+}
+
+/// Caps on the Argon2 work a file may ask of the reader.
+///
+/// A hostile file could otherwise ask for terabytes of memory or hours of CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KdfLimits {
+    /// Largest memory cost accepted, in KiB (default 1 GiB).
+    pub max_memory_kib: u32,
+    /// Largest number of passes accepted (default 16).
+    pub max_passes: u32,
+    /// Largest number of lanes accepted (default 16).
+    pub max_lanes: u32,
+}
+
+impl Default for KdfLimits {
+    fn default() -> Self {
+        KdfLimits {
+            max_memory_kib: 1024 * 1024,
+            max_passes: 16,
+            max_lanes: 16,
+        }
+    }
+}
+
+/// Which Argon2 cost a file asked for beyond the reader's cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KdfCost {
+    /// Memory, in KiB.
+    MemoryKib,
+    /// Passes (time cost).
+    Passes,
+    /// Lanes (parallelism).
+    Lanes,
+}
+
+impl std::fmt::Display for KdfCost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KdfCost::MemoryKib => "memory (KiB)",
+            KdfCost::Passes => "passes",
+            KdfCost::Lanes => "lanes",
+        })
+    }
+}
+
+impl KdfLimits {
+    /// The first cost of `params` above these caps, with its value and cap.
+    pub fn exceeded_by(&self, params: &KdfParams) -> Option<(KdfCost, u32, u32)> {
+        [
+            (KdfCost::MemoryKib, params.memory_kib, self.max_memory_kib),
+            (KdfCost::Passes, params.passes, self.max_passes),
+            (KdfCost::Lanes, params.lanes, self.max_lanes),
+        ]
+        .into_iter()
+        .find(|&(_, value, cap)| value > cap)
+    }
+}
+
+/// Runs Argon2id (version 0x13, no secret, no associated data) over a
+/// passphrase; the result is a 32-byte key-encryption key.
+pub fn argon2id(passphrase: &Passphrase, salt: &[u8], params: KdfParams) -> Result<SecretKey> {
+    let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params.to_argon2()?);
     let mut out = Zeroizing::new([0u8; KEY_LEN]);
-    if plain.len() != KEY_LEN {
-        return None;
-    }
-    out.copy_from_slice(plain);
-    Some(out)
+    a.hash_password_into(passphrase.expose(), salt, out.as_mut())
+        .map_err(|e| Error::InvalidParams(format!("argon2: {e}")))?;
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wrap_round_trip_and_wrong_key() {
-        let kek = [7u8; 32];
-        let fk = [9u8; 32];
-        let w = wrap_key(&kek, b"aad", &fk).unwrap();
-        assert_eq!(*unwrap_key(&kek, b"aad", &w).unwrap(), fk);
-        assert!(unwrap_key(&[8u8; 32], b"aad", &w).is_none());
-        assert!(unwrap_key(&kek, b"other", &w).is_none());
-    }
 
     #[test]
     fn schedule_labels_are_distinct() {
@@ -161,5 +220,65 @@ mod tests {
         assert_ne!(*s.payload, s.commitment);
         let t = KeySchedule::derive(&[1; 32], &[3; 32]);
         assert_ne!(*s.payload, *t.payload, "file id must change every key");
+        assert!(s.commits_to(&s.commitment));
+        assert!(!s.commits_to(&t.commitment));
+    }
+
+    #[test]
+    fn header_mac_verifies_only_its_own_data_and_key() {
+        let s = KeySchedule::derive(&[1; 32], &[2; 32]);
+        let mac = s.header_mac(b"header bytes");
+        assert!(s.verify_header_mac(b"header bytes", &mac));
+        assert!(!s.verify_header_mac(b"header bytez", &mac));
+        let other = KeySchedule::derive(&[9; 32], &[2; 32]);
+        assert!(!other.verify_header_mac(b"header bytes", &mac));
+    }
+
+    #[test]
+    fn argon2_lower_bounds_are_rejected() {
+        let ok = KdfParams {
+            memory_kib: 8,
+            passes: 1,
+            lanes: 1,
+        };
+        ok.validate().unwrap();
+        for bad in [
+            KdfParams { passes: 0, ..ok },
+            KdfParams { lanes: 0, ..ok },
+            KdfParams {
+                memory_kib: 15,
+                lanes: 2,
+                ..ok
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn each_cap_is_checked() {
+        let caps = KdfLimits {
+            max_memory_kib: 100,
+            max_passes: 3,
+            max_lanes: 2,
+        };
+        let at = KdfParams {
+            memory_kib: 100,
+            passes: 3,
+            lanes: 2,
+        };
+        assert_eq!(caps.exceeded_by(&at), None, "a cost equal to its cap is allowed");
+        assert_eq!(
+            caps.exceeded_by(&KdfParams { memory_kib: 101, ..at }),
+            Some((KdfCost::MemoryKib, 101, 100))
+        );
+        assert_eq!(
+            caps.exceeded_by(&KdfParams { passes: 4, ..at }),
+            Some((KdfCost::Passes, 4, 3))
+        );
+        assert_eq!(
+            caps.exceeded_by(&KdfParams { lanes: 3, ..at }),
+            Some((KdfCost::Lanes, 3, 2))
+        );
     }
 }

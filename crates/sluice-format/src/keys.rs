@@ -10,7 +10,7 @@ use bech32::{Bech32, Hrp};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::kdf::{random_key, SecretKey, KEY_LEN};
+use crate::kdf::{random_key, KdfLimits, KdfParams, SecretKey, KEY_LEN};
 
 /// Human-readable prefix of a recipient (public key) string.
 pub const RECIPIENT_HRP: &str = "sluice";
@@ -37,71 +37,6 @@ impl fmt::Debug for Passphrase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Passphrase(<redacted>)")
     }
-}
-
-/// Argon2id cost parameters of a passphrase slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KdfParams {
-    /// Memory in KiB.
-    pub memory_kib: u32,
-    /// Number of passes.
-    pub passes: u32,
-    /// Degree of parallelism (lanes).
-    pub lanes: u32,
-}
-
-impl Default for KdfParams {
-    /// RFC 9106's second recommended setting: 64 MiB, t=3, p=4.
-    fn default() -> Self {
-        KdfParams {
-            memory_kib: 64 * 1024,
-            passes: 3,
-            lanes: 4,
-        }
-    }
-}
-
-impl KdfParams {
-    /// Checks the parameters are acceptable to Argon2.
-    pub fn validate(&self) -> Result<()> {
-        argon2::Params::new(self.memory_kib, self.passes, self.lanes, Some(KEY_LEN))
-            .map(|_| ())
-            .map_err(|e| Error::InvalidParams(format!("argon2 parameters: {e}")))
-    }
-}
-
-/// Caps on the Argon2 work a file may ask of the reader.
-///
-/// A hostile file could otherwise ask for terabytes of memory or hours of CPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KdfLimits {
-    /// Largest memory cost accepted, in KiB (default 1 GiB).
-    pub max_memory_kib: u32,
-    /// Largest number of passes accepted (default 16).
-    pub max_passes: u32,
-    /// Largest number of lanes accepted (default 16).
-    pub max_lanes: u32,
-}
-
-impl Default for KdfLimits {
-    fn default() -> Self {
-        KdfLimits {
-            max_memory_kib: 1024 * 1024,
-            max_passes: 16,
-            max_lanes: 16,
-        }
-    }
-}
-
-/// Runs Argon2id over a passphrase; the result is a 32-byte key-encryption key.
-pub fn argon2id(passphrase: &Passphrase, salt: &[u8], params: KdfParams) -> Result<SecretKey> {
-    let p = argon2::Params::new(params.memory_kib, params.passes, params.lanes, Some(KEY_LEN))
-        .map_err(|e| Error::InvalidParams(format!("argon2 parameters: {e}")))?;
-    let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p);
-    let mut out = Zeroizing::new([0u8; KEY_LEN]);
-    a.hash_password_into(passphrase.expose(), salt, out.as_mut())
-        .map_err(|e| Error::InvalidParams(format!("argon2: {e}")))?;
-    Ok(out)
 }
 
 /// An X25519 public key that files can be encrypted to.
@@ -203,8 +138,11 @@ impl Identity {
         })
     }
 
-    /// Parses an identity file: `#` comments, blank lines and one or more
-    /// `SLUICE-SECRET-KEY-1...` lines.
+    /// Parses an identity file (`docs/FORMAT.md` §4): lines end in LF or
+    /// CRLF; each line is trimmed of surrounding whitespace; blank lines and
+    /// lines starting with `#` are ignored; every other line must be one
+    /// `SLUICE-SECRET-KEY-1...` string, in upper or lower case (not mixed, as
+    /// Bech32 requires). At least one identity is required.
     pub fn parse_file(text: &str) -> Result<Vec<Self>> {
         let ids = text
             .lines()
@@ -287,7 +225,8 @@ pub enum SlotSpec {
 /// has a passphrase slot.
 pub type PassphraseProvider = Arc<dyn Fn() -> std::result::Result<Passphrase, String> + Send + Sync>;
 
-/// The keys available to open files, tried against every key slot.
+/// The keys available to open files, tried against every key slot, and
+/// what the reader expects of the file.
 #[derive(Clone, Default)]
 pub struct KeyRing {
     /// X25519 identities.
@@ -298,12 +237,24 @@ pub struct KeyRing {
     pub passphrase: Option<PassphraseProvider>,
     /// Caps on the Argon2 work a passphrase slot may ask for.
     pub kdf_limits: KdfLimits,
+    /// Whether an unencrypted file is acceptable. Off by default: anyone can
+    /// make a valid unencrypted file, so a reader that expects encryption
+    /// must not accept one in its place (a downgrade). Set it only where the
+    /// caller knows, or the user said, the file may be unencrypted.
+    pub allow_unencrypted: bool,
 }
 
 impl KeyRing {
-    /// An empty key ring (opens only unencrypted files).
+    /// An empty key ring that expects encryption: it opens nothing until keys
+    /// are added, or unencrypted files after [`Self::allowing_unencrypted`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The same ring, also accepting files without encryption.
+    pub fn allowing_unencrypted(mut self) -> Self {
+        self.allow_unencrypted = true;
+        self
     }
 
     /// Adds a fixed passphrase.
@@ -331,6 +282,7 @@ impl fmt::Debug for KeyRing {
             .field("identities", &self.identities.len())
             .field("raw_keys", &self.raw_keys.len())
             .field("passphrase", &self.passphrase.is_some())
+            .field("allow_unencrypted", &self.allow_unencrypted)
             .finish()
     }
 }
@@ -352,6 +304,28 @@ mod tests {
         assert_eq!(back.recipient(), r);
         let file = format!("# comment\n\n{}\n", &*secret);
         assert_eq!(Identity::parse_file(&file).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn identity_file_syntax() {
+        let a = Identity::generate().unwrap();
+        let b = Identity::generate().unwrap();
+        let (sa, sb) = (a.to_secret_string(), b.to_secret_string());
+        let text = format!(
+            "# created by a test\r\n\r\n   {}  \r\n\t{}\n#{}\n",
+            &*sa,
+            sb.to_lowercase(),
+            &*sa
+        );
+        let ids = Identity::parse_file(&text).unwrap();
+        assert_eq!(ids.len(), 2, "the commented-out third line is ignored");
+        assert_eq!(ids[0].recipient(), a.recipient());
+        assert_eq!(ids[1].recipient(), b.recipient());
+        // Mixed case is not Bech32; a stray word is not an identity.
+        let mixed = format!("{}{}", &sa[..20], sa[20..].to_lowercase());
+        assert!(Identity::parse_file(&mixed).is_err());
+        assert!(Identity::parse_file(&format!("{}\nnot-a-key\n", &*sa)).is_err());
+        assert!(Identity::parse_file("\r\n\n").is_err());
     }
 
     #[test]

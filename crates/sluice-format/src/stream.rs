@@ -13,6 +13,7 @@ use crate::digest::DIGEST_LEN;
 use crate::error::{Error, Region, Result};
 use crate::header::Header;
 use crate::kdf::MAC_LEN;
+use crate::params::MAX_CHUNKS;
 use crate::suite::{stream_nonce, PayloadCipher, TAG_LEN};
 
 /// Length of a record's cleartext header.
@@ -25,8 +26,6 @@ pub const INDEX_ENTRY_LEN: usize = 4;
 pub const FOOTER_LEN: usize = 16;
 /// The footer's closing magic.
 pub const END_MAGIC: [u8; 8] = *b"SLUICEND";
-/// Smallest possible data record: header, one byte, tag.
-pub const MIN_DATA_RECORD_LEN: u64 = (RECORD_HEADER_LEN + 1 + TAG_LEN) as u64;
 /// Flag bit: the body is compressed with the header's codec.
 pub const FLAG_COMPRESSED: u8 = 1;
 
@@ -283,7 +282,9 @@ impl StreamContext {
 
     /// Authenticates and decodes data chunk `index`. `body` holds the sealed
     /// body (tag included) and is used as scratch; on success `out` holds
-    /// exactly the chunk's plaintext. Call [`Self::check_data_record`] first.
+    /// exactly the chunk's plaintext. The record header is checked again here
+    /// ([`Self::check_data_record`]); readers call that check themselves too,
+    /// before reading the body, to bound what they allocate.
     pub fn open_chunk(
         &self,
         index: u64,
@@ -308,8 +309,23 @@ impl StreamContext {
         Ok(())
     }
 
+    /// Refuses a chunk number past [`MAX_CHUNKS`]: a writer calls this before
+    /// sealing each chunk, so input too large for the chunk size fails at once
+    /// rather than after everything was written.
+    pub fn check_chunk_count(&self, count: u64) -> Result<()> {
+        if count > MAX_CHUNKS {
+            return Err(Error::InvalidParams(format!(
+                "input needs more than {MAX_CHUNKS} chunks of {} bytes (at most {} bytes at this chunk size)",
+                self.chunk_size(),
+                self.header.chunk_size.max_plaintext()
+            )));
+        }
+        Ok(())
+    }
+
     /// Seals the index as the last STREAM element; returns the whole record.
     pub fn seal_index(&self, index: &Index) -> Result<Vec<u8>> {
+        self.check_chunk_count(index.chunk_count)?;
         let mut plain = index.encode();
         let rh = RecordHeader {
             kind: RecordKind::Index,
@@ -386,11 +402,17 @@ impl StreamContext {
 mod tests {
     use super::*;
     use crate::codec::Compression;
-    use crate::header::{ChunkSize, FileParams};
     use crate::keys::{KeyRing, RawKey, SlotSpec};
+    use crate::params::{ChunkSize, FileParams};
     use crate::suite::Suite;
 
+    const CS: usize = 64 * 1024;
+
     fn ctx(suite: Suite) -> (StreamContext, KeyRing) {
+        ctx_with(suite, Compression::default())
+    }
+
+    fn ctx_with(suite: Suite, compression: Compression) -> (StreamContext, KeyRing) {
         let key = RawKey::generate().unwrap();
         let specs = if suite.is_encrypted() {
             vec![SlotSpec::RawKey(key.clone())]
@@ -399,7 +421,7 @@ mod tests {
         };
         let params = FileParams {
             suite,
-            compression: Compression::default(),
+            compression,
             chunk_size: ChunkSize::parse("64KiB").unwrap(),
         };
         let (h, c) = crate::header::Header::create(&params, &specs).unwrap();
@@ -450,5 +472,255 @@ mod tests {
         assert!(c.open_index(3, &rh, &mut body).is_err());
         assert_eq!(parse_footer(&footer(99)).unwrap(), 99);
         assert!(parse_footer(&[0; 16]).is_err());
+    }
+
+    /// A test-only writer: seals any record header and body as STREAM
+    /// element `element`, so tests can build records that are authentic but
+    /// break the format's rules.
+    fn seal_any(c: &StreamContext, element: u64, last: bool, rh: &RecordHeader, body: &[u8]) -> Vec<u8> {
+        let mut b = body.to_vec();
+        let tag = c.cipher.seal(stream_nonce(element, last), &c.aad(rh), &mut b).unwrap();
+        b.extend_from_slice(&tag);
+        b
+    }
+
+    fn data(compressed: bool, plain_len: u32, body_len: u32) -> RecordHeader {
+        RecordHeader {
+            kind: RecordKind::Data,
+            compressed,
+            plain_len,
+            body_len,
+        }
+    }
+
+    fn is_invalid_chunk(r: Result<()>, n: u64) -> bool {
+        matches!(r, Err(Error::Invalid { region: Region::Chunk(c), .. }) if c == n)
+    }
+
+    #[test]
+    fn data_record_bounds_are_exact() {
+        let (c, _) = ctx(Suite::Aes256Gcm);
+        let cs = CS as u32;
+        let tag = TAG_LEN as u32;
+        for (rh, ok) in [
+            (data(false, 1, 1 + tag), true),
+            (data(false, cs, cs + tag), true),
+            (data(false, 0, tag), false),
+            (data(false, cs + 1, cs + 1 + tag), false),
+            (data(false, u32::MAX - tag, u32::MAX), false),
+            (data(false, 100, 100 + tag - 1), false),
+            (data(false, 100, 100 + tag + 1), false),
+            (data(true, 100, tag + 1), true),
+            (data(true, 100, 100 + tag - 1), true),
+            (data(true, 100, tag), false),
+            (data(true, 100, 100 + tag), false),
+            (data(true, cs, cs + tag), false),
+            (data(true, cs + 1, cs), false),
+            (data(true, 0, tag + 1), false),
+        ] {
+            let got = c.check_data_record(3, &rh);
+            assert_eq!(got.is_ok(), ok, "{rh:?}: {got:?}");
+            if !ok {
+                assert!(is_invalid_chunk(got, 3), "{rh:?}");
+            }
+        }
+        let index_kind = RecordHeader {
+            kind: RecordKind::Index,
+            ..data(false, 10, 10 + tag)
+        };
+        assert!(is_invalid_chunk(c.check_data_record(3, &index_kind), 3));
+        let (plain_file, _) = ctx_with(Suite::Aes256Gcm, Compression::NONE);
+        assert!(is_invalid_chunk(
+            plain_file.check_data_record(0, &data(true, 100, 50)),
+            0
+        ));
+        plain_file.check_data_record(0, &data(false, 100, 100 + tag)).unwrap();
+    }
+
+    #[test]
+    fn open_chunk_refuses_authentic_records_that_break_the_bounds() {
+        let (c, _) = ctx(Suite::Aes256Gcm);
+        let mut dec = Decompressor::new();
+        let mut out = Vec::new();
+        // One byte more than the chunk size, stored raw and sealed correctly.
+        let big = vec![7u8; CS + 1];
+        let rh = data(false, big.len() as u32, (big.len() + TAG_LEN) as u32);
+        let mut body = seal_any(&c, 0, false, &rh, &big);
+        assert!(is_invalid_chunk(c.open_chunk(0, &rh, &mut body, &mut dec, &mut out), 0));
+        // An empty chunk.
+        let rh = data(false, 0, TAG_LEN as u32);
+        let mut body = seal_any(&c, 0, false, &rh, &[]);
+        assert!(is_invalid_chunk(c.open_chunk(0, &rh, &mut body, &mut dec, &mut out), 0));
+        // A "compressed" body as long as the plaintext: never written, refused.
+        let rh = data(true, 10, 10 + TAG_LEN as u32);
+        let mut body = seal_any(&c, 0, false, &rh, &[1; 10]);
+        assert!(is_invalid_chunk(c.open_chunk(0, &rh, &mut body, &mut dec, &mut out), 0));
+    }
+
+    #[test]
+    fn seal_chunk_refuses_empty_and_oversized_chunks() {
+        let (c, _) = ctx(Suite::Aes256Gcm);
+        let mut comp = Compressor::new(Compression::default(), true).unwrap();
+        let mut body = Vec::new();
+        assert!(c.seal_chunk(0, &[], &mut comp, &mut body).is_err());
+        assert!(c.seal_chunk(0, &vec![1; CS + 1], &mut comp, &mut body).is_err());
+        c.seal_chunk(0, &vec![1; CS], &mut comp, &mut body).unwrap();
+        c.seal_chunk(0, &[1], &mut comp, &mut body).unwrap();
+    }
+
+    #[test]
+    fn index_record_bounds_are_exact() {
+        let (c, _) = ctx(Suite::Aes256Gcm);
+        let rh = |kind, plain: u64, body: u64| RecordHeader {
+            kind,
+            compressed: false,
+            plain_len: plain as u32,
+            body_len: body as u32,
+        };
+        let fixed = INDEX_FIXED_LEN as u64;
+        let tag = TAG_LEN as u64;
+        for n in [0u64, 1, 5, 1000] {
+            let plain = fixed + 4 * n;
+            c.check_index_record(n, &rh(RecordKind::Index, plain, plain + tag))
+                .unwrap();
+            for bad in [
+                rh(RecordKind::Index, plain + 4, plain + 4 + tag),
+                rh(
+                    RecordKind::Index,
+                    plain.saturating_sub(4),
+                    plain.saturating_sub(4) + tag,
+                ),
+                rh(RecordKind::Index, plain, plain + tag + 1),
+                rh(RecordKind::Index, plain, plain),
+                rh(RecordKind::Data, plain, plain + tag),
+                // What a hostile file claims to make a reader allocate ~4 GiB.
+                rh(RecordKind::Index, u64::from(u32::MAX) - tag, u64::from(u32::MAX)),
+            ] {
+                let err = c.check_index_record(n, &bad).unwrap_err();
+                assert!(
+                    matches!(
+                        err,
+                        Error::Invalid {
+                            region: Region::Index,
+                            ..
+                        }
+                    ),
+                    "{bad:?}"
+                );
+            }
+        }
+    }
+
+    fn sealed_index(c: &StreamContext, idx: &Index) -> (RecordHeader, Vec<u8>) {
+        let plain = idx.encode();
+        let rh = RecordHeader {
+            kind: RecordKind::Index,
+            compressed: false,
+            plain_len: plain.len() as u32,
+            body_len: (plain.len() + TAG_LEN) as u32,
+        };
+        (rh, seal_any(c, idx.chunk_count, true, &rh, &plain))
+    }
+
+    #[test]
+    fn index_plaintext_length_must_fit_its_chunks() {
+        let (c, _) = ctx(Suite::Aes256Gcm);
+        let cs = CS as u64;
+        for (count, len, ok) in [
+            (0u64, 0u64, true),
+            (0, 1, false),
+            (2, cs + 1, true),
+            (2, 2 * cs, true),
+            (2, cs, false),
+            (2, 2 * cs + 1, false),
+            (2, 0, false),
+            (1, 1, true),
+        ] {
+            let idx = Index {
+                chunk_count: count,
+                plaintext_len: len,
+                index_offset: 500,
+                digest: [1; 32],
+                body_lens: vec![100; count as usize],
+            };
+            let (rh, mut body) = sealed_index(&c, &idx);
+            let got = c.open_index(count, &rh, &mut body);
+            match (ok, got) {
+                (true, Ok(back)) => assert_eq!(back, idx),
+                (false, Err(Error::IndexMismatch(_))) => {}
+                (_, other) => panic!("{count} chunks, {len} bytes: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn index_entries_must_match_its_chunk_count() {
+        let (c, _) = ctx(Suite::Aes256Gcm);
+        // Claims 2 chunks but lists 1 length; sealed as element 1 so that it
+        // authenticates where a 1-chunk file's index would be.
+        let idx = Index {
+            chunk_count: 2,
+            plaintext_len: 10,
+            index_offset: 500,
+            digest: [1; 32],
+            body_lens: vec![26],
+        };
+        let plain = idx.encode();
+        let rh = RecordHeader {
+            kind: RecordKind::Index,
+            compressed: false,
+            plain_len: plain.len() as u32,
+            body_len: (plain.len() + TAG_LEN) as u32,
+        };
+        let mut body = seal_any(&c, 1, true, &rh, &plain);
+        assert!(matches!(c.open_index(1, &rh, &mut body), Err(Error::IndexMismatch(_))));
+        // An index that authenticates for a different chunk count than the file has.
+        let idx = Index {
+            body_lens: vec![26, 26],
+            plaintext_len: CS as u64 + 10,
+            ..idx
+        };
+        let (rh, mut body) = sealed_index(&c, &idx);
+        assert!(c.open_index(2, &rh, &mut body).is_ok());
+        let (rh, mut body) = sealed_index(&c, &Index { chunk_count: 3, ..idx });
+        assert!(c.open_index(2, &rh, &mut body).is_err());
+    }
+
+    #[test]
+    fn chunk_count_is_bounded_by_the_index_lengths() {
+        let (c, _) = ctx(Suite::Aes256Gcm);
+        c.check_chunk_count(MAX_CHUNKS).unwrap();
+        assert!(matches!(
+            c.check_chunk_count(MAX_CHUNKS + 1),
+            Err(Error::InvalidParams(_))
+        ));
+    }
+
+    #[test]
+    fn record_header_parsing_rejects_unknown_bits() {
+        let ok = data(true, 5, 20).to_bytes();
+        RecordHeader::parse(&ok, Region::Chunk(0)).unwrap();
+        for (at, value) in [(0, 2u8), (1, 2), (1, 0x81), (2, 1), (3, 1)] {
+            let mut b = ok;
+            b[at] = value;
+            assert!(
+                matches!(
+                    RecordHeader::parse(&b, Region::Chunk(4)),
+                    Err(Error::Invalid {
+                        region: Region::Chunk(4),
+                        ..
+                    })
+                ),
+                "byte {at} = {value}"
+            );
+        }
+        let mut idx = RecordHeader {
+            kind: RecordKind::Index,
+            ..data(false, 60, 76)
+        }
+        .to_bytes();
+        RecordHeader::parse(&idx, Region::Index).unwrap();
+        idx[1] = FLAG_COMPRESSED;
+        assert!(RecordHeader::parse(&idx, Region::Index).is_err(), "a compressed index");
     }
 }

@@ -47,7 +47,7 @@ impl Suite {
         }
     }
 
-    /// The name used on the command line and in `info`.
+    /// The suite's name, as written in settings and reports.
     pub fn name(self) -> &'static str {
         match self {
             Suite::None => "none",
@@ -56,7 +56,8 @@ impl Suite {
         }
     }
 
-    /// Parses a command-line name.
+    /// Parses a suite name (`aes256gcm`, `chacha20poly1305`, `none`; case,
+    /// `-` and `_` are ignored, and `aes` / `chacha` are accepted).
     pub fn from_name(name: &str) -> Result<Self> {
         match name.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
             "none" => Ok(Suite::None),

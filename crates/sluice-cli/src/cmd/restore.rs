@@ -42,7 +42,7 @@ pub fn run(args: &RestoreArgs, engine: &Engine, global: &Global, cancel: CancelT
         let mut sink = Sink::open(&output, &args.input, args.force, false)?;
         let bar = Bar::start(
             ctl.progress.clone(),
-            Some(range.end.saturating_sub(range.start)),
+            Some(archive.input_len_of(range.clone())),
             global.quiet,
         );
         archive

@@ -9,7 +9,7 @@ use sluice_engine::{CancelToken, Control, DecodeSummary, Engine};
 
 use super::{display, name_error, open_input};
 use crate::cli::{Global, VerifyArgs};
-use crate::exit::{code_for, usage, Code};
+use crate::exit::{code_for, hint_for, usage, Code};
 use crate::keys::keyring;
 
 /// Runs the command. Files are verified concurrently (at most `--jobs` at
@@ -67,6 +67,7 @@ pub fn run(args: &VerifyArgs, engine: &Engine, _global: &Global, cancel: CancelT
                     "file": p.display().to_string(),
                     "ok": false,
                     "error": format!("{e:#}"),
+                    "hint": hint_for(e),
                     "exit_code": code_for(e) as u8,
                 }),
             })
@@ -81,7 +82,12 @@ pub fn run(args: &VerifyArgs, engine: &Engine, _global: &Global, cancel: CancelT
                     s.plaintext_len,
                     hex::encode(s.digest)
                 ),
-                Err((_, e)) => println!("FAILED  {e:#}"),
+                Err((_, e)) => {
+                    println!("FAILED  {e:#}");
+                    if let Some(hint) = hint_for(e) {
+                        println!("        hint: {hint}");
+                    }
+                }
             }
         }
     }

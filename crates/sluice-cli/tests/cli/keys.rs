@@ -185,3 +185,147 @@ fn key_source_combinations_are_checked() {
         .code(2)
         .stderr(contains("recipient"));
 }
+
+#[test]
+fn an_unencrypted_file_is_refused_where_a_key_was_given() {
+    let env = Env::new();
+    env.write("f", b"the real backup");
+    env.write("evil", b"the attacker's content");
+    let k = env.key_file("k.bin");
+    env.cmd()
+        .args(["process", "f", "-o", "f.sluice", "--key-file"])
+        .arg(&k)
+        .assert()
+        .success();
+    // The attacker replaces the encrypted container with one of their own.
+    env.cmd()
+        .args(["process", "evil", "-o", "f.sluice", "--encrypt", "none", "--force"])
+        .assert()
+        .success();
+    env.cmd()
+        .args(["restore", "f.sluice", "-o", "out", "--key-file"])
+        .arg(&k)
+        .assert()
+        .code(4)
+        .stderr(contains("not encrypted").and(contains("--allow-unencrypted")));
+    assert!(!env.path("out").exists());
+    env.cmd()
+        .args(["verify", "f.sluice", "--key-file"])
+        .arg(&k)
+        .assert()
+        .code(4)
+        .stdout(contains("FAILED").and(contains("not encrypted")));
+    env.cmd()
+        .env("SLUICE_PASSPHRASE", "some passphrase")
+        .args(["restore", "f.sluice", "-o", "-"])
+        .assert()
+        .code(4);
+    // Explicitly allowed, or no key given at all: accepted.
+    env.cmd()
+        .args(["restore", "f.sluice", "-o", "-", "--allow-unencrypted", "--key-file"])
+        .arg(&k)
+        .assert()
+        .success()
+        .stdout("the attacker's content");
+    env.cmd()
+        .args(["verify", "f.sluice"])
+        .assert()
+        .success()
+        .stdout(contains("OK"));
+}
+
+/// The container of a passphrase-protected file with one Argon2 field of its
+/// slot replaced and the header checksum repaired (the MAC is not needed to
+/// reach the check).
+fn with_argon2_field(file: &[u8], field: usize, value: u32) -> Vec<u8> {
+    let header_len = u32::from_le_bytes(file[10..14].try_into().unwrap()) as usize;
+    let at = 86 + 3 + 4 * field;
+    let mut v = file.to_vec();
+    v[at..at + 4].copy_from_slice(&value.to_le_bytes());
+    let sum = blake3::hash(&v[..header_len - 32]);
+    v[header_len - 32..header_len].copy_from_slice(sum.as_bytes());
+    v
+}
+
+#[test]
+fn argon2_costs_a_file_asks_for() {
+    let env = Env::new();
+    env.write("f", b"kdf");
+    env.write("pass.txt", b"pw\n");
+    env.cmd()
+        .args(["process", "f", "-o", "f.sluice", "--passphrase-file", "pass.txt"])
+        .assert()
+        .success();
+    let file = read(&env.path("f.sluice"));
+    // Parameters Argon2 itself refuses are a broken file (4), not a usage error (2).
+    for (field, value) in [(1, 0u32), (2, 0), (0, 4)] {
+        env.write("bad.sluice", &with_argon2_field(&file, field, value));
+        env.cmd()
+            .args([
+                "restore",
+                "bad.sluice",
+                "-o",
+                "out",
+                "--passphrase-file",
+                "pass.txt",
+                "--force",
+            ])
+            .assert()
+            .code(4)
+            .stderr(contains("key slot 0"));
+    }
+    // Costs over the reader's caps are refused before any work (6), and the
+    // hint names the flag that raises each cap.
+    for (flag, cap) in [
+        ("--max-kdf-memory", "32"),
+        ("--max-kdf-passes", "2"),
+        ("--max-kdf-lanes", "3"),
+    ] {
+        env.cmd()
+            .args(["verify", "f.sluice", "--passphrase-file", "pass.txt", flag, cap])
+            .assert()
+            .code(6)
+            .stdout(contains(flag));
+    }
+    env.cmd()
+        .args([
+            "verify",
+            "f.sluice",
+            "--passphrase-file",
+            "pass.txt",
+            "--max-kdf-memory",
+            "64",
+        ])
+        .assert()
+        .success();
+}
+
+#[test]
+fn passphrase_bytes_are_the_first_line_exactly() {
+    let env = Env::new();
+    env.write("f", b"spaces matter");
+    env.write("pass.txt", b"  two words  \r\nsecond line ignored\n");
+    env.write("empty.txt", b"\nsecond line\n");
+    env.cmd()
+        .args(["process", "f", "-o", "f.sluice", "--passphrase-file", "pass.txt"])
+        .assert()
+        .success();
+    env.cmd()
+        .env("SLUICE_PASSPHRASE", "  two words  ")
+        .args(["restore", "f.sluice", "-o", "-"])
+        .assert()
+        .success()
+        .stdout("spaces matter");
+    for other in ["two words", "  two words  \r", "  two words"] {
+        env.cmd()
+            .env("SLUICE_PASSPHRASE", other)
+            .args(["restore", "f.sluice", "-o", "-"])
+            .assert()
+            .code(5);
+    }
+    env.cmd()
+        .args(["restore", "f.sluice", "-o", "-", "--passphrase-file", "empty.txt"])
+        .assert()
+        .code(2)
+        .stderr(contains("empty"));
+}

@@ -1,6 +1,7 @@
-//! Per-thread codec contexts for the CPU stages. Contexts live as long as
-//! the pool thread and are rebuilt only when an operation asks for a
-//! different compression, so no chunk pays for context set-up.
+//! A per-thread cache of codec contexts for the CPU workers: each pool
+//! thread keeps one compressor and one decompressor for its whole life,
+//! rebuilt only when an operation asks for different settings, so no chunk
+//! pays for context set-up.
 
 use std::cell::RefCell;
 
