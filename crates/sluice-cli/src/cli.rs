@@ -37,7 +37,7 @@ pub struct Global {
         hide_short_help = true
     )]
     pub in_flight: Option<usize>,
-    /// Most MiB of chunk buffers per file; files with big chunks get fewer in flight [default: 256]
+    /// Most MiB of chunk buffers per file; files with big chunks get fewer in flight [default: 16 x (threads + 2)]
     #[arg(
         long,
         global = true,
@@ -82,6 +82,40 @@ sluice keygen -o me.key                # prints the recipient sluice1...\n  \
 sluice keygen -y me.key                # prints the recipient of an existing identity\n  \
 sluice keygen --raw -o k.bin           # a 32-byte key file for --key-file")]
     Keygen(KeygenArgs),
+    /// Measure settings on your own data: speed and size for a grid of codecs and chunk sizes.
+    #[command(after_help = "Examples:\n  \
+sluice bench backup.tar                        # first 256 MiB of backup.tar\n  \
+sluice bench                                   # a generated log-like sample\n  \
+sluice bench db.dump --codecs zstd:3,zstd:9 --chunk-sizes 8MiB,16MiB --json\n\n\
+Throughput is the engine's on this machine's cores (sample in memory, no disk\n\
+I/O); restore includes full authentication. Compare with the same settings\n\
+from `sluice process`.")]
+    Bench(BenchArgs),
+}
+
+/// `sluice bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// File to sample (its first --sample bytes) [default: a generated log-like sample]
+    pub input: Option<PathBuf>,
+    /// Bytes of the input to measure on (held in memory).
+    #[arg(long, value_name = "SIZE", default_value = "256MiB")]
+    pub sample: String,
+    /// Codecs to try, comma-separated.
+    #[arg(long, value_name = "LIST", default_value = "lz4,zstd:1,zstd:3,zstd:9")]
+    pub codecs: String,
+    /// Chunk sizes to try, comma-separated.
+    #[arg(long, value_name = "LIST", default_value = "1MiB,4MiB,8MiB,16MiB")]
+    pub chunk_sizes: String,
+    /// Cipher for every run.
+    #[arg(long = "encrypt", value_name = "CIPHER", default_value = "aes256gcm")]
+    pub encrypt: String,
+    /// Runs of each setting (the fastest counts).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub runs: u32,
+    /// Print results as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Ways to give the keys that open a file.
@@ -130,8 +164,8 @@ pub struct ProcessArgs {
     /// Cipher: aes256gcm, chacha20poly1305 or none (checksums only, no secrecy).
     #[arg(long = "encrypt", value_name = "CIPHER", default_value = "aes256gcm")]
     pub encrypt: String,
-    /// Chunk size, a power of two from 4KiB to 64MiB (e.g. 1MiB).
-    #[arg(long, value_name = "SIZE", default_value = "1MiB")]
+    /// Chunk size, a power of two from 4KiB to 64MiB; the unit of parallel work and of random access.
+    #[arg(long, value_name = "SIZE", default_value = "8MiB")]
     pub chunk_size: String,
     /// Encrypt to this recipient (sluice1...; repeatable).
     #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
@@ -154,6 +188,9 @@ pub struct ProcessArgs {
     /// Overwrite OUTPUT if it exists.
     #[arg(short, long)]
     pub force: bool,
+    /// Durability (default: synced, since the original is often deleted next).
+    #[command(flatten)]
+    pub durability: Durability,
 }
 
 /// `sluice restore`.
@@ -173,6 +210,49 @@ pub struct RestoreArgs {
     /// Overwrite OUTPUT if it exists.
     #[arg(short, long)]
     pub force: bool,
+    /// Durability (default: not synced, like tar x and zstd -d: the container stays).
+    #[command(flatten)]
+    pub durability: Durability,
+}
+
+/// `--sync` / `--no-sync` (and `SLUICE_SYNC`): whether a file output is
+/// flushed to stable storage before it is renamed into place.
+#[derive(Debug, Args)]
+pub struct Durability {
+    /// Flush the output file to disk before renaming it into place, then its directory (env SLUICE_SYNC=1).
+    #[arg(long, overrides_with = "no_sync")]
+    pub sync: bool,
+    /// Leave the output in the page cache for the kernel to write later (env SLUICE_SYNC=0).
+    #[arg(long, overrides_with = "sync")]
+    pub no_sync: bool,
+}
+
+impl Durability {
+    /// Whether to sync: the last of `--sync`/`--no-sync`, else `SLUICE_SYNC`,
+    /// else `default`.
+    pub fn resolve(&self, default: bool) -> anyhow::Result<bool> {
+        if self.sync {
+            return Ok(true);
+        }
+        if self.no_sync {
+            return Ok(false);
+        }
+        match std::env::var("SLUICE_SYNC") {
+            Ok(v) => parse_switch(&v).ok_or_else(|| {
+                crate::exit::usage(format!("SLUICE_SYNC={v:?}: expected 1/0, yes/no, true/false or on/off"))
+            }),
+            Err(_) => Ok(default),
+        }
+    }
+}
+
+/// `1/0`, `yes/no`, `true/false`, `on/off` (any case).
+fn parse_switch(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "yes" | "true" | "on" => Some(true),
+        "0" | "no" | "false" | "off" => Some(false),
+        _ => None,
+    }
 }
 
 /// `sluice verify`.

@@ -20,12 +20,15 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let cancel = CancelToken::new();
     let on_signal = cancel.clone();
-    // On Ctrl-C or SIGTERM: stop, delete temporary outputs, exit 130.
+    // On Ctrl-C or SIGTERM: stop, delete temporary outputs, exit 130 — unless
+    // the output is already complete and in place, in which case the command
+    // finishes and exits 0: the status always matches what is on disk.
     let _ = ctrlc::set_handler(move || {
-        on_signal.cancel();
-        output::remove_pending();
-        eprintln!("sluice: interrupted");
-        std::process::exit(exit::Code::Interrupted as i32);
+        if output::interrupt() {
+            on_signal.cancel();
+            eprintln!("sluice: interrupted");
+            std::process::exit(exit::Code::Interrupted as i32);
+        }
     });
     match run(cli, cancel) {
         Ok(code) => ExitCode::from(code as u8),
@@ -58,6 +61,7 @@ fn run(cli: cli::Cli, cancel: CancelToken) -> anyhow::Result<exit::Code> {
         cli::Command::Verify(args) => cmd::verify::run(&args, &engine()?, &cli.global, cancel),
         cli::Command::Info(args) => cmd::info::run(&args),
         cli::Command::Keygen(args) => cmd::keygen::run(&args),
+        cli::Command::Bench(args) => cmd::bench::run(&args, &engine()?, &cli.global),
     }
 }
 

@@ -2,27 +2,46 @@
 //! target and is renamed into place only after everything was written and
 //! authenticated. Errors drop (and so delete) the temporary file; a signal
 //! handler deletes any that are registered before exiting.
+//!
+//! Durable mode (`--sync`) flushes the file's data before the rename and
+//! the directory after it; the data's write-back starts while it is being
+//! written ([`OutputFile`]), so the final flush has little left to do.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use anyhow::{Context, Result};
+use sluice_engine::OutputFile;
 use tempfile::NamedTempFile;
 
 use crate::exit::usage;
 
-/// Temporary files to delete if the process is interrupted.
+/// Temporary files to delete if the process is interrupted. Its lock also
+/// makes the signal handler and the final rename mutually exclusive.
 static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
-/// Deletes every registered temporary file (called from the signal handler).
-pub fn remove_pending() {
-    if let Ok(list) = PENDING.lock() {
-        for p in list.iter() {
-            let _ = std::fs::remove_file(p);
-        }
+/// Set (under the `PENDING` lock) once an output was renamed into place.
+static COMMITTED: AtomicBool = AtomicBool::new(false);
+
+/// Called from the signal handler: deletes every registered temporary file
+/// and returns `true` when the process should exit as interrupted; `false`
+/// when the output is already in place, complete, so the command should be
+/// left to finish with success. While this holds the lock no rename can
+/// happen; the caller exits before releasing it.
+pub fn interrupt() -> bool {
+    let list = PENDING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if COMMITTED.load(Ordering::SeqCst) && list.is_empty() {
+        return false;
     }
+    for p in list.iter() {
+        let _ = std::fs::remove_file(p);
+    }
+    // Exit with the lock held, so a commit cannot slip in after the check.
+    std::mem::forget(list);
+    true
 }
 
 fn unregister(path: &Path) {
@@ -43,14 +62,16 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
 /// A file being written; becomes `target` on [`AtomicFile::commit`].
 pub struct AtomicFile {
     temp: Option<NamedTempFile>,
-    writer: Option<BufWriter<File>>,
+    writer: Option<BufWriter<OutputFile>>,
     target: PathBuf,
     force: bool,
+    sync: bool,
 }
 
 impl AtomicFile {
     /// Checks the target can be written and creates the temporary file.
-    pub fn create(target: &Path, input: Option<&Path>, force: bool) -> Result<Self> {
+    /// With `sync`, [`AtomicFile::commit`] makes the output durable.
+    pub fn create(target: &Path, input: Option<&Path>, force: bool, sync: bool) -> Result<Self> {
         if let Some(input) = input {
             if same_file(input, target) {
                 return Err(usage(format!(
@@ -88,44 +109,69 @@ impl AtomicFile {
             .reopen()
             .with_context(|| format!("{}: cannot open temporary file", target.display()))?;
         Ok(AtomicFile {
-            writer: Some(BufWriter::with_capacity(1 << 20, file)),
+            writer: Some(BufWriter::with_capacity(1 << 20, OutputFile::new(file, sync))),
             temp: Some(temp),
             target: target.to_path_buf(),
             force,
+            sync,
         })
     }
 
     /// The underlying file, for positional writes (buffered bytes flushed first).
-    pub fn file(&mut self) -> Result<&File> {
+    pub fn file(&mut self) -> Result<&mut OutputFile> {
         let w = self.writer.as_mut().context("output already committed")?;
         w.flush()
             .with_context(|| format!("{}: write failed", self.target.display()))?;
-        Ok(w.get_ref())
+        Ok(w.get_mut())
     }
 
-    /// Flushes, syncs and renames the file into place.
+    /// Flushes (and in durable mode syncs) the file and renames it into
+    /// place; in durable mode, syncs the directory after the rename too, so
+    /// the new name survives a crash.
     pub fn commit(mut self) -> Result<()> {
         let target = self.target.clone();
         let writer = self.writer.take().context("output already committed")?;
-        let file = writer
+        let mut file = writer
             .into_inner()
             .map_err(|e| e.into_error())
             .with_context(|| format!("{}: write failed", target.display()))?;
-        file.sync_all()
-            .with_context(|| format!("{}: sync failed", target.display()))?;
+        if self.sync {
+            file.sync()
+                .with_context(|| format!("{}: sync failed", target.display()))?;
+        }
+        drop(file);
         let temp = self.temp.take().context("output already committed")?;
         let temp_path = temp.path().to_path_buf();
-        let result = if self.force {
-            temp.persist(&target)
-        } else {
-            temp.persist_noclobber(&target)
-        };
-        unregister(&temp_path);
-        result
-            .map_err(|e| e.error)
-            .with_context(|| format!("{}: cannot move the finished file into place", target.display()))?;
+        {
+            // The signal handler cannot run its check between the rename and
+            // the bookkeeping: either it deletes the temporary file first (and
+            // exits, lock held) or it sees the output committed.
+            let mut list = PENDING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let result = if self.force {
+                temp.persist(&target)
+            } else {
+                temp.persist_noclobber(&target)
+            };
+            list.retain(|p| p != &temp_path);
+            let _file = result
+                .map_err(|e| e.error)
+                .with_context(|| format!("{}: cannot move the finished file into place", target.display()))?;
+            COMMITTED.store(true, Ordering::SeqCst);
+        }
+        if self.sync {
+            sync_dir(&target).with_context(|| format!("{}: cannot sync its directory", target.display()))?;
+        }
         Ok(())
     }
+}
+
+/// Makes a rename in `path`'s directory durable.
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
 }
 
 impl Write for AtomicFile {

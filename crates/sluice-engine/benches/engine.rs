@@ -70,7 +70,7 @@ fn stages(c: &mut Criterion) {
         ("checksum", Suite::None),
     ] {
         let (ctx, _) = context(suite, Compression::default());
-        let mut none = Compressor::new(Compression::NONE, false).unwrap();
+        let mut none = Compressor::new(Compression::NONE, ChunkSize::default(), false).unwrap();
         let mut out = Vec::new();
         g.bench_function(BenchmarkId::new("seal_raw", name), |b| {
             b.iter(|| ctx.seal_chunk(1, &noise, &mut none, &mut out).unwrap())
@@ -83,7 +83,7 @@ fn stages(c: &mut Criterion) {
         ("zstd3_random_noprobe", Compression::default(), &noise, false),
     ] {
         let (ctx, _) = context(Suite::Aes256Gcm, comp);
-        let mut cmp = Compressor::new(comp, probe).unwrap();
+        let mut cmp = Compressor::new(comp, ChunkSize::default(), probe).unwrap();
         let mut out = Vec::new();
         g.bench_function(BenchmarkId::new("compress_seal", name), |b| {
             b.iter(|| ctx.seal_chunk(1, input, &mut cmp, &mut out).unwrap())

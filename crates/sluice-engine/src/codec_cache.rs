@@ -5,29 +5,44 @@
 
 use std::cell::RefCell;
 
-use sluice_format::{Compression, Compressor, Decompressor};
+use sluice_format::{ChunkSize, Compression, Compressor, Decompressor};
 
 use crate::error::Result;
 
 thread_local! {
-    static COMPRESSOR: RefCell<Option<(Compression, bool, Compressor)>> = const { RefCell::new(None) };
+    static COMPRESSOR: RefCell<Option<(Settings, Compressor)>> = const { RefCell::new(None) };
     static DECOMPRESSOR: RefCell<Decompressor> = RefCell::new(Decompressor::new());
 }
 
-/// Runs `f` with this thread's compressor for `compression`.
+/// What a compressor context is built for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Settings {
+    compression: Compression,
+    chunk_size: ChunkSize,
+    probe: bool,
+}
+
+/// Runs `f` with this thread's compressor for `compression` on chunks of
+/// `chunk_size`.
 pub(crate) fn with_compressor<T>(
     compression: Compression,
+    chunk_size: ChunkSize,
     probe: bool,
     f: impl FnOnce(&mut Compressor) -> Result<T>,
 ) -> Result<T> {
+    let want = Settings {
+        compression,
+        chunk_size,
+        probe,
+    };
     COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
-        let reusable = matches!(&*slot, Some((c, p, _)) if *c == compression && *p == probe);
+        let reusable = matches!(&*slot, Some((have, _)) if *have == want);
         if !reusable {
-            *slot = Some((compression, probe, Compressor::new(compression, probe)?));
+            *slot = Some((want, Compressor::new(compression, chunk_size, probe)?));
         }
         match slot.as_mut() {
-            Some((_, _, comp)) => f(comp),
+            Some((_, comp)) => f(comp),
             None => Err(crate::Error::Internal("compressor missing".into())),
         }
     })

@@ -22,6 +22,7 @@ use crate::control::Control;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::io::read_full;
+use crate::output_file::OutputFile;
 use crate::pipeline::{self, Buffers, Work};
 
 /// What a decode or verify found.
@@ -147,7 +148,7 @@ impl Engine {
         keys: &KeyRing,
         ctl: &Control,
     ) -> Result<DecodeSummary> {
-        self.decode_into(input, Output::Stream(output), keys, ctl)
+        self.decode_into(input, Output::Stream(output), keys, ctl, &mut |_| {})
     }
 
     /// Like [`Engine::decode`], into a regular file: each worker writes its
@@ -157,25 +158,31 @@ impl Engine {
     /// what that gains and does not). Chunks may land out of order; the file
     /// is complete (and truncated to the restored length) only when this
     /// returns `Ok`, so write to a temporary file and keep it only then.
+    /// Each prefix of chunks that is complete is reported to
+    /// [`OutputFile::finished`], so its write-back (if enabled) overlaps the
+    /// work.
     pub fn decode_to_file<R: Read + Send>(
         &self,
         input: R,
-        file: &File,
+        out: &mut OutputFile,
         keys: &KeyRing,
         ctl: &Control,
     ) -> Result<DecodeSummary> {
-        let shared = Arc::new(file.try_clone().map_err(Error::Write)?);
-        let summary = self.decode_into(input, Output::<std::io::Sink>::At(Arc::clone(&shared)), keys, ctl)?;
+        let shared = Arc::new(out.file().try_clone().map_err(Error::Write)?);
+        let at = Output::<std::io::Sink>::At(Arc::clone(&shared));
+        let summary = self.decode_into(input, at, keys, ctl, &mut |end| out.finished(end))?;
         shared.set_len(summary.plaintext_len).map_err(Error::Write)?;
         Ok(summary)
     }
 
+    /// `finished(end)` is told each time plaintext `0..end` is all written.
     fn decode_into<R: Read + Send, W: Write>(
         &self,
         mut input: R,
         output: Output<W>,
         keys: &KeyRing,
         ctl: &Control,
+        finished: &mut dyn FnMut(u64),
     ) -> Result<DecodeSummary> {
         let ctx = Arc::new(open_header(&mut input, keys)?);
         let header_len = ctx.header().len() as u64;
@@ -228,6 +235,9 @@ impl Engine {
                         }
                         ctl.progress.add_done(rh.record_len());
                         total += bufs.output.len() as u64;
+                        // In order, and each worker wrote before handing
+                        // its chunk on: every byte before `total` is written.
+                        finished(total);
                         if let (Some(d), Some(h)) = (digest.as_mut(), hash) {
                             d.push(h);
                         }

@@ -78,6 +78,7 @@ impl Engine {
 
         let chunk_size = ctx.chunk_size();
         let compression = opts.params.compression;
+        let chunk_param = opts.params.chunk_size;
         let adaptive = opts.adaptive;
         let mut next_index = 0u64;
         let progress = Arc::clone(&ctl.progress);
@@ -102,7 +103,7 @@ impl Engine {
         let work_ctx = Arc::clone(&ctx);
         let work: Work<ChunkJob> = Arc::new(move |job: &mut ChunkJob, bufs: &mut Buffers| {
             job.hash = Some(hash_chunk(job.index, chunk_size, &bufs.input));
-            let record = with_compressor(compression, adaptive, |comp| {
+            let record = with_compressor(compression, chunk_param, adaptive, |comp| {
                 work_ctx
                     .seal_chunk(job.index, &bufs.input, comp, &mut bufs.output)
                     .map_err(Error::from)

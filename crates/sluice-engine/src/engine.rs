@@ -16,14 +16,22 @@ pub struct EngineConfig {
     /// Chunks in flight per operation (default: 2 × threads + 2).
     pub in_flight: Option<usize>,
     /// Most bytes of chunk buffers one operation may hold (default
-    /// [`DEFAULT_MEMORY_BUDGET`]). Files with large chunks get fewer chunks in
+    /// [`default_memory_budget`]). Files with large chunks get fewer chunks in
     /// flight (never fewer than 2), so a file's chunk size cannot make an
     /// operation hold more than this.
     pub memory_budget: Option<usize>,
 }
 
-/// Default per-operation buffer budget: 256 MiB.
-pub const DEFAULT_MEMORY_BUDGET: usize = 256 << 20;
+/// Budget per in-flight chunk at the default chunk size: its two buffers.
+const BUDGET_PER_SLOT: usize = 2 << sluice_format::DEFAULT_CHUNK_LOG2;
+
+/// Default per-operation buffer budget for `threads` workers: room for
+/// `threads + 2` default-size chunks (one per worker, one being read, one
+/// being written), two buffers each — 64 MiB on 2 cores. Memory follows
+/// the cores that can use it, not the input.
+pub fn default_memory_budget(threads: usize) -> usize {
+    threads.saturating_add(2).saturating_mul(BUDGET_PER_SLOT)
+}
 
 /// Runs operations on a CPU pool. Cheap to clone; clones share the pool, so a
 /// server can run many operations on one pool, each capped by `in_flight`.
@@ -61,7 +69,8 @@ impl Engine {
         }
         let pool = CpuPool::new(threads).map_err(|e| Error::Config(format!("cannot start the CPU pool: {e}")))?;
         let engine = Self::with_pool(Arc::new(pool), config.in_flight)?;
-        Ok(engine.with_memory_budget(config.memory_budget.unwrap_or(DEFAULT_MEMORY_BUDGET)))
+        let budget = config.memory_budget.unwrap_or_else(|| default_memory_budget(threads));
+        Ok(engine.with_memory_budget(budget))
     }
 
     /// An engine on an existing shared pool, with its own in-flight cap.
@@ -77,7 +86,7 @@ impl Engine {
             pool,
             threads,
             in_flight,
-            memory_budget: DEFAULT_MEMORY_BUDGET,
+            memory_budget: default_memory_budget(threads),
         })
     }
 
@@ -132,6 +141,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(d.in_flight_for(1 << 20), 6);
+        assert_eq!(d.in_flight_for(8 << 20), 4, "64 MiB default budget on 2 cores");
         assert_eq!(
             d.in_flight_for(64 << 20),
             2,

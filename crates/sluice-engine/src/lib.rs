@@ -52,6 +52,7 @@ mod engine;
 mod error;
 mod inspect;
 mod io;
+mod output_file;
 mod pipeline;
 mod pool;
 
@@ -60,8 +61,9 @@ pub use container::{open_header, read_header};
 pub use control::{CancelToken, Control, Progress};
 pub use decode::DecodeSummary;
 pub use encode::{EncodeOptions, EncodeSummary};
-pub use engine::{available_cores, Engine, EngineConfig, DEFAULT_MEMORY_BUDGET, MAX_THREADS};
+pub use engine::{available_cores, default_memory_budget, Engine, EngineConfig, MAX_THREADS};
 pub use error::{Error, Result};
 pub use inspect::{inspect, inspect_stream, ContainerInfo};
+pub use output_file::OutputFile;
 pub use pool::CpuPool;
 pub use sluice_format as format;

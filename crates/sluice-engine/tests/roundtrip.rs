@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use proptest::prelude::*;
 use sluice_engine::format::{KeyRing, Suite};
-use sluice_engine::{inspect, Archive, Control};
+use sluice_engine::{inspect, Archive, Control, OutputFile};
 
 const SUITES: [Suite; 3] = [Suite::Aes256Gcm, Suite::ChaCha20Poly1305, Suite::None];
 const CODECS: [&str; 4] = ["zstd", "zstd:-3", "lz4", "none"];
@@ -86,21 +86,26 @@ fn decode_to_file_writes_chunks_in_place() {
     for codec in CODECS {
         let o = opts(Suite::Aes256Gcm, codec, "16KiB", case.slots.clone());
         let file = encode(&e, &data, &o);
-        let mut out = tempfile_in_target();
+        let mut stale = tempfile_in_target();
         // Stale, longer content must not survive: the file ends where the data does.
-        std::io::Write::write_all(&mut out, &vec![0xEE; 900_000]).unwrap();
-        let s = e.decode_to_file(&file[..], &out, &case.keys, &Control::new()).unwrap();
+        std::io::Write::write_all(&mut stale, &vec![0xEE; 900_000]).unwrap();
+        let mut out = OutputFile::new(stale, true);
+        let s = e
+            .decode_to_file(&file[..], &mut out, &case.keys, &Control::new())
+            .unwrap();
         assert_eq!(s.plaintext_len, data.len() as u64);
+        out.sync().unwrap();
         let mut back = Vec::new();
-        std::io::Seek::seek(&mut out, std::io::SeekFrom::Start(0)).unwrap();
-        std::io::Read::read_to_end(&mut out, &mut back).unwrap();
+        let mut written = out.file().try_clone().unwrap();
+        std::io::Seek::seek(&mut written, std::io::SeekFrom::Start(0)).unwrap();
+        std::io::Read::read_to_end(&mut written, &mut back).unwrap();
         assert!(back == data, "{codec}");
         // Damage is still reported, by chunk.
         let mut bad = file.clone();
         let at = bad.len() / 2;
         bad[at] ^= 1;
         let err = e
-            .decode_to_file(&bad[..], &out, &case.keys, &Control::new())
+            .decode_to_file(&bad[..], &mut out, &case.keys, &Control::new())
             .unwrap_err();
         assert!(err.to_string().contains("chunk"), "{err}");
     }

@@ -7,6 +7,7 @@
 //! [`Decompressor`] per worker thread, never per chunk.
 
 use crate::error::{Error, Result};
+use crate::params::ChunkSize;
 
 /// A compression codec, as stored in the header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -143,6 +144,11 @@ const PROBE_SAMPLES: usize = 4;
 /// Chunks smaller than this are always given to the real compressor.
 const PROBE_MIN_CHUNK: usize = 64 * 1024;
 
+/// Smallest zstd window a writer asks for (zstd's own floor is 2^10).
+const ZSTD_MIN_WINDOW_LOG: u32 = 10;
+/// Largest zstd window a writer asks for: what every decoder must accept.
+const ZSTD_MAX_WINDOW_LOG: u32 = 27;
+
 /// A reusable compression context (one per worker thread).
 pub struct Compressor {
     compression: Compression,
@@ -152,14 +158,27 @@ pub struct Compressor {
 }
 
 impl Compressor {
-    /// A context for `compression`; `probe` enables the incompressibility probe.
-    pub fn new(compression: Compression, probe: bool) -> Result<Self> {
+    /// A context for `compression` on chunks of `chunk_size`; `probe`
+    /// enables the incompressibility probe.
+    ///
+    /// zstd's match window is widened to the whole chunk (its levels 1–5
+    /// default to 512 KiB–2 MiB): chunks are compressed independently, so a
+    /// window as long as the chunk is what wins back the long-range matches
+    /// of real data (docs/PERFORMANCE.md). It costs no memory here, since
+    /// each chunk is compressed and decompressed in one call from and into a
+    /// buffer that is already whole, and it never exceeds the 2^27 bytes
+    /// every decoder accepts (`docs/FORMAT.md` §5).
+    pub fn new(compression: Compression, chunk_size: ChunkSize, probe: bool) -> Result<Self> {
         compression.validate()?;
         let zstd = match compression.codec {
-            Codec::Zstd => Some(
-                zstd::bulk::Compressor::new(compression.level)
-                    .map_err(|e| Error::InvalidParams(format!("zstd: {e}")))?,
-            ),
+            Codec::Zstd => {
+                let mut z = zstd::bulk::Compressor::new(compression.level)
+                    .map_err(|e| Error::InvalidParams(format!("zstd: {e}")))?;
+                let window_log = u32::from(chunk_size.log2()).clamp(ZSTD_MIN_WINDOW_LOG, ZSTD_MAX_WINDOW_LOG);
+                z.set_parameter(zstd::zstd_safe::CParameter::WindowLog(window_log))
+                    .map_err(|e| Error::InvalidParams(format!("zstd window: {e}")))?;
+                Some(z)
+            }
             _ => None,
         };
         Ok(Compressor {
@@ -330,7 +349,7 @@ mod tests {
             Compression::parse("zstd:1").unwrap(),
             Compression::parse("lz4").unwrap(),
         ] {
-            let mut comp = Compressor::new(c, true).unwrap();
+            let mut comp = Compressor::new(c, ChunkSize::default(), true).unwrap();
             let mut dst = Vec::new();
             let n = comp
                 .compress(&src, &mut dst)
@@ -350,10 +369,37 @@ mod tests {
         }
     }
 
+    /// A chunk whose second half repeats its first, 4 MiB back: only a
+    /// window as long as the chunk sees the match (zstd:3 alone looks 2 MiB
+    /// back and would store the chunk raw).
+    #[test]
+    fn the_zstd_window_spans_the_whole_chunk() {
+        let half = 4 << 20;
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut src: Vec<u8> = (0..half)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        src.extend_from_within(..);
+        let mut comp = Compressor::new(Compression::default(), ChunkSize::from_bytes(8 << 20).unwrap(), false).unwrap();
+        let mut dst = Vec::new();
+        let n = comp.compress(&src, &mut dst).expect("the repeat compresses");
+        assert!(n < half + half / 50, "{n} bytes: the second half was not matched");
+        let mut out = Vec::new();
+        Decompressor::new()
+            .decompress(Codec::Zstd, &dst, &mut out, src.len())
+            .unwrap();
+        assert_eq!(out, src);
+    }
+
     #[test]
     fn a_zstd_body_is_exactly_one_frame() {
         let src = b"one frame, one frame, one frame, one frame".repeat(50);
-        let mut comp = Compressor::new(Compression::default(), false).unwrap();
+        let mut comp = Compressor::new(Compression::default(), ChunkSize::default(), false).unwrap();
         let mut frame = Vec::new();
         comp.compress(&src, &mut frame).unwrap();
         let mut d = Decompressor::new();
@@ -386,7 +432,7 @@ mod tests {
         let mut src = vec![0u8; 256 * 1024];
         crate::kdf::random_bytes(&mut src).unwrap();
         for probe in [true, false] {
-            let mut comp = Compressor::new(Compression::default(), probe).unwrap();
+            let mut comp = Compressor::new(Compression::default(), ChunkSize::default(), probe).unwrap();
             let mut dst = Vec::new();
             assert_eq!(comp.compress(&src, &mut dst), None);
         }

@@ -543,7 +543,7 @@ mod tests {
         let (h, cipher) = Header::create(&params, &[SlotSpec::Passphrase(pass.clone(), kdf)]).unwrap();
         let ctx = StreamContext::new(h.clone(), cipher);
         let plain = b"hello, sluice\n";
-        let mut comp = crate::codec::Compressor::new(Compression::NONE, false).unwrap();
+        let mut comp = crate::codec::Compressor::new(Compression::NONE, ChunkSize::default(), false).unwrap();
         let mut body = Vec::new();
         let rh = ctx.seal_chunk(0, plain, &mut comp, &mut body).unwrap();
         let mut digest = DigestBuilder::new();

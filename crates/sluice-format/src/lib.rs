@@ -19,7 +19,7 @@
 //! let params = FileParams::default();
 //! let (header, cipher) = Header::create(&params, &[SlotSpec::RawKey(key.clone())])?;
 //! let writer = StreamContext::new(header.clone(), cipher);
-//! let mut comp = Compressor::new(params.compression, true)?;
+//! let mut comp = Compressor::new(params.compression, params.chunk_size, true)?;
 //! let mut body = Vec::new();
 //! let record = writer.seal_chunk(0, b"hello, sluice", &mut comp, &mut body)?;
 //!
@@ -58,7 +58,7 @@ pub use error::{Error, ErrorClass, KeyKind, Region, Result, TruncatedAt};
 pub use header::{header_len, Header, MAGIC, PREFIX_LEN, VERSION};
 pub use kdf::{KdfCost, KdfLimits, KdfParams};
 pub use keys::{parse_recipients_file, Identity, KeyRing, Passphrase, PassphraseProvider, RawKey, Recipient, SlotSpec};
-pub use params::{parse_size, ChunkSize, FileParams, MAX_CHUNKS};
+pub use params::{parse_size, ChunkSize, FileParams, DEFAULT_CHUNK_LOG2, MAX_CHUNKS};
 pub use slot::Slot;
 pub use stream::{footer, parse_footer, Index, RecordHeader, RecordKind, StreamContext, FOOTER_LEN, RECORD_HEADER_LEN};
 pub use suite::{Suite, TAG_LEN};

@@ -10,7 +10,7 @@ pub const MIN_CHUNK_LOG2: u8 = 12;
 /// Largest chunk size exponent (64 MiB).
 pub const MAX_CHUNK_LOG2: u8 = 26;
 /// Default chunk size exponent, chosen by measurement (docs/PERFORMANCE.md).
-pub const DEFAULT_CHUNK_LOG2: u8 = 20;
+pub const DEFAULT_CHUNK_LOG2: u8 = 23;
 
 /// Most data chunks one file can hold: the index record's lengths are u32,
 /// and its plaintext is 56 + 4 × chunks bytes, its body 16 bytes more

@@ -432,7 +432,7 @@ mod tests {
     fn chunk_round_trip_and_binding() {
         for suite in [Suite::None, Suite::Aes256Gcm, Suite::ChaCha20Poly1305] {
             let (c, _) = ctx(suite);
-            let mut comp = Compressor::new(Compression::default(), true).unwrap();
+            let mut comp = Compressor::new(Compression::default(), ChunkSize::default(), true).unwrap();
             let mut dec = Decompressor::new();
             let plain = b"abcabcabcabcabcabcabcabcabcabcabcabc".repeat(100);
             let mut rec = Vec::new();
@@ -560,7 +560,7 @@ mod tests {
     #[test]
     fn seal_chunk_refuses_empty_and_oversized_chunks() {
         let (c, _) = ctx(Suite::Aes256Gcm);
-        let mut comp = Compressor::new(Compression::default(), true).unwrap();
+        let mut comp = Compressor::new(Compression::default(), ChunkSize::default(), true).unwrap();
         let mut body = Vec::new();
         assert!(c.seal_chunk(0, &[], &mut comp, &mut body).is_err());
         assert!(c.seal_chunk(0, &vec![1; CS + 1], &mut comp, &mut body).is_err());

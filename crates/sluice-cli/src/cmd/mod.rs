@@ -1,5 +1,6 @@
 //! One module per command, plus the input/output plumbing they share.
 
+pub mod bench;
 pub mod info;
 pub mod keygen;
 pub mod process;
@@ -70,7 +71,8 @@ pub enum Sink {
 impl Sink {
     /// Opens `target` (`-` for standard output). Refuses to overwrite without
     /// `force`, to write over the input, and to spray binary on a terminal.
-    pub fn open(target: &Path, input: &Path, force: bool, binary: bool) -> Result<Sink> {
+    /// With `sync`, a file output is made durable before it is kept.
+    pub fn open(target: &Path, input: &Path, force: bool, binary: bool, sync: bool) -> Result<Sink> {
         if is_stdio(target) {
             if binary && std::io::stdout().is_terminal() {
                 return Err(usage(
@@ -80,7 +82,7 @@ impl Sink {
             return Ok(Sink::Stdout(std::io::stdout()));
         }
         let input = (!is_stdio(input)).then_some(input);
-        Ok(Sink::File(AtomicFile::create(target, input, force)?))
+        Ok(Sink::File(AtomicFile::create(target, input, force, sync)?))
     }
 
     /// Makes the output final (renames the temporary file into place).

@@ -23,7 +23,8 @@ pub fn run(args: &ProcessArgs, engine: &Engine, global: &Global, cancel: CancelT
         .clone()
         .unwrap_or_else(|| default_container_name(&args.input));
     let input = open_input(&args.input)?;
-    let mut sink = Sink::open(&output, &args.input, args.force, true)?;
+    let sync = args.durability.resolve(true)?;
+    let mut sink = Sink::open(&output, &args.input, args.force, true, sync)?;
     let opts = EncodeOptions {
         params: FileParams {
             suite,

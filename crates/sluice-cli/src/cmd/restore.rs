@@ -16,6 +16,7 @@ use crate::progress::Bar;
 /// Runs the command.
 pub fn run(args: &RestoreArgs, engine: &Engine, global: &Global, cancel: CancelToken) -> Result<Code> {
     let keys = keyring(&args.unlock)?;
+    let sync = args.durability.resolve(false)?;
     let output = match &args.output {
         Some(o) => o.clone(),
         None => default_output(&args.input)?,
@@ -39,7 +40,7 @@ pub fn run(args: &RestoreArgs, engine: &Engine, global: &Global, cancel: CancelT
         let mut archive = Archive::open(file, &keys).map_err(|e| name_error(e, &args.input, &output))?;
         let len = archive.plaintext_len();
         let range: Range<u64> = start..end.unwrap_or(len);
-        let mut sink = Sink::open(&output, &args.input, args.force, false)?;
+        let mut sink = Sink::open(&output, &args.input, args.force, false, sync)?;
         let bar = Bar::start(
             ctl.progress.clone(),
             Some(archive.input_len_of(range.clone())),
@@ -53,7 +54,7 @@ pub fn run(args: &RestoreArgs, engine: &Engine, global: &Global, cancel: CancelT
         return Ok(Code::Ok);
     }
     let input = open_input(&args.input)?;
-    let mut sink = Sink::open(&output, &args.input, args.force, false)?;
+    let mut sink = Sink::open(&output, &args.input, args.force, false, sync)?;
     let bar = Bar::start(ctl.progress.clone(), input.size, global.quiet);
     // Into a file, workers write their chunks in place (faster); to standard
     // output, the ordered writer streams them.

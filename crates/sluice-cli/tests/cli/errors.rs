@@ -160,3 +160,46 @@ fn help_and_version() {
         .success()
         .stdout(contains("Exit codes"));
 }
+
+#[test]
+fn bench_measures_a_grid_and_recommends() {
+    let env = Env::new();
+    env.write("sample", &sample(3 << 20));
+    let out = env
+        .cmd()
+        .args([
+            "bench",
+            "sample",
+            "--codecs",
+            "lz4,zstd:3",
+            "--chunk-sizes",
+            "1MiB,8MiB",
+            "--json",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(doc["sample_bytes"], 3 << 20);
+    let rows = doc["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    for row in rows {
+        assert!(row["process_mib_s"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["output_bytes"].as_u64().unwrap() > 0, "{row}");
+    }
+    assert!(doc["recommended"]["flags"].as_str().unwrap().starts_with("--compress "));
+    // Nothing is written beside the sample.
+    assert_eq!(env.files(), vec!["sample".to_string()]);
+    env.cmd()
+        .args(["bench", "sample", "--chunk-sizes", "3MiB"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("--chunk-sizes"));
+    env.cmd()
+        .args(["bench", "missing-file"])
+        .assert()
+        .code(3)
+        .stderr(predicates::str::contains("missing-file"));
+}
