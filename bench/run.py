@@ -16,7 +16,7 @@ import time
 
 
 def run_once(cmd):
-    shell = "|" in cmd or ">" in cmd
+    shell = any(c in cmd for c in "|>&")
     argv = ["bash", "-c", cmd] if shell else shlex.split(cmd)
     t0 = time.perf_counter()
     pid = os.fork()

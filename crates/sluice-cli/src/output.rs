@@ -3,9 +3,13 @@
 //! authenticated. Errors drop (and so delete) the temporary file; a signal
 //! handler deletes any that are registered before exiting.
 //!
-//! Durable mode (`--sync`) flushes the file's data before the rename and
-//! the directory after it; the data's write-back starts while it is being
-//! written ([`OutputFile`]), so the final flush has little left to do.
+//! The data's write-back starts while it is being written ([`OutputFile`])
+//! in both modes: durable mode (`--sync`) then flushes what is left before
+//! the rename and the directory after it. Without a sync the early
+//! write-back still pays: ext4 flushes a file renamed over an existing one
+//! (or truncated and rewritten, as `zstd -f` does) at that moment, and the
+//! page-cache pages it drops are not evicted later at someone else's cost
+//! (docs/PERFORMANCE.md has the measurement).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -109,7 +113,7 @@ impl AtomicFile {
             .reopen()
             .with_context(|| format!("{}: cannot open temporary file", target.display()))?;
         Ok(AtomicFile {
-            writer: Some(BufWriter::with_capacity(1 << 20, OutputFile::new(file, sync))),
+            writer: Some(BufWriter::with_capacity(1 << 20, OutputFile::new(file, true))),
             temp: Some(temp),
             target: target.to_path_buf(),
             force,

@@ -38,9 +38,10 @@ pub struct OutputFile {
 
 impl OutputFile {
     /// Wraps `file`, positioned at its start. With `write_back`, finished
-    /// ranges are handed to the kernel's write-back as they grow (use it
-    /// when the file will be synced; without a sync it only costs disk
-    /// bandwidth earlier than the kernel would have spent it).
+    /// ranges are handed to the kernel's write-back as they grow and dropped
+    /// from the page cache once written: right for large outputs whether or
+    /// not they will be synced (the disk works while the cores do), wrong
+    /// only for a file that is read back at once.
     pub fn new(file: File, write_back: bool) -> Self {
         OutputFile {
             file,
