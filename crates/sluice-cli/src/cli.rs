@@ -91,6 +91,139 @@ Throughput is the engine's on this machine's cores (sample in memory, no disk\n\
 I/O); restore includes full authentication. Compare with the same settings\n\
 from `sluice process`.")]
     Bench(BenchArgs),
+    /// Run the HTTP service: uploads become jobs, results are stored and served.
+    #[command(after_help = "Examples:\n  \
+sluice serve                                   # ./sluice-data, 127.0.0.1:8470\n  \
+sluice serve --data-dir /srv/sluice --listen 0.0.0.0:8470 --config sluice.toml\n\n\
+Every setting also comes from SLUICE_<NAME> (e.g. SLUICE_MAX_RUNNING_JOBS) or\n\
+the config file (the same names with underscores); flags > env > file > default.")]
+    Serve(ServeArgs),
+    /// Manage the service's tenants and tokens (works with or without a running server).
+    Admin(AdminArgs),
+}
+
+/// `sluice serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Config file (TOML; keys as the flags, with underscores).
+    #[arg(long, env = "SLUICE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory of the database, the local object store and the master key [default: ./sluice-data]
+    #[arg(long, env = "SLUICE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8470]
+    #[arg(long, env = "SLUICE_LISTEN", value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Server master key file (32 bytes; created with mode 0600 if absent) [default: DIR/master.key]
+    #[arg(long, env = "SLUICE_MASTER_KEY_FILE", value_name = "FILE")]
+    pub master_key: Option<PathBuf>,
+    /// Async runtime worker threads [default: cores]
+    #[arg(long, env = "SLUICE_RUNTIME_THREADS", value_name = "N")]
+    pub runtime_threads: Option<usize>,
+    /// Most threads for blocking work (engine runs, file I/O) [default: 64]
+    #[arg(long, env = "SLUICE_MAX_BLOCKING_THREADS", value_name = "N")]
+    pub max_blocking_threads: Option<usize>,
+    /// Runtime thread stack size in bytes [default: 2 MiB]
+    #[arg(long, env = "SLUICE_THREAD_STACK_SIZE", value_name = "BYTES")]
+    pub thread_stack_size: Option<usize>,
+    /// Engine CPU pool threads (compression, encryption, hashing) [default: cores]
+    #[arg(long, env = "SLUICE_CPU_THREADS", value_name = "N")]
+    pub cpu_threads: Option<usize>,
+    /// Jobs running at once on this node [default: cores, at most 4]
+    #[arg(long, env = "SLUICE_MAX_RUNNING_JOBS", value_name = "N")]
+    pub max_running_jobs: Option<usize>,
+    /// Attempts before a transiently failing job fails [default: 5]
+    #[arg(long, env = "SLUICE_JOB_MAX_ATTEMPTS", value_name = "N")]
+    pub job_max_attempts: Option<u32>,
+    /// Job lease in seconds, renewed while it runs [default: 30]
+    #[arg(long, env = "SLUICE_JOB_LEASE_SECS", value_name = "SECS")]
+    pub job_lease_secs: Option<u64>,
+    /// Largest accepted upload in bytes [default: 1 TiB]
+    #[arg(long, env = "SLUICE_MAX_UPLOAD_BYTES", value_name = "BYTES")]
+    pub max_upload_bytes: Option<u64>,
+    /// Seconds SIGTERM waits for running jobs before releasing them [default: 30]
+    #[arg(long, env = "SLUICE_SHUTDOWN_GRACE_SECS", value_name = "SECS")]
+    pub shutdown_grace_secs: Option<u64>,
+    /// Most database connections [default: 8]
+    #[arg(long, env = "SLUICE_DB_MAX_CONNECTIONS", value_name = "N")]
+    pub db_max_connections: Option<u32>,
+    /// Database connections kept open when idle [default: 1]
+    #[arg(long, env = "SLUICE_DB_MIN_CONNECTIONS", value_name = "N")]
+    pub db_min_connections: Option<u32>,
+    /// Longest wait for a database connection, seconds [default: 5]
+    #[arg(long, env = "SLUICE_DB_ACQUIRE_TIMEOUT_SECS", value_name = "SECS")]
+    pub db_acquire_timeout_secs: Option<u64>,
+    /// Idle database connections close after this many seconds [default: 300]
+    #[arg(long, env = "SLUICE_DB_IDLE_TIMEOUT_SECS", value_name = "SECS")]
+    pub db_idle_timeout_secs: Option<u64>,
+    /// Database connections are replaced after this many seconds [default: 1800]
+    #[arg(long, env = "SLUICE_DB_MAX_LIFETIME_SECS", value_name = "SECS")]
+    pub db_max_lifetime_secs: Option<u64>,
+    /// Log lines as text or json [default: text]
+    #[arg(long, env = "SLUICE_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// `sluice admin`.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The service's data directory.
+    #[arg(long, env = "SLUICE_DATA_DIR", value_name = "DIR", default_value = "./sluice-data")]
+    pub data_dir: PathBuf,
+    /// Server master key file [default: DIR/master.key]
+    #[arg(long, env = "SLUICE_MASTER_KEY_FILE", value_name = "FILE")]
+    pub master_key: Option<PathBuf>,
+    /// What to manage.
+    #[command(subcommand)]
+    pub what: AdminCommand,
+}
+
+/// `sluice admin` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `sluice admin tenant …`.
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant (prints its server-managed recipient).
+    Create {
+        /// Tenant name.
+        name: String,
+    },
+    /// List tenants.
+    List,
+}
+
+/// `sluice admin token …`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; prints it alone on standard output, once.
+    Create {
+        /// Tenant name.
+        #[arg(long)]
+        tenant: String,
+        /// read, write or admin.
+        #[arg(long, default_value = "write")]
+        scope: String,
+    },
+    /// List a tenant's token ids (never the tokens).
+    List {
+        /// Tenant name.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        /// Token id (from `token list`).
+        token_id: String,
+    },
 }
 
 /// `sluice bench`.

@@ -147,7 +147,7 @@ impl Index {
         let plaintext_len = c.u64().ok_or_else(|| bad("index too short"))?;
         let index_offset = c.u64().ok_or_else(|| bad("index too short"))?;
         let digest = c.array().ok_or_else(|| bad("index too short"))?;
-        if (c.remaining() / INDEX_ENTRY_LEN) as u64 != chunk_count || c.remaining() % INDEX_ENTRY_LEN != 0 {
+        if (c.remaining() / INDEX_ENTRY_LEN) as u64 != chunk_count || !c.remaining().is_multiple_of(INDEX_ENTRY_LEN) {
             return Err(bad("index length does not match its chunk count"));
         }
         let mut body_lens = Vec::with_capacity(c.remaining() / INDEX_ENTRY_LEN);

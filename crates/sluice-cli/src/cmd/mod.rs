@@ -1,10 +1,12 @@
 //! One module per command, plus the input/output plumbing they share.
 
+pub mod admin;
 pub mod bench;
 pub mod info;
 pub mod keygen;
 pub mod process;
 pub mod restore;
+pub mod serve;
 pub mod verify;
 
 use std::fs::File;

@@ -1,0 +1,35 @@
+//! `sluice serve`: configuration in, service running (all of it in `sluice-server`).
+
+use anyhow::Result;
+use sluice_server::{Config, Settings};
+
+use crate::cli::ServeArgs;
+use crate::exit::{usage, Code};
+
+/// Runs the command.
+pub fn run(args: ServeArgs) -> Result<Code> {
+    let flags = Settings {
+        data_dir: args.data_dir,
+        listen: args.listen,
+        master_key: args.master_key,
+        runtime_threads: args.runtime_threads,
+        max_blocking_threads: args.max_blocking_threads,
+        thread_stack_size: args.thread_stack_size,
+        cpu_threads: args.cpu_threads,
+        max_running_jobs: args.max_running_jobs,
+        job_max_attempts: args.job_max_attempts,
+        job_lease_secs: args.job_lease_secs,
+        max_upload_bytes: args.max_upload_bytes,
+        shutdown_grace_secs: args.shutdown_grace_secs,
+        db_max_connections: args.db_max_connections,
+        db_min_connections: args.db_min_connections,
+        db_acquire_timeout_secs: args.db_acquire_timeout_secs,
+        db_idle_timeout_secs: args.db_idle_timeout_secs,
+        db_max_lifetime_secs: args.db_max_lifetime_secs,
+        log_format: args.log_format,
+    };
+    let config = Config::resolve(flags, args.config.as_deref()).map_err(|e| usage(format!("{e:#}")))?;
+    sluice_server::init_logging(config.log_format);
+    sluice_server::serve(config)?;
+    Ok(Code::Ok)
+}

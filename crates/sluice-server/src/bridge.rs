@@ -1,0 +1,66 @@
+//! Bridges between the blocking engine and async I/O: the engine runs on a
+//! blocking thread and writes into a [`ChannelWriter`], whose bytes a
+//! response body streams out. The channel is bounded, so a slow client
+//! slows the engine instead of filling memory.
+
+use std::io::{self, Write};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+/// Chunks buffered between the engine and the client.
+const DEPTH: usize = 4;
+/// Bytes per chunk sent.
+const CHUNK: usize = 256 << 10;
+
+/// A blocking writer whose bytes come out of the paired receiver.
+pub struct ChannelWriter {
+    tx: mpsc::Sender<io::Result<Bytes>>,
+    buf: Vec<u8>,
+}
+
+/// A writer and the stream of its bytes.
+pub fn channel() -> (ChannelWriter, mpsc::Receiver<io::Result<Bytes>>) {
+    let (tx, rx) = mpsc::channel(DEPTH);
+    (
+        ChannelWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        },
+        rx,
+    )
+}
+
+impl ChannelWriter {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))
+    }
+
+    /// Ends the stream with an error, so the client sees a broken transfer
+    /// rather than a short, seemingly complete one.
+    pub fn fail(self, err: io::Error) {
+        let _ = self.tx.blocking_send(Err(err));
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let room = CHUNK - self.buf.len();
+        let n = data.len().min(room);
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}

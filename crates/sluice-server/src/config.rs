@@ -1,0 +1,244 @@
+//! The service's configuration: one [`Config`], filled from defaults <
+//! `sluice.toml` < environment (`SLUICE_…`) < flags. The CLI parses flags
+//! and environment into a [`Settings`] (every field optional); the file is
+//! parsed into another; [`Config::resolve`] layers them over the defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sluice_store::DbConfig;
+
+/// Settings as given by one source: anything left `None` falls through to
+/// the next source. The same names are the `sluice.toml` keys.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Directory for the database, the local object store and the master key.
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on.
+    pub listen: Option<SocketAddr>,
+    /// File holding the 32-byte server master key.
+    pub master_key: Option<PathBuf>,
+    /// Tokio worker threads (async I/O and orchestration).
+    pub runtime_threads: Option<usize>,
+    /// Most threads Tokio keeps for blocking calls (engine runs, file I/O).
+    pub max_blocking_threads: Option<usize>,
+    /// Stack size of runtime threads, bytes.
+    pub thread_stack_size: Option<usize>,
+    /// Threads of the engine's CPU pool (compression, encryption, hashing).
+    pub cpu_threads: Option<usize>,
+    /// Jobs running at once on this node.
+    pub max_running_jobs: Option<usize>,
+    /// Attempts before a transiently failing job fails for good.
+    pub job_max_attempts: Option<u32>,
+    /// A job's lease, seconds; renewed every third of it while it runs.
+    pub job_lease_secs: Option<u64>,
+    /// Largest accepted upload, bytes.
+    pub max_upload_bytes: Option<u64>,
+    /// How long SIGTERM waits for running jobs before releasing them, seconds.
+    pub shutdown_grace_secs: Option<u64>,
+    /// Most database connections.
+    pub db_max_connections: Option<u32>,
+    /// Database connections kept open when idle.
+    pub db_min_connections: Option<u32>,
+    /// Longest wait for a database connection, seconds.
+    pub db_acquire_timeout_secs: Option<u64>,
+    /// Idle database connections are closed after this, seconds.
+    pub db_idle_timeout_secs: Option<u64>,
+    /// Database connections are replaced after this, seconds.
+    pub db_max_lifetime_secs: Option<u64>,
+    /// `text` or `json`.
+    pub log_format: Option<String>,
+}
+
+impl Settings {
+    /// Reads a `sluice.toml`.
+    pub fn from_file(path: &Path) -> anyhow::Result<Settings> {
+        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    /// `self`'s values where set, else `other`'s.
+    pub fn or(self, other: Settings) -> Settings {
+        macro_rules! pick {
+            ($($f:ident),*) => { Settings { $($f: self.$f.or(other.$f)),* } };
+        }
+        pick!(
+            data_dir,
+            listen,
+            master_key,
+            runtime_threads,
+            max_blocking_threads,
+            thread_stack_size,
+            cpu_threads,
+            max_running_jobs,
+            job_max_attempts,
+            job_lease_secs,
+            max_upload_bytes,
+            shutdown_grace_secs,
+            db_max_connections,
+            db_min_connections,
+            db_acquire_timeout_secs,
+            db_idle_timeout_secs,
+            db_max_lifetime_secs,
+            log_format
+        )
+    }
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Master key file.
+    pub master_key: PathBuf,
+    /// Tokio worker threads.
+    pub runtime_threads: usize,
+    /// Tokio blocking threads (at most).
+    pub max_blocking_threads: usize,
+    /// Runtime thread stack size.
+    pub thread_stack_size: usize,
+    /// Engine CPU pool threads.
+    pub cpu_threads: usize,
+    /// Jobs running at once.
+    pub max_running_jobs: usize,
+    /// Attempts per job.
+    pub job_max_attempts: u32,
+    /// Lease length.
+    pub job_lease: Duration,
+    /// Largest upload.
+    pub max_upload_bytes: u64,
+    /// Shutdown grace period.
+    pub shutdown_grace: Duration,
+    /// Database pool.
+    pub db: DbConfig,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Config {
+    /// Layers `flags_and_env` over the file (if any) over the defaults,
+    /// and checks the result.
+    pub fn resolve(flags_and_env: Settings, file: Option<&Path>) -> anyhow::Result<Config> {
+        let from_file = match file {
+            Some(p) => Settings::from_file(p)?,
+            None => Settings::default(),
+        };
+        let s = flags_and_env.or(from_file);
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let data_dir = s.data_dir.unwrap_or_else(|| PathBuf::from("./sluice-data"));
+        let defaults = DbConfig::default();
+        let secs = Duration::from_secs;
+        let c = Config {
+            master_key: s.master_key.unwrap_or_else(|| data_dir.join("master.key")),
+            listen: s.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8470))),
+            runtime_threads: s.runtime_threads.unwrap_or(cores),
+            max_blocking_threads: s.max_blocking_threads.unwrap_or(64),
+            thread_stack_size: s.thread_stack_size.unwrap_or(2 << 20),
+            cpu_threads: s.cpu_threads.unwrap_or(cores),
+            max_running_jobs: s.max_running_jobs.unwrap_or(cores.clamp(1, 4)),
+            job_max_attempts: s.job_max_attempts.unwrap_or(5),
+            job_lease: secs(s.job_lease_secs.unwrap_or(30)),
+            max_upload_bytes: s.max_upload_bytes.unwrap_or(1 << 40),
+            shutdown_grace: secs(s.shutdown_grace_secs.unwrap_or(30)),
+            db: DbConfig {
+                max_connections: s.db_max_connections.unwrap_or(defaults.max_connections),
+                min_connections: s.db_min_connections.unwrap_or(defaults.min_connections),
+                acquire_timeout: s.db_acquire_timeout_secs.map(secs).unwrap_or(defaults.acquire_timeout),
+                idle_timeout: s.db_idle_timeout_secs.map(secs).unwrap_or(defaults.idle_timeout),
+                max_lifetime: s.db_max_lifetime_secs.map(secs).unwrap_or(defaults.max_lifetime),
+            },
+            log_format: match s.log_format.as_deref().unwrap_or("text") {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => anyhow::bail!("log format {other:?}: expected text or json"),
+            },
+            data_dir,
+        };
+        c.check()?;
+        Ok(c)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        let positive = [
+            ("runtime threads", self.runtime_threads),
+            ("max blocking threads", self.max_blocking_threads),
+            ("cpu threads", self.cpu_threads),
+            ("max running jobs", self.max_running_jobs),
+            ("database max connections", self.db.max_connections as usize),
+        ];
+        for (name, v) in positive {
+            if v == 0 || v > 4096 {
+                anyhow::bail!("{name} must be 1..=4096, got {v}");
+            }
+        }
+        if self.thread_stack_size < (64 << 10) {
+            anyhow::bail!("thread stack size must be at least 64 KiB");
+        }
+        if self.job_max_attempts == 0 || self.job_lease < Duration::from_secs(3) {
+            anyhow::bail!("job max attempts must be at least 1 and the lease at least 3 s");
+        }
+        if self.db.min_connections > self.db.max_connections {
+            anyhow::bail!("database min connections exceed max connections");
+        }
+        Ok(())
+    }
+
+    /// The SQLite URL of the database in the data directory.
+    pub fn database_url(&self) -> String {
+        format!("sqlite://{}", self.data_dir.join("sluice.db").display())
+    }
+
+    /// The local object store's directory.
+    pub fn objects_dir(&self) -> PathBuf {
+        self.data_dir.join("store")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_over_env_over_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sluice.toml");
+        std::fs::write(
+            &file,
+            "cpu_threads = 3\nmax_running_jobs = 7\nlisten = \"127.0.0.1:9000\"\n",
+        )
+        .unwrap();
+        let flags = Settings {
+            cpu_threads: Some(5),
+            ..Settings::default()
+        };
+        let c = Config::resolve(flags, Some(&file)).unwrap();
+        assert_eq!(c.cpu_threads, 5, "flag wins over file");
+        assert_eq!(c.max_running_jobs, 7, "file wins over default");
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.data_dir, PathBuf::from("./sluice-data"), "default");
+        std::fs::write(&file, "no_such_key = 1\n").unwrap();
+        let err = Config::resolve(Settings::default(), Some(&file)).unwrap_err();
+        assert!(err.to_string().contains("no_such_key"), "{err}");
+        let bad = Settings {
+            max_running_jobs: Some(0),
+            ..Settings::default()
+        };
+        assert!(Config::resolve(bad, None).is_err());
+    }
+}

@@ -1,0 +1,146 @@
+//! The server master key and the tenants' identities.
+//!
+//! Each tenant has an X25519 identity the server uses to restore and verify
+//! its objects. It is stored sealed under the master key — as a tiny sluice
+//! container with one raw-key slot, so no new cryptography is written here —
+//! and unsealed identities are kept in a small in-memory cache.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use sluice_engine::format::{FileParams, Identity, KeyRing, RawKey, SlotSpec};
+use sluice_engine::{Control, EncodeOptions, Engine};
+use zeroize::Zeroizing;
+
+/// Most unsealed identities kept in memory.
+const CACHE_LIMIT: usize = 4096;
+
+/// The master key and the identity cache.
+pub struct Keys {
+    master: RawKey,
+    engine: Engine,
+    cache: RwLock<HashMap<String, Arc<Identity>>>,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keys { .. }")
+    }
+}
+
+impl Keys {
+    /// Loads the master key from `path`, creating it (mode 0600) if absent.
+    /// Returns whether it was created.
+    pub fn load_or_create(path: &Path, engine: Engine) -> anyhow::Result<(Keys, bool)> {
+        let (master, created) = match std::fs::read(path) {
+            Ok(bytes) => {
+                let bytes = Zeroizing::new(bytes);
+                let key = RawKey::from_bytes(&bytes)
+                    .map_err(|e| anyhow::anyhow!("{}: not a master key: {e}", path.display()))?;
+                (key, false)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = RawKey::generate()?;
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                let mut f = open_private(path)?;
+                f.write_all(key.expose())?;
+                f.sync_all()?;
+                (key, true)
+            }
+            Err(e) => return Err(anyhow::anyhow!("{}: cannot read the master key: {e}", path.display())),
+        };
+        Ok((
+            Keys {
+                master,
+                engine,
+                cache: RwLock::new(HashMap::new()),
+            },
+            created,
+        ))
+    }
+
+    /// A new identity, and its sealed form to store.
+    pub fn new_identity(&self) -> anyhow::Result<(Identity, Vec<u8>)> {
+        let identity = Identity::generate()?;
+        let secret = identity.to_secret_string();
+        let opts = EncodeOptions {
+            params: FileParams::default(),
+            slots: vec![SlotSpec::RawKey(self.master.clone())],
+            adaptive: false,
+        };
+        let mut sealed = Vec::new();
+        self.engine
+            .encode(secret.as_bytes(), &mut sealed, &opts, &Control::new())?;
+        Ok((identity, sealed))
+    }
+
+    /// A tenant's identity, unsealed (cached).
+    pub fn identity(&self, tenant_id: &str, sealed: &[u8]) -> anyhow::Result<Arc<Identity>> {
+        if let Ok(cache) = self.cache.read() {
+            if let Some(id) = cache.get(tenant_id) {
+                return Ok(Arc::clone(id));
+            }
+        }
+        let keys = KeyRing::new().with_raw_key(self.master.clone());
+        let mut secret = Zeroizing::new(Vec::new());
+        self.engine
+            .decode(sealed, &mut *secret, &keys, &Control::new())
+            .map_err(|e| anyhow::anyhow!("tenant identity cannot be unsealed (wrong master key?): {e}"))?;
+        let text = std::str::from_utf8(&secret).map_err(|_| anyhow::anyhow!("tenant identity is not text"))?;
+        let identity = Arc::new(Identity::parse(text.trim())?);
+        if let Ok(mut cache) = self.cache.write() {
+            if cache.len() >= CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(tenant_id.to_string(), Arc::clone(&identity));
+        }
+        Ok(identity)
+    }
+}
+
+fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_engine::EngineConfig;
+
+    #[test]
+    fn identities_seal_and_unseal_under_the_master_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        let engine = Engine::new(EngineConfig {
+            threads: Some(1),
+            ..Default::default()
+        })
+        .unwrap();
+        let (keys, created) = Keys::load_or_create(&path, engine.clone()).unwrap();
+        assert!(created);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let (id, sealed) = keys.new_identity().unwrap();
+        assert!(!sealed
+            .windows(10)
+            .any(|w| id.to_secret_string().as_bytes().starts_with(w)));
+        let (again, created) = Keys::load_or_create(&path, engine.clone()).unwrap();
+        assert!(!created);
+        assert_eq!(again.identity("t", &sealed).unwrap().recipient(), id.recipient());
+        std::fs::remove_file(&path).unwrap();
+        let (other, _) = Keys::load_or_create(&path, engine).unwrap();
+        assert!(
+            other.identity("t", &sealed).is_err(),
+            "another master key cannot unseal it"
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! The sluice service: uploads become jobs in a persistent queue, a pool of
+//! workers runs them through the engine, and results are served back —
+//! whole containers, restored content, or byte ranges of it.
+//!
+//! One multi-thread Tokio runtime carries HTTP, the workers and the
+//! database pool; the engine's CPU work runs on its own pool, reached
+//! through `spawn_blocking`, never on the async workers. State lives only in
+//! the database and the object store ([`sluice_store`]).
+//!
+//! The CLI's `sluice serve` calls [`serve`]; `sluice admin` calls [`admin`].
+
+#![forbid(unsafe_code)]
+
+pub mod admin;
+mod auth;
+mod bridge;
+pub mod config;
+mod json;
+mod keys;
+mod problem;
+mod routes;
+mod state;
+mod worker;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+use sluice_engine::{Engine, EngineConfig};
+use sluice_store::{Db, Objects};
+use tokio::sync::Notify;
+
+pub use config::{Config, LogFormat, Settings};
+pub use routes::{health::OPENAPI, ROUTES};
+
+use crate::keys::Keys;
+use crate::state::{AppState, Running};
+
+/// Sets up logging (`RUST_LOG` filters, default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Builds the runtime described by `config` and serves until SIGTERM or
+/// SIGINT, then drains: stops accepting, lets running jobs finish within
+/// the grace period, releases the rest.
+pub fn serve(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.runtime_threads)
+        .max_blocking_threads(config.max_blocking_threads)
+        .thread_stack_size(config.thread_stack_size)
+        .thread_name("sluice-rt")
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run(config))
+}
+
+async fn open_state(config: Config) -> anyhow::Result<AppState> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("{}: cannot create the data directory", config.data_dir.display()))?;
+    let engine = Engine::new(EngineConfig {
+        threads: Some(config.cpu_threads),
+        ..EngineConfig::default()
+    })?;
+    let key_path = config.master_key.clone();
+    let key_engine = engine.clone();
+    let (keys, created) = tokio::task::spawn_blocking(move || Keys::load_or_create(&key_path, key_engine)).await??;
+    if created {
+        tracing::warn!(path = %config.master_key.display(), "generated a new server master key (mode 0600): back it up, every stored object depends on it");
+    }
+    let db = Db::open(&config.database_url(), &config.db)
+        .await
+        .context("opening the database")?;
+    let objects = Objects::local(&config.objects_dir())?;
+    Ok(AppState {
+        config: Arc::new(config),
+        db,
+        objects,
+        engine,
+        keys: Arc::new(keys),
+        running: Arc::new(Running::default()),
+        job_queued: Arc::new(Notify::new()),
+        shutting_down: Arc::new(AtomicBool::new(false)),
+    })
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    tracing::info!(config = %serde_json::to_string(&config).unwrap_or_default(), "effective configuration");
+    let listen = config.listen;
+    let grace = config.shutdown_grace;
+    let state = open_state(config).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!(address = %listener.local_addr()?, "listening");
+    let workers = worker::start(&state);
+    let reaper = worker::start_reaper(&state);
+    let app = routes::router(state.clone());
+    let stopping = state.shutting_down.clone();
+    let notify = state.job_queued.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown: no new requests or jobs");
+            stopping.store(true, Ordering::SeqCst);
+            notify.notify_waiters();
+        })
+        .await
+        .context("serving HTTP")?;
+    // Running jobs get the grace period, then are cancelled and released.
+    let deadline = tokio::time::Instant::now() + grace;
+    while !state.running.is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    if !state.running.is_empty() {
+        tracing::info!(jobs = state.running.len(), "grace period over: releasing running jobs");
+        state.running.cancel_all();
+    }
+    for w in workers {
+        let _ = w.await;
+    }
+    reaper.abort();
+    state.db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

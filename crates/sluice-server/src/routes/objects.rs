@@ -1,0 +1,535 @@
+//! `/v1/objects`: uploads (which become jobs), stored containers, restored
+//! content (whole or by byte range), listing, deletion, verification.
+//!
+//! Keys may contain `/`, so one wildcard route serves `{key}`,
+//! `{key}/content` and `{key}/verify`; a key may therefore not end in a
+//! `content` or `verify` segment.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use sluice_engine::format::KeyRing;
+use sluice_engine::{Archive, CancelToken, Control};
+use sluice_store::{new_id, JobKind, NewJob, ObjectInfo, Objects, Scope};
+use tokio::io::AsyncWriteExt;
+use tokio_util::io::SyncIoBridge;
+
+use crate::auth::Caller;
+use crate::bridge;
+use crate::json;
+use crate::problem::{ApiResult, Problem};
+use crate::state::AppState;
+
+/// Header carrying the BLAKE3 (hex) the uploaded original must have.
+pub const DIGEST_HEADER: &str = "x-sluice-blake3";
+/// Longest object key, bytes.
+const MAX_KEY_LEN: usize = 1024;
+
+/// Query of `PUT /v1/objects/{key}`.
+#[derive(Debug, Deserialize)]
+pub struct PutQuery {
+    /// Pipeline name (default `default`).
+    pub pipeline: Option<String>,
+    /// Answer only once the job finished.
+    pub wait: Option<bool>,
+}
+
+/// Query of `GET /v1/objects`.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    /// Only keys starting with this.
+    pub prefix: Option<String>,
+    /// Most objects (1..=1000, default 100).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Checks an object key: 1..=1024 bytes of `A-Z a-z 0-9 . _ - /`, no empty,
+/// `.` or `..` segment, not ending in a `content` or `verify` segment.
+pub fn check_key(key: &str) -> Result<(), Problem> {
+    let bad = |why: &str| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_key",
+            format!("invalid object key: {why}"),
+        )
+    };
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return Err(bad("must be 1 to 1024 bytes"));
+    }
+    if !key
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'))
+    {
+        return Err(bad("only letters, digits, '.', '_', '-' and '/' are allowed"));
+    }
+    if key.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        return Err(bad(
+            "no empty, '.' or '..' path segment (and no leading or trailing '/')",
+        ));
+    }
+    if key.ends_with("/content") || key.ends_with("/verify") || key == "content" || key == "verify" {
+        return Err(bad("may not end in a 'content' or 'verify' segment"));
+    }
+    Ok(())
+}
+
+/// What a wildcard path names.
+enum Target<'a> {
+    Object(&'a str),
+    Content(&'a str),
+    Verify(&'a str),
+}
+
+fn target(path: &str) -> Target<'_> {
+    if let Some(k) = path.strip_suffix("/content") {
+        Target::Content(k)
+    } else if let Some(k) = path.strip_suffix("/verify") {
+        Target::Verify(k)
+    } else {
+        Target::Object(path)
+    }
+}
+
+/// Every method on `/v1/objects/{*path}`.
+pub async fn dispatch(
+    State(st): State<AppState>,
+    caller: Caller,
+    method: Method,
+    Path(path): Path<String>,
+    Query(query): Query<PutQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    match (method, target(&path)) {
+        (Method::PUT, Target::Object(key)) => put(st, caller, key, query, headers, body).await,
+        (Method::GET, Target::Object(key)) => get_container(st, caller, key).await,
+        (Method::HEAD, Target::Object(key)) => head(st, caller, key).await,
+        (Method::DELETE, Target::Object(key)) => delete(st, caller, key).await,
+        (Method::GET, Target::Content(key)) => content(st, caller, key, &headers).await,
+        (Method::POST, Target::Verify(key)) => verify(st, caller, key).await,
+        _ => Err(Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed on this path",
+        )),
+    }
+}
+
+async fn put(
+    st: AppState,
+    caller: Caller,
+    key: &str,
+    q: PutQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let who = caller.require(Scope::Write)?;
+    check_key(key)?;
+    let pipeline_name = q.pipeline.unwrap_or_else(|| "default".into());
+    st.db.pipeline(&who.tenant_id, &pipeline_name).await?;
+    let expected_digest = match headers.get(DIGEST_HEADER) {
+        Some(v) => {
+            let s = v.to_str().unwrap_or("").trim().to_ascii_lowercase();
+            if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(Problem::bad_request(format!(
+                    "{DIGEST_HEADER} must be 64 hex digits (BLAKE3)"
+                )));
+            }
+            Some(s)
+        }
+        None => None,
+    };
+    let limit = st.config.max_upload_bytes;
+    let too_large = || {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "upload_too_large",
+            format!("uploads are limited to {limit} bytes"),
+        )
+    };
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > limit {
+            return Err(too_large());
+        }
+    }
+    let job_id = new_id()?;
+    let staging = Objects::staging_path(&who.tenant_id, &job_id);
+    let mut writer = st.objects.writer(&staging);
+    let mut stream = body.into_data_stream();
+    let mut received = 0u64;
+    // Streams to staging; never more than a buffer's worth in memory.
+    let staged: Result<(), Problem> = async {
+        while let Some(frame) = stream.next().await {
+            let data = frame.map_err(|e| Problem::bad_request(format!("upload interrupted: {e}")))?;
+            received += data.len() as u64;
+            if received > limit {
+                return Err(too_large());
+            }
+            writer.write_all(&data).await.map_err(Problem::internal)?;
+        }
+        writer.shutdown().await.map_err(Problem::internal)
+    }
+    .await;
+    if let Err(p) = staged {
+        let _ = writer.abort().await;
+        return Err(p);
+    }
+    let job = st
+        .db
+        .enqueue(&NewJob {
+            id: job_id,
+            tenant_id: who.tenant_id.clone(),
+            kind: JobKind::Process,
+            object_key: key.to_string(),
+            pipeline: pipeline_name,
+            staging: Some(staging.clone()),
+            expected_digest,
+            max_attempts: i64::from(st.config.job_max_attempts),
+        })
+        .await;
+    let job = match job {
+        Ok(j) => j,
+        Err(e) => {
+            let _ = st.objects.delete(&staging).await;
+            return Err(e.into());
+        }
+    };
+    st.job_queued.notify_one();
+    tracing::info!(job = %job.id, tenant = %who.tenant_name, bytes = received, "upload staged, job queued");
+    if q.wait.unwrap_or(false) {
+        return wait_for(&st, &who.tenant_id, &job.id).await;
+    }
+    let mut resp = (StatusCode::ACCEPTED, axum::Json(json::job(&job, &st.running))).into_response();
+    if let Ok(loc) = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)) {
+        resp.headers_mut().insert(header::LOCATION, loc);
+    }
+    Ok(resp)
+}
+
+/// Polls a job until it is finished: 201 with the job if it succeeded,
+/// its error as a problem otherwise.
+async fn wait_for(st: &AppState, tenant: &str, id: &str) -> ApiResult<Response> {
+    loop {
+        let job = st.db.job(tenant, id).await?;
+        if job.state.is_terminal() {
+            if job.state == sluice_store::JobState::Succeeded {
+                let mut resp = (StatusCode::CREATED, axum::Json(json::job(&job, &st.running))).into_response();
+                if let Ok(loc) = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)) {
+                    resp.headers_mut().insert(header::LOCATION, loc);
+                }
+                return Ok(resp);
+            }
+            return Err(job_problem(&job));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A finished, unsuccessful job as a problem.
+pub fn job_problem(job: &sluice_store::Job) -> Problem {
+    let code = match job.error_code.as_deref() {
+        Some("integrity") => "integrity",
+        Some("digest_mismatch") => "digest_mismatch",
+        Some("bad_request") => "bad_request",
+        Some("limit") => "limit",
+        _ if job.state == sluice_store::JobState::Cancelled => "cancelled",
+        _ => "job_failed",
+    };
+    let status = match code {
+        "cancelled" => StatusCode::CONFLICT,
+        "limit" => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    Problem::new(
+        status,
+        code,
+        format!(
+            "job {} {}: {}",
+            job.id,
+            job.state.as_str(),
+            job.error.as_deref().unwrap_or("no detail")
+        ),
+    )
+}
+
+async fn object_of(st: &AppState, caller: &Caller, key: &str) -> ApiResult<ObjectInfo> {
+    caller.require(Scope::Read)?;
+    check_key(key).map_err(|_| Problem::not_found(format!("object {key:?}")))?;
+    Ok(st.db.object(caller.tenant(), key).await?)
+}
+
+fn describe(resp: &mut Response, o: &ObjectInfo) {
+    let h = resp.headers_mut();
+    for (name, value) in [
+        ("x-sluice-size", o.plaintext_len.to_string()),
+        ("x-sluice-blake3", o.digest.clone()),
+        ("x-sluice-pipeline", o.pipeline.clone()),
+        ("etag", format!("\"{}\"", o.digest)),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
+}
+
+async fn get_container(st: AppState, caller: Caller, key: &str) -> ApiResult<Response> {
+    let o = object_of(&st, &caller, key).await?;
+    let (stream, size) = st.objects.stream(&o.location).await?;
+    let body = Body::from_stream(stream.map(|r| r.map_err(std::io::Error::other)));
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.sluice"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    describe(&mut resp, &o);
+    Ok(resp)
+}
+
+async fn head(st: AppState, caller: Caller, key: &str) -> ApiResult<Response> {
+    let o = object_of(&st, &caller, key).await?;
+    let mut resp = Response::new(Body::empty());
+    resp.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(o.container_len));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.sluice"));
+    describe(&mut resp, &o);
+    Ok(resp)
+}
+
+async fn delete(st: AppState, caller: Caller, key: &str) -> ApiResult<Response> {
+    let who = caller.require(Scope::Write)?;
+    check_key(key).map_err(|_| Problem::not_found(format!("object {key:?}")))?;
+    let location = st.db.delete_object(&who.tenant_id, key).await?;
+    // The row is gone first: a failure here leaves an unreferenced container
+    // for the reaper, never a row pointing at nothing.
+    if let Err(e) = st.objects.delete(&location).await {
+        tracing::warn!(error = %e, "deleting a container failed; the reaper will retry");
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn verify(st: AppState, caller: Caller, key: &str) -> ApiResult<Response> {
+    let who = caller.require(Scope::Write)?;
+    let o = object_of(&st, &caller, key).await?;
+    let job = st
+        .db
+        .enqueue(&NewJob {
+            id: new_id()?,
+            tenant_id: who.tenant_id.clone(),
+            kind: JobKind::Verify,
+            object_key: o.key,
+            pipeline: o.pipeline,
+            staging: None,
+            expected_digest: None,
+            max_attempts: i64::from(st.config.job_max_attempts),
+        })
+        .await?;
+    st.job_queued.notify_one();
+    let mut resp = (StatusCode::ACCEPTED, axum::Json(json::job(&job, &st.running))).into_response();
+    if let Ok(loc) = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)) {
+        resp.headers_mut().insert(header::LOCATION, loc);
+    }
+    Ok(resp)
+}
+
+/// The keys that open a tenant's object (unsealing runs off the async workers).
+pub async fn keyring_for(st: &AppState, tenant_id: &str, encrypted: bool) -> ApiResult<KeyRing> {
+    let tenant = st.db.tenant(tenant_id).await?;
+    let keys = std::sync::Arc::clone(&st.keys);
+    let identity = tokio::task::spawn_blocking(move || keys.identity(&tenant.id, &tenant.sealed_identity))
+        .await
+        .map_err(Problem::internal)?
+        .map_err(Problem::internal)?;
+    let ring = KeyRing::new().with_identity((*identity).clone());
+    Ok(if encrypted { ring } else { ring.allowing_unencrypted() })
+}
+
+/// Parses a single `Range: bytes=…` against `len`: `Ok(None)` for no (or an
+/// ignorable multi-) range, `Err` when unsatisfiable.
+pub fn parse_range(value: &str, len: u64) -> Result<Option<Range<u64>>, ()> {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None); // multiple ranges: answer with the whole content
+    }
+    let (a, b) = spec.split_once('-').ok_or(())?;
+    let (a, b) = (a.trim(), b.trim());
+    let range = if a.is_empty() {
+        let n: u64 = b.parse().map_err(|_| ())?;
+        if n == 0 {
+            return Err(());
+        }
+        len.saturating_sub(n)..len
+    } else {
+        let start: u64 = a.parse().map_err(|_| ())?;
+        let end = if b.is_empty() {
+            len
+        } else {
+            b.parse::<u64>().map_err(|_| ())?.saturating_add(1).min(len)
+        };
+        if start >= len || end <= start {
+            return Err(());
+        }
+        start..end
+    };
+    Ok(Some(range))
+}
+
+async fn content(st: AppState, caller: Caller, key: &str, headers: &HeaderMap) -> ApiResult<Response> {
+    let o = object_of(&st, &caller, key).await?;
+    let len = o.plaintext_len as u64;
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(v) => match parse_range(v, len) {
+            Ok(r) => r,
+            Err(()) => {
+                let mut resp = Problem::new(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "range_not_satisfiable",
+                    format!("the content is {len} bytes"),
+                )
+                .into_response();
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                    resp.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+                return Ok(resp);
+            }
+        },
+        None => None,
+    };
+    let keys = keyring_for(&st, caller.tenant(), o.encrypted).await?;
+    let (reader, _) = st.objects.reader(&o.location).await?;
+    let (mut writer, rx) = bridge::channel();
+    let engine = st.engine.clone();
+    let rt = tokio::runtime::Handle::current();
+    let cancel = CancelToken::new();
+    let job_range = range.clone();
+    tokio::task::spawn_blocking(move || {
+        let ctl = Control {
+            cancel,
+            ..Control::new()
+        };
+        let input = SyncIoBridge::new_with_handle(reader, rt);
+        let result = match job_range {
+            None => engine.decode(input, &mut writer, &keys, &ctl).map(|_| ()),
+            Some(r) => {
+                Archive::open(input, &keys).and_then(|mut a| a.read_range(&engine, r, &mut writer, &ctl).map(|_| ()))
+            }
+        };
+        match result.and_then(|()| std::io::Write::flush(&mut writer).map_err(sluice_engine::Error::Write)) {
+            Ok(()) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "content stream failed");
+                writer.fail(std::io::Error::other(e.to_string()));
+            }
+        }
+    });
+    let body = Body::from_stream(tokio_stream_from(rx));
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    match range {
+        Some(r) => {
+            *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+            let h = resp.headers_mut();
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(r.end - r.start));
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{len}", r.start, r.end - 1)) {
+                h.insert(header::CONTENT_RANGE, v);
+            }
+        }
+        None => {
+            resp.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        }
+    }
+    describe(&mut resp, &o);
+    Ok(resp)
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// `GET /v1/objects`.
+pub async fn list(State(st): State<AppState>, caller: Caller, Query(q): Query<ListQuery>) -> ApiResult<Response> {
+    let who = caller.require(Scope::Read)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Problem::bad_request("limit must be 1..=1000"));
+    }
+    let objects = st
+        .db
+        .objects(
+            &who.tenant_id,
+            q.prefix.as_deref().unwrap_or(""),
+            q.cursor.as_deref(),
+            limit,
+        )
+        .await?;
+    let next = (objects.len() == limit as usize)
+        .then(|| objects.last().map(|o| o.key.clone()))
+        .flatten();
+    Ok(axum::Json(serde_json::json!({
+        "objects": objects.iter().map(json::object).collect::<Vec<_>>(),
+        "next_cursor": next,
+    }))
+    .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        for ok in ["a", "backups/2026/db.dump", "x-1_2.tar.zst"] {
+            assert!(check_key(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "/abs",
+            "a//b",
+            "a/../b",
+            "..",
+            "a/",
+            "sp ace",
+            "a/content",
+            "verify",
+            "é",
+        ] {
+            assert!(check_key(bad).is_err(), "{bad}");
+        }
+        assert!(check_key(&"k".repeat(1025)).is_err());
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Ok(Some(0..10)));
+        assert_eq!(parse_range("bytes=90-", 100), Ok(Some(90..100)));
+        assert_eq!(parse_range("bytes=-10", 100), Ok(Some(90..100)));
+        assert_eq!(parse_range("bytes=50-500", 100), Ok(Some(50..100)));
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), Ok(None));
+        assert_eq!(parse_range("items=0-1", 100), Ok(None));
+        assert_eq!(parse_range("bytes=100-", 100), Err(()));
+        assert_eq!(parse_range("bytes=5-2", 100), Err(()));
+        assert_eq!(parse_range("bytes=x-2", 100), Err(()));
+        assert_eq!(parse_range("bytes=-0", 100), Err(()));
+    }
+}

@@ -1,0 +1,88 @@
+//! [`AppState`]: what every handler and worker shares.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, RwLock};
+
+use sluice_engine::{CancelToken, Engine, Progress};
+use sluice_store::{Db, Objects};
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::keys::Keys;
+
+/// Shared state: cheap to clone (everything behind `Arc`).
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// Effective configuration.
+    pub config: Arc<Config>,
+    /// Metadata.
+    pub db: Db,
+    /// Containers and staging.
+    pub objects: Objects,
+    /// The engine, on the shared CPU pool.
+    pub engine: Engine,
+    /// Master key and tenant identities.
+    pub keys: Arc<Keys>,
+    /// Jobs running on this node.
+    pub running: Arc<Running>,
+    /// Wakes idle workers when a job is queued.
+    pub job_queued: Arc<Notify>,
+    /// Set once shutdown began: no new work is claimed.
+    pub shutting_down: Arc<AtomicBool>,
+}
+
+/// A job running on this node: how to stop it and how far it got.
+#[derive(Debug, Clone)]
+pub struct RunningJob {
+    /// Stops the engine within a chunk.
+    pub cancel: CancelToken,
+    /// Live counters.
+    pub progress: Arc<Progress>,
+}
+
+/// The jobs running on this node, by id.
+#[derive(Debug, Default)]
+pub struct Running {
+    jobs: RwLock<HashMap<String, RunningJob>>,
+}
+
+impl Running {
+    /// Registers a job.
+    pub fn insert(&self, id: &str, job: RunningJob) {
+        if let Ok(mut m) = self.jobs.write() {
+            m.insert(id.to_string(), job);
+        }
+    }
+
+    /// Unregisters a job.
+    pub fn remove(&self, id: &str) {
+        if let Ok(mut m) = self.jobs.write() {
+            m.remove(id);
+        }
+    }
+
+    /// A running job, if it runs here.
+    pub fn get(&self, id: &str) -> Option<RunningJob> {
+        self.jobs.read().ok().and_then(|m| m.get(id).cloned())
+    }
+
+    /// How many run here.
+    pub fn len(&self) -> usize {
+        self.jobs.read().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Whether none runs here.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Cancels every job running here.
+    pub fn cancel_all(&self) {
+        if let Ok(m) = self.jobs.read() {
+            for j in m.values() {
+                j.cancel.cancel();
+            }
+        }
+    }
+}

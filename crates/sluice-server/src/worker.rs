@@ -1,0 +1,424 @@
+//! The worker pool: claims jobs from the queue, runs them through the
+//! engine on a blocking thread (the engine's CPU work stays on its own
+//! pool), renews the lease while they run, and records the outcome —
+//! conditional on still holding the lease, so a job is stored once.
+//!
+//! Failures are sorted by the engine's error class: I/O and storage
+//! failures are retried with exponential backoff and jitter up to the
+//! job's attempt limit; bad input fails at once with the engine's message.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_engine::format::{ChunkSize, Compression, ErrorClass, FileParams, Recipient, SlotSpec, Suite};
+use sluice_engine::{CancelToken, Control, EncodeOptions, Progress};
+use sluice_store::{now_ms, Fenced, Job, JobKind, JobProgress, JobState, ObjectInfo, Objects};
+use tokio::task::JoinHandle;
+use tokio_util::io::SyncIoBridge;
+
+use crate::routes::objects::keyring_for;
+use crate::state::{AppState, RunningJob};
+
+/// How a job attempt ended.
+enum Outcome {
+    /// Stored (process) or verified.
+    Done(Option<ObjectInfo>),
+    /// Worth another attempt later.
+    Transient(String),
+    /// Will not get better: fail with this code and message.
+    Permanent(&'static str, String),
+    /// Stopped by its cancel token (user cancel, lost lease or shutdown).
+    Stopped,
+}
+
+/// Starts `max_running_jobs` workers; they stop claiming once shutdown begins.
+pub fn start(state: &AppState) -> Vec<JoinHandle<()>> {
+    (0..state.config.max_running_jobs)
+        .map(|n| {
+            let st = state.clone();
+            tokio::spawn(async move { worker_loop(st, n).await })
+        })
+        .collect()
+}
+
+async fn worker_loop(st: AppState, n: usize) {
+    let mut idle_backoff = Duration::from_millis(100);
+    loop {
+        if st.shutting_down.load(Ordering::SeqCst) {
+            return;
+        }
+        let lease_ms = st.config.job_lease.as_millis() as i64;
+        match st.db.claim(1, lease_ms).await {
+            Ok(jobs) if !jobs.is_empty() => {
+                idle_backoff = Duration::from_millis(100);
+                for job in jobs {
+                    run_job(&st, job).await;
+                }
+            }
+            Ok(_) => {
+                tokio::select! {
+                    _ = st.job_queued.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(worker = n, error = %e, "claiming jobs failed; backing off");
+                tokio::time::sleep(idle_backoff).await;
+                idle_backoff = (idle_backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+fn progress_of(p: &Progress) -> JobProgress {
+    JobProgress {
+        bytes_in: p.bytes_in() as i64,
+        bytes_out: p.bytes_out() as i64,
+        chunks: p.chunks() as i64,
+    }
+}
+
+#[tracing::instrument(name = "job", skip_all, fields(id = %job.id, tenant = %job.tenant_id, attempt = job.attempts))]
+async fn run_job(st: &AppState, job: Job) {
+    if job.attempts > job.max_attempts {
+        let msg = format!("gave up after {} attempts", job.max_attempts);
+        let _ = st.db.fail(&job, "attempts_exhausted", &msg).await;
+        tracing::warn!("{msg}");
+        return;
+    }
+    tracing::info!(kind = job.kind.as_str(), object = %job.object_key, "job started");
+    let cancel = CancelToken::new();
+    let progress = Arc::new(Progress::default());
+    st.running.insert(
+        &job.id,
+        RunningJob {
+            cancel: cancel.clone(),
+            progress: Arc::clone(&progress),
+        },
+    );
+    let heartbeat = {
+        let st = st.clone();
+        let job = job.clone();
+        let cancel = cancel.clone();
+        let progress = Arc::clone(&progress);
+        tokio::spawn(async move {
+            let lease_ms = st.config.job_lease.as_millis() as i64;
+            let every = st.config.job_lease / 3;
+            loop {
+                tokio::time::sleep(every).await;
+                match st
+                    .db
+                    .heartbeat(&job.id, job.attempts, lease_ms, progress_of(&progress))
+                    .await
+                {
+                    Ok(Fenced::Done(())) => {}
+                    Ok(Fenced::Lost) => {
+                        tracing::info!(job = %job.id, "lease lost or job cancelled; stopping");
+                        cancel.cancel();
+                        return;
+                    }
+                    Err(e) => tracing::warn!(job = %job.id, error = %e, "heartbeat failed"),
+                }
+            }
+        })
+    };
+    let location = Objects::container_path(&job.tenant_id, &job.id, job.attempts);
+    let outcome = match job.kind {
+        JobKind::Process => process(st, &job, &location, cancel.clone(), Arc::clone(&progress)).await,
+        JobKind::Verify => verify(st, &job, cancel.clone(), Arc::clone(&progress)).await,
+    };
+    heartbeat.abort();
+    let done = progress_of(&progress);
+    st.running.remove(&job.id);
+    let wrote_container = job.kind == JobKind::Process;
+    let discard = |st: &AppState| {
+        let objects = st.objects.clone();
+        let location = location.clone();
+        async move {
+            if wrote_container {
+                let _ = objects.delete(&location).await;
+            }
+        }
+    };
+    match outcome {
+        Outcome::Done(object) => match st.db.succeed(&job, done, object.as_ref()).await {
+            Ok(Fenced::Done(replaced)) => {
+                if let Some(old) = replaced {
+                    let _ = st.objects.delete(&old).await;
+                }
+                cleanup_staging(st, &job).await;
+                tracing::info!(bytes_in = done.bytes_in, bytes_out = done.bytes_out, "job succeeded");
+            }
+            Ok(Fenced::Lost) => {
+                tracing::info!("job finished after losing its lease or being cancelled; result discarded");
+                discard(st).await;
+            }
+            Err(e) => {
+                // The database is unreachable: leave the lease to expire, so
+                // the job runs again; the unreferenced container is reaped.
+                tracing::warn!(error = %e, "recording success failed; the job will be retried");
+                discard(st).await;
+            }
+        },
+        Outcome::Permanent(code, msg) => {
+            discard(st).await;
+            let _ = st.db.fail(&job, code, &msg).await;
+            cleanup_staging(st, &job).await;
+            tracing::warn!(code, error = %msg, "job failed");
+        }
+        Outcome::Transient(msg) => {
+            discard(st).await;
+            if job.attempts >= job.max_attempts {
+                let _ = st
+                    .db
+                    .fail(&job, "io", &format!("{msg} (after {} attempts)", job.attempts))
+                    .await;
+                cleanup_staging(st, &job).await;
+                tracing::warn!(error = %msg, "job failed after its last attempt");
+            } else {
+                let delay = backoff_ms(job.attempts);
+                let _ = st.db.requeue(&job, delay, Some(&msg)).await;
+                tracing::info!(error = %msg, retry_in_ms = delay, "job will be retried");
+            }
+        }
+        Outcome::Stopped => {
+            discard(st).await;
+            if st.shutting_down.load(Ordering::SeqCst) {
+                // Released for another worker (or this node after restart).
+                let _ = st.db.requeue(&job, 0, None).await;
+                tracing::info!("job released at shutdown");
+            } else {
+                // Cancelled by a user (the row already says so) or lease lost.
+                if let Ok(now) = st.db.job(&job.tenant_id, &job.id).await {
+                    if now.state == JobState::Cancelled {
+                        cleanup_staging(st, &job).await;
+                    }
+                }
+                tracing::info!("job stopped");
+            }
+        }
+    }
+}
+
+/// Exponential backoff with jitter: about 1 s, 2 s, 4 s … capped at 60 s.
+fn backoff_ms(attempt: i64) -> i64 {
+    let base = 1000i64.saturating_mul(1 << attempt.clamp(1, 6).saturating_sub(1));
+    let jitter = now_ms().rem_euclid(base / 2 + 1);
+    (base + jitter).min(60_000)
+}
+
+async fn cleanup_staging(st: &AppState, job: &Job) {
+    if let Some(staging) = &job.staging {
+        if st.objects.delete(staging).await.is_ok() {
+            let _ = st.db.clear_staging(&job.id).await;
+        }
+    }
+}
+
+fn classify(e: &sluice_engine::Error) -> Outcome {
+    match e.class() {
+        ErrorClass::Cancelled => Outcome::Stopped,
+        ErrorClass::Io => Outcome::Transient(error_chain(e)),
+        ErrorClass::Integrity => Outcome::Permanent("integrity", e.to_string()),
+        ErrorClass::Key => Outcome::Permanent("key", e.to_string()),
+        ErrorClass::Limit => Outcome::Permanent("limit", e.to_string()),
+        ErrorClass::Usage => Outcome::Permanent("bad_request", e.to_string()),
+        _ => Outcome::Permanent("internal", e.to_string()),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+async fn process(st: &AppState, job: &Job, location: &str, cancel: CancelToken, progress: Arc<Progress>) -> Outcome {
+    let Some(staging) = job.staging.clone() else {
+        return Outcome::Permanent("internal", "process job without a staged upload".into());
+    };
+    let pipeline = match st.db.pipeline(&job.tenant_id, &job.pipeline).await {
+        Ok(p) => p,
+        Err(sluice_store::Error::NotFound(_)) => {
+            return Outcome::Permanent("bad_request", format!("pipeline {:?} no longer exists", job.pipeline))
+        }
+        Err(e) => return Outcome::Transient(e.to_string()),
+    };
+    let tenant = match st.db.tenant(&job.tenant_id).await {
+        Ok(t) => t,
+        Err(e) => return Outcome::Transient(e.to_string()),
+    };
+    let params = match (
+        Suite::from_name(&pipeline.encrypt),
+        Compression::parse(&pipeline.compress),
+        ChunkSize::parse(&pipeline.chunk_size),
+    ) {
+        (Ok(suite), Ok(compression), Ok(chunk_size)) => FileParams {
+            suite,
+            compression,
+            chunk_size,
+        },
+        _ => {
+            return Outcome::Permanent(
+                "bad_request",
+                format!("pipeline {:?} has invalid settings", pipeline.name),
+            )
+        }
+    };
+    let mut slots = Vec::new();
+    if params.suite.is_encrypted() {
+        for r in std::iter::once(&tenant.recipient).chain(pipeline.recipients.iter()) {
+            match Recipient::parse(r) {
+                Ok(r) => slots.push(SlotSpec::Recipient(r)),
+                Err(e) => return Outcome::Permanent("bad_request", format!("recipient {r:?}: {e}")),
+            }
+        }
+    }
+    let opts = EncodeOptions {
+        params,
+        slots,
+        adaptive: true,
+    };
+    let (reader, _) = match st.objects.reader(&staging).await {
+        Ok(r) => r,
+        Err(sluice_store::Error::NotFound(_)) => {
+            return Outcome::Permanent("internal", "the staged upload is missing".into())
+        }
+        Err(e) => return Outcome::Transient(e.to_string()),
+    };
+    let writer = st.objects.writer(location);
+    let engine = st.engine.clone();
+    let rt = tokio::runtime::Handle::current();
+    let ran = tokio::task::spawn_blocking(move || {
+        let ctl = Control { cancel, progress };
+        let input = SyncIoBridge::new_with_handle(reader, rt.clone());
+        let mut output = SyncIoBridge::new_with_handle(writer, rt.clone());
+        let result = engine.encode(input, &mut output, &opts, &ctl);
+        match result {
+            Ok(summary) => match output.shutdown() {
+                Ok(()) => Ok(summary),
+                Err(e) => Err(sluice_engine::Error::Write(e)),
+            },
+            Err(e) => {
+                let mut w = output.into_inner();
+                let _ = rt.block_on(w.abort());
+                Err(e)
+            }
+        }
+    })
+    .await;
+    let summary = match ran {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return classify(&e),
+        Err(e) => return Outcome::Permanent("internal", format!("worker thread failed: {e}")),
+    };
+    let digest = hex::encode(summary.digest);
+    if let Some(expected) = &job.expected_digest {
+        if *expected != digest {
+            return Outcome::Permanent(
+                "digest_mismatch",
+                format!("the upload's BLAKE3 is {digest}, the client expected {expected}"),
+            );
+        }
+    }
+    Outcome::Done(Some(ObjectInfo {
+        key: job.object_key.clone(),
+        location: location.to_string(),
+        pipeline: job.pipeline.clone(),
+        encrypted: params.suite.is_encrypted(),
+        container_len: summary.container_len as i64,
+        plaintext_len: summary.plaintext_len as i64,
+        chunk_count: summary.chunk_count as i64,
+        digest,
+        job_id: job.id.clone(),
+        created_at: now_ms(),
+    }))
+}
+
+async fn verify(st: &AppState, job: &Job, cancel: CancelToken, progress: Arc<Progress>) -> Outcome {
+    let object = match st.db.object(&job.tenant_id, &job.object_key).await {
+        Ok(o) => o,
+        Err(sluice_store::Error::NotFound(_)) => {
+            return Outcome::Permanent("not_found", format!("object {:?} no longer exists", job.object_key))
+        }
+        Err(e) => return Outcome::Transient(e.to_string()),
+    };
+    let keys = match keyring_for(st, &job.tenant_id, object.encrypted).await {
+        Ok(k) => k,
+        Err(p) => return Outcome::Transient(p.detail),
+    };
+    let (reader, _) = match st.objects.reader(&object.location).await {
+        Ok(r) => r,
+        Err(sluice_store::Error::NotFound(_)) => {
+            return Outcome::Permanent("integrity", "the stored container is missing".into())
+        }
+        Err(e) => return Outcome::Transient(e.to_string()),
+    };
+    let engine = st.engine.clone();
+    let rt = tokio::runtime::Handle::current();
+    let ran = tokio::task::spawn_blocking(move || {
+        let ctl = Control { cancel, progress };
+        engine.verify(SyncIoBridge::new_with_handle(reader, rt), &keys, &ctl)
+    })
+    .await;
+    match ran {
+        Ok(Ok(summary)) if hex::encode(summary.digest) == object.digest => Outcome::Done(None),
+        Ok(Ok(_)) => Outcome::Permanent(
+            "integrity",
+            "the container's digest differs from the one recorded".into(),
+        ),
+        Ok(Err(e)) => classify(&e),
+        Err(e) => Outcome::Permanent("internal", format!("worker thread failed: {e}")),
+    }
+}
+
+/// Background cleanup, every minute: staged uploads of finished jobs;
+/// staged uploads no job refers to (an upload cut off by a crash); and
+/// containers no object refers to (an attempt that lost its lease), each
+/// only once older than an hour.
+pub fn start_reaper(st: &AppState) -> JoinHandle<()> {
+    let st = st.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            if st.shutting_down.load(Ordering::SeqCst) {
+                return;
+            }
+            if let Err(e) = reap(&st, Duration::from_secs(3600)).await {
+                tracing::warn!(error = %e, "reaper pass failed");
+            }
+        }
+    })
+}
+
+/// One reaper pass; `age` is how old an unreferenced object must be.
+pub async fn reap(st: &AppState, age: Duration) -> sluice_store::Result<usize> {
+    let mut removed = 0;
+    for (job_id, staging) in st.db.stale_staging(500).await? {
+        st.objects.delete(&staging).await?;
+        st.db.clear_staging(&job_id).await?;
+        removed += 1;
+    }
+    for (location, job_id) in st.objects.old_staging(age).await? {
+        if !st.db.job_exists(&job_id).await? {
+            st.objects.delete(&location).await?;
+            removed += 1;
+        }
+    }
+    for location in st.objects.old_containers(age).await? {
+        if !st.db.location_in_use(&location).await? {
+            st.objects.delete(&location).await?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::info!(removed, "reaper removed unreferenced objects");
+    }
+    Ok(removed)
+}

@@ -1,0 +1,394 @@
+//! [`Db`]: tenants, tokens, pipelines and objects in SQL (SQLite by default).
+//! The job queue's statements are in [`crate::queue`].
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::error::{Error, Result};
+use crate::model::{ObjectInfo, Pipeline, Principal, Scope, Tenant, TokenInfo};
+use crate::{new_id, now_ms};
+
+/// Connection pool settings.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DbConfig {
+    /// Most open connections.
+    pub max_connections: u32,
+    /// Connections kept open when idle.
+    pub min_connections: u32,
+    /// Longest wait for a free connection.
+    pub acquire_timeout: Duration,
+    /// An idle connection is closed after this.
+    pub idle_timeout: Duration,
+    /// A connection is replaced after this.
+    pub max_lifetime: Duration,
+}
+
+impl Default for DbConfig {
+    fn default() -> Self {
+        DbConfig {
+            max_connections: 8,
+            min_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(300),
+            max_lifetime: Duration::from_secs(1800),
+        }
+    }
+}
+
+/// The metadata database.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pub(crate) pool: SqlitePool,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database at `url` (`sqlite://PATH`)
+    /// and runs the migrations.
+    pub async fn open(url: &str, config: &DbConfig) -> Result<Db> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // An accepted upload's row must survive a power loss, not only a crash.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(config.max_connections.max(1))
+            .min_connections(config.min_connections)
+            .acquire_timeout(config.acquire_timeout)
+            .idle_timeout(config.idle_timeout)
+            .max_lifetime(config.max_lifetime)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Db { pool })
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Pool size and idle connections, for health and metrics.
+    pub fn pool_state(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ---- tenants
+
+    /// Creates a tenant with its sealed identity.
+    pub async fn create_tenant(&self, name: &str, sealed_identity: &[u8], recipient: &str) -> Result<Tenant> {
+        let id = new_id()?;
+        let r =
+            sqlx::query("INSERT INTO tenants (id, name, identity, recipient, created_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(&id)
+                .bind(name)
+                .bind(sealed_identity)
+                .bind(recipient)
+                .bind(now_ms())
+                .execute(&self.pool)
+                .await;
+        match r {
+            Ok(_) => Ok(Tenant {
+                id,
+                name: name.to_string(),
+                sealed_identity: sealed_identity.to_vec(),
+                recipient: recipient.to_string(),
+            }),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(Error::Conflict(format!("tenant {name:?}")))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A tenant by name.
+    pub async fn tenant_by_name(&self, name: &str) -> Result<Tenant> {
+        let row = sqlx::query("SELECT id, name, identity, recipient FROM tenants WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("tenant {name:?}")))?;
+        tenant_from(&row)
+    }
+
+    /// A tenant by id.
+    pub async fn tenant(&self, id: &str) -> Result<Tenant> {
+        let row = sqlx::query("SELECT id, name, identity, recipient FROM tenants WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| Error::NotFound("tenant".into()))?;
+        tenant_from(&row)
+    }
+
+    /// Every tenant's name, sorted.
+    pub async fn tenant_names(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT name FROM tenants ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get::<String, _>("name")?)).collect()
+    }
+
+    // ---- tokens
+
+    /// Records a token by its hash; returns the token id.
+    pub async fn create_token(&self, tenant_id: &str, token_hash: &str, scope: Scope) -> Result<String> {
+        let id = new_id()?;
+        sqlx::query("INSERT INTO tokens (id, tenant_id, hash, scope, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&id)
+            .bind(tenant_id)
+            .bind(token_hash)
+            .bind(scope.as_str())
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(id)
+    }
+
+    /// Who a token hash belongs to, if it is valid and not revoked.
+    pub async fn principal(&self, token_hash: &str) -> Result<Option<Principal>> {
+        let row = sqlx::query(
+            "SELECT t.id AS token_id, t.scope, n.id AS tenant_id, n.name FROM tokens t \
+             JOIN tenants n ON n.id = t.tenant_id WHERE t.hash = $1 AND t.revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let scope: String = row.try_get("scope")?;
+        Ok(Some(Principal {
+            tenant_id: row.try_get("tenant_id")?,
+            tenant_name: row.try_get("name")?,
+            token_id: row.try_get("token_id")?,
+            scope: Scope::parse(&scope).ok_or_else(|| Error::Corrupt(format!("token scope {scope:?}")))?,
+        }))
+    }
+
+    /// A tenant's tokens (ids and scopes, never the tokens).
+    pub async fn tokens(&self, tenant_id: &str) -> Result<Vec<TokenInfo>> {
+        let rows = sqlx::query(
+            "SELECT t.id, t.scope, t.created_at, t.revoked_at, n.name FROM tokens t \
+             JOIN tenants n ON n.id = t.tenant_id WHERE t.tenant_id = $1 ORDER BY t.id",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let scope: String = r.try_get("scope")?;
+                Ok(TokenInfo {
+                    id: r.try_get("id")?,
+                    tenant: r.try_get("name")?,
+                    scope: Scope::parse(&scope).ok_or_else(|| Error::Corrupt(format!("token scope {scope:?}")))?,
+                    created_at: r.try_get("created_at")?,
+                    revoked_at: r.try_get("revoked_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes a token by id.
+    pub async fn revoke_token(&self, token_id: &str) -> Result<()> {
+        let r = sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now_ms())
+            .bind(token_id)
+            .execute(&self.pool)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("active token {token_id:?}")));
+        }
+        Ok(())
+    }
+
+    // ---- pipelines
+
+    /// A tenant's pipeline; `default` exists even if never stored.
+    pub async fn pipeline(&self, tenant_id: &str, name: &str) -> Result<Pipeline> {
+        let row = sqlx::query(
+            "SELECT name, compress, encrypt, chunk_size, recipients FROM pipelines WHERE tenant_id = $1 AND name = $2",
+        )
+        .bind(tenant_id)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => pipeline_from(&row),
+            None if name == "default" => Ok(Pipeline::default_named("default")),
+            None => Err(Error::NotFound(format!("pipeline {name:?}"))),
+        }
+    }
+
+    /// A tenant's pipelines, `default` included.
+    pub async fn pipelines(&self, tenant_id: &str) -> Result<Vec<Pipeline>> {
+        let rows = sqlx::query(
+            "SELECT name, compress, encrypt, chunk_size, recipients FROM pipelines WHERE tenant_id = $1 ORDER BY name",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut list: Vec<Pipeline> = rows.iter().map(pipeline_from).collect::<Result<_>>()?;
+        if !list.iter().any(|p| p.name == "default") {
+            list.insert(0, Pipeline::default_named("default"));
+        }
+        Ok(list)
+    }
+
+    /// Creates or replaces a pipeline.
+    pub async fn put_pipeline(&self, tenant_id: &str, p: &Pipeline) -> Result<()> {
+        let recipients = serde_json_list(&p.recipients);
+        sqlx::query(
+            "INSERT INTO pipelines (tenant_id, name, compress, encrypt, chunk_size, recipients, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, name) DO UPDATE SET \
+             compress = excluded.compress, encrypt = excluded.encrypt, chunk_size = excluded.chunk_size, \
+             recipients = excluded.recipients, updated_at = excluded.updated_at",
+        )
+        .bind(tenant_id)
+        .bind(&p.name)
+        .bind(&p.compress)
+        .bind(&p.encrypt)
+        .bind(&p.chunk_size)
+        .bind(recipients)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes a pipeline (deleting `default` restores its defaults).
+    pub async fn delete_pipeline(&self, tenant_id: &str, name: &str) -> Result<()> {
+        let r = sqlx::query("DELETE FROM pipelines WHERE tenant_id = $1 AND name = $2")
+            .bind(tenant_id)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        if r.rows_affected() == 0 && name != "default" {
+            return Err(Error::NotFound(format!("pipeline {name:?}")));
+        }
+        Ok(())
+    }
+
+    // ---- objects
+
+    /// A stored object.
+    pub async fn object(&self, tenant_id: &str, key: &str) -> Result<ObjectInfo> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = $1 AND key = $2"
+        )))
+        .bind(tenant_id)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("object {key:?}")))?;
+        object_from(&row)
+    }
+
+    /// Objects whose key starts with `prefix`, after `cursor`, in key order.
+    pub async fn objects(
+        &self,
+        tenant_id: &str,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ObjectInfo>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = $1 AND substr(key, 1, length($2)) = $2 \
+             AND key > $3 ORDER BY key LIMIT $4"
+        )))
+        .bind(tenant_id)
+        .bind(prefix)
+        .bind(cursor.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(object_from).collect()
+    }
+
+    /// Deletes an object's row; returns its location, to delete from the store.
+    pub async fn delete_object(&self, tenant_id: &str, key: &str) -> Result<String> {
+        let row = sqlx::query("DELETE FROM objects WHERE tenant_id = $1 AND key = $2 RETURNING location")
+            .bind(tenant_id)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("object {key:?}")))?;
+        Ok(row.try_get("location")?)
+    }
+
+    /// Whether any object row points at `location`.
+    pub async fn location_in_use(&self, location: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM objects WHERE location = $1 LIMIT 1")
+            .bind(location)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+}
+
+pub(crate) const OBJECT_COLUMNS: &str =
+    "key, location, pipeline, encrypted, container_len, plaintext_len, chunk_count, digest, job_id, created_at";
+
+pub(crate) fn object_from(row: &SqliteRow) -> Result<ObjectInfo> {
+    Ok(ObjectInfo {
+        key: row.try_get("key")?,
+        location: row.try_get("location")?,
+        pipeline: row.try_get("pipeline")?,
+        encrypted: row.try_get::<i64, _>("encrypted")? != 0,
+        container_len: row.try_get("container_len")?,
+        plaintext_len: row.try_get("plaintext_len")?,
+        chunk_count: row.try_get("chunk_count")?,
+        digest: row.try_get("digest")?,
+        job_id: row.try_get("job_id")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn tenant_from(row: &SqliteRow) -> Result<Tenant> {
+    Ok(Tenant {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        sealed_identity: row.try_get("identity")?,
+        recipient: row.try_get("recipient")?,
+    })
+}
+
+fn pipeline_from(row: &SqliteRow) -> Result<Pipeline> {
+    let recipients: String = row.try_get("recipients")?;
+    Ok(Pipeline {
+        name: row.try_get("name")?,
+        compress: row.try_get("compress")?,
+        encrypt: row.try_get("encrypt")?,
+        chunk_size: row.try_get("chunk_size")?,
+        recipients: parse_json_list(&recipients)?,
+    })
+}
+
+fn serde_json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+
+fn parse_json_list(s: &str) -> Result<Vec<String>> {
+    serde_json::from_str(s).map_err(|_| Error::Corrupt(format!("recipient list {s:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recipient_lists_round_trip() {
+        for list in [vec![], vec!["sluice1abc".to_string()], vec!["a".into(), "b".into()]] {
+            assert_eq!(parse_json_list(&serde_json_list(&list)).unwrap(), list);
+        }
+        assert!(parse_json_list("nope").is_err());
+    }
+}

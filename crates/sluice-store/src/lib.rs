@@ -1,0 +1,68 @@
+//! Where the sluice service keeps its state: metadata (tenants, tokens,
+//! pipelines, the job queue, object rows) in a SQL database through `sqlx`
+//! ([`Db`], SQLite by default), and containers and staged uploads in an
+//! object store through `object_store` ([`Objects`], a local directory by
+//! default). Nothing here knows HTTP or the engine.
+
+#![forbid(unsafe_code)]
+
+mod db;
+mod error;
+mod model;
+mod objects;
+mod queue;
+
+pub use db::{Db, DbConfig};
+pub use error::{Error, Result};
+pub use model::{Job, JobKind, JobProgress, JobState, ObjectInfo, Pipeline, Principal, Scope, Tenant, TokenInfo};
+pub use objects::{Objects, STREAM_BUFFER};
+pub use queue::{Fenced, NewJob};
+
+/// Now, in unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A new id: 12 hex digits of milliseconds then 16 random hex digits, so
+/// ids sort by creation time (the job list's cursor relies on it).
+pub fn new_id() -> Result<String> {
+    let mut random = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut random).map_err(|_| Error::Random)?;
+    Ok(format!("{:012x}{}", now_ms(), hex::encode(random)))
+}
+
+/// A new secret token (`sluice_` + 64 hex digits, 256 random bits) and the
+/// hash under which it is stored.
+pub fn new_token() -> Result<(String, String)> {
+    let mut random = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut random).map_err(|_| Error::Random)?;
+    let token = format!("sluice_{}", hex::encode(random));
+    let hash = token_hash(&token);
+    Ok((token, hash))
+}
+
+/// The stored form of a token: BLAKE3 of it, hex. Tokens are 256-bit random,
+/// so a fast hash is enough (nothing to brute-force).
+pub fn token_hash(token: &str) -> String {
+    blake3::hash(token.as_bytes()).to_hex().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_sort_by_time_and_tokens_hash() {
+        let a = new_id().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = new_id().unwrap();
+        assert!(a < b && a.len() == 28);
+        let (t, h) = new_token().unwrap();
+        assert!(t.starts_with("sluice_") && t.len() == 71);
+        assert_eq!(h, token_hash(&t));
+        assert_ne!(new_token().unwrap().0, t);
+    }
+}

@@ -1,0 +1,255 @@
+//! The rows the service keeps: tenants, tokens, pipelines, jobs, objects.
+
+use serde::{Deserialize, Serialize};
+
+/// What a token may do. Each scope includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Read objects, jobs and pipelines.
+    Read,
+    /// Also upload, delete, cancel and change pipelines.
+    Write,
+    /// Everything (reserved for administration routes).
+    Admin,
+}
+
+impl Scope {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+            Scope::Admin => "admin",
+        }
+    }
+
+    /// Parses `read`, `write` or `admin`.
+    pub fn parse(s: &str) -> Option<Scope> {
+        match s {
+            "read" => Some(Scope::Read),
+            "write" => Some(Scope::Write),
+            "admin" => Some(Scope::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// A tenant: owner of tokens, pipelines, jobs and objects.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    /// Stable id.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// The tenant's X25519 identity, sealed under the master key.
+    pub sealed_identity: Vec<u8>,
+    /// The identity's recipient string (`sluice1...`).
+    pub recipient: String,
+}
+
+/// A token's row (never the token itself).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenInfo {
+    /// Token id (shown by `admin token list`, used to revoke).
+    pub id: String,
+    /// Tenant name.
+    pub tenant: String,
+    /// Scope.
+    pub scope: Scope,
+    /// Creation time, unix milliseconds.
+    pub created_at: i64,
+    /// Revocation time, if revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// Who a valid token belongs to.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// Tenant id.
+    pub tenant_id: String,
+    /// Tenant name.
+    pub tenant_name: String,
+    /// Token id.
+    pub token_id: String,
+    /// Scope.
+    pub scope: Scope,
+}
+
+/// Named processing settings of one tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pipeline {
+    /// Name (`default` always exists).
+    pub name: String,
+    /// Compression, e.g. `zstd:3`.
+    pub compress: String,
+    /// Cipher suite, e.g. `aes256gcm`.
+    pub encrypt: String,
+    /// Chunk size, e.g. `8MiB`.
+    pub chunk_size: String,
+    /// Extra recipients (`sluice1...`) who can restore offline.
+    pub recipients: Vec<String>,
+}
+
+impl Pipeline {
+    /// The settings a tenant gets when it never defined `default`.
+    pub fn default_named(name: &str) -> Pipeline {
+        Pipeline {
+            name: name.to_string(),
+            compress: "zstd:3".into(),
+            encrypt: "aes256gcm".into(),
+            chunk_size: "8MiB".into(),
+            recipients: Vec::new(),
+        }
+    }
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Waiting for a worker.
+    Queued,
+    /// A worker holds its lease.
+    Running,
+    /// Done; for uploads, the object is stored.
+    Succeeded,
+    /// Gave up; `error` says why.
+    Failed,
+    /// Cancelled by a user.
+    Cancelled,
+}
+
+impl JobState {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses a stored or requested state name.
+    pub fn parse(s: &str) -> Option<JobState> {
+        match s {
+            "queued" => Some(JobState::Queued),
+            "running" => Some(JobState::Running),
+            "succeeded" => Some(JobState::Succeeded),
+            "failed" => Some(JobState::Failed),
+            "cancelled" => Some(JobState::Cancelled),
+            _ => None,
+        }
+    }
+
+    /// Whether the job will not change any more.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Cancelled)
+    }
+}
+
+/// What a job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    /// Turn an uploaded file into a stored container.
+    Process,
+    /// Authenticate a stored container completely.
+    Verify,
+}
+
+impl JobKind {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Process => "process",
+            JobKind::Verify => "verify",
+        }
+    }
+
+    /// Parses a stored kind.
+    pub fn parse(s: &str) -> Option<JobKind> {
+        match s {
+            "process" => Some(JobKind::Process),
+            "verify" => Some(JobKind::Verify),
+            _ => None,
+        }
+    }
+}
+
+/// A job's progress counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct JobProgress {
+    /// Input bytes read.
+    pub bytes_in: i64,
+    /// Output bytes written.
+    pub bytes_out: i64,
+    /// Chunks finished.
+    pub chunks: i64,
+}
+
+/// A job's row.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Id (time-ordered).
+    pub id: String,
+    /// Owner.
+    pub tenant_id: String,
+    /// What it does.
+    pub kind: JobKind,
+    /// The object it makes or checks.
+    pub object_key: String,
+    /// Pipeline name.
+    pub pipeline: String,
+    /// State.
+    pub state: JobState,
+    /// Attempts started so far (the fencing number of the current one).
+    pub attempts: i64,
+    /// Most attempts before a transient failure becomes final.
+    pub max_attempts: i64,
+    /// Staged upload, for process jobs.
+    pub staging: Option<String>,
+    /// BLAKE3 (hex) the original must have, if the client gave one.
+    pub expected_digest: Option<String>,
+    /// Progress.
+    pub progress: JobProgress,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Stable error code, with `error`.
+    pub error_code: Option<String>,
+    /// Created, unix milliseconds.
+    pub created_at: i64,
+    /// First started.
+    pub started_at: Option<i64>,
+    /// Reached a terminal state.
+    pub finished_at: Option<i64>,
+    /// Last change.
+    pub updated_at: i64,
+}
+
+/// A stored object's row.
+#[derive(Debug, Clone)]
+pub struct ObjectInfo {
+    /// Key, unique per tenant.
+    pub key: String,
+    /// Where the container is in the object store.
+    pub location: String,
+    /// Pipeline it was made with.
+    pub pipeline: String,
+    /// Whether the container is encrypted (a reader then refuses one that is not).
+    pub encrypted: bool,
+    /// Container bytes.
+    pub container_len: i64,
+    /// Original bytes.
+    pub plaintext_len: i64,
+    /// Data chunks.
+    pub chunk_count: i64,
+    /// BLAKE3 of the original, hex.
+    pub digest: String,
+    /// The job that stored it.
+    pub job_id: String,
+    /// Stored at, unix milliseconds.
+    pub created_at: i64,
+}

@@ -1,0 +1,141 @@
+//! [`Objects`]: where containers and staged uploads live, through the
+//! `object_store` crate (a local directory by default; S3-compatible
+//! stores implement the same interface).
+//!
+//! Layout: `staging/{tenant}/{job}` holds an upload until its job is done;
+//! `objects/{tenant}/{job}-{attempt}.sluice` holds a container. A container
+//! is written under a name no one else uses and becomes visible only when
+//! the database points an object row at it, so a half-written container is
+//! never served and a retried job never overwrites a finished one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use object_store::buffered::{BufReader, BufWriter};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use crate::error::{Error, Result};
+
+/// Bytes buffered per reader or writer (memory per stream: this, not the object's size).
+pub const STREAM_BUFFER: usize = 1 << 20;
+
+/// The object store and the names the service uses in it.
+#[derive(Debug, Clone)]
+pub struct Objects {
+    store: Arc<dyn ObjectStore>,
+}
+
+impl Objects {
+    /// A store in a local directory (created if missing).
+    pub fn local(dir: &std::path::Path) -> Result<Objects> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Config(format!("{}: {e}", dir.display())))?;
+        let fs = LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true);
+        Ok(Objects { store: Arc::new(fs) })
+    }
+
+    /// Wraps any object store.
+    pub fn new(store: Arc<dyn ObjectStore>) -> Objects {
+        Objects { store }
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// Where a job's upload is staged.
+    pub fn staging_path(tenant_id: &str, job_id: &str) -> String {
+        format!("staging/{tenant_id}/{job_id}")
+    }
+
+    /// Where an attempt of a job writes its container.
+    pub fn container_path(tenant_id: &str, job_id: &str, attempt: i64) -> String {
+        format!("objects/{tenant_id}/{job_id}-{attempt}.sluice")
+    }
+
+    /// A buffered writer to `location` (multipart for large objects;
+    /// finished only by `shutdown`, abandoned on drop).
+    pub fn writer(&self, location: &str) -> BufWriter {
+        BufWriter::with_capacity(Arc::clone(&self.store), Path::from(location), STREAM_BUFFER).with_max_concurrency(2)
+    }
+
+    /// A buffered, seekable reader of `location` and its size.
+    pub async fn reader(&self, location: &str) -> Result<(BufReader, u64)> {
+        let meta = self.store.head(&Path::from(location)).await.map_err(not_found)?;
+        let size = meta.size;
+        Ok((
+            BufReader::with_capacity(Arc::clone(&self.store), &meta, STREAM_BUFFER),
+            size,
+        ))
+    }
+
+    /// The bytes of `location` as a stream, and its size.
+    pub async fn stream(
+        &self,
+        location: &str,
+    ) -> Result<(
+        futures_util::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>,
+        u64,
+    )> {
+        let got = self.store.get(&Path::from(location)).await.map_err(not_found)?;
+        let size = got.meta.size;
+        Ok((got.into_stream(), size))
+    }
+
+    /// Deletes `location`; a missing object is not an error.
+    pub async fn delete(&self, location: &str) -> Result<()> {
+        match self.store.delete(&Path::from(location)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes and deletes a probe object: is the store writable?
+    pub async fn check_writable(&self) -> Result<()> {
+        let probe = Path::from("health/probe");
+        self.store.put(&probe, bytes::Bytes::from_static(b"ok").into()).await?;
+        self.store.delete(&probe).await?;
+        Ok(())
+    }
+
+    /// Staged uploads older than `age`: `(location, job id)`.
+    pub async fn old_staging(&self, age: Duration) -> Result<Vec<(String, String)>> {
+        let old = self.older_than("staging", age).await?;
+        Ok(old
+            .into_iter()
+            .filter_map(|l| {
+                let job = l.rsplit('/').next()?.to_string();
+                Some((l, job))
+            })
+            .collect())
+    }
+
+    /// Containers older than `age` (to be checked against the object rows).
+    pub async fn old_containers(&self, age: Duration) -> Result<Vec<String>> {
+        self.older_than("objects", age).await
+    }
+
+    async fn older_than(&self, prefix: &str, age: Duration) -> Result<Vec<String>> {
+        let cutoff = crate::now_ms() / 1000 - age.as_secs() as i64;
+        let prefix = Path::from(prefix);
+        let mut list = self.store.list(Some(&prefix));
+        let mut out = Vec::new();
+        while let Some(meta) = list.next().await {
+            let meta = meta?;
+            if meta.last_modified.timestamp() <= cutoff {
+                out.push(meta.location.to_string());
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn not_found(e: object_store::Error) -> Error {
+    match e {
+        object_store::Error::NotFound { .. } => Error::NotFound("stored object".into()),
+        e => Error::Objects(e),
+    }
+}

@@ -1,0 +1,341 @@
+//! The persistent job queue, in the same database as everything else.
+//!
+//! A worker *claims* jobs: each claim sets a lease (`lease_until`) and bumps
+//! `attempts`, which is the attempt's fencing number. Every later write of
+//! that attempt (heartbeat, success, failure) is conditional on
+//! `state = 'running' AND attempts = <its number>`, so a worker whose lease
+//! expired and was reclaimed by another cannot overwrite the newer attempt,
+//! and a cancelled job is not marked succeeded. A job whose lease expired
+//! (its worker died) is claimable again.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use crate::db::{Db, OBJECT_COLUMNS};
+use crate::error::{Error, Result};
+use crate::model::{Job, JobKind, JobProgress, JobState, ObjectInfo};
+use crate::now_ms;
+
+const JOB_COLUMNS: &str = "id, tenant_id, kind, object_key, pipeline, state, attempts, max_attempts, staging, \
+     expected_digest, bytes_in, bytes_out, chunks, error, error_code, created_at, started_at, finished_at, updated_at";
+
+/// A job to add.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// Its id (chosen before the upload is staged, which is named after it).
+    pub id: String,
+    /// Owner.
+    pub tenant_id: String,
+    /// What it does.
+    pub kind: JobKind,
+    /// Object key.
+    pub object_key: String,
+    /// Pipeline name.
+    pub pipeline: String,
+    /// Staged upload.
+    pub staging: Option<String>,
+    /// BLAKE3 (hex) the original must have.
+    pub expected_digest: Option<String>,
+    /// Most attempts.
+    pub max_attempts: i64,
+}
+
+/// The outcome of a conditional write by an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fenced<T> {
+    /// Written.
+    Done(T),
+    /// The attempt no longer holds the job (lease reclaimed, or cancelled).
+    Lost,
+}
+
+impl Db {
+    /// Adds a queued job.
+    pub async fn enqueue(&self, job: &NewJob) -> Result<Job> {
+        let now = now_ms();
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO jobs (id, tenant_id, kind, object_key, pipeline, state, max_attempts, staging, \
+             expected_digest, run_after, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9, $9) RETURNING {JOB_COLUMNS}"
+        )))
+        .bind(&job.id)
+        .bind(&job.tenant_id)
+        .bind(job.kind.as_str())
+        .bind(&job.object_key)
+        .bind(&job.pipeline)
+        .bind(job.max_attempts)
+        .bind(&job.staging)
+        .bind(&job.expected_digest)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        job_from(&row)
+    }
+
+    /// A tenant's job (another tenant's is "not found", like a missing one).
+    pub async fn job(&self, tenant_id: &str, id: &str) -> Result<Job> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE tenant_id = $1 AND id = $2"
+        )))
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("job {id:?}")))?;
+        job_from(&row)
+    }
+
+    /// A tenant's jobs, newest first, before `cursor` (a job id).
+    pub async fn jobs(
+        &self,
+        tenant_id: &str,
+        state: Option<JobState>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Job>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE tenant_id = $1 AND ($2 = '' OR state = $2) \
+             AND ($3 = '' OR id < $3) ORDER BY id DESC LIMIT $4"
+        )))
+        .bind(tenant_id)
+        .bind(state.map(JobState::as_str).unwrap_or(""))
+        .bind(cursor.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(job_from).collect()
+    }
+
+    /// Jobs queued or running, over all tenants.
+    pub async fn queue_depth(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM jobs WHERE state IN ('queued', 'running')")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// Claims up to `limit` runnable jobs (queued and due, or running with
+    /// an expired lease) with a lease of `lease_ms`.
+    pub async fn claim(&self, limit: u32, lease_ms: i64) -> Result<Vec<Job>> {
+        let now = now_ms();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, \
+             started_at = COALESCE(started_at, $2), updated_at = $2 \
+             WHERE id IN (SELECT id FROM jobs WHERE (state = 'queued' AND run_after <= $2) \
+                          OR (state = 'running' AND lease_until < $2) ORDER BY run_after, id LIMIT $3) \
+             RETURNING {JOB_COLUMNS}"
+        )))
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(job_from).collect()
+    }
+
+    /// Renews an attempt's lease and records its progress.
+    pub async fn heartbeat(&self, id: &str, attempt: i64, lease_ms: i64, progress: JobProgress) -> Result<Fenced<()>> {
+        let now = now_ms();
+        let r = sqlx::query(
+            "UPDATE jobs SET lease_until = $1, bytes_in = $2, bytes_out = $3, chunks = $4, updated_at = $5 \
+             WHERE id = $6 AND attempts = $7 AND state = 'running'",
+        )
+        .bind(now + lease_ms)
+        .bind(progress.bytes_in)
+        .bind(progress.bytes_out)
+        .bind(progress.chunks)
+        .bind(now)
+        .bind(id)
+        .bind(attempt)
+        .execute(&self.pool)
+        .await?;
+        Ok(if r.rows_affected() == 1 {
+            Fenced::Done(())
+        } else {
+            Fenced::Lost
+        })
+    }
+
+    /// Marks an attempt succeeded; for a process job, in the same
+    /// transaction, makes `object` the visible object under its key. Returns
+    /// the location of the object it replaced, to delete.
+    pub async fn succeed(
+        &self,
+        job: &Job,
+        progress: JobProgress,
+        object: Option<&ObjectInfo>,
+    ) -> Result<Fenced<Option<String>>> {
+        let mut tx = self.pool.begin().await?;
+        let now = now_ms();
+        let r = sqlx::query(
+            "UPDATE jobs SET state = 'succeeded', lease_until = NULL, bytes_in = $1, bytes_out = $2, chunks = $3, \
+             error = NULL, error_code = NULL, finished_at = $4, updated_at = $4 \
+             WHERE id = $5 AND attempts = $6 AND state = 'running'",
+        )
+        .bind(progress.bytes_in)
+        .bind(progress.bytes_out)
+        .bind(progress.chunks)
+        .bind(now)
+        .bind(&job.id)
+        .bind(job.attempts)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() != 1 {
+            return Ok(Fenced::Lost);
+        }
+        let mut replaced = None;
+        if let Some(o) = object {
+            let old = sqlx::query("SELECT location FROM objects WHERE tenant_id = $1 AND key = $2")
+                .bind(&job.tenant_id)
+                .bind(&o.key)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(old) = old {
+                let loc: String = old.try_get("location")?;
+                if loc != o.location {
+                    replaced = Some(loc);
+                }
+            }
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO objects (tenant_id, {OBJECT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 ON CONFLICT (tenant_id, key) DO UPDATE SET location = excluded.location, \
+                 pipeline = excluded.pipeline, encrypted = excluded.encrypted, container_len = excluded.container_len, \
+                 plaintext_len = excluded.plaintext_len, chunk_count = excluded.chunk_count, digest = excluded.digest, \
+                 job_id = excluded.job_id, created_at = excluded.created_at"
+            )))
+            .bind(&job.tenant_id)
+            .bind(&o.key)
+            .bind(&o.location)
+            .bind(&o.pipeline)
+            .bind(i64::from(o.encrypted))
+            .bind(o.container_len)
+            .bind(o.plaintext_len)
+            .bind(o.chunk_count)
+            .bind(&o.digest)
+            .bind(&o.job_id)
+            .bind(o.created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Fenced::Done(replaced))
+    }
+
+    /// Fails an attempt for good.
+    pub async fn fail(&self, job: &Job, code: &str, error: &str) -> Result<Fenced<()>> {
+        let now = now_ms();
+        let r = sqlx::query(
+            "UPDATE jobs SET state = 'failed', lease_until = NULL, error = $1, error_code = $2, \
+             finished_at = $3, updated_at = $3 WHERE id = $4 AND attempts = $5 AND state = 'running'",
+        )
+        .bind(error)
+        .bind(code)
+        .bind(now)
+        .bind(&job.id)
+        .bind(job.attempts)
+        .execute(&self.pool)
+        .await?;
+        Ok(if r.rows_affected() == 1 {
+            Fenced::Done(())
+        } else {
+            Fenced::Lost
+        })
+    }
+
+    /// Puts an attempt's job back in the queue, runnable after `delay_ms`
+    /// (a transient failure, or a shutdown that released it).
+    pub async fn requeue(&self, job: &Job, delay_ms: i64, error: Option<&str>) -> Result<Fenced<()>> {
+        let now = now_ms();
+        let r = sqlx::query(
+            "UPDATE jobs SET state = 'queued', lease_until = NULL, run_after = $1, error = $2, updated_at = $3 \
+             WHERE id = $4 AND attempts = $5 AND state = 'running'",
+        )
+        .bind(now + delay_ms)
+        .bind(error)
+        .bind(now)
+        .bind(&job.id)
+        .bind(job.attempts)
+        .execute(&self.pool)
+        .await?;
+        Ok(if r.rows_affected() == 1 {
+            Fenced::Done(())
+        } else {
+            Fenced::Lost
+        })
+    }
+
+    /// Cancels a tenant's queued or running job; returns it as it now is.
+    pub async fn cancel(&self, tenant_id: &str, id: &str) -> Result<Job> {
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE jobs SET state = 'cancelled', lease_until = NULL, finished_at = $1, updated_at = $1 \
+             WHERE tenant_id = $2 AND id = $3 AND state IN ('queued', 'running')",
+        )
+        .bind(now)
+        .bind(tenant_id)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        self.job(tenant_id, id).await
+    }
+
+    /// Finished jobs whose staged upload is still there: `(job id, staging)`.
+    pub async fn stale_staging(&self, limit: u32) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT id, staging FROM jobs WHERE staging IS NOT NULL \
+             AND state IN ('succeeded', 'failed', 'cancelled') LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("staging")?)))
+            .collect()
+    }
+
+    /// Records that a job's staged upload was deleted.
+    pub async fn clear_staging(&self, id: &str) -> Result<()> {
+        sqlx::query("UPDATE jobs SET staging = NULL WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether a job row exists with this id (any tenant).
+    pub async fn job_exists(&self, id: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+}
+
+fn job_from(row: &SqliteRow) -> Result<Job> {
+    let kind: String = row.try_get("kind")?;
+    let state: String = row.try_get("state")?;
+    Ok(Job {
+        id: row.try_get("id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        kind: JobKind::parse(&kind).ok_or_else(|| Error::Corrupt(format!("job kind {kind:?}")))?,
+        object_key: row.try_get("object_key")?,
+        pipeline: row.try_get("pipeline")?,
+        state: JobState::parse(&state).ok_or_else(|| Error::Corrupt(format!("job state {state:?}")))?,
+        attempts: row.try_get("attempts")?,
+        max_attempts: row.try_get("max_attempts")?,
+        staging: row.try_get("staging")?,
+        expected_digest: row.try_get("expected_digest")?,
+        progress: JobProgress {
+            bytes_in: row.try_get("bytes_in")?,
+            bytes_out: row.try_get("bytes_out")?,
+            chunks: row.try_get("chunks")?,
+        },
+        error: row.try_get("error")?,
+        error_code: row.try_get("error_code")?,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
