@@ -23,12 +23,16 @@ fn main() -> ExitCode {
     // On Ctrl-C or SIGTERM: stop, delete temporary outputs, exit 130 — unless
     // the output is already complete and in place, in which case the command
     // finishes and exits 0: the status always matches what is on disk.
-    let _ = ctrlc::set_handler(move || {
-        if output::interrupt() {
-            on_signal.cancel();
-            eprintln!("sluice: interrupted");
-            std::process::exit(exit::Code::Interrupted as i32);
-        }
+    // The service handles its own signals (graceful shutdown).
+    let serving = matches!(cli.command, cli::Command::Serve(_));
+    let _ = (!serving).then(|| {
+        ctrlc::set_handler(move || {
+            if output::interrupt() {
+                on_signal.cancel();
+                eprintln!("sluice: interrupted");
+                std::process::exit(exit::Code::Interrupted as i32);
+            }
+        })
     });
     match run(cli, cancel) {
         Ok(code) => ExitCode::from(code as u8),

@@ -3,6 +3,7 @@
 mod errors;
 mod keys;
 mod roundtrip;
+mod serve;
 mod signals;
 mod util;
 mod verify_info;

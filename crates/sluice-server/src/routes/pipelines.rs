@@ -71,11 +71,14 @@ pub async fn put(
     State(st): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-    body: Result<axum::Json<PipelineBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Response> {
     let who = caller.require(Scope::Write)?;
     check_name(&name)?;
-    let axum::Json(body) = body.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_json", e.body_text()))?;
+    // Any content type: `curl -d` sends a form type with JSON in it.
+    let bytes = body.map_err(|e| Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", e.body_text()))?;
+    let body: PipelineBody = serde_json::from_slice(&bytes)
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_json", format!("request body: {e}")))?;
     let d = Pipeline::default_named(&name);
     let p = Pipeline {
         name: name.clone(),

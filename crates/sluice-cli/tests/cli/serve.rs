@@ -1,0 +1,504 @@
+//! End-to-end tests of `sluice serve` and `sluice admin`: the real binary,
+//! on 127.0.0.1, spoken to over HTTP.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util::*;
+
+/// A running server on a free port, killed when dropped.
+struct Server {
+    child: Option<Child>,
+    base: String,
+    data: std::path::PathBuf,
+    extra: Vec<String>,
+    log: std::path::PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Server {
+    fn start(env: &Env, extra: &[&str]) -> Server {
+        let mut s = Server {
+            child: None,
+            base: String::new(),
+            data: env.path("data"),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            log: env.path("server.log"),
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let port = free_port();
+        self.base = format!("http://127.0.0.1:{port}");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(bin())
+            .args(["serve", "--data-dir"])
+            .arg(&self.data)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(&self.extra)
+            .env_remove("SLUICE_PASSPHRASE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(r) = agent().get(format!("{}/healthz", self.base)).call() {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server did not start: {}", self.log());
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    fn signal(&mut self, sig: &str) -> std::process::ExitStatus {
+        let pid = self.pid().to_string();
+        Command::new("kill").args([sig, &pid]).status().unwrap();
+        let status = self.child.as_mut().unwrap().wait().unwrap();
+        self.child = None;
+        status
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(600)))
+        .build()
+        .into()
+}
+
+fn admin(env: &Env, args: &[&str]) -> String {
+    let out = env
+        .cmd()
+        .args(["admin", "--data-dir"])
+        .arg(env.path("data"))
+        .args(args)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    String::from_utf8(out).unwrap().trim().to_string()
+}
+
+/// A tenant and a token of `scope`.
+fn tenant(env: &Env, name: &str, scope: &str) -> String {
+    if !admin(env, &["tenant", "list"]).lines().any(|l| l == name) {
+        admin(env, &["tenant", "create", name]);
+    }
+    admin(env, &["token", "create", "--tenant", name, "--scope", scope])
+}
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn reply(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+    let mut r = r.unwrap();
+    let headers = r
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let status = r.status().as_u16();
+    let body = r
+        .body_mut()
+        .with_config()
+        .limit(u64::MAX)
+        .read_to_vec()
+        .unwrap_or_default();
+    Reply { status, headers, body }
+}
+
+fn get(s: &Server, token: &str, path: &str) -> Reply {
+    reply(
+        agent()
+            .get(s.url(path))
+            .header("Authorization", format!("Bearer {token}"))
+            .call(),
+    )
+}
+
+fn put(s: &Server, token: &str, path: &str, body: &[u8]) -> Reply {
+    reply(
+        agent()
+            .put(s.url(path))
+            .header("Authorization", format!("Bearer {token}"))
+            .send(body),
+    )
+}
+
+fn delete(s: &Server, token: &str, path: &str) -> Reply {
+    reply(
+        agent()
+            .delete(s.url(path))
+            .header("Authorization", format!("Bearer {token}"))
+            .call(),
+    )
+}
+
+/// Polls a job until its state is one of `states`.
+fn wait_job(s: &Server, token: &str, id: &str, states: &[&str], limit: Duration) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let j = get(s, token, &format!("/v1/jobs/{id}")).json();
+        if states.contains(&j["state"].as_str().unwrap_or("")) {
+            return j;
+        }
+        assert!(Instant::now() < deadline, "job {id} stuck: {j}\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn assert_problem(r: &Reply, status: u16, code: &str) {
+    assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    assert_eq!(r.json()["code"], code, "{}", String::from_utf8_lossy(&r.body));
+}
+
+#[test]
+fn upload_process_restore_ranges_tenants_and_errors() {
+    let env = Env::new();
+    let writer = tenant(&env, "acme", "write");
+    let reader = tenant(&env, "acme", "read");
+    let other = tenant(&env, "globex", "write");
+    let (identity, recipient) = env.identity("owner.key");
+    let s = Server::start(&env, &[]);
+
+    // A pipeline with the owner's recipient, so the container also opens offline.
+    let p = put(
+        &s,
+        &writer,
+        "/v1/pipelines/offsite",
+        format!(r#"{{"compress":"zstd:3","chunk_size":"4MiB","recipients":["{recipient}"]}}"#).as_bytes(),
+    );
+    assert_eq!(p.status, 200, "{}", String::from_utf8_lossy(&p.body));
+    assert_eq!(p.json()["encrypt"], "aes256gcm");
+
+    let data = sample(200 << 20);
+    let up = put(&s, &writer, "/v1/objects/backups/db.dump?pipeline=offsite", &data);
+    assert_eq!(up.status, 202, "{}", String::from_utf8_lossy(&up.body));
+    let job = up.json();
+    let id = job["id"].as_str().unwrap().to_string();
+    assert_eq!(up.header("location"), Some(format!("/v1/jobs/{id}").as_str()));
+    assert!(["queued", "running", "succeeded"].contains(&job["state"].as_str().unwrap()));
+    let done = wait_job(&s, &writer, &id, &["succeeded", "failed"], Duration::from_secs(300));
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["progress"]["bytes_in"], data.len() as u64);
+    assert_eq!(done["object"], "backups/db.dump");
+
+    // The content, whole and by ranges, read with a read-scope token.
+    let whole = get(&s, &reader, "/v1/objects/backups/db.dump/content");
+    assert_eq!(whole.status, 200);
+    assert!(whole.body == data, "content differs");
+    let mut x = 12345u64;
+    for _ in 0..12 {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let a = (x >> 20) as usize % data.len();
+        let b = (a + (x as usize % (9 << 20))).min(data.len() - 1);
+        let r = reply(
+            agent()
+                .get(s.url("/v1/objects/backups/db.dump/content"))
+                .header("Authorization", format!("Bearer {reader}"))
+                .header("Range", format!("bytes={a}-{b}"))
+                .call(),
+        );
+        assert_eq!(r.status, 206);
+        assert_eq!(
+            r.header("content-range"),
+            Some(format!("bytes {a}-{b}/{}", data.len()).as_str())
+        );
+        assert!(r.body == data[a..=b], "range {a}-{b} differs");
+    }
+    let r = reply(
+        agent()
+            .get(s.url("/v1/objects/backups/db.dump/content"))
+            .header("Authorization", format!("Bearer {reader}"))
+            .header("Range", format!("bytes={}-", data.len()))
+            .call(),
+    );
+    assert_eq!(r.status, 416);
+
+    // The stored container restores offline with the pipeline recipient's identity.
+    let container = get(&s, &reader, "/v1/objects/backups/db.dump");
+    assert_eq!(container.status, 200);
+    env.write("db.dump.sluice", &container.body);
+    env.cmd()
+        .args(["restore", "db.dump.sluice", "-o", "db.dump", "-i"])
+        .arg(&identity)
+        .assert()
+        .success();
+    assert!(read(&env.path("db.dump")) == data);
+
+    // Listing, HEAD, verify job, events.
+    let list = get(&s, &reader, "/v1/objects?prefix=backups/").json();
+    assert_eq!(list["objects"].as_array().unwrap().len(), 1);
+    assert_eq!(list["objects"][0]["size"], data.len() as u64);
+    let head = reply(
+        agent()
+            .head(s.url("/v1/objects/backups/db.dump"))
+            .header("Authorization", format!("Bearer {reader}"))
+            .call(),
+    );
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("x-sluice-size"), Some(data.len().to_string().as_str()));
+    let v = reply(
+        agent()
+            .post(s.url("/v1/objects/backups/db.dump/verify"))
+            .header("Authorization", format!("Bearer {writer}"))
+            .send_empty(),
+    );
+    assert_eq!(v.status, 202);
+    let vid = v.json()["id"].as_str().unwrap().to_string();
+    let vdone = wait_job(&s, &writer, &vid, &["succeeded", "failed"], Duration::from_secs(120));
+    assert_eq!(vdone["state"], "succeeded", "{vdone}");
+    let events = get(&s, &reader, &format!("/v1/jobs/{vid}/events"));
+    let text = String::from_utf8_lossy(&events.body);
+    assert!(text.contains("event: state") && text.contains("succeeded"), "{text}");
+
+    // Tenants cannot see each other: 404, exactly as a missing object.
+    assert_problem(
+        &get(&s, &other, "/v1/objects/backups/db.dump/content"),
+        404,
+        "not_found",
+    );
+    assert_problem(&get(&s, &other, &format!("/v1/jobs/{id}")), 404, "not_found");
+    assert_eq!(
+        get(&s, &other, "/v1/objects").json()["objects"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+
+    // Authentication and scopes.
+    let anon = reply(agent().get(s.url("/v1/objects")).call());
+    assert_problem(&anon, 401, "unauthorized");
+    assert_problem(&get(&s, "sluice_00", "/v1/objects"), 401, "unauthorized");
+    assert_problem(&put(&s, &reader, "/v1/objects/x", b"data"), 403, "forbidden");
+
+    // Bad input answers 4xx problems.
+    assert_problem(&put(&s, &writer, "/v1/objects/a/../b", b"x"), 400, "invalid_key");
+    assert_problem(&put(&s, &writer, "/v1/objects/x?pipeline=nope", b"x"), 404, "not_found");
+    assert_problem(&put(&s, &writer, "/v1/pipelines/p", b"{not json"), 400, "invalid_json");
+    assert_problem(
+        &put(&s, &writer, "/v1/pipelines/p", br#"{"compress":"gzip"}"#),
+        400,
+        "invalid_pipeline",
+    );
+    assert_problem(
+        &put(&s, &writer, "/v1/pipelines/p", br#"{"colour":"red"}"#),
+        400,
+        "invalid_json",
+    );
+    assert_problem(&get(&s, &writer, "/v1/jobs?state=sideways"), 400, "bad_request");
+    assert_problem(&get(&s, &writer, "/v1/nothing-here"), 404, "not_found");
+
+    // A wrong expected digest fails the job, and nothing is stored under the key.
+    let bad = reply(
+        agent()
+            .put(s.url("/v1/objects/checked?wait=true"))
+            .header("Authorization", format!("Bearer {writer}"))
+            .header("X-Sluice-Blake3", "00".repeat(32))
+            .send(&b"some bytes"[..]),
+    );
+    assert_problem(&bad, 422, "digest_mismatch");
+    assert_problem(&get(&s, &writer, "/v1/objects/checked"), 404, "not_found");
+    let good = reply(
+        agent()
+            .put(s.url("/v1/objects/checked?wait=true"))
+            .header("Authorization", format!("Bearer {writer}"))
+            .header("X-Sluice-Blake3", blake3::hash(b"some bytes").to_hex().as_str())
+            .send(&b"some bytes"[..]),
+    );
+    assert_eq!(good.status, 201, "{}", String::from_utf8_lossy(&good.body));
+
+    // Deleting, then 404.
+    assert_eq!(delete(&s, &writer, "/v1/objects/backups/db.dump").status, 204);
+    assert_problem(
+        &get(&s, &reader, "/v1/objects/backups/db.dump/content"),
+        404,
+        "not_found",
+    );
+
+    // The OpenAPI document is served.
+    let doc = reply(agent().get(s.url("/v1/openapi.json")).call()).json();
+    assert!(doc["paths"]["/v1/objects/{key}"]["put"].is_object());
+    assert_eq!(reply(agent().get(s.url("/readyz")).call()).status, 200);
+
+    // No token, key or identity secret in the server's log.
+    let log = s.log();
+    for secret in [&writer, &reader, &other] {
+        assert!(!log.contains(secret.as_str()), "a token was logged");
+    }
+}
+
+/// A slow pipeline: zstd:19 on 1 MiB chunks keeps a job running for seconds.
+fn slow_pipeline(s: &Server, token: &str) {
+    let p = put(
+        s,
+        token,
+        "/v1/pipelines/slow",
+        br#"{"compress":"zstd:19","chunk_size":"1MiB"}"#,
+    );
+    assert_eq!(p.status, 200);
+}
+
+#[test]
+fn a_job_survives_sigkill_and_is_stored_once() {
+    let env = Env::new();
+    let token = tenant(&env, "acme", "write");
+    let mut s = Server::start(&env, &["--job-lease-secs", "3", "--max-running-jobs", "1"]);
+    slow_pipeline(&s, &token);
+    let data = sample(48 << 20);
+    let up = put(&s, &token, "/v1/objects/big?pipeline=slow", &data);
+    assert_eq!(up.status, 202);
+    let id = up.json()["id"].as_str().unwrap().to_string();
+    wait_job(&s, &token, &id, &["running"], Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(500));
+    let status = s.signal("-KILL");
+    assert!(!status.success());
+    s.spawn();
+    let done = wait_job(&s, &token, &id, &["succeeded", "failed"], Duration::from_secs(600));
+    assert_eq!(done["state"], "succeeded", "{done}\n{}", s.log());
+    assert!(done["attempts"].as_i64().unwrap() >= 2, "{done}");
+    let list = get(&s, &token, "/v1/objects").json();
+    assert_eq!(list["objects"].as_array().unwrap().len(), 1, "{list}");
+    let content = get(&s, &token, "/v1/objects/big/content");
+    assert!(content.body == data, "content differs after the restart");
+}
+
+#[test]
+fn sigterm_drains_and_cancel_stops_a_running_job() {
+    let env = Env::new();
+    let token = tenant(&env, "acme", "write");
+    let mut s = Server::start(&env, &["--max-running-jobs", "2", "--shutdown-grace-secs", "120"]);
+    slow_pipeline(&s, &token);
+    let data = sample(24 << 20);
+
+    // Cancel: the running job stops and nothing is stored.
+    let up = put(&s, &token, "/v1/objects/cancelled?pipeline=slow", &data);
+    let id = up.json()["id"].as_str().unwrap().to_string();
+    wait_job(&s, &token, &id, &["running"], Duration::from_secs(60));
+    let c = delete(&s, &token, &format!("/v1/jobs/{id}"));
+    assert_eq!(c.status, 200, "{}", String::from_utf8_lossy(&c.body));
+    assert_eq!(c.json()["state"], "cancelled");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(get(&s, &token, &format!("/v1/jobs/{id}")).json()["state"], "cancelled");
+    assert_problem(&get(&s, &token, "/v1/objects/cancelled"), 404, "not_found");
+    assert_problem(&delete(&s, &token, &format!("/v1/jobs/{id}")), 409, "already_finished");
+
+    // SIGTERM while a job runs: the server finishes it, then exits 0.
+    let up = put(&s, &token, "/v1/objects/drained?pipeline=slow", &data);
+    let id = up.json()["id"].as_str().unwrap().to_string();
+    wait_job(&s, &token, &id, &["running"], Duration::from_secs(60));
+    let status = s.signal("-TERM");
+    assert!(status.success(), "{status:?}\n{}", s.log());
+    s.spawn();
+    let j = get(&s, &token, &format!("/v1/jobs/{id}")).json();
+    assert_eq!(j["state"], "succeeded", "{j}");
+    assert_eq!(j["attempts"], 1, "finished by the first server, not re-run");
+    assert!(get(&s, &token, "/v1/objects/drained/content").body == data);
+}
+
+#[test]
+fn server_memory_stays_flat_on_a_2_gib_upload() {
+    let env = Env::new();
+    let token = tenant(&env, "acme", "write");
+    let s = Server::start(&env, &[]);
+    // 2 GiB generated on the fly: never held by the test either.
+    struct Gen {
+        left: u64,
+        x: u64,
+    }
+    impl Read for Gen {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = (buf.len() as u64).min(self.left) as usize;
+            for (i, b) in buf[..n].iter_mut().enumerate() {
+                self.x = self.x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                *b = if i % 64 < 48 {
+                    b"log line text "[i % 14]
+                } else {
+                    (self.x >> 56) as u8
+                };
+            }
+            self.left -= n as u64;
+            Ok(n)
+        }
+    }
+    let mut body = Gen { left: 2 << 30, x: 7 };
+    let r = reply(
+        agent()
+            .put(s.url("/v1/objects/huge?wait=true"))
+            .header("Authorization", format!("Bearer {token}"))
+            .send(ureq::SendBody::from_reader(&mut body)),
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["progress"]["bytes_in"], 2u64 << 30);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", s.pid())).unwrap();
+    let hwm_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    eprintln!("server peak RSS after a 2 GiB upload: {} MiB", hwm_kib / 1024);
+    assert!(hwm_kib < 256 * 1024, "server peak RSS {} MiB", hwm_kib / 1024);
+}
