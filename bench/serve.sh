@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The service against the CLI on the same machine and disk:
+#   1. upload-to-stored throughput of one 1 GiB file (curl -T ...?wait=true)
+#      vs `sluice process` of the same file (both durable), alternating runs;
+#   2. 8 concurrent 256 MiB uploads: aggregate throughput and server peak RSS;
+#   3. small objects: 4 KiB uploads at concurrency 32 (wrk), P50/P99 latency.
+# Usage: bench/serve.sh    Env: RUNS (3), BENCH_DIR (bench/tmp, on disk)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+RUNS=${RUNS:-3}
+tmp=${BENCH_DIR:-$root/bench/tmp}/serve
+rm -rf "$tmp"; mkdir -p "$tmp"
+missing=()
+for pair in curl:curl wrk:wrk; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+cargo build --release --locked -p sluice-cli
+S=$root/target/release/sluice
+
+# Inputs: 1 GiB and 256 MiB of the generated text corpus.
+[ -f bench/corpus/text.bin ] || python3 bench/gen_corpus.py bench/corpus --text-mib 512 --random-mib 256 --mixed-mib 512
+cat bench/corpus/text.bin bench/corpus/text.bin > "$tmp/1g.bin"
+head -c $((256 << 20)) bench/corpus/mixed.bin > "$tmp/256m.bin"
+
+data=$tmp/data
+$S admin --data-dir "$data" tenant create bench >/dev/null 2>&1
+TOKEN=$($S admin --data-dir "$data" token create --tenant bench --scope write 2>/dev/null)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+U=http://127.0.0.1:$port
+$S serve --data-dir "$data" --listen "127.0.0.1:$port" 2>"$tmp/server.log" &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$tmp"' EXIT
+for _ in $(seq 100); do curl -sf "$U/healthz" >/dev/null && break; sleep 0.1; done
+$S keygen --raw -o "$tmp/k.bin" >/dev/null
+H="Authorization: Bearer $TOKEN"
+
+echo "== 1 GiB: upload-to-stored vs sluice process (both durable)"
+python3 bench/run.py "$tmp/one.json" "$RUNS" \
+  "service" "curl -sf -o /dev/null -H '$H' -T $tmp/1g.bin '$U/v1/objects/one?wait=true'" \
+  "process" "$S process $tmp/1g.bin -o $tmp/1g.sluice --key-file $tmp/k.bin -f -q"
+python3 - "$tmp/one.json" <<'PY'
+import json, sys
+r = {x["command"]: x["median"] for x in json.load(open(sys.argv[1]))["results"]}
+print(f"service {1024/r['service']:.0f} MiB/s, process {1024/r['process']:.0f} MiB/s: "
+      f"service / process throughput = {r['process']/r['service']:.2f}")
+PY
+
+echo "== 8 concurrent 256 MiB uploads"
+start=$(date +%s.%N)
+seq 8 | xargs -P 8 -I{} curl -sf -o /dev/null -H "$H" -T "$tmp/256m.bin" "$U/v1/objects/c{}?wait=true"
+end=$(date +%s.%N)
+hwm=$(awk '/VmHWM/ {print int($2/1024)}' /proc/$server/status)
+python3 -c "print(f'aggregate {8*256/($end-$start):.0f} MiB/s; server peak RSS so far {$hwm} MiB')"
+
+echo "== 4 KiB uploads, concurrency 32, 10 s (wrk)"
+head -c 4096 bench/corpus/text.bin > "$tmp/small.bin"
+cat > "$tmp/put.lua" <<LUA
+wrk.method = "PUT"
+wrk.headers["Authorization"] = "Bearer $TOKEN"
+local f = io.open("$tmp/small.bin", "rb"); wrk.body = f:read("*a"); f:close()
+local n = 0
+request = function() n = n + 1; return wrk.format(nil, "/v1/objects/small/" .. n) end
+LUA
+wrk -t 2 -c 32 -d 10s --latency -s "$tmp/put.lua" "$U" | grep -E "Requests/sec|50%|99%|Non-2xx|Socket errors" || true
+hwm=$(awk '/VmHWM/ {print int($2/1024)}' /proc/$server/status)
+echo "server peak RSS over the whole run: $hwm MiB"
