@@ -132,6 +132,9 @@ pub struct ServeArgs {
     /// Jobs running at once on this node [default: cores, at most 4]
     #[arg(long, env = "SLUICE_MAX_RUNNING_JOBS", value_name = "N")]
     pub max_running_jobs: Option<usize>,
+    /// MiB of chunk buffers all running jobs share [default: 2 x 16 x (cpu threads + 2)]
+    #[arg(long, env = "SLUICE_ENGINE_MEMORY_MIB", value_name = "MIB")]
+    pub engine_memory_mib: Option<usize>,
     /// Attempts before a transiently failing job fails [default: 5]
     #[arg(long, env = "SLUICE_JOB_MAX_ATTEMPTS", value_name = "N")]
     pub job_max_attempts: Option<u32>,

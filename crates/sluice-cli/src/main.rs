@@ -14,6 +14,13 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
+
+/// jemalloc returns freed memory to the system (background purging); with
+/// glibc's malloc, the service's many I/O threads left freed upload buffers
+/// in per-thread arenas and its resident memory 1.6-2x higher
+/// (docs/PERFORMANCE.md, "The service").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use sluice_engine::{CancelToken, Engine, EngineConfig};
 
 fn main() -> ExitCode {
@@ -57,6 +64,7 @@ fn run(cli: cli::Cli, cancel: CancelToken) -> anyhow::Result<exit::Code> {
             threads: cli.global.threads,
             in_flight: cli.global.in_flight,
             memory_budget: cli.global.max_memory.map(|mib| mib.saturating_mul(1 << 20)),
+            shared_memory: None,
         })?)
     };
     match cli.command {

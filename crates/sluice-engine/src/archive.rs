@@ -190,8 +190,7 @@ impl<R: Read + Seek + Send> Archive<R> {
         let mut written = 0u64;
         let mut chunks_read = 0u64;
         pipeline::run(
-            engine.pool(),
-            engine.in_flight_for(cs as usize),
+            engine.lanes_for(cs as usize),
             &ctl.cancel,
             read,
             work,

@@ -220,50 +220,43 @@ impl Engine {
         let mut digest = Some(DigestBuilder::new());
         let mut total = 0u64;
         let mut summary = None;
-        pipeline::run(
-            self.pool(),
-            self.in_flight_for(chunk_size),
-            &ctl.cancel,
-            read,
-            work,
-            |item, bufs| {
-                match item {
-                    Item::Chunk { hash, rh, .. } => {
-                        if let Some(out) = stream.as_mut() {
-                            out.write_all(&bufs.output).map_err(Error::Write)?;
-                            ctl.progress.add_out(bufs.output.len() as u64);
-                        }
-                        ctl.progress.add_done(rh.record_len());
-                        total += bufs.output.len() as u64;
-                        // In order, and each worker wrote before handing
-                        // its chunk on: every byte before `total` is written.
-                        finished(total);
-                        if let (Some(d), Some(h)) = (digest.as_mut(), hash) {
-                            d.push(h);
-                        }
-                        ctl.progress.add_chunk();
+        pipeline::run(self.lanes_for(chunk_size), &ctl.cancel, read, work, |item, bufs| {
+            match item {
+                Item::Chunk { hash, rh, .. } => {
+                    if let Some(out) = stream.as_mut() {
+                        out.write_all(&bufs.output).map_err(Error::Write)?;
+                        ctl.progress.add_out(bufs.output.len() as u64);
                     }
-                    Item::Final(index) => {
-                        if total != index.plaintext_len {
-                            return Err(FormatError::IndexMismatch(format!(
-                                "index says {} plaintext bytes, chunks hold {total}",
-                                index.plaintext_len
-                            ))
-                            .into());
-                        }
-                        let got = digest.take().map(DigestBuilder::finish);
-                        if got != Some(index.digest) {
-                            return Err(FormatError::DigestMismatch.into());
-                        }
-                        summary = Some((index.chunk_count, index.digest));
-                        // Header, index and footer: the whole input is now done.
-                        let rest = ctl.progress.bytes_in().saturating_sub(ctl.progress.done());
-                        ctl.progress.add_done(rest);
+                    ctl.progress.add_done(rh.record_len());
+                    total += bufs.output.len() as u64;
+                    // In order, and each worker wrote before handing
+                    // its chunk on: every byte before `total` is written.
+                    finished(total);
+                    if let (Some(d), Some(h)) = (digest.as_mut(), hash) {
+                        d.push(h);
                     }
+                    ctl.progress.add_chunk();
                 }
-                Ok(())
-            },
-        )?;
+                Item::Final(index) => {
+                    if total != index.plaintext_len {
+                        return Err(FormatError::IndexMismatch(format!(
+                            "index says {} plaintext bytes, chunks hold {total}",
+                            index.plaintext_len
+                        ))
+                        .into());
+                    }
+                    let got = digest.take().map(DigestBuilder::finish);
+                    if got != Some(index.digest) {
+                        return Err(FormatError::DigestMismatch.into());
+                    }
+                    summary = Some((index.chunk_count, index.digest));
+                    // Header, index and footer: the whole input is now done.
+                    let rest = ctl.progress.bytes_in().saturating_sub(ctl.progress.done());
+                    ctl.progress.add_done(rest);
+                }
+            }
+            Ok(())
+        })?;
         if let Some(out) = stream.as_mut() {
             out.flush().map_err(Error::Write)?;
         }

@@ -117,28 +117,21 @@ impl Engine {
         let mut offset = ctx.header().len() as u64;
         let mut plaintext_len = 0u64;
         let mut compressed_chunks = 0u64;
-        pipeline::run(
-            self.pool(),
-            self.in_flight_for(chunk_size),
-            &ctl.cancel,
-            read,
-            work,
-            |job, bufs| {
-                let (Some(hash), Some(record)) = (job.hash, job.record) else {
-                    return Err(Error::Internal(format!("chunk {} was not processed", job.index)));
-                };
-                out.write_all(&record.to_bytes()).map_err(Error::Write)?;
-                out.write_all(&bufs.output).map_err(Error::Write)?;
-                digest.push(hash);
-                compressed_chunks += u64::from(record.compressed);
-                body_lens.push(record.body_len);
-                offset += record.record_len();
-                plaintext_len += bufs.input.len() as u64;
-                ctl.progress.add_done(bufs.input.len() as u64);
-                ctl.progress.add_chunk();
-                Ok(())
-            },
-        )?;
+        pipeline::run(self.lanes_for(chunk_size), &ctl.cancel, read, work, |job, bufs| {
+            let (Some(hash), Some(record)) = (job.hash, job.record) else {
+                return Err(Error::Internal(format!("chunk {} was not processed", job.index)));
+            };
+            out.write_all(&record.to_bytes()).map_err(Error::Write)?;
+            out.write_all(&bufs.output).map_err(Error::Write)?;
+            digest.push(hash);
+            compressed_chunks += u64::from(record.compressed);
+            body_lens.push(record.body_len);
+            offset += record.record_len();
+            plaintext_len += bufs.input.len() as u64;
+            ctl.progress.add_done(bufs.input.len() as u64);
+            ctl.progress.add_chunk();
+            Ok(())
+        })?;
 
         let digest = digest.finish();
         let index = Index {

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
+use crate::buffers::BufferPool;
 use crate::error::{Error, Result};
+use crate::pipeline::Lanes;
 use crate::pool::CpuPool;
 
 /// Most threads accepted (a sanity cap on configuration, not a tuning knob).
@@ -20,6 +22,11 @@ pub struct EngineConfig {
     /// flight (never fewer than 2), so a file's chunk size cannot make an
     /// operation hold more than this.
     pub memory_budget: Option<usize>,
+    /// Most bytes of chunk buffers all operations of this engine (and its
+    /// clones) hold together (default: `memory_budget`). A server running
+    /// many jobs on one engine sets this to bound them all; each job still
+    /// gets at least one chunk's buffers, and more as the budget allows.
+    pub shared_memory: Option<usize>,
 }
 
 /// Budget per in-flight chunk at the default chunk size: its two buffers.
@@ -38,6 +45,7 @@ pub fn default_memory_budget(threads: usize) -> usize {
 #[derive(Clone)]
 pub struct Engine {
     pool: Arc<CpuPool>,
+    buffers: Arc<BufferPool>,
     threads: usize,
     in_flight: usize,
     memory_budget: usize,
@@ -49,6 +57,7 @@ impl std::fmt::Debug for Engine {
             .field("threads", &self.threads)
             .field("in_flight", &self.in_flight)
             .field("memory_budget", &self.memory_budget)
+            .field("shared_memory", &self.buffers.budget())
             .finish()
     }
 }
@@ -70,7 +79,8 @@ impl Engine {
         let pool = CpuPool::new(threads).map_err(|e| Error::Config(format!("cannot start the CPU pool: {e}")))?;
         let engine = Self::with_pool(Arc::new(pool), config.in_flight)?;
         let budget = config.memory_budget.unwrap_or_else(|| default_memory_budget(threads));
-        Ok(engine.with_memory_budget(budget))
+        let shared = config.shared_memory.unwrap_or(budget);
+        Ok(engine.with_memory_budget(budget).with_shared_memory(shared))
     }
 
     /// An engine on an existing shared pool, with its own in-flight cap.
@@ -84,6 +94,7 @@ impl Engine {
         }
         Ok(Engine {
             pool,
+            buffers: Arc::new(BufferPool::new(default_memory_budget(threads))),
             threads,
             in_flight,
             memory_budget: default_memory_budget(threads),
@@ -111,6 +122,28 @@ impl Engine {
         self
     }
 
+    /// Gives this engine (and its future clones) a new shared buffer pool
+    /// of `bytes` for all its operations together.
+    pub fn with_shared_memory(mut self, bytes: usize) -> Self {
+        self.buffers = Arc::new(BufferPool::new(bytes));
+        self
+    }
+
+    /// The buffers shared by this engine's operations.
+    pub fn buffers(&self) -> &Arc<BufferPool> {
+        &self.buffers
+    }
+
+    /// Where an operation on `chunk_size`-byte chunks runs.
+    pub(crate) fn lanes_for(&self, chunk_size: usize) -> Lanes<'_> {
+        Lanes {
+            cpu: &self.pool,
+            buffers: &self.buffers,
+            in_flight: self.in_flight_for(chunk_size),
+            pair_bytes: chunk_size.saturating_mul(2),
+        }
+    }
+
     /// Chunks in flight for an operation on `chunk_size`-byte chunks: the
     /// configured depth, lowered so that two buffers per chunk fit the
     /// memory budget, but never below 2.
@@ -130,6 +163,7 @@ mod tests {
             threads: Some(2),
             in_flight: Some(32),
             memory_budget: Some(16 << 20),
+            shared_memory: None,
         })
         .unwrap();
         assert_eq!(e.in_flight_for(64 << 10), 32, "small chunks: the configured depth");

@@ -43,6 +43,7 @@
 )]
 
 mod archive;
+mod buffers;
 mod codec_cache;
 mod container;
 mod control;
@@ -57,6 +58,7 @@ mod pipeline;
 mod pool;
 
 pub use archive::{Archive, RangeSummary};
+pub use buffers::BufferPool;
 pub use container::{open_header, read_header};
 pub use control::{CancelToken, Control, Progress};
 pub use decode::DecodeSummary;

@@ -6,9 +6,10 @@
 //!        └────────────── free buffer pairs (bounded) ◀──────────┘
 //! ```
 //!
-//! At most `in_flight` buffer pairs exist, so memory is bounded by
-//! `in_flight × 2 × chunk size` whatever the input size, and a slow writer
-//! stalls the reader (backpressure). CPU work never runs on the reader or
+//! An operation holds at most `in_flight` buffer pairs, lent by the engine's
+//! shared [`BufferPool`] (whose budget bounds all operations together), so
+//! memory is bounded whatever the input size, and a slow writer stalls the
+//! reader (backpressure). CPU work never runs on the reader or
 //! the writer thread. The first error in *sequence order* wins: a failure in
 //! chunk 41 is reported even if the reader already hit a truncation later.
 //!
@@ -25,18 +26,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, sync_channel};
 use std::sync::Arc;
 
+pub(crate) use crate::buffers::Buffers;
+use crate::buffers::{stop_when, BufferPool};
 use crate::control::CancelToken;
 use crate::error::{Error, Result};
 use crate::pool::CpuPool;
 
-/// The two buffers an in-flight chunk owns. Recycled between chunks, so
-/// they keep their capacity and are never zero-filled again.
-#[derive(Default)]
-pub(crate) struct Buffers {
-    /// What the reader filled: plaintext when encoding, a sealed body when decoding.
-    pub(crate) input: Vec<u8>,
-    /// What the CPU stage made of it: a sealed body, or plaintext.
-    pub(crate) output: Vec<u8>,
+/// Where an operation runs and how much it may hold at once.
+pub(crate) struct Lanes<'a> {
+    /// The CPU pool.
+    pub(crate) cpu: &'a CpuPool,
+    /// The shared buffers.
+    pub(crate) buffers: &'a BufferPool,
+    /// Most buffer pairs this operation holds.
+    pub(crate) in_flight: usize,
+    /// Bytes one pair is reserved for (two chunks).
+    pub(crate) pair_bytes: usize,
 }
 
 /// The CPU stage: transforms one item in place.
@@ -48,28 +53,22 @@ enum Outcome<M> {
     Fail(Error),
 }
 
-/// Runs `read` on a reader thread, `work` on `pool` and `consume` on the
-/// calling thread, in sequence order. `read` returns `Ok(None)` at the end.
-pub(crate) fn run<M, R, C>(
-    pool: &CpuPool,
-    in_flight: usize,
-    cancel: &CancelToken,
-    read: R,
-    work: Work<M>,
-    mut consume: C,
-) -> Result<()>
+/// Runs `read` on a reader thread, `work` on the CPU pool and `consume` on
+/// the calling thread, in sequence order. `read` returns `Ok(None)` at the end.
+pub(crate) fn run<M, R, C>(lanes: Lanes<'_>, cancel: &CancelToken, read: R, work: Work<M>, mut consume: C) -> Result<()>
 where
     M: Send + 'static,
     R: FnMut(&mut Buffers) -> Result<Option<M>> + Send,
     C: FnMut(M, &mut Buffers) -> Result<()>,
 {
+    let Lanes {
+        cpu: pool,
+        buffers,
+        in_flight,
+        pair_bytes,
+    } = lanes;
     let in_flight = in_flight.max(1);
     let (free_tx, free_rx) = sync_channel::<Buffers>(in_flight);
-    for _ in 0..in_flight {
-        free_tx
-            .send(Buffers::default())
-            .map_err(|_| Error::Internal("buffer pool closed".into()))?;
-    }
     let (res_tx, res_rx) = channel::<(u64, Outcome<M>)>();
     let abort = Arc::new(AtomicBool::new(false));
 
@@ -78,12 +77,36 @@ where
         let mut read = read;
         let reader = scope.spawn(move || {
             let mut seq = 0u64;
+            let mut held = 0usize;
+            let mut spare = Vec::new();
+            let stop = stop_when(cancel, &reader_abort);
             loop {
-                if cancel.is_cancelled() || reader_abort.load(Ordering::Relaxed) {
-                    return;
+                if stop() {
+                    break;
                 }
-                // Blocks while every buffer pair is in flight: backpressure.
-                let Ok(mut bufs) = free_rx.recv() else { return };
+                // A pair of this operation's own if one is back; else a new
+                // one from the shared pool if the budget allows (waiting for
+                // it only when holding none); else wait for one of ours:
+                // backpressure.
+                let mut bufs = match free_rx.try_recv() {
+                    Ok(b) => b,
+                    Err(_) => {
+                        let fresh = (held < in_flight)
+                            .then(|| buffers.take(pair_bytes, held == 0, &stop))
+                            .flatten();
+                        match fresh {
+                            Some(b) => {
+                                held += 1;
+                                b
+                            }
+                            None if held == 0 => break,
+                            None => match free_rx.recv() {
+                                Ok(b) => b,
+                                Err(_) => break,
+                            },
+                        }
+                    }
+                };
                 let outcome = catch_unwind(AssertUnwindSafe(|| read(&mut bufs)))
                     .unwrap_or_else(|_| Err(Error::Internal("reader panicked".into())));
                 match outcome {
@@ -106,16 +129,19 @@ where
                         });
                     }
                     Ok(None) => {
+                        spare.push(bufs);
                         let _ = res_tx.send((seq, Outcome::End));
-                        return;
+                        break;
                     }
                     Err(e) => {
+                        spare.push(bufs);
                         let _ = res_tx.send((seq, Outcome::Fail(e)));
-                        return;
+                        break;
                     }
                 }
                 seq += 1;
             }
+            (held, spare, free_rx)
         });
 
         let result = write_in_order(&res_rx, &free_tx, cancel, &mut consume);
@@ -126,13 +152,25 @@ where
         // wait for every job of this operation to finish (aborted jobs return
         // at once): when `run` returns, nothing of it is left on the pool.
         drop(free_tx);
-        while res_rx.recv().is_ok() {}
+        let mut back = Vec::new();
+        while let Ok((_, outcome)) = res_rx.recv() {
+            if let Outcome::Item(_, bufs) = outcome {
+                back.push(bufs);
+            }
+        }
         // An explicit join waits for the reader thread to exit completely,
         // thread-locals included; the scope's implicit join does not.
-        if reader.join().is_err() && result.is_ok() {
-            return Err(Error::Internal("reader thread panicked".into()));
+        match reader.join() {
+            Ok((held, spare, free_rx)) => {
+                back.extend(spare);
+                back.extend(free_rx.try_iter());
+                buffers.give_back(back, held, pair_bytes);
+                result
+            }
+            // The reader's count is lost with it: its reservations stay
+            // taken, a bounded leak on a bug path.
+            Err(_) => result.and(Err(Error::Internal("reader thread panicked".into()))),
         }
-        result
     })
 }
 

@@ -164,6 +164,7 @@ fn memory_budget_caps_read_ahead_whatever_the_in_flight_setting() {
         threads: Some(2),
         in_flight: Some(64),
         memory_budget: Some(3 * 2 * 65536),
+        shared_memory: None,
     })
     .unwrap();
     assert_eq!(e.in_flight_for(65536), 3);
@@ -172,4 +173,41 @@ fn memory_budget_caps_read_ahead_whatever_the_in_flight_setting() {
         worst <= 4 * 65536,
         "reader ran {worst} bytes ahead with a 3-chunk budget"
     );
+}
+
+#[test]
+fn concurrent_operations_share_one_buffer_budget() {
+    // Each operation may hold 8 chunks, but all of them together only 4.
+    let pair = 2 * 65536;
+    let e = sluice_engine::Engine::new(sluice_engine::EngineConfig {
+        threads: Some(2),
+        in_flight: Some(8),
+        memory_budget: Some(64 << 20),
+        shared_memory: Some(4 * pair),
+    })
+    .unwrap();
+    let o = opts(Suite::None, "lz4", "64KiB", vec![]);
+    let data = vec![7u8; 16 << 20];
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let peak = std::thread::scope(|s| {
+        let watcher = s.spawn(|| {
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(e.buffers().lent());
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+            peak
+        });
+        let jobs: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| e.encode(&data[..], std::io::sink(), &o, &Control::new()).unwrap()))
+            .collect();
+        for j in jobs {
+            assert_eq!(j.join().unwrap().plaintext_len, data.len() as u64);
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        watcher.join().unwrap()
+    });
+    assert!(peak <= 4 * pair, "{peak} bytes lent at once, budget {}", 4 * pair);
+    assert!(peak > 0);
+    assert_eq!(e.buffers().lent(), 0, "every reservation was returned");
 }

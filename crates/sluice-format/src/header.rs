@@ -260,6 +260,7 @@ mod tests {
         let params = FileParams::default();
         let specs = [SlotSpec::Recipient(id.recipient()), SlotSpec::RawKey(raw.clone())];
         let (h, _) = Header::create(&params, &specs).unwrap();
+        assert_eq!(h.needed_key(), "an identity or a key file");
         let parsed = Header::parse(h.as_bytes()).unwrap();
         assert_eq!(parsed, h);
         parsed.unlock(&KeyRing::new().with_identity(id)).unwrap();

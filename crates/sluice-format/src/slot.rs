@@ -408,6 +408,25 @@ pub(crate) mod tests {
         assert!(unwrap_key(&kek, b"aad", &w[..47]).is_none());
     }
 
+    /// The words an error uses to say which key a file wants.
+    #[test]
+    fn needed_key_names_what_the_slots_accept() {
+        let (file_id, fk) = ([3u8; 32], [4u8; 32]);
+        let pass = seal(&SlotSpec::Passphrase(Passphrase::new("p"), fast_kdf()), &file_id, &fk).unwrap();
+        let x = seal(
+            &SlotSpec::Recipient(Identity::generate().unwrap().recipient()),
+            &file_id,
+            &fk,
+        )
+        .unwrap();
+        let raw = seal(&SlotSpec::RawKey(RawKey::generate().unwrap()), &file_id, &fk).unwrap();
+        assert_eq!(needed_key(std::slice::from_ref(&pass)), "a passphrase");
+        assert_eq!(needed_key(&[x.clone(), raw.clone()]), "an identity or a key file");
+        assert_eq!(needed_key(std::slice::from_ref(&x)), "an identity");
+        assert_eq!(needed_key(std::slice::from_ref(&raw)), "a key file");
+        assert_eq!(needed_key(&[]), "a key");
+    }
+
     #[test]
     fn every_kind_round_trips_through_bytes() {
         let file_id = [3u8; 32];

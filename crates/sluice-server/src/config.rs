@@ -31,6 +31,8 @@ pub struct Settings {
     pub cpu_threads: Option<usize>,
     /// Jobs running at once on this node.
     pub max_running_jobs: Option<usize>,
+    /// MiB of chunk buffers all running jobs share.
+    pub engine_memory_mib: Option<usize>,
     /// Attempts before a transiently failing job fails for good.
     pub job_max_attempts: Option<u32>,
     /// A job's lease, seconds; renewed every third of it while it runs.
@@ -74,6 +76,7 @@ impl Settings {
             thread_stack_size,
             cpu_threads,
             max_running_jobs,
+            engine_memory_mib,
             job_max_attempts,
             job_lease_secs,
             max_upload_bytes,
@@ -107,6 +110,8 @@ pub struct Config {
     pub cpu_threads: usize,
     /// Jobs running at once.
     pub max_running_jobs: usize,
+    /// Bytes of chunk buffers all running jobs share.
+    pub engine_memory: usize,
     /// Attempts per job.
     pub job_max_attempts: u32,
     /// Lease length.
@@ -152,6 +157,11 @@ impl Config {
             thread_stack_size: s.thread_stack_size.unwrap_or(2 << 20),
             cpu_threads: s.cpu_threads.unwrap_or(cores),
             max_running_jobs: s.max_running_jobs.unwrap_or(cores.clamp(1, 4)),
+            // Two jobs' worth of the engine's default per-operation budget.
+            engine_memory: s
+                .engine_memory_mib
+                .map(|m| m.saturating_mul(1 << 20))
+                .unwrap_or_else(|| 2 * sluice_engine::default_memory_budget(s.cpu_threads.unwrap_or(cores))),
             job_max_attempts: s.job_max_attempts.unwrap_or(5),
             job_lease: secs(s.job_lease_secs.unwrap_or(30)),
             max_upload_bytes: s.max_upload_bytes.unwrap_or(1 << 40),
@@ -186,6 +196,9 @@ impl Config {
             if v == 0 || v > 4096 {
                 anyhow::bail!("{name} must be 1..=4096, got {v}");
             }
+        }
+        if self.engine_memory < (16 << 20) {
+            anyhow::bail!("engine memory must be at least 16 MiB");
         }
         if self.thread_stack_size < (64 << 10) {
             anyhow::bail!("thread stack size must be at least 64 KiB");

@@ -70,6 +70,7 @@ async fn open_state(config: Config) -> anyhow::Result<AppState> {
         .with_context(|| format!("{}: cannot create the data directory", config.data_dir.display()))?;
     let engine = Engine::new(EngineConfig {
         threads: Some(config.cpu_threads),
+        shared_memory: Some(config.engine_memory),
         ..EngineConfig::default()
     })?;
     let key_path = config.master_key.clone();
