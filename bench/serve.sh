@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The service against the CLI on the same machine and disk:
 #   1. upload-to-stored throughput of one 1 GiB file (curl -T ...?wait=true)
-#      vs `sluice process` of the same file (both durable), alternating runs;
+#      vs `sluice process` of the same file, alternating runs (the CLI syncs
+#      its output; the service's local object store does not fsync);
 #   2. 8 concurrent 256 MiB uploads: aggregate throughput and server peak RSS;
 #   3. small objects: 4 KiB uploads at concurrency 32 (wrk), P50/P99 latency.
 # Usage: bench/serve.sh    Env: RUNS (3), BENCH_DIR (bench/tmp, on disk)
@@ -39,7 +40,7 @@ for _ in $(seq 100); do curl -sf "$U/healthz" >/dev/null && break; sleep 0.1; do
 $S keygen --raw -o "$tmp/k.bin" >/dev/null
 H="Authorization: Bearer $TOKEN"
 
-echo "== 1 GiB: upload-to-stored vs sluice process (both durable)"
+echo "== 1 GiB: upload-to-stored vs sluice process"
 python3 bench/run.py "$tmp/one.json" "$RUNS" \
   "service" "curl -sf -o /dev/null -H '$H' -T $tmp/1g.bin '$U/v1/objects/one?wait=true'" \
   "process" "$S process $tmp/1g.bin -o $tmp/1g.sluice --key-file $tmp/k.bin -f -q"
