@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The service against the CLI on the same machine and disk:
 #   1. upload-to-stored throughput of one 1 GiB file (curl -T ...?wait=true)
-#      vs `sluice process` of the same file, alternating runs (the CLI syncs
-#      its output; the service's local object store does not fsync);
+#      vs `sluice process` of the same file, alternating runs (both durable:
+#      the CLI syncs its output, the service its staged upload and container);
 #   2. 8 concurrent 256 MiB uploads: aggregate throughput and server peak RSS;
 #   3. small objects: 4 KiB uploads at concurrency 32 (wrk), P50/P99 latency.
 # Usage: bench/serve.sh    Env: RUNS (3), BENCH_DIR (bench/tmp, on disk)

@@ -318,6 +318,10 @@ async fn process(st: &AppState, job: &Job, location: &str, cancel: CancelToken, 
         Ok(Err(e)) => return classify(&e),
         Err(e) => return Outcome::Permanent("internal", format!("worker thread failed: {e}")),
     };
+    // The container must be durable before the database points at it.
+    if let Err(e) = st.objects.sync(location).await {
+        return Outcome::Transient(format!("syncing the container: {e}"));
+    }
     let digest = hex::encode(summary.digest);
     if let Some(expected) = &job.expected_digest {
         if *expected != digest {

@@ -26,6 +26,9 @@ pub const STREAM_BUFFER: usize = 1 << 20;
 #[derive(Debug, Clone)]
 pub struct Objects {
     store: Arc<dyn ObjectStore>,
+    /// The directory of a local store, whose files must be synced to be
+    /// durable (`LocalFileSystem` does not fsync).
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl Objects {
@@ -33,12 +36,43 @@ impl Objects {
     pub fn local(dir: &std::path::Path) -> Result<Objects> {
         std::fs::create_dir_all(dir).map_err(|e| Error::Config(format!("{}: {e}", dir.display())))?;
         let fs = LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true);
-        Ok(Objects { store: Arc::new(fs) })
+        Ok(Objects {
+            store: Arc::new(fs),
+            local_root: Some(dir.to_path_buf()),
+        })
     }
 
-    /// Wraps any object store.
+    /// Wraps any object store (one whose completed writes are durable).
     pub fn new(store: Arc<dyn ObjectStore>) -> Objects {
-        Objects { store }
+        Objects {
+            store,
+            local_root: None,
+        }
+    }
+
+    /// Makes a completed object durable: for a local store, fsyncs its file
+    /// and directory (off the async workers); elsewhere a completed write
+    /// already is.
+    pub async fn sync(&self, location: &str) -> Result<()> {
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        let path = root.join(location);
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::File::open(&path)?.sync_all()?;
+            if let Some(dir) = path.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::Config(format!("sync task failed: {e}")))?
+        .map_err(|e| {
+            Error::Objects(object_store::Error::Generic {
+                store: "local",
+                source: Box::new(e),
+            })
+        })
     }
 
     /// The underlying store.

@@ -179,7 +179,9 @@ async fn put(
             }
             writer.write_all(&data).await.map_err(Problem::internal)?;
         }
-        writer.shutdown().await.map_err(Problem::internal)
+        writer.shutdown().await.map_err(Problem::internal)?;
+        // Accepted means durable: the staged copy survives a machine crash.
+        st.objects.sync(&staging).await.map_err(Problem::from)
     }
     .await;
     if let Err(p) = staged {
