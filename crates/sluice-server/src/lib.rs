@@ -104,7 +104,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(address = %listener.local_addr()?, "listening");
-    let workers = worker::start(&state);
+    let dispatcher = worker::start(&state);
     let reaper = worker::start_reaper(&state);
     let app = routes::router(state.clone());
     let stopping = state.shutting_down.clone();
@@ -127,9 +127,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!(jobs = state.running.len(), "grace period over: releasing running jobs");
         state.running.cancel_all();
     }
-    for w in workers {
-        let _ = w.await;
-    }
+    let _ = dispatcher.await;
     reaper.abort();
     state.db.close().await;
     tracing::info!("stopped");

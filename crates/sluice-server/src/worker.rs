@@ -32,43 +32,64 @@ enum Outcome {
     Stopped,
 }
 
-/// Starts `max_running_jobs` workers; they stop claiming once shutdown begins.
-pub fn start(state: &AppState) -> Vec<JoinHandle<()>> {
-    (0..state.config.max_running_jobs)
-        .map(|n| {
-            let st = state.clone();
-            tokio::spawn(async move { worker_loop(st, n).await })
-        })
-        .collect()
+/// Starts the dispatcher: it claims as many jobs as there are free slots
+/// (`max_running_jobs`), in one transaction, and runs each on its own task.
+/// It stops claiming once shutdown begins; the handle finishes when the
+/// jobs it started have.
+pub fn start(state: &AppState) -> JoinHandle<()> {
+    let st = state.clone();
+    tokio::spawn(async move { dispatch(st).await })
 }
 
-async fn worker_loop(st: AppState, n: usize) {
-    let mut idle_backoff = Duration::from_millis(100);
+async fn dispatch(st: AppState) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(st.config.max_running_jobs));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut backoff = Duration::from_millis(100);
     loop {
+        while tasks.try_join_next().is_some() {}
         if st.shutting_down.load(Ordering::SeqCst) {
-            return;
+            break;
+        }
+        // Wait for a free slot (or shutdown).
+        let first = tokio::select! {
+            p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = st.job_queued.notified() => continue,
+        };
+        let mut permits = vec![first];
+        while let Ok(p) = Arc::clone(&slots).try_acquire_owned() {
+            permits.push(p);
         }
         let lease_ms = st.config.job_lease.as_millis() as i64;
-        match st.db.claim(1, lease_ms).await {
+        let claimed = st.db.claim(permits.len() as u32, lease_ms).await;
+        match claimed {
             Ok(jobs) if !jobs.is_empty() => {
-                idle_backoff = Duration::from_millis(100);
+                backoff = Duration::from_millis(100);
                 for job in jobs {
-                    run_job(&st, job).await;
+                    let Some(permit) = permits.pop() else { break };
+                    let st = st.clone();
+                    tasks.spawn(async move {
+                        run_job(&st, job).await;
+                        drop(permit);
+                    });
                 }
+                drop(permits);
             }
             Ok(_) => {
+                drop(permits);
                 tokio::select! {
                     _ = st.job_queued.notified() => {}
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
             }
             Err(e) => {
-                tracing::warn!(worker = n, error = %e, "claiming jobs failed; backing off");
-                tokio::time::sleep(idle_backoff).await;
-                idle_backoff = (idle_backoff * 2).min(Duration::from_secs(10));
+                drop(permits);
+                tracing::warn!(error = %e, "claiming jobs failed; backing off");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
             }
         }
     }
+    while tasks.join_next().await.is_some() {}
 }
 
 fn progress_of(p: &Progress) -> JobProgress {

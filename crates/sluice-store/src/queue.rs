@@ -339,3 +339,140 @@ fn job_from(row: &SqliteRow) -> Result<Job> {
         updated_at: row.try_get("updated_at")?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{new_id, DbConfig};
+
+    async fn db() -> (Db, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Db::open(&url, &DbConfig::default()).await.unwrap();
+        db.create_tenant("t", b"sealed", "sluice1x").await.unwrap();
+        (db, dir)
+    }
+
+    async fn enqueue(db: &Db, tenant: &str, key: &str) -> Job {
+        db.enqueue(&NewJob {
+            id: new_id().unwrap(),
+            tenant_id: tenant.into(),
+            kind: JobKind::Process,
+            object_key: key.into(),
+            pipeline: "default".into(),
+            staging: Some(format!("staging/{key}")),
+            expected_digest: None,
+            max_attempts: 3,
+        })
+        .await
+        .unwrap()
+    }
+
+    fn object(job: &Job, location: &str) -> ObjectInfo {
+        ObjectInfo {
+            key: job.object_key.clone(),
+            location: location.into(),
+            pipeline: "default".into(),
+            encrypted: true,
+            container_len: 10,
+            plaintext_len: 5,
+            chunk_count: 1,
+            digest: "00".repeat(32),
+            job_id: job.id.clone(),
+            created_at: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn claims_several_and_fences_stale_attempts() {
+        let (db, _dir) = db().await;
+        let tenant = db.tenant_by_name("t").await.unwrap().id;
+        for k in ["a", "b", "c"] {
+            enqueue(&db, &tenant, k).await;
+        }
+        let claimed = db.claim(2, 60_000).await.unwrap();
+        assert_eq!(claimed.len(), 2, "several in one claim");
+        assert!(claimed.iter().all(|j| j.state == JobState::Running && j.attempts == 1));
+        assert_eq!(db.claim(5, 60_000).await.unwrap().len(), 1, "only the one left");
+        assert!(
+            db.claim(5, 60_000).await.unwrap().is_empty(),
+            "leased jobs are not claimed again"
+        );
+
+        // A lease that expired is reclaimed with a new attempt number; the
+        // old attempt can no longer write anything.
+        let job = &claimed[0];
+        sqlx::query("UPDATE jobs SET lease_until = 0 WHERE id = $1")
+            .bind(&job.id)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        let again = db.claim(5, 60_000).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].attempts, 2);
+        let progress = JobProgress::default();
+        assert_eq!(db.heartbeat(&job.id, 1, 1000, progress).await.unwrap(), Fenced::Lost);
+        assert_eq!(
+            db.succeed(job, progress, Some(&object(job, "old"))).await.unwrap(),
+            Fenced::Lost
+        );
+        assert!(
+            db.object(&tenant, &job.object_key).await.is_err(),
+            "the stale attempt stored nothing"
+        );
+        assert_eq!(
+            db.succeed(&again[0], progress, Some(&object(&again[0], "new")))
+                .await
+                .unwrap(),
+            Fenced::Done(None)
+        );
+        assert_eq!(db.object(&tenant, &job.object_key).await.unwrap().location, "new");
+
+        // A cancelled job cannot be marked succeeded by its running attempt.
+        let other = &claimed[1];
+        let c = db.cancel(&tenant, &other.id).await.unwrap();
+        assert_eq!(c.state, JobState::Cancelled);
+        assert_eq!(
+            db.succeed(other, progress, Some(&object(other, "x"))).await.unwrap(),
+            Fenced::Lost
+        );
+
+        // Another tenant sees none of it.
+        db.create_tenant("u", b"sealed", "sluice1y").await.unwrap();
+        let u = db.tenant_by_name("u").await.unwrap().id;
+        assert!(db.job(&u, &job.id).await.is_err());
+        assert!(db.jobs(&u, None, None, 100).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn replacing_an_object_returns_the_old_location_and_requeue_delays() {
+        let (db, _dir) = db().await;
+        let tenant = db.tenant_by_name("t").await.unwrap().id;
+        enqueue(&db, &tenant, "k").await;
+        let first = db.claim(1, 60_000).await.unwrap().pop().unwrap();
+        assert_eq!(first.object_key, "k");
+        db.succeed(&first, JobProgress::default(), Some(&object(&first, "v1")))
+            .await
+            .unwrap();
+        enqueue(&db, &tenant, "k").await;
+        let second = db.claim(1, 60_000).await.unwrap().pop().unwrap();
+        // A transient failure puts it back, not runnable before its delay.
+        assert_eq!(
+            db.requeue(&second, 60_000, Some("disk hiccup")).await.unwrap(),
+            Fenced::Done(())
+        );
+        assert!(db.claim(1, 60_000).await.unwrap().is_empty());
+        sqlx::query("UPDATE jobs SET run_after = 0 WHERE id = $1")
+            .bind(&second.id)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        let second = db.claim(1, 60_000).await.unwrap().pop().unwrap();
+        assert_eq!(second.attempts, 2);
+        let replaced = db
+            .succeed(&second, JobProgress::default(), Some(&object(&second, "v2")))
+            .await
+            .unwrap();
+        assert_eq!(replaced, Fenced::Done(Some("v1".to_string())));
+    }
+}
