@@ -64,3 +64,54 @@ impl Write for ChannelWriter {
         self.send()
     }
 }
+
+/// What the async side sends a [`ChannelReader`].
+pub enum Msg {
+    /// More bytes.
+    Data(Bytes),
+    /// The input is complete.
+    End,
+    /// The input broke (the engine must fail, not store a short object).
+    Fail(String),
+}
+
+/// A blocking reader fed by an async task through a bounded channel: the
+/// engine reads an upload while it streams in. A channel that closes without
+/// [`Msg::End`] is an error, so an abandoned upload never looks complete.
+pub struct ChannelReader {
+    rx: mpsc::Receiver<Msg>,
+    current: Bytes,
+    ended: bool,
+}
+
+/// A sender and the reader of what it sends.
+pub fn reader_channel() -> (mpsc::Sender<Msg>, ChannelReader) {
+    let (tx, rx) = mpsc::channel(DEPTH);
+    (
+        tx,
+        ChannelReader {
+            rx,
+            current: Bytes::new(),
+            ended: false,
+        },
+    )
+}
+
+impl io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            if self.ended {
+                return Ok(0);
+            }
+            match self.rx.blocking_recv() {
+                Some(Msg::Data(b)) => self.current = b,
+                Some(Msg::End) => self.ended = true,
+                Some(Msg::Fail(why)) => return Err(io::Error::other(why)),
+                None => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "upload abandoned")),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}

@@ -15,6 +15,7 @@ pub mod admin;
 mod auth;
 mod bridge;
 pub mod config;
+mod inline;
 mod json;
 mod keys;
 mod problem;
@@ -83,6 +84,7 @@ async fn open_state(config: Config) -> anyhow::Result<AppState> {
         .await
         .context("opening the database")?;
     let objects = Objects::local(&config.objects_dir())?;
+    let job_slots = config.max_running_jobs;
     Ok(AppState {
         config: Arc::new(config),
         db,
@@ -90,6 +92,7 @@ async fn open_state(config: Config) -> anyhow::Result<AppState> {
         engine,
         keys: Arc::new(keys),
         running: Arc::new(Running::default()),
+        job_slots: Arc::new(tokio::sync::Semaphore::new(job_slots)),
         job_queued: Arc::new(Notify::new()),
         shutting_down: Arc::new(AtomicBool::new(false)),
     })

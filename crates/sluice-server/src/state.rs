@@ -26,6 +26,9 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     /// Jobs running on this node.
     pub running: Arc<Running>,
+    /// One permit per job that may run on this node (queued jobs and
+    /// uploads processed as they stream in share them).
+    pub job_slots: Arc<tokio::sync::Semaphore>,
     /// Wakes idle workers when a job is queued.
     pub job_queued: Arc<Notify>,
     /// Set once shutdown began: no new work is claimed.

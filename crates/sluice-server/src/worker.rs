@@ -21,7 +21,7 @@ use crate::routes::objects::keyring_for;
 use crate::state::{AppState, RunningJob};
 
 /// How a job attempt ended.
-enum Outcome {
+pub(crate) enum Outcome {
     /// Stored (process) or verified.
     Done(Option<ObjectInfo>),
     /// Worth another attempt later.
@@ -42,7 +42,7 @@ pub fn start(state: &AppState) -> JoinHandle<()> {
 }
 
 async fn dispatch(st: AppState) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(st.config.max_running_jobs));
+    let slots = Arc::clone(&st.job_slots);
     let mut tasks = tokio::task::JoinSet::new();
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -237,7 +237,7 @@ async fn cleanup_staging(st: &AppState, job: &Job) {
     }
 }
 
-fn classify(e: &sluice_engine::Error) -> Outcome {
+pub(crate) fn classify(e: &sluice_engine::Error) -> Outcome {
     match e.class() {
         ErrorClass::Cancelled => Outcome::Stopped,
         ErrorClass::Io => Outcome::Transient(error_chain(e)),
@@ -260,21 +260,28 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-async fn process(st: &AppState, job: &Job, location: &str, cancel: CancelToken, progress: Arc<Progress>) -> Outcome {
-    let Some(staging) = job.staging.clone() else {
-        return Outcome::Permanent("internal", "process job without a staged upload".into());
-    };
-    let pipeline = match st.db.pipeline(&job.tenant_id, &job.pipeline).await {
+/// The engine settings of a tenant's pipeline: its codec, cipher and chunk
+/// size, and key slots for the tenant's identity and the pipeline's recipients.
+pub(crate) async fn encode_options(
+    st: &AppState,
+    tenant_id: &str,
+    pipeline_name: &str,
+) -> Result<EncodeOptions, Outcome> {
+    let pipeline = match st.db.pipeline(tenant_id, pipeline_name).await {
         Ok(p) => p,
         Err(sluice_store::Error::NotFound(_)) => {
-            return Outcome::Permanent("bad_request", format!("pipeline {:?} no longer exists", job.pipeline))
+            return Err(Outcome::Permanent(
+                "bad_request",
+                format!("pipeline {pipeline_name:?} no longer exists"),
+            ))
         }
-        Err(e) => return Outcome::Transient(e.to_string()),
+        Err(e) => return Err(Outcome::Transient(e.to_string())),
     };
-    let tenant = match st.db.tenant(&job.tenant_id).await {
-        Ok(t) => t,
-        Err(e) => return Outcome::Transient(e.to_string()),
-    };
+    let tenant = st
+        .db
+        .tenant(tenant_id)
+        .await
+        .map_err(|e| Outcome::Transient(e.to_string()))?;
     let params = match (
         Suite::from_name(&pipeline.encrypt),
         Compression::parse(&pipeline.compress),
@@ -286,10 +293,10 @@ async fn process(st: &AppState, job: &Job, location: &str, cancel: CancelToken, 
             chunk_size,
         },
         _ => {
-            return Outcome::Permanent(
+            return Err(Outcome::Permanent(
                 "bad_request",
                 format!("pipeline {:?} has invalid settings", pipeline.name),
-            )
+            ))
         }
     };
     let mut slots = Vec::new();
@@ -297,15 +304,26 @@ async fn process(st: &AppState, job: &Job, location: &str, cancel: CancelToken, 
         for r in std::iter::once(&tenant.recipient).chain(pipeline.recipients.iter()) {
             match Recipient::parse(r) {
                 Ok(r) => slots.push(SlotSpec::Recipient(r)),
-                Err(e) => return Outcome::Permanent("bad_request", format!("recipient {r:?}: {e}")),
+                Err(e) => return Err(Outcome::Permanent("bad_request", format!("recipient {r:?}: {e}"))),
             }
         }
     }
-    let opts = EncodeOptions {
+    Ok(EncodeOptions {
         params,
         slots,
         adaptive: true,
+    })
+}
+
+async fn process(st: &AppState, job: &Job, location: &str, cancel: CancelToken, progress: Arc<Progress>) -> Outcome {
+    let Some(staging) = job.staging.clone() else {
+        return Outcome::Permanent("internal", "process job without a staged upload".into());
     };
+    let opts = match encode_options(st, &job.tenant_id, &job.pipeline).await {
+        Ok(o) => o,
+        Err(outcome) => return outcome,
+    };
+    let params = opts.params;
     let (reader, _) = match st.objects.reader(&staging).await {
         Ok(r) => r,
         Err(sluice_store::Error::NotFound(_)) => {

@@ -183,42 +183,50 @@ impl Db {
         if r.rows_affected() != 1 {
             return Ok(Fenced::Lost);
         }
-        let mut replaced = None;
-        if let Some(o) = object {
-            let old = sqlx::query("SELECT location FROM objects WHERE tenant_id = $1 AND key = $2")
-                .bind(&job.tenant_id)
-                .bind(&o.key)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(old) = old {
-                let loc: String = old.try_get("location")?;
-                if loc != o.location {
-                    replaced = Some(loc);
-                }
-            }
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO objects (tenant_id, {OBJECT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-                 ON CONFLICT (tenant_id, key) DO UPDATE SET location = excluded.location, \
-                 pipeline = excluded.pipeline, encrypted = excluded.encrypted, container_len = excluded.container_len, \
-                 plaintext_len = excluded.plaintext_len, chunk_count = excluded.chunk_count, digest = excluded.digest, \
-                 job_id = excluded.job_id, created_at = excluded.created_at"
-            )))
-            .bind(&job.tenant_id)
-            .bind(&o.key)
-            .bind(&o.location)
-            .bind(&o.pipeline)
-            .bind(i64::from(o.encrypted))
-            .bind(o.container_len)
-            .bind(o.plaintext_len)
-            .bind(o.chunk_count)
-            .bind(&o.digest)
-            .bind(&o.job_id)
-            .bind(o.created_at)
-            .execute(&mut *tx)
-            .await?;
-        }
+        let replaced = match object {
+            Some(o) => upsert_object(&mut tx, &job.tenant_id, o).await?,
+            None => None,
+        };
         tx.commit().await?;
         Ok(Fenced::Done(replaced))
+    }
+
+    /// Records a process job that already ran to completion outside the
+    /// queue (an upload processed while it streamed in), and makes `object`
+    /// visible, in one transaction. Returns the job and the location of the
+    /// object it replaced, to delete.
+    pub async fn record_finished(
+        &self,
+        job: &NewJob,
+        progress: JobProgress,
+        object: &ObjectInfo,
+        started_at: i64,
+    ) -> Result<(Job, Option<String>)> {
+        let mut tx = self.pool.begin().await?;
+        let now = now_ms();
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO jobs (id, tenant_id, kind, object_key, pipeline, state, attempts, max_attempts, \
+             expected_digest, run_after, bytes_in, bytes_out, chunks, created_at, started_at, finished_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, 'succeeded', 1, $6, $7, $8, $9, $10, $11, $8, $8, $12, $12) \
+             RETURNING {JOB_COLUMNS}"
+        )))
+        .bind(&job.id)
+        .bind(&job.tenant_id)
+        .bind(job.kind.as_str())
+        .bind(&job.object_key)
+        .bind(&job.pipeline)
+        .bind(job.max_attempts)
+        .bind(&job.expected_digest)
+        .bind(started_at)
+        .bind(progress.bytes_in)
+        .bind(progress.bytes_out)
+        .bind(progress.chunks)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let replaced = upsert_object(&mut tx, &job.tenant_id, object).await?;
+        tx.commit().await?;
+        Ok((job_from(&row)?, replaced))
     }
 
     /// Fails an attempt for good.
@@ -310,6 +318,47 @@ impl Db {
             .await?;
         Ok(row.is_some())
     }
+}
+
+/// Points `tenant`'s key at `o`; returns the location it pointed at before.
+async fn upsert_object(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tenant: &str,
+    o: &ObjectInfo,
+) -> Result<Option<String>> {
+    let old = sqlx::query("SELECT location FROM objects WHERE tenant_id = $1 AND key = $2")
+        .bind(tenant)
+        .bind(&o.key)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let mut replaced = None;
+    if let Some(old) = old {
+        let loc: String = old.try_get("location")?;
+        if loc != o.location {
+            replaced = Some(loc);
+        }
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO objects (tenant_id, {OBJECT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         ON CONFLICT (tenant_id, key) DO UPDATE SET location = excluded.location, \
+         pipeline = excluded.pipeline, encrypted = excluded.encrypted, container_len = excluded.container_len, \
+         plaintext_len = excluded.plaintext_len, chunk_count = excluded.chunk_count, digest = excluded.digest, \
+         job_id = excluded.job_id, created_at = excluded.created_at"
+    )))
+    .bind(tenant)
+    .bind(&o.key)
+    .bind(&o.location)
+    .bind(&o.pipeline)
+    .bind(i64::from(o.encrypted))
+    .bind(o.container_len)
+    .bind(o.plaintext_len)
+    .bind(o.chunk_count)
+    .bind(&o.digest)
+    .bind(&o.job_id)
+    .bind(o.created_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(replaced)
 }
 
 fn job_from(row: &SqliteRow) -> Result<Job> {

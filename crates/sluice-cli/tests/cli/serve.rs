@@ -371,6 +371,37 @@ fn upload_process_restore_ranges_tenants_and_errors() {
     );
     assert_eq!(good.status, 201, "{}", String::from_utf8_lossy(&good.body));
 
+    // An upload cut off mid-stream (processed as it streams in) stores nothing.
+    struct CutOff(u64);
+    impl Read for CutOff {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0 == 0 {
+                return Err(std::io::Error::other("client gave up"));
+            }
+            let n = (buf.len() as u64).min(self.0) as usize;
+            buf[..n].fill(b'z');
+            self.0 -= n as u64;
+            Ok(n)
+        }
+    }
+    let mut cut = CutOff(5 << 20);
+    let sent = agent()
+        .put(s.url("/v1/objects/cut?wait=true"))
+        .header("Authorization", format!("Bearer {writer}"))
+        .send(ureq::SendBody::from_reader(&mut cut));
+    assert!(sent.is_err() || sent.unwrap().status() != 201);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_problem(&get(&s, &writer, "/v1/objects/cut"), 404, "not_found");
+    let streamed = put(&s, &writer, "/v1/objects/streamed?wait=true", &data[..(3 << 20)]);
+    assert_eq!(streamed.status, 201, "{}", String::from_utf8_lossy(&streamed.body));
+    assert_eq!(streamed.json()["state"], "succeeded");
+    let sid = streamed.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        get(&s, &writer, &format!("/v1/jobs/{sid}")).json()["state"],
+        "succeeded"
+    );
+    assert!(get(&s, &writer, "/v1/objects/streamed/content").body == data[..(3 << 20)]);
+
     // Deleting, then 404.
     assert_eq!(delete(&s, &writer, "/v1/objects/backups/db.dump").status, 204);
     assert_problem(

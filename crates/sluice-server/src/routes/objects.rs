@@ -165,6 +165,29 @@ async fn put(
         }
     }
     let job_id = new_id()?;
+    // A client that waits, with a job slot free: process while it streams in.
+    if q.wait.unwrap_or(false) {
+        if let Ok(slot) = std::sync::Arc::clone(&st.job_slots).try_acquire_owned() {
+            let job = NewJob {
+                id: job_id,
+                tenant_id: who.tenant_id.clone(),
+                kind: JobKind::Process,
+                object_key: key.to_string(),
+                pipeline: pipeline_name,
+                staging: None,
+                expected_digest,
+                max_attempts: i64::from(st.config.job_max_attempts),
+            };
+            let result = crate::inline::process_streaming(&st, job, body, limit).await;
+            drop(slot);
+            let job = result?;
+            let mut resp = (StatusCode::CREATED, axum::Json(json::job(&job, &st.running))).into_response();
+            if let Ok(loc) = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)) {
+                resp.headers_mut().insert(header::LOCATION, loc);
+            }
+            return Ok(resp);
+        }
+    }
     let staging = Objects::staging_path(&who.tenant_id, &job_id);
     let mut writer = st.objects.writer(&staging);
     let mut stream = body.into_data_stream();
