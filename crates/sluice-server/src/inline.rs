@@ -17,10 +17,10 @@ use axum::http::StatusCode;
 use futures_util::StreamExt;
 use sluice_engine::{CancelToken, Control, Progress};
 use sluice_store::{now_ms, Job, JobProgress, NewJob, ObjectInfo, Objects};
-use tokio_util::io::SyncIoBridge;
 
 use crate::bridge::{reader_channel, Msg};
 use crate::problem::Problem;
+use crate::sink::ContainerSink;
 use crate::state::{AppState, RunningJob};
 use crate::worker::{classify, encode_options, Outcome};
 
@@ -111,7 +111,8 @@ async fn run(
     progress: Arc<Progress>,
 ) -> Result<sluice_engine::EncodeSummary, Problem> {
     let (tx, input) = reader_channel();
-    let writer = st.objects.writer(location);
+    let objects = st.objects.clone();
+    let location_owned = location.to_string();
     let engine = st.engine.clone();
     let rt = tokio::runtime::Handle::current();
     let engine_cancel = cancel.clone();
@@ -120,12 +121,12 @@ async fn run(
             cancel: engine_cancel,
             progress,
         };
-        let mut output = SyncIoBridge::new_with_handle(writer, rt.clone());
+        let mut output =
+            ContainerSink::open(&objects, &location_owned, rt.clone()).map_err(sluice_engine::Error::Write)?;
         match engine.encode(input, &mut output, &opts, &ctl) {
-            Ok(summary) => output.shutdown().map(|()| summary).map_err(sluice_engine::Error::Write),
+            Ok(summary) => output.finish().map(|()| summary).map_err(sluice_engine::Error::Write),
             Err(e) => {
-                let mut w = output.into_inner();
-                let _ = rt.block_on(w.abort());
+                output.abort(&rt);
                 Err(e)
             }
         }

@@ -20,6 +20,7 @@ mod json;
 mod keys;
 mod problem;
 mod routes;
+mod sink;
 mod state;
 mod worker;
 

@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_util::io::SyncIoBridge;
 
 use crate::routes::objects::keyring_for;
+use crate::sink::ContainerSink;
 use crate::state::{AppState, RunningJob};
 
 /// How a job attempt ended.
@@ -331,22 +332,19 @@ async fn process(st: &AppState, job: &Job, location: &str, cancel: CancelToken, 
         }
         Err(e) => return Outcome::Transient(e.to_string()),
     };
-    let writer = st.objects.writer(location);
+    let objects = st.objects.clone();
+    let location_owned = location.to_string();
     let engine = st.engine.clone();
     let rt = tokio::runtime::Handle::current();
     let ran = tokio::task::spawn_blocking(move || {
         let ctl = Control { cancel, progress };
         let input = SyncIoBridge::new_with_handle(reader, rt.clone());
-        let mut output = SyncIoBridge::new_with_handle(writer, rt.clone());
-        let result = engine.encode(input, &mut output, &opts, &ctl);
-        match result {
-            Ok(summary) => match output.shutdown() {
-                Ok(()) => Ok(summary),
-                Err(e) => Err(sluice_engine::Error::Write(e)),
-            },
+        let mut output =
+            ContainerSink::open(&objects, &location_owned, rt.clone()).map_err(sluice_engine::Error::Write)?;
+        match engine.encode(input, &mut output, &opts, &ctl) {
+            Ok(summary) => output.finish().map(|()| summary).map_err(sluice_engine::Error::Write),
             Err(e) => {
-                let mut w = output.into_inner();
-                let _ = rt.block_on(w.abort());
+                output.abort(&rt);
                 Err(e)
             }
         }

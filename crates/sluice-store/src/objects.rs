@@ -50,6 +50,13 @@ impl Objects {
         }
     }
 
+    /// The file behind `location` when the store is a local directory (a
+    /// writer may then write it directly, with the CLI's overlapped
+    /// write-back, and rename it into place).
+    pub fn local_path(&self, location: &str) -> Option<std::path::PathBuf> {
+        self.local_root.as_ref().map(|root| root.join(location))
+    }
+
     /// Makes a completed object durable: for a local store, fsyncs its file
     /// and directory (off the async workers); elsewhere a completed write
     /// already is.
