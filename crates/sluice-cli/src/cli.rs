@@ -147,6 +147,12 @@ pub struct ServeArgs {
     /// Seconds SIGTERM waits for running jobs before releasing them [default: 30]
     #[arg(long, env = "SLUICE_SHUTDOWN_GRACE_SECS", value_name = "SECS")]
     pub shutdown_grace_secs: Option<u64>,
+    /// Seconds between reaper passes (abandoned staging, unreferenced containers) [default: 60]
+    #[arg(long, env = "SLUICE_REAPER_INTERVAL_SECS", value_name = "SECS")]
+    pub reaper_interval_secs: Option<u64>,
+    /// Seconds an unreferenced staged upload or container must be old before it is reaped [default: 3600]
+    #[arg(long, env = "SLUICE_REAPER_MIN_AGE_SECS", value_name = "SECS")]
+    pub reaper_min_age_secs: Option<u64>,
     /// Most database connections [default: 8]
     #[arg(long, env = "SLUICE_DB_MAX_CONNECTIONS", value_name = "N")]
     pub db_max_connections: Option<u32>,

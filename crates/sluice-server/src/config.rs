@@ -41,6 +41,10 @@ pub struct Settings {
     pub max_upload_bytes: Option<u64>,
     /// How long SIGTERM waits for running jobs before releasing them, seconds.
     pub shutdown_grace_secs: Option<u64>,
+    /// Seconds between reaper passes.
+    pub reaper_interval_secs: Option<u64>,
+    /// Seconds an unreferenced staged upload or container must be old before the reaper deletes it.
+    pub reaper_min_age_secs: Option<u64>,
     /// Most database connections.
     pub db_max_connections: Option<u32>,
     /// Database connections kept open when idle.
@@ -81,6 +85,8 @@ impl Settings {
             job_lease_secs,
             max_upload_bytes,
             shutdown_grace_secs,
+            reaper_interval_secs,
+            reaper_min_age_secs,
             db_max_connections,
             db_min_connections,
             db_acquire_timeout_secs,
@@ -120,6 +126,10 @@ pub struct Config {
     pub max_upload_bytes: u64,
     /// Shutdown grace period.
     pub shutdown_grace: Duration,
+    /// Time between reaper passes.
+    pub reaper_interval: Duration,
+    /// Age before an unreferenced object is reaped.
+    pub reaper_min_age: Duration,
     /// Database pool.
     pub db: DbConfig,
     /// Log format.
@@ -166,6 +176,8 @@ impl Config {
             job_lease: secs(s.job_lease_secs.unwrap_or(30)),
             max_upload_bytes: s.max_upload_bytes.unwrap_or(1 << 40),
             shutdown_grace: secs(s.shutdown_grace_secs.unwrap_or(30)),
+            reaper_interval: secs(s.reaper_interval_secs.unwrap_or(60).max(1)),
+            reaper_min_age: secs(s.reaper_min_age_secs.unwrap_or(3600)),
             db: DbConfig {
                 max_connections: s.db_max_connections.unwrap_or(defaults.max_connections),
                 min_connections: s.db_min_connections.unwrap_or(defaults.min_connections),

@@ -419,19 +419,21 @@ async fn verify(st: &AppState, job: &Job, cancel: CancelToken, progress: Arc<Pro
     }
 }
 
-/// Background cleanup, every minute: staged uploads of finished jobs;
-/// staged uploads no job refers to (an upload cut off by a crash); and
-/// containers no object refers to (an attempt that lost its lease), each
-/// only once older than an hour.
+/// Background cleanup, every `reaper_interval` (default a minute): staged
+/// uploads of finished jobs; staged uploads no job refers to (an upload cut
+/// off by a crash); and containers no object refers to (an attempt that lost
+/// its lease, a streamed upload cut off), each only once older than
+/// `reaper_min_age` (default an hour, far longer than any write in progress
+/// goes without touching its file).
 pub fn start_reaper(st: &AppState) -> JoinHandle<()> {
     let st = st.clone();
     tokio::spawn(async move {
         loop {
-            tokio::time::sleep(Duration::from_secs(60)).await;
+            tokio::time::sleep(st.config.reaper_interval).await;
             if st.shutting_down.load(Ordering::SeqCst) {
                 return;
             }
-            if let Err(e) = reap(&st, Duration::from_secs(3600)).await {
+            if let Err(e) = reap(&st, st.config.reaper_min_age).await {
                 tracing::warn!(error = %e, "reaper pass failed");
             }
         }

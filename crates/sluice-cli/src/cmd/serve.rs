@@ -22,6 +22,8 @@ pub fn run(args: ServeArgs) -> Result<Code> {
         job_lease_secs: args.job_lease_secs,
         max_upload_bytes: args.max_upload_bytes,
         shutdown_grace_secs: args.shutdown_grace_secs,
+        reaper_interval_secs: args.reaper_interval_secs,
+        reaper_min_age_secs: args.reaper_min_age_secs,
         db_max_connections: args.db_max_connections,
         db_min_connections: args.db_min_connections,
         db_acquire_timeout_secs: args.db_acquire_timeout_secs,
