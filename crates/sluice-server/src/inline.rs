@@ -16,13 +16,13 @@ use axum::body::Body;
 use axum::http::StatusCode;
 use futures_util::StreamExt;
 use sluice_engine::{CancelToken, Control, Progress};
-use sluice_store::{now_ms, Job, JobProgress, NewJob, ObjectInfo, Objects};
+use sluice_store::{now_ms, Job, NewJob, ObjectInfo, Objects};
 
 use crate::bridge::{reader_channel, Msg};
 use crate::problem::Problem;
-use crate::sink::ContainerSink;
+use crate::sink::encode_into_container;
 use crate::state::{AppState, RunningJob};
-use crate::worker::{classify, encode_options, Outcome};
+use crate::worker::{classify, encode_options, progress_of, Outcome};
 
 /// Runs `job` on `body` as it arrives; returns the recorded job.
 pub async fn process_streaming(st: &AppState, job: NewJob, body: Body, limit: u64) -> Result<Job, Problem> {
@@ -32,23 +32,9 @@ pub async fn process_streaming(st: &AppState, job: NewJob, body: Body, limit: u6
         .map_err(outcome_problem)?;
     let encrypted = opts.params.suite.is_encrypted();
     let location = Objects::container_path(&job.tenant_id, &job.id, 1);
-    let cancel = CancelToken::new();
-    let progress = Arc::new(Progress::default());
-    st.running.insert(
-        &job.id,
-        RunningJob {
-            cancel: cancel.clone(),
-            progress: Arc::clone(&progress),
-        },
-    );
-    // Unregisters the job even if the client goes away and this future is dropped.
-    struct Registered<'a>(&'a AppState, &'a str);
-    impl Drop for Registered<'_> {
-        fn drop(&mut self) {
-            self.0.running.remove(self.1);
-        }
-    }
-    let registered = Registered(st, &job.id);
+    // Unregistered when dropped, even if the client goes away mid-upload.
+    let registered = st.running.register(&job.id);
+    let RunningJob { cancel, progress } = registered.job.clone();
     let result = run(st, body, limit, opts, &location, cancel, Arc::clone(&progress)).await;
     drop(registered);
     let summary = match result {
@@ -81,11 +67,7 @@ pub async fn process_streaming(st: &AppState, job: NewJob, body: Body, limit: u6
         job_id: job.id.clone(),
         created_at: now_ms(),
     };
-    let done = JobProgress {
-        bytes_in: progress.bytes_in() as i64,
-        bytes_out: progress.bytes_out() as i64,
-        chunks: progress.chunks() as i64,
-    };
+    let done = progress_of(&progress);
     let recorded = st.db.record_finished(&job, done, &object, started).await;
     let (job, replaced) = match recorded {
         Ok(r) => r,
@@ -121,15 +103,7 @@ async fn run(
             cancel: engine_cancel,
             progress,
         };
-        let mut output =
-            ContainerSink::open(&objects, &location_owned, rt.clone()).map_err(sluice_engine::Error::Write)?;
-        match engine.encode(input, &mut output, &opts, &ctl) {
-            Ok(summary) => output.finish().map(|()| summary).map_err(sluice_engine::Error::Write),
-            Err(e) => {
-                output.abort(&rt);
-                Err(e)
-            }
-        }
+        encode_into_container(&engine, &objects, &location_owned, input, &opts, &ctl, rt)
     });
     // Feed the body; a send fails only once the engine stopped (its error wins).
     let mut stream = body.into_data_stream();
@@ -174,10 +148,8 @@ async fn run(
     if let Some(p) = upload_error {
         return Err(p);
     }
-    let summary = encoded.map_err(|e| outcome_problem(classify(&e)))?;
-    // The container must be durable before the database points at it.
-    st.objects.sync(location).await?;
-    Ok(summary)
+    // Durable on success (encode_into_container): the database may point at it.
+    encoded.map_err(|e| outcome_problem(classify(&e)))
 }
 
 fn outcome_problem(o: Outcome) -> Problem {

@@ -10,10 +10,31 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
-use sluice_engine::OutputFile;
+use sluice_engine::{Control, EncodeOptions, EncodeSummary, Engine, OutputFile};
 use sluice_store::Objects;
 use tokio::runtime::Handle;
 use tokio_util::io::SyncIoBridge;
+
+/// Encodes `input` into a new container at `location` (call from a blocking
+/// thread): durable and under its name on success, removed on failure.
+pub fn encode_into_container(
+    engine: &Engine,
+    objects: &Objects,
+    location: &str,
+    input: impl io::Read + Send,
+    opts: &EncodeOptions,
+    ctl: &Control,
+    rt: Handle,
+) -> sluice_engine::Result<EncodeSummary> {
+    let mut output = ContainerSink::open(objects, location, rt.clone()).map_err(sluice_engine::Error::Write)?;
+    match engine.encode(input, &mut output, opts, ctl) {
+        Ok(summary) => output.finish().map(|()| summary).map_err(sluice_engine::Error::Write),
+        Err(e) => {
+            output.abort(&rt);
+            Err(e)
+        }
+    }
+}
 
 /// A container being written.
 pub enum ContainerSink {

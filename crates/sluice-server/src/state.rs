@@ -50,18 +50,37 @@ pub struct Running {
     jobs: RwLock<HashMap<String, RunningJob>>,
 }
 
-impl Running {
-    /// Registers a job.
-    pub fn insert(&self, id: &str, job: RunningJob) {
-        if let Ok(mut m) = self.jobs.write() {
-            m.insert(id.to_string(), job);
+/// A job's registration on this node; unregisters it when dropped (also
+/// when the future running the job is dropped, e.g. its client went away).
+pub struct Registered<'a> {
+    running: &'a Running,
+    id: String,
+    /// The job's cancel token and live counters.
+    pub job: RunningJob,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.running.jobs.write() {
+            m.remove(&self.id);
         }
     }
+}
 
-    /// Unregisters a job.
-    pub fn remove(&self, id: &str) {
+impl Running {
+    /// Registers job `id` with a fresh cancel token and counters.
+    pub fn register(&self, id: &str) -> Registered<'_> {
+        let job = RunningJob {
+            cancel: CancelToken::new(),
+            progress: Arc::new(Progress::default()),
+        };
         if let Ok(mut m) = self.jobs.write() {
-            m.remove(id);
+            m.insert(id.to_string(), job.clone());
+        }
+        Registered {
+            running: self,
+            id: id.to_string(),
+            job,
         }
     }
 

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_util::io::SyncIoBridge;
 
 use crate::routes::objects::keyring_for;
-use crate::sink::ContainerSink;
+use crate::sink::encode_into_container;
 use crate::state::{AppState, RunningJob};
 
 /// How a job attempt ended.
@@ -93,7 +93,8 @@ async fn dispatch(st: AppState) {
     while tasks.join_next().await.is_some() {}
 }
 
-fn progress_of(p: &Progress) -> JobProgress {
+/// A job's counters as the queue stores them.
+pub(crate) fn progress_of(p: &Progress) -> JobProgress {
     JobProgress {
         bytes_in: p.bytes_in() as i64,
         bytes_out: p.bytes_out() as i64,
@@ -110,15 +111,8 @@ async fn run_job(st: &AppState, job: Job) {
         return;
     }
     tracing::info!(kind = job.kind.as_str(), object = %job.object_key, "job started");
-    let cancel = CancelToken::new();
-    let progress = Arc::new(Progress::default());
-    st.running.insert(
-        &job.id,
-        RunningJob {
-            cancel: cancel.clone(),
-            progress: Arc::clone(&progress),
-        },
-    );
+    let registered = st.running.register(&job.id);
+    let RunningJob { cancel, progress } = registered.job.clone();
     let heartbeat = {
         let st = st.clone();
         let job = job.clone();
@@ -152,7 +146,7 @@ async fn run_job(st: &AppState, job: Job) {
     };
     heartbeat.abort();
     let done = progress_of(&progress);
-    st.running.remove(&job.id);
+    drop(registered);
     let wrote_container = job.kind == JobKind::Process;
     let discard = |st: &AppState| {
         let objects = st.objects.clone();
@@ -339,15 +333,7 @@ async fn process(st: &AppState, job: &Job, location: &str, cancel: CancelToken, 
     let ran = tokio::task::spawn_blocking(move || {
         let ctl = Control { cancel, progress };
         let input = SyncIoBridge::new_with_handle(reader, rt.clone());
-        let mut output =
-            ContainerSink::open(&objects, &location_owned, rt.clone()).map_err(sluice_engine::Error::Write)?;
-        match engine.encode(input, &mut output, &opts, &ctl) {
-            Ok(summary) => output.finish().map(|()| summary).map_err(sluice_engine::Error::Write),
-            Err(e) => {
-                output.abort(&rt);
-                Err(e)
-            }
-        }
+        encode_into_container(&engine, &objects, &location_owned, input, &opts, &ctl, rt)
     })
     .await;
     let summary = match ran {
@@ -355,10 +341,6 @@ async fn process(st: &AppState, job: &Job, location: &str, cancel: CancelToken, 
         Ok(Err(e)) => return classify(&e),
         Err(e) => return Outcome::Permanent("internal", format!("worker thread failed: {e}")),
     };
-    // The container must be durable before the database points at it.
-    if let Err(e) = st.objects.sync(location).await {
-        return Outcome::Transient(format!("syncing the container: {e}"));
-    }
     let digest = hex::encode(summary.digest);
     if let Some(expected) = &job.expected_digest {
         if *expected != digest {

@@ -149,11 +149,7 @@ impl Db {
         .bind(attempt)
         .execute(&self.pool)
         .await?;
-        Ok(if r.rows_affected() == 1 {
-            Fenced::Done(())
-        } else {
-            Fenced::Lost
-        })
+        Ok(fenced(&r))
     }
 
     /// Marks an attempt succeeded; for a process job, in the same
@@ -243,11 +239,7 @@ impl Db {
         .bind(job.attempts)
         .execute(&self.pool)
         .await?;
-        Ok(if r.rows_affected() == 1 {
-            Fenced::Done(())
-        } else {
-            Fenced::Lost
-        })
+        Ok(fenced(&r))
     }
 
     /// Puts an attempt's job back in the queue, runnable after `delay_ms`
@@ -265,11 +257,7 @@ impl Db {
         .bind(job.attempts)
         .execute(&self.pool)
         .await?;
-        Ok(if r.rows_affected() == 1 {
-            Fenced::Done(())
-        } else {
-            Fenced::Lost
-        })
+        Ok(fenced(&r))
     }
 
     /// Cancels a tenant's queued or running job; returns it as it now is.
@@ -317,6 +305,15 @@ impl Db {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.is_some())
+    }
+}
+
+/// An attempt's conditional update: one row means it still held the job.
+fn fenced(r: &sqlx::sqlite::SqliteQueryResult) -> Fenced<()> {
+    if r.rows_affected() == 1 {
+        Fenced::Done(())
+    } else {
+        Fenced::Lost
     }
 }
 

@@ -181,11 +181,7 @@ async fn put(
             let result = crate::inline::process_streaming(&st, job, body, limit).await;
             drop(slot);
             let job = result?;
-            let mut resp = (StatusCode::CREATED, axum::Json(json::job(&job, &st.running))).into_response();
-            if let Ok(loc) = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)) {
-                resp.headers_mut().insert(header::LOCATION, loc);
-            }
-            return Ok(resp);
+            return Ok(job_response(StatusCode::CREATED, &job, &st));
         }
     }
     let staging = Objects::staging_path(&who.tenant_id, &job_id);
@@ -236,11 +232,16 @@ async fn put(
     if q.wait.unwrap_or(false) {
         return wait_for(&st, &who.tenant_id, &job.id).await;
     }
-    let mut resp = (StatusCode::ACCEPTED, axum::Json(json::job(&job, &st.running))).into_response();
+    Ok(job_response(StatusCode::ACCEPTED, &job, &st))
+}
+
+/// A job as JSON with `status` and `Location: /v1/jobs/{id}`.
+fn job_response(status: StatusCode, job: &sluice_store::Job, st: &AppState) -> Response {
+    let mut resp = (status, axum::Json(json::job(job, &st.running))).into_response();
     if let Ok(loc) = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)) {
         resp.headers_mut().insert(header::LOCATION, loc);
     }
-    Ok(resp)
+    resp
 }
 
 /// Polls a job until it is finished: 201 with the job if it succeeded,
@@ -250,11 +251,7 @@ async fn wait_for(st: &AppState, tenant: &str, id: &str) -> ApiResult<Response> 
         let job = st.db.job(tenant, id).await?;
         if job.state.is_terminal() {
             if job.state == sluice_store::JobState::Succeeded {
-                let mut resp = (StatusCode::CREATED, axum::Json(json::job(&job, &st.running))).into_response();
-                if let Ok(loc) = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)) {
-                    resp.headers_mut().insert(header::LOCATION, loc);
-                }
-                return Ok(resp);
+                return Ok(job_response(StatusCode::CREATED, &job, st));
             }
             return Err(job_problem(&job));
         }
@@ -361,11 +358,7 @@ async fn verify(st: AppState, caller: Caller, key: &str) -> ApiResult<Response> 
         })
         .await?;
     st.job_queued.notify_one();
-    let mut resp = (StatusCode::ACCEPTED, axum::Json(json::job(&job, &st.running))).into_response();
-    if let Ok(loc) = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)) {
-        resp.headers_mut().insert(header::LOCATION, loc);
-    }
-    Ok(resp)
+    Ok(job_response(StatusCode::ACCEPTED, &job, &st))
 }
 
 /// The keys that open a tenant's object (unsealing runs off the async workers).
