@@ -138,6 +138,9 @@ pub struct ServeArgs {
     /// Attempts before a transiently failing job fails [default: 5]
     #[arg(long, env = "SLUICE_JOB_MAX_ATTEMPTS", value_name = "N")]
     pub job_max_attempts: Option<u32>,
+    /// MiB of opened container indexes cached for range reads (0 turns the cache off) [default: 16]
+    #[arg(long, env = "SLUICE_INDEX_CACHE_MIB", value_name = "MIB")]
+    pub index_cache_mib: Option<usize>,
     /// Job lease in seconds, renewed while it runs [default: 30]
     #[arg(long, env = "SLUICE_JOB_LEASE_SECS", value_name = "SECS")]
     pub job_lease_secs: Option<u64>,

@@ -1,7 +1,13 @@
 //! Random access: restore any byte range of the original by reading only
 //! the chunks it touches, located through the authenticated index.
+//!
+//! An [`Archive`] is opened once (header unlocked, index authenticated) and
+//! then serves any number of range reads, concurrently if wanted: it reads
+//! through a [`ReadAt`] source, one call per chunk (record header and body
+//! together), and its opened state is shared, so clones are cheap and a
+//! server can keep opened archives in a cache instead of unlocking again.
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -11,19 +17,38 @@ use sluice_format::{
 };
 
 use crate::codec_cache::with_decompressor;
-use crate::container::{open_header, read_exact_or};
+use crate::container::open_header;
 use crate::control::Control;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::pipeline::{self, Buffers, Work};
+use crate::source::ReadAt;
+use crate::target::Target;
 
 /// Fixed part of the index plaintext (counts, offset, digest).
 const INDEX_FIXED: u64 = sluice_format::stream::INDEX_FIXED_LEN as u64;
 const TAG: u64 = sluice_format::TAG_LEN as u64;
 
-/// An opened container on a seekable input, ready for range reads.
-pub struct Archive<R> {
-    input: R,
+/// An opened container on a [`ReadAt`] source, ready for range reads.
+/// Cloning shares the opened header and index (and clones the source).
+#[derive(Clone)]
+pub struct Archive<S> {
+    source: S,
+    opened: Arc<Opened>,
+}
+
+impl<S> std::fmt::Debug for Archive<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Archive")
+            .field("plaintext_len", &self.opened.index.plaintext_len)
+            .field("chunks", &self.opened.index.chunk_count)
+            .finish()
+    }
+}
+
+/// What opening found: the unlocked stream context, the index and each
+/// chunk record's offset.
+struct Opened {
     ctx: Arc<StreamContext>,
     index: Index,
     offsets: Vec<u64>,
@@ -38,31 +63,71 @@ pub struct RangeSummary {
     pub chunks_read: u64,
 }
 
-impl<R: Read + Seek + Send> Archive<R> {
+/// Reads `buf.len()` bytes at `offset`; a source that ends first is
+/// truncated `at`.
+fn read_at_or<S: ReadAt + ?Sized>(source: &S, buf: &mut [u8], offset: u64, at: TruncatedAt) -> Result<()> {
+    source.read_exact_at(buf, offset).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => FormatError::Truncated(at).into(),
+        _ => Error::Read(e),
+    })
+}
+
+/// A [`std::io::Read`] over a [`ReadAt`] from offset 0, for the header.
+struct Cursor<'a, S: ?Sized> {
+    source: &'a S,
+    len: u64,
+    pos: u64,
+}
+
+impl<S: ReadAt + ?Sized> io::Read for Cursor<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = (buf.len() as u64).min(self.len.saturating_sub(self.pos)) as usize;
+        let Some(dst) = buf.get_mut(..n) else {
+            return Ok(0);
+        };
+        self.source.read_exact_at(dst, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// The header is read in pieces of this size: large enough for any common
+/// header in one call, small enough to waste little on a remote source.
+const HEADER_READ: usize = 4096;
+
+impl<S: ReadAt> Archive<S> {
     /// Reads and unlocks the header, then reads and authenticates the index
     /// through the footer. Reads nothing else.
-    pub fn open(mut input: R, keys: &KeyRing) -> Result<Self> {
-        input.seek(SeekFrom::Start(0)).map_err(Error::Read)?;
-        let ctx = open_header(&mut input, keys)?;
+    ///
+    /// Unlocking a passphrase slot runs Argon2 on the calling thread (async
+    /// callers: use `spawn_blocking`).
+    pub fn open(source: S, keys: &KeyRing) -> Result<Self> {
+        let file_len = source.size().map_err(Error::Read)?;
+        let cursor = Cursor {
+            source: &source,
+            len: file_len,
+            pos: 0,
+        };
+        let ctx = open_header(&mut io::BufReader::with_capacity(HEADER_READ, cursor), keys)?;
         let header_len = ctx.header().len() as u64;
-        let file_len = input.seek(SeekFrom::End(0)).map_err(Error::Read)?;
         let min_len = header_len + RECORD_HEADER_LEN as u64 + INDEX_FIXED + TAG + FOOTER_LEN as u64;
         if file_len < min_len {
             return Err(FormatError::Truncated(TruncatedAt::InsideFooter).into());
         }
-        input
-            .seek(SeekFrom::Start(file_len - FOOTER_LEN as u64))
-            .map_err(Error::Read)?;
         let mut foot = [0u8; FOOTER_LEN];
-        read_exact_or(&mut input, &mut foot, TruncatedAt::InsideFooter)?;
+        read_at_or(
+            &source,
+            &mut foot,
+            file_len - FOOTER_LEN as u64,
+            TruncatedAt::InsideFooter,
+        )?;
         let index_offset = parse_footer(&foot)?;
         let max_offset = file_len - FOOTER_LEN as u64 - RECORD_HEADER_LEN as u64 - INDEX_FIXED - TAG;
         if index_offset < header_len || index_offset > max_offset {
             return Err(FormatError::invalid_footer_offset().into());
         }
-        input.seek(SeekFrom::Start(index_offset)).map_err(Error::Read)?;
         let mut rh_bytes = [0u8; RECORD_HEADER_LEN];
-        read_exact_or(&mut input, &mut rh_bytes, TruncatedAt::InsideIndex)?;
+        read_at_or(&source, &mut rh_bytes, index_offset, TruncatedAt::InsideIndex)?;
         let rh = RecordHeader::parse(&rh_bytes, Region::Index)?;
         // The index must fill exactly the space between its offset and the footer,
         // which also bounds the allocation below by the real file size.
@@ -71,7 +136,12 @@ impl<R: Read + Seek + Send> Archive<R> {
         }
         let entries = u64::from(rh.plain_len).saturating_sub(INDEX_FIXED) / 4;
         let mut body = vec![0u8; rh.body_len as usize];
-        read_exact_or(&mut input, &mut body, TruncatedAt::InsideIndex)?;
+        read_at_or(
+            &source,
+            &mut body,
+            index_offset + RECORD_HEADER_LEN as u64,
+            TruncatedAt::InsideIndex,
+        )?;
         let index = ctx.open_index(entries, &rh, &mut body)?;
         if index.index_offset != index_offset {
             return Err(FormatError::invalid_footer_offset().into());
@@ -85,32 +155,52 @@ impl<R: Read + Seek + Send> Archive<R> {
             return Err(FormatError::IndexMismatch("chunk lengths do not add up to the index offset".into()).into());
         }
         Ok(Archive {
-            input,
-            ctx: Arc::new(ctx),
-            index,
-            offsets,
+            source,
+            opened: Arc::new(Opened {
+                ctx: Arc::new(ctx),
+                index,
+                offsets,
+            }),
         })
+    }
+}
+
+impl<S> Archive<S> {
+    /// The same opened container read through another source holding the
+    /// same bytes (e.g. a new connection), without unlocking again. With
+    /// `()` as the source, an opened archive can be kept (e.g. in a cache)
+    /// without holding its source open.
+    pub fn with_source<T>(&self, source: T) -> Archive<T> {
+        Archive {
+            source,
+            opened: Arc::clone(&self.opened),
+        }
+    }
+
+    /// The source this archive reads.
+    pub fn source(&self) -> &S {
+        &self.source
     }
 
     /// Length of the original data.
     pub fn plaintext_len(&self) -> u64 {
-        self.index.plaintext_len
+        self.opened.index.plaintext_len
     }
 
     /// The container's header.
     pub fn header(&self) -> &Header {
-        self.ctx.header()
+        self.opened.ctx.header()
     }
 
     /// The authenticated index.
     pub fn index(&self) -> &Index {
-        &self.index
+        &self.opened.index
     }
 
     /// The chunks that overlap `range` of the original, first and last
     /// (`None` for an empty range).
     fn chunks_of(&self, range: &Range<u64>) -> Option<(u64, u64)> {
-        let cs = self.ctx.chunk_size() as u64;
+        let cs = self.opened.ctx.chunk_size() as u64;
         (!range.is_empty()).then(|| (range.start / cs, (range.end - 1) / cs))
     }
 
@@ -120,7 +210,8 @@ impl<R: Read + Seek + Send> Archive<R> {
         let Some((first, last)) = self.chunks_of(&range) else {
             return 0;
         };
-        self.index
+        self.opened
+            .index
             .body_lens
             .iter()
             .skip(first as usize)
@@ -128,14 +219,29 @@ impl<R: Read + Seek + Send> Archive<R> {
             .map(|&b| RECORD_HEADER_LEN as u64 + u64::from(b))
             .sum()
     }
+}
 
-    /// Writes bytes `range` of the original to `output`, reading and
-    /// authenticating only the chunks that overlap it.
+impl<S: ReadAt> Archive<S> {
+    /// Writes bytes `range` of the original to `output`, in order, reading
+    /// and authenticating only the chunks that overlap it.
     pub fn read_range<W: Write>(
-        &mut self,
+        &self,
         engine: &Engine,
         range: Range<u64>,
         mut output: W,
+        ctl: &Control,
+    ) -> Result<RangeSummary> {
+        self.restore_range(engine, range, Target::Stream(&mut output), ctl)
+    }
+
+    /// Writes bytes `range` of the original to `target` (byte `range.start`
+    /// at the target's start), reading and authenticating only the chunks
+    /// that overlap it, each with one read of its record.
+    pub fn restore_range(
+        &self,
+        engine: &Engine,
+        range: Range<u64>,
+        target: Target<'_>,
         ctl: &Control,
     ) -> Result<RangeSummary> {
         let len = self.plaintext_len();
@@ -146,18 +252,18 @@ impl<R: Read + Seek + Send> Archive<R> {
                 len,
             });
         }
+        let (mut in_order, placer) = target.split()?;
         let Some((first, last)) = self.chunks_of(&range) else {
+            in_order.finish(0)?;
             return Ok(RangeSummary {
                 bytes: 0,
                 chunks_read: 0,
             });
         };
-        let cs = self.ctx.chunk_size() as u64;
+        let opened = &*self.opened;
+        let cs = opened.ctx.chunk_size() as u64;
         let mut next = first;
-        let input = &mut self.input;
-        let offsets = &self.offsets;
-        let index = &self.index;
-        let ctx = Arc::clone(&self.ctx);
+        let source = &self.source;
         let progress = Arc::clone(&ctl.progress);
         let read = move |bufs: &mut Buffers| -> Result<Option<(u64, RecordHeader)>> {
             if next > last {
@@ -165,27 +271,38 @@ impl<R: Read + Seek + Send> Archive<R> {
             }
             let i = next;
             let slot = usize::try_from(i).map_err(|_| Error::Internal("chunk number overflow".into()))?;
-            let (Some(&off), Some(&body_len)) = (offsets.get(slot), index.body_lens.get(slot)) else {
+            let (Some(&off), Some(&body_len)) = (opened.offsets.get(slot), opened.index.body_lens.get(slot)) else {
                 return Err(Error::Internal(format!("chunk {i} missing from the index")));
             };
-            input.seek(SeekFrom::Start(off)).map_err(Error::Read)?;
-            let mut rh_bytes = [0u8; RECORD_HEADER_LEN];
-            read_exact_or(input, &mut rh_bytes, TruncatedAt::InsideChunk(i))?;
-            let rh = RecordHeader::parse(&rh_bytes, Region::Chunk(i))?;
-            ctx.check_data_record(i, &rh)?;
-            if rh.body_len != body_len || u64::from(rh.plain_len) != ctx.expected_chunk_len(i, index.plaintext_len) {
+            // One read for the record header and its body.
+            bufs.input.resize(RECORD_HEADER_LEN + body_len as usize, 0);
+            read_at_or(source, &mut bufs.input, off, TruncatedAt::InsideChunk(i))?;
+            let rh_bytes: &[u8; RECORD_HEADER_LEN] = bufs
+                .input
+                .first_chunk()
+                .ok_or_else(|| Error::Internal("record buffer shorter than its header".into()))?;
+            let rh = RecordHeader::parse(rh_bytes, Region::Chunk(i))?;
+            opened.ctx.check_data_record(i, &rh)?;
+            if rh.body_len != body_len
+                || u64::from(rh.plain_len) != opened.ctx.expected_chunk_len(i, opened.index.plaintext_len)
+            {
                 return Err(FormatError::IndexMismatch(format!("chunk {i} record disagrees with the index")).into());
             }
-            bufs.input.resize(rh.body_len as usize, 0);
-            read_exact_or(input, &mut bufs.input, TruncatedAt::InsideChunk(i))?;
+            bufs.input.drain(..RECORD_HEADER_LEN);
             progress.add_in(rh.record_len());
             next += 1;
             Ok(Some((i, rh)))
         };
-        let work_ctx = Arc::clone(&self.ctx);
+        let work_ctx = Arc::clone(&opened.ctx);
+        let work_progress = Arc::clone(&ctl.progress);
+        let work_range = range.clone();
         let work: Work<(u64, RecordHeader)> = Arc::new(move |(i, rh), bufs: &mut Buffers| {
-            with_decompressor(|dec| work_ctx.open_chunk(*i, rh, &mut bufs.input, dec, &mut bufs.output))
-                .map_err(Error::from)
+            with_decompressor(|dec| work_ctx.open_chunk(*i, rh, &mut bufs.input, dec, &mut bufs.output))?;
+            if let Some(placer) = &placer {
+                let (slice, at) = slice_of(&work_range, *i * cs, &bufs.output)?;
+                placer.write_at(slice, at, &work_progress)?;
+            }
+            Ok(())
         });
         let mut written = 0u64;
         let mut chunks_read = 0u64;
@@ -195,26 +312,32 @@ impl<R: Read + Seek + Send> Archive<R> {
             read,
             work,
             |(i, rh), bufs| {
-                let chunk_start = i * cs;
-                let from = range.start.saturating_sub(chunk_start) as usize;
-                let to = ((range.end - chunk_start).min(bufs.output.len() as u64)) as usize;
-                let slice = bufs
-                    .output
-                    .get(from..to)
-                    .ok_or_else(|| Error::Internal("range slice out of bounds".into()))?;
-                output.write_all(slice).map_err(Error::Write)?;
-                ctl.progress.add_out(slice.len() as u64);
+                let (slice, _) = slice_of(&range, i * cs, &bufs.output)?;
+                written += slice.len() as u64;
+                in_order.chunk(slice, written, &ctl.progress)?;
                 ctl.progress.add_done(rh.record_len());
                 ctl.progress.add_chunk();
-                written += slice.len() as u64;
                 chunks_read += 1;
                 Ok(())
             },
         )?;
-        output.flush().map_err(Error::Write)?;
+        in_order.finish(written)?;
         Ok(RangeSummary {
             bytes: written,
             chunks_read,
         })
     }
+}
+
+/// The part of a chunk starting at `chunk_start` (original offset) that
+/// lies in `range`, and where it goes in the output (`range.start` is 0).
+fn slice_of<'b>(range: &Range<u64>, chunk_start: u64, chunk: &'b [u8]) -> Result<(&'b [u8], u64)> {
+    let from = range.start.saturating_sub(chunk_start);
+    let to = range.end.saturating_sub(chunk_start).min(chunk.len() as u64);
+    let slice = usize::try_from(from)
+        .ok()
+        .zip(usize::try_from(to).ok())
+        .and_then(|(f, t)| chunk.get(f..t))
+        .ok_or_else(|| Error::Internal("range slice out of bounds".into()))?;
+    Ok((slice, (chunk_start + from) - range.start))
 }

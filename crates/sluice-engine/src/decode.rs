@@ -6,9 +6,7 @@
 //! the end. The output is therefore final only when [`Engine::decode`]
 //! returns `Ok`: callers write to a temporary file and keep it only then.
 
-use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use sluice_format::{
@@ -24,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::io::read_full;
 use crate::output_file::OutputFile;
 use crate::pipeline::{self, Buffers, Work};
+use crate::target::Target;
 
 /// What a decode or verify found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,14 +35,6 @@ pub struct DecodeSummary {
     pub digest: [u8; 32],
     /// The container's header.
     pub header: Header,
-}
-
-/// Where decoded plaintext goes.
-enum Output<W> {
-    /// In order, through the writer.
-    Stream(W),
-    /// At each chunk's offset, written by the worker that decoded it.
-    At(Arc<File>),
 }
 
 enum Item {
@@ -144,23 +135,14 @@ impl Engine {
     pub fn decode<R: Read + Send, W: Write>(
         &self,
         input: R,
-        output: W,
+        mut output: W,
         keys: &KeyRing,
         ctl: &Control,
     ) -> Result<DecodeSummary> {
-        self.decode_into(input, Output::Stream(output), keys, ctl, &mut |_| {})
+        self.restore(input, Target::Stream(&mut output), keys, ctl)
     }
 
-    /// Like [`Engine::decode`], into a regular file: each worker writes its
-    /// authenticated chunk at its own offset as soon as it is decoded, so the
-    /// kernel's copy into the page cache is spread over the workers instead
-    /// of funnelled through one writer thread (see docs/PERFORMANCE.md for
-    /// what that gains and does not). Chunks may land out of order; the file
-    /// is complete (and truncated to the restored length) only when this
-    /// returns `Ok`, so write to a temporary file and keep it only then.
-    /// Each prefix of chunks that is complete is reported to
-    /// [`OutputFile::finished`], so its write-back (if enabled) overlaps the
-    /// work.
+    /// Like [`Engine::decode`], into a regular file: [`Target::File`].
     pub fn decode_to_file<R: Read + Send>(
         &self,
         input: R,
@@ -168,21 +150,19 @@ impl Engine {
         keys: &KeyRing,
         ctl: &Control,
     ) -> Result<DecodeSummary> {
-        let shared = Arc::new(out.file().try_clone().map_err(Error::Write)?);
-        let at = Output::<std::io::Sink>::At(Arc::clone(&shared));
-        let summary = self.decode_into(input, at, keys, ctl, &mut |end| out.finished(end))?;
-        shared.set_len(summary.plaintext_len).map_err(Error::Write)?;
-        Ok(summary)
+        self.restore(input, Target::File(out), keys, ctl)
     }
 
-    /// `finished(end)` is told each time plaintext `0..end` is all written.
-    fn decode_into<R: Read + Send, W: Write>(
+    /// Decodes a whole container from `input` into `target`, authenticating
+    /// every chunk, the index and the whole-file digest: the one restore
+    /// path behind [`Engine::decode`], [`Engine::decode_to_file`] and
+    /// [`Engine::verify`].
+    pub fn restore<R: Read + Send>(
         &self,
         mut input: R,
-        output: Output<W>,
+        target: Target<'_>,
         keys: &KeyRing,
         ctl: &Control,
-        finished: &mut dyn FnMut(u64),
     ) -> Result<DecodeSummary> {
         let ctx = Arc::new(open_header(&mut input, keys)?);
         let header_len = ctx.header().len() as u64;
@@ -200,19 +180,14 @@ impl Engine {
         let read = move |bufs: &mut Buffers| reader.next_item(bufs, &progress);
         let chunk_size = ctx.chunk_size();
         let work_ctx = Arc::clone(&ctx);
-        let (mut stream, at) = match output {
-            Output::Stream(w) => (Some(w), None),
-            Output::At(file) => (None, Some(file)),
-        };
+        let (mut in_order, placer) = target.split()?;
         let work_progress = Arc::clone(&ctl.progress);
         let work: Work<Item> = Arc::new(move |item: &mut Item, bufs: &mut Buffers| {
             if let Item::Chunk { index, rh, hash } = item {
                 with_decompressor(|dec| work_ctx.open_chunk(*index, rh, &mut bufs.input, dec, &mut bufs.output))?;
                 *hash = Some(hash_chunk(*index, chunk_size, &bufs.output));
-                if let Some(file) = &at {
-                    let offset = index.saturating_mul(chunk_size as u64);
-                    file.write_all_at(&bufs.output, offset).map_err(Error::Write)?;
-                    work_progress.add_out(bufs.output.len() as u64);
+                if let Some(placer) = &placer {
+                    placer.write_at(&bufs.output, index.saturating_mul(chunk_size as u64), &work_progress)?;
                 }
             }
             Ok(())
@@ -223,15 +198,9 @@ impl Engine {
         pipeline::run(self.lanes_for(chunk_size), &ctl.cancel, read, work, |item, bufs| {
             match item {
                 Item::Chunk { hash, rh, .. } => {
-                    if let Some(out) = stream.as_mut() {
-                        out.write_all(&bufs.output).map_err(Error::Write)?;
-                        ctl.progress.add_out(bufs.output.len() as u64);
-                    }
-                    ctl.progress.add_done(rh.record_len());
                     total += bufs.output.len() as u64;
-                    // In order, and each worker wrote before handing
-                    // its chunk on: every byte before `total` is written.
-                    finished(total);
+                    in_order.chunk(&bufs.output, total, &ctl.progress)?;
+                    ctl.progress.add_done(rh.record_len());
                     if let (Some(d), Some(h)) = (digest.as_mut(), hash) {
                         d.push(h);
                     }
@@ -257,9 +226,7 @@ impl Engine {
             }
             Ok(())
         })?;
-        if let Some(out) = stream.as_mut() {
-            out.flush().map_err(Error::Write)?;
-        }
+        in_order.finish(total)?;
         let (chunk_count, digest) = summary.ok_or_else(|| Error::Internal("decode ended without the index".into()))?;
         Ok(DecodeSummary {
             plaintext_len: total,

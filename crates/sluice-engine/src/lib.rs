@@ -3,8 +3,11 @@
 //!
 //! - [`Engine::encode`] / [`Engine::decode`] / [`Engine::verify`] stream any
 //!   `Read` into any `Write` (files, pipes, in-memory, channel bridges).
-//! - [`Archive`] restores byte ranges from a seekable container, reading only
-//!   the chunks a range touches.
+//! - [`Engine::restore`] and [`Archive::restore_range`] write into one
+//!   [`Target`] type: a stream in order, or a file chunk by chunk.
+//! - [`Archive`] restores byte ranges from a [`ReadAt`] source (a file,
+//!   memory, an object store's ranged GETs), reading only the chunks a range
+//!   touches, one read each; one opened archive serves concurrent ranges.
 //! - [`inspect`] describes a container without a key.
 //!
 //! Each operation runs a reader thread, CPU stages on the engine's CPU
@@ -56,6 +59,8 @@ mod io;
 mod output_file;
 mod pipeline;
 mod pool;
+mod source;
+mod target;
 
 pub use archive::{Archive, RangeSummary};
 pub use buffers::BufferPool;
@@ -69,3 +74,5 @@ pub use inspect::{inspect, inspect_stream, ContainerInfo};
 pub use output_file::OutputFile;
 pub use pool::CpuPool;
 pub use sluice_format as format;
+pub use source::ReadAt;
+pub use target::Target;

@@ -154,7 +154,7 @@ fn random_ranges_read_only_the_chunks_they_need() {
     let case = &cases[1];
     let o = opts(Suite::ChaCha20Poly1305, "lz4", "4KiB", case.slots.clone());
     let file = encode(&e, &data, &o);
-    let mut archive = Archive::open(std::io::Cursor::new(&file), &case.keys).unwrap();
+    let archive = Archive::open(&file, &case.keys).unwrap();
     assert_eq!(archive.plaintext_len(), data.len() as u64);
     let mut rng = 12345u64;
     let mut next = || {
@@ -190,24 +190,21 @@ fn random_ranges_read_only_the_chunks_they_need() {
 }
 
 #[test]
-fn range_reads_touch_only_needed_bytes() {
+fn range_reads_touch_only_needed_bytes_one_read_per_chunk() {
+    use sluice_engine::ReadAt;
     use std::sync::{Arc, Mutex};
-    /// A reader that records every (offset, length) it reads.
+    /// A source that records every (offset, length) it reads.
     struct Spy {
-        inner: std::io::Cursor<Vec<u8>>,
+        inner: Vec<u8>,
         touched: Arc<Mutex<Vec<(u64, usize)>>>,
     }
-    impl std::io::Read for Spy {
-        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            let pos = self.inner.position();
-            let n = std::io::Read::read(&mut self.inner, buf)?;
-            self.touched.lock().unwrap().push((pos, n));
-            Ok(n)
+    impl ReadAt for Spy {
+        fn size(&self) -> std::io::Result<u64> {
+            self.inner.size()
         }
-    }
-    impl std::io::Seek for Spy {
-        fn seek(&mut self, p: std::io::SeekFrom) -> std::io::Result<u64> {
-            self.inner.seek(p)
+        fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+            self.touched.lock().unwrap().push((offset, buf.len()));
+            self.inner.read_exact_at(buf, offset)
         }
     }
     let e = engine(2);
@@ -217,25 +214,67 @@ fn range_reads_touch_only_needed_bytes() {
     let file = encode(&e, &data, &o);
     let touched = Arc::new(Mutex::new(Vec::new()));
     let spy = Spy {
-        inner: std::io::Cursor::new(file),
+        inner: file,
         touched: Arc::clone(&touched),
     };
-    let mut archive = Archive::open(spy, &case.keys).unwrap();
+    let archive = Archive::open(spy, &case.keys).unwrap();
     let offsets = archive.index().offsets(archive.header().len() as u64);
     touched.lock().unwrap().clear();
     let mut out = Vec::new();
     // Bytes 10*4096+5 .. 11*4096+5 touch chunks 10 and 11 only.
     archive.read_range(&e, 40965..45061, &mut out, &Control::new()).unwrap();
     assert_eq!(out, &data[40965..45061]);
-    let (lo, hi) = (offsets[10], offsets[12]);
     let reads = touched.lock().unwrap().clone();
-    assert!(!reads.is_empty());
-    for (pos, n) in reads {
-        assert!(
-            pos >= lo && pos + n as u64 <= hi,
-            "read {pos}+{n} outside chunks 10..=11 ({lo}..{hi})"
-        );
-    }
+    assert_eq!(
+        reads,
+        vec![
+            (offsets[10], (offsets[11] - offsets[10]) as usize),
+            (offsets[11], (offsets[12] - offsets[11]) as usize)
+        ],
+        "one read per chunk, record header and body together"
+    );
+}
+
+#[test]
+fn one_opened_archive_serves_concurrent_ranges_and_file_targets() {
+    let e = engine(2);
+    let data = sample(40 * 4096 + 99, 8);
+    let case = key_cases().remove(1);
+    let o = opts(Suite::Aes256Gcm, "zstd:1", "4KiB", case.slots);
+    let file = encode(&e, &data, &o);
+    let archive = Archive::open(file, &case.keys).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let (archive, e, data) = (archive.clone(), &e, &data);
+            s.spawn(move || {
+                let a = t * 30_000 + 7;
+                let b = a + 41_000;
+                let mut out = Vec::new();
+                archive.read_range(e, a..b, &mut out, &Control::new()).unwrap();
+                assert_eq!(out, &data[a as usize..b as usize]);
+            });
+        }
+    });
+    // The same range written into a file by the workers, at its offsets.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("range");
+    let mut out = OutputFile::new(std::fs::File::create(&path).unwrap(), true);
+    let s = archive
+        .restore_range(
+            &e,
+            5000..150_000,
+            sluice_engine::Target::File(&mut out),
+            &Control::new(),
+        )
+        .unwrap();
+    drop(out);
+    assert_eq!(s.bytes, 145_000);
+    assert_eq!(std::fs::read(&path).unwrap(), &data[5000..150_000]);
+    // Another source holding the same bytes reuses the opened index.
+    let again = archive.with_source(archive.source().clone());
+    let mut out = Vec::new();
+    again.read_range(&e, 0..10, &mut out, &Control::new()).unwrap();
+    assert_eq!(out, &data[..10]);
 }
 
 proptest! {

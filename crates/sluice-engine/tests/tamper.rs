@@ -28,7 +28,7 @@ fn fixture_with(slots: Vec<SlotSpec>, keys: KeyRing, plain: Vec<u8>) -> Fixture 
     let e = engine(2);
     let o = opts(Suite::Aes256Gcm, "zstd", "4KiB", slots);
     let file = encode(&e, &plain, &o);
-    let archive = Archive::open(std::io::Cursor::new(&file), &keys).unwrap();
+    let archive = Archive::open(&file, &keys).unwrap();
     let header_len = archive.header().len();
     let mut records: Vec<usize> = archive
         .index()
@@ -238,7 +238,7 @@ fn index_and_footer_flips() {
     }
     // Random access goes through the footer and the index first.
     for at in [f.footer, idx + 20] {
-        let res = Archive::open(std::io::Cursor::new(flip(&f.file, at)), &f.keys);
+        let res = Archive::open(flip(&f.file, at), &f.keys);
         assert!(res.is_err(), "archive opened with damage at {at}");
     }
 }
@@ -292,7 +292,7 @@ fn truncation_everywhere_is_named() {
         e(f.file.len() - 1),
         Error::Format(F::Truncated(TruncatedAt::InsideFooter))
     ));
-    assert!(Archive::open(std::io::Cursor::new(&f.file[..f.file.len() - 1]), &f.keys).is_err());
+    assert!(Archive::open(&f.file[..f.file.len() - 1], &f.keys).is_err());
 }
 
 fn splice(f: &Fixture, parts: &[(usize, usize)]) -> Vec<u8> {
@@ -376,7 +376,7 @@ fn appended_bytes_are_rejected() {
         let mut v = f.file.clone();
         v.extend_from_slice(extra);
         assert!(matches!(decode_err(&f, &v, &f.keys), Error::Format(F::TrailingData)));
-        assert!(Archive::open(std::io::Cursor::new(v), &f.keys).is_err());
+        assert!(Archive::open(v, &f.keys).is_err());
     }
 }
 
@@ -513,9 +513,7 @@ fn hostile_record_headers_are_refused_before_their_bodies_are_read() {
         ),
         "{err}"
     );
-    let err = Archive::open(std::io::Cursor::new(with_record_header(&f.file, idx, huge)), &f.keys)
-        .err()
-        .expect("opened");
+    let err = Archive::open(with_record_header(&f.file, idx, huge), &f.keys).expect_err("opened");
     assert!(
         matches!(
             err,
@@ -558,7 +556,7 @@ fn an_unencrypted_file_in_place_of_an_encrypted_one_is_refused() {
     let err = decode_err(&f, &forged, &f.keys);
     assert!(matches!(err, Error::Format(F::NotEncrypted)), "{err}");
     assert!(matches!(
-        Archive::open(std::io::Cursor::new(&forged), &f.keys).err(),
+        Archive::open(&forged, &f.keys).err(),
         Some(Error::Format(F::NotEncrypted))
     ));
     // Even with no key at all, the library expects encryption unless told otherwise.

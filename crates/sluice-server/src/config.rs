@@ -33,6 +33,8 @@ pub struct Settings {
     pub max_running_jobs: Option<usize>,
     /// MiB of chunk buffers all running jobs share.
     pub engine_memory_mib: Option<usize>,
+    /// MiB of opened container indexes kept for range reads.
+    pub index_cache_mib: Option<usize>,
     /// Attempts before a transiently failing job fails for good.
     pub job_max_attempts: Option<u32>,
     /// A job's lease, seconds; renewed every third of it while it runs.
@@ -81,6 +83,7 @@ impl Settings {
             cpu_threads,
             max_running_jobs,
             engine_memory_mib,
+            index_cache_mib,
             job_max_attempts,
             job_lease_secs,
             max_upload_bytes,
@@ -118,6 +121,8 @@ pub struct Config {
     pub max_running_jobs: usize,
     /// Bytes of chunk buffers all running jobs share.
     pub engine_memory: usize,
+    /// Bytes of opened container indexes kept for range reads.
+    pub index_cache: usize,
     /// Attempts per job.
     pub job_max_attempts: u32,
     /// Lease length.
@@ -172,6 +177,7 @@ impl Config {
                 .engine_memory_mib
                 .map(|m| m.saturating_mul(1 << 20))
                 .unwrap_or_else(|| 2 * sluice_engine::default_memory_budget(s.cpu_threads.unwrap_or(cores))),
+            index_cache: s.index_cache_mib.unwrap_or(16).saturating_mul(1 << 20),
             job_max_attempts: s.job_max_attempts.unwrap_or(5),
             job_lease: secs(s.job_lease_secs.unwrap_or(30)),
             max_upload_bytes: s.max_upload_bytes.unwrap_or(1 << 40),

@@ -77,6 +77,7 @@ pub async fn process_streaming(st: &AppState, job: NewJob, body: Body, limit: u6
         }
     };
     if let Some(old) = replaced {
+        st.opened.remove(&old);
         let _ = st.objects.delete(&old).await;
     }
     tracing::info!(job = %job.id, bytes_in = done.bytes_in, bytes_out = done.bytes_out, "upload processed as it streamed in");

@@ -21,6 +21,7 @@ mod keys;
 mod problem;
 mod routes;
 mod sink;
+mod source;
 mod state;
 mod worker;
 
@@ -36,6 +37,7 @@ pub use config::{Config, LogFormat, Settings};
 pub use routes::{health::OPENAPI, ROUTES};
 
 use crate::keys::Keys;
+use crate::source::OpenedCache;
 use crate::state::{AppState, Running};
 
 /// Sets up logging (`RUST_LOG` filters, default `info`).
@@ -86,12 +88,14 @@ async fn open_state(config: Config) -> anyhow::Result<AppState> {
         .context("opening the database")?;
     let objects = Objects::local(&config.objects_dir())?;
     let job_slots = config.max_running_jobs;
+    let opened = OpenedCache::new(config.index_cache);
     Ok(AppState {
         config: Arc::new(config),
         db,
         objects,
         engine,
         keys: Arc::new(keys),
+        opened,
         running: Arc::new(Running::default()),
         job_slots: Arc::new(tokio::sync::Semaphore::new(job_slots)),
         job_queued: Arc::new(Notify::new()),

@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::keys::Keys;
+use crate::source::OpenedCache;
 
 /// Shared state: cheap to clone (everything behind `Arc`).
 #[derive(Clone, Debug)]
@@ -24,6 +25,8 @@ pub struct AppState {
     pub engine: Engine,
     /// Master key and tenant identities.
     pub keys: Arc<Keys>,
+    /// Opened containers, for range reads without unlocking again.
+    pub opened: OpenedCache,
     /// Jobs running on this node.
     pub running: Arc<Running>,
     /// One permit per job that may run on this node (queued jobs and

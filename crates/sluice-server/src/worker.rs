@@ -161,6 +161,7 @@ async fn run_job(st: &AppState, job: Job) {
         Outcome::Done(object) => match st.db.succeed(&job, done, object.as_ref()).await {
             Ok(Fenced::Done(replaced)) => {
                 if let Some(old) = replaced {
+                    st.opened.remove(&old);
                     let _ = st.objects.delete(&old).await;
                 }
                 cleanup_staging(st, &job).await;

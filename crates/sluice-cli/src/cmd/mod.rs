@@ -87,6 +87,15 @@ impl Sink {
         Ok(Sink::File(AtomicFile::create(target, input, force, sync)?))
     }
 
+    /// Where the engine restores into: a file is written chunk by chunk at
+    /// its offsets by the workers, standard output in order.
+    pub fn target(&mut self) -> Result<sluice_engine::Target<'_>> {
+        Ok(match self {
+            Sink::Stdout(s) => sluice_engine::Target::Stream(s),
+            Sink::File(f) => sluice_engine::Target::File(f.file()?),
+        })
+    }
+
     /// Makes the output final (renames the temporary file into place).
     pub fn commit(self) -> Result<()> {
         match self {

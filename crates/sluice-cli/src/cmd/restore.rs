@@ -37,7 +37,7 @@ pub fn run(args: &RestoreArgs, engine: &Engine, global: &Global, cancel: CancelT
                 args.input.display()
             )));
         }
-        let mut archive = Archive::open(file, &keys).map_err(|e| name_error(e, &args.input, &output))?;
+        let archive = Archive::open(file, &keys).map_err(|e| name_error(e, &args.input, &output))?;
         let len = archive.plaintext_len();
         let range: Range<u64> = start..end.unwrap_or(len);
         let mut sink = Sink::open(&output, &args.input, args.force, false, sync)?;
@@ -47,7 +47,7 @@ pub fn run(args: &RestoreArgs, engine: &Engine, global: &Global, cancel: CancelT
             global.quiet,
         );
         archive
-            .read_range(engine, range, &mut sink, &ctl)
+            .restore_range(engine, range, sink.target()?, &ctl)
             .map_err(|e| name_error(e, &args.input, &output))?;
         drop(bar);
         sink.commit()?;
@@ -56,14 +56,9 @@ pub fn run(args: &RestoreArgs, engine: &Engine, global: &Global, cancel: CancelT
     let input = open_input(&args.input)?;
     let mut sink = Sink::open(&output, &args.input, args.force, false, sync)?;
     let bar = Bar::start(ctl.progress.clone(), input.size, global.quiet);
-    // Into a file, workers write their chunks in place (faster); to standard
-    // output, the ordered writer streams them.
-    let decoded = if let Sink::File(file) = &mut sink {
-        engine.decode_to_file(input.reader, file.file()?, &keys, &ctl)
-    } else {
-        engine.decode(input.reader, &mut sink, &keys, &ctl)
-    };
-    decoded.map_err(|e| name_error(e, &args.input, &output))?;
+    engine
+        .restore(input.reader, sink.target()?, &keys, &ctl)
+        .map_err(|e| name_error(e, &args.input, &output))?;
     drop(bar);
     sink.commit()?;
     Ok(Code::Ok)

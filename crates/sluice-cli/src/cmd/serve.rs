@@ -18,6 +18,7 @@ pub fn run(args: ServeArgs) -> Result<Code> {
         cpu_threads: args.cpu_threads,
         max_running_jobs: args.max_running_jobs,
         engine_memory_mib: args.engine_memory_mib,
+        index_cache_mib: args.index_cache_mib,
         job_max_attempts: args.job_max_attempts,
         job_lease_secs: args.job_lease_secs,
         max_upload_bytes: args.max_upload_bytes,

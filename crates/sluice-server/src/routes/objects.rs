@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use sluice_engine::format::KeyRing;
-use sluice_engine::{Archive, CancelToken, Control};
+use sluice_engine::{Archive, Control};
 use sluice_store::{new_id, JobKind, NewJob, ObjectInfo, Objects, Scope};
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::SyncIoBridge;
@@ -24,6 +24,7 @@ use crate::auth::Caller;
 use crate::bridge;
 use crate::json;
 use crate::problem::{ApiResult, Problem};
+use crate::source::ContainerSource;
 use crate::state::AppState;
 
 /// Header carrying the BLAKE3 (hex) the uploaded original must have.
@@ -333,6 +334,7 @@ async fn delete(st: AppState, caller: Caller, key: &str) -> ApiResult<Response> 
     let who = caller.require(Scope::Write)?;
     check_key(key).map_err(|_| Problem::not_found(format!("object {key:?}")))?;
     let location = st.db.delete_object(&who.tenant_id, key).await?;
+    st.opened.remove(&location);
     // The row is gone first: a failure here leaves an unreferenced container
     // for the reaper, never a row pointing at nothing.
     if let Err(e) = st.objects.delete(&location).await {
@@ -371,6 +373,51 @@ pub async fn keyring_for(st: &AppState, tenant_id: &str, encrypted: bool) -> Api
         .map_err(Problem::internal)?;
     let ring = KeyRing::new().with_identity((*identity).clone());
     Ok(if encrypted { ring } else { ring.allowing_unencrypted() })
+}
+
+/// Ends a streamed response: flushes, or cuts the body off with the error
+/// (the client sees a short body, never wrong bytes).
+fn finish_stream(result: sluice_engine::Result<()>, mut writer: bridge::ChannelWriter) {
+    match result.and_then(|()| std::io::Write::flush(&mut writer).map_err(sluice_engine::Error::Write)) {
+        Ok(()) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "content stream failed");
+            writer.fail(std::io::Error::other(e.to_string()));
+        }
+    }
+}
+
+/// The object's container opened for range reads, from the cache or
+/// opened now (and cached) on a blocking thread.
+async fn opened_archive(
+    st: &AppState,
+    caller: &Caller,
+    o: &ObjectInfo,
+    rt: tokio::runtime::Handle,
+) -> ApiResult<Archive<ContainerSource>> {
+    let cached = st.opened.get(&o.location);
+    let keys = match cached {
+        Some(_) => None,
+        None => Some(keyring_for(st, caller.tenant(), o.encrypted).await?),
+    };
+    let objects = st.objects.clone();
+    let location = o.location.clone();
+    let cache = st.opened.clone();
+    tokio::task::spawn_blocking(move || {
+        let source = ContainerSource::open(&objects, &location, rt).map_err(sluice_engine::Error::Read)?;
+        match (cached, keys) {
+            (Some(a), _) => Ok(a.with_source(source)),
+            (None, Some(keys)) => {
+                let a = Archive::open(source, &keys)?;
+                cache.insert(&location, &a);
+                Ok(a)
+            }
+            (None, None) => Err(sluice_engine::Error::Internal("no keys to open the container".into())),
+        }
+    })
+    .await
+    .map_err(Problem::internal)?
+    .map_err(Problem::from)
 }
 
 /// Parses a single `Range: bytes=…` against `len`: `Ok(None)` for no (or an
@@ -426,33 +473,31 @@ async fn content(st: AppState, caller: Caller, key: &str, headers: &HeaderMap) -
         },
         None => None,
     };
-    let keys = keyring_for(&st, caller.tenant(), o.encrypted).await?;
-    let (reader, _) = st.objects.reader(&o.location).await?;
     let (mut writer, rx) = bridge::channel();
     let engine = st.engine.clone();
     let rt = tokio::runtime::Handle::current();
-    let cancel = CancelToken::new();
-    let job_range = range.clone();
-    tokio::task::spawn_blocking(move || {
-        let ctl = Control {
-            cancel,
-            ..Control::new()
-        };
-        let input = SyncIoBridge::new_with_handle(reader, rt);
-        let result = match job_range {
-            None => engine.decode(input, &mut writer, &keys, &ctl).map(|_| ()),
-            Some(r) => {
-                Archive::open(input, &keys).and_then(|mut a| a.read_range(&engine, r, &mut writer, &ctl).map(|_| ()))
-            }
-        };
-        match result.and_then(|()| std::io::Write::flush(&mut writer).map_err(sluice_engine::Error::Write)) {
-            Ok(()) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "content stream failed");
-                writer.fail(std::io::Error::other(e.to_string()));
-            }
+    let ctl = Control::new();
+    match range.clone() {
+        None => {
+            let keys = keyring_for(&st, caller.tenant(), o.encrypted).await?;
+            let (reader, _) = st.objects.reader(&o.location).await?;
+            tokio::task::spawn_blocking(move || {
+                let input = SyncIoBridge::new_with_handle(reader, rt);
+                let result = engine.decode(input, &mut writer, &keys, &ctl).map(|_| ());
+                finish_stream(result, writer);
+            });
         }
-    });
+        Some(r) => {
+            // Open (or take from the cache) before answering, so that a
+            // container that cannot be read answers with a problem, not a
+            // cut-off 206.
+            let archive = opened_archive(&st, &caller, &o, rt.clone()).await?;
+            tokio::task::spawn_blocking(move || {
+                let result = archive.read_range(&engine, r, &mut writer, &ctl).map(|_| ());
+                finish_stream(result, writer);
+            });
+        }
+    }
     let body = Body::from_stream(tokio_stream_from(rx));
     let mut resp = Response::new(body);
     let h = resp.headers_mut();
