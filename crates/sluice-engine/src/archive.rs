@@ -17,7 +17,8 @@ use sluice_format::{
 };
 
 use crate::codec_cache::with_decompressor;
-use crate::container::open_header;
+use crate::container::open_header_cancellable;
+use crate::control::CancelToken;
 use crate::control::Control;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -99,16 +100,22 @@ impl<S: ReadAt> Archive<S> {
     /// Reads and unlocks the header, then reads and authenticates the index
     /// through the footer. Reads nothing else.
     ///
-    /// Unlocking a passphrase slot runs Argon2 on the calling thread (async
-    /// callers: use `spawn_blocking`).
+    /// Unlocking a passphrase slot runs Argon2 (async callers: use
+    /// `spawn_blocking`).
     pub fn open(source: S, keys: &KeyRing) -> Result<Self> {
+        Self::open_cancellable(source, keys, &CancelToken::new())
+    }
+
+    /// Like [`Archive::open`]; a cancel returns [`Error::Cancelled`] at once,
+    /// even while a passphrase slot's Argon2 runs.
+    pub fn open_cancellable(source: S, keys: &KeyRing, cancel: &CancelToken) -> Result<Self> {
         let file_len = source.size().map_err(Error::Read)?;
         let cursor = Cursor {
             source: &source,
             len: file_len,
             pos: 0,
         };
-        let ctx = open_header(&mut io::BufReader::with_capacity(HEADER_READ, cursor), keys)?;
+        let ctx = open_header_cancellable(&mut io::BufReader::with_capacity(HEADER_READ, cursor), keys, cancel)?;
         let header_len = ctx.header().len() as u64;
         let min_len = header_len + RECORD_HEADER_LEN as u64 + INDEX_FIXED + TAG + FOOTER_LEN as u64;
         if file_len < min_len {

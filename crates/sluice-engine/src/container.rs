@@ -3,12 +3,15 @@
 //! streaming decoder, random access and [`crate::inspect`].
 
 use std::io::Read;
+use std::sync::mpsc;
+use std::time::Duration;
 
 use sluice_format::{
-    header_len, parse_footer, Error as FormatError, Header, KeyRing, StreamContext, TruncatedAt, FOOTER_LEN, MAGIC,
-    PREFIX_LEN,
+    header_len, parse_footer, suite::PayloadCipher, Error as FormatError, Header, KeyRing, Slot, StreamContext,
+    TruncatedAt, FOOTER_LEN, MAGIC, PREFIX_LEN,
 };
 
+use crate::control::CancelToken;
 use crate::error::{Error, Result};
 use crate::io::read_full;
 
@@ -42,6 +45,60 @@ pub fn open_header<R: Read + ?Sized>(input: &mut R, keys: &KeyRing) -> Result<St
     let header = read_header(input)?;
     let cipher = header.unlock(keys)?;
     Ok(StreamContext::new(header, cipher))
+}
+
+/// Like [`open_header`], but a cancel also ends a passphrase slot's Argon2
+/// wait: see [`unlock`].
+pub(crate) fn open_header_cancellable<R: Read + ?Sized>(
+    input: &mut R,
+    keys: &KeyRing,
+    cancel: &CancelToken,
+) -> Result<StreamContext> {
+    let header = read_header(input)?;
+    let cipher = unlock(&header, keys, cancel)?;
+    Ok(StreamContext::new(header, cipher))
+}
+
+/// How often a waiting unlock looks at its cancel token.
+const KDF_POLL: Duration = Duration::from_millis(20);
+
+/// Unlocks `header` with `keys`, returning [`Error::Cancelled`] as soon as
+/// `cancel` is set, even while a passphrase slot's Argon2 runs (up to
+/// seconds, by the file's cost). The Argon2 implementation cannot be
+/// interrupted, so that work runs on a thread of its own: a cancel returns
+/// at once and leaves the thread to finish its (bounded, see
+/// `KdfLimits`) computation and drop the result. Without a passphrase slot
+/// to try, unlocking is cheap and runs here.
+pub(crate) fn unlock(header: &Header, keys: &KeyRing, cancel: &CancelToken) -> Result<PayloadCipher> {
+    let argon2 = keys.passphrase.is_some() && header.slots.iter().any(|s| matches!(s, Slot::Passphrase { .. }));
+    if cancel.is_cancelled() {
+        return Err(Error::Cancelled);
+    }
+    if !argon2 {
+        return Ok(header.unlock(keys)?);
+    }
+    let (tx, rx) = mpsc::sync_channel(1);
+    let (h, k) = (header.clone(), keys.clone());
+    let kdf = std::thread::Builder::new()
+        .name("sluice-kdf".into())
+        .spawn(move || {
+            let _ = tx.send(h.unlock(&k));
+        })
+        .map_err(|e| Error::Internal(format!("cannot start the key derivation thread: {e}")))?;
+    loop {
+        match rx.recv_timeout(KDF_POLL) {
+            Ok(result) => {
+                // It has sent: joining only waits for it to exit.
+                let _ = kdf.join();
+                return Ok(result?);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) if cancel.is_cancelled() => return Err(Error::Cancelled),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(Error::Internal("the key derivation thread stopped".into()))
+            }
+        }
+    }
 }
 
 /// Fills `buf` completely; an input that ends first is truncated `at`.

@@ -2,11 +2,27 @@
 //! a server's job page and a signal handler can all hold.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-/// A cancellation flag checked between chunks. Clones share the flag.
-#[derive(Debug, Clone, Default)]
-pub struct CancelToken(Arc<AtomicBool>);
+/// A cancellation flag checked between chunks, plus hooks that unblock
+/// what the engine waits on. Clones share the flag and the hooks.
+#[derive(Clone, Default)]
+pub struct CancelToken(Arc<Inner>);
+
+/// Something to run once, on cancel.
+type Hook = Box<dyn FnOnce() + Send>;
+
+#[derive(Default)]
+struct Inner {
+    cancelled: AtomicBool,
+    hooks: Mutex<Vec<Hook>>,
+}
+
+impl std::fmt::Debug for CancelToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("CancelToken").field(&self.is_cancelled()).finish()
+    }
+}
 
 impl CancelToken {
     /// A token that is not cancelled.
@@ -14,14 +30,46 @@ impl CancelToken {
         Self::default()
     }
 
-    /// Asks every operation holding this token to stop.
+    /// Asks every operation holding this token to stop, and runs the hooks
+    /// registered with [`Self::on_cancel`] (once).
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        if self.0.cancelled.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let hooks = match self.0.hooks.lock() {
+            Ok(mut h) => std::mem::take(&mut *h),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        };
+        for hook in hooks {
+            hook();
+        }
     }
 
     /// Whether [`Self::cancel`] was called.
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.0.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// Runs `hook` when the token is cancelled (at once if it already is).
+    ///
+    /// The engine checks the flag between chunks, but it cannot interrupt a
+    /// read that blocks: whoever feeds it from a socket or a channel
+    /// registers a hook that makes such a read fail (closes the channel,
+    /// shuts the socket), so a cancel also reaches an idle input. Hooks run
+    /// on the cancelling thread and must not block.
+    pub fn on_cancel(&self, hook: impl FnOnce() + Send + 'static) {
+        let mut hooks = match self.0.hooks.lock() {
+            Ok(h) => h,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        // Checked under the lock that `cancel` takes after setting the
+        // flag: a hook is either taken by `cancel` or run here, never lost.
+        if self.0.cancelled.load(Ordering::SeqCst) {
+            drop(hooks);
+            hook();
+        } else {
+            hooks.push(Box::new(hook));
+        }
     }
 }
 

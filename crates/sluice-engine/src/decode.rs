@@ -15,7 +15,7 @@ use sluice_format::{
 };
 
 use crate::codec_cache::with_decompressor;
-use crate::container::{expect_footer, open_header, read_exact_or};
+use crate::container::{expect_footer, open_header_cancellable, read_exact_or};
 use crate::control::Control;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -164,7 +164,7 @@ impl Engine {
         keys: &KeyRing,
         ctl: &Control,
     ) -> Result<DecodeSummary> {
-        let ctx = Arc::new(open_header(&mut input, keys)?);
+        let ctx = Arc::new(open_header_cancellable(&mut input, keys, &ctl.cancel)?);
         let header_len = ctx.header().len() as u64;
         ctl.progress.add_in(header_len);
         let mut reader = RecordReader {

@@ -16,9 +16,10 @@
 //! When `run` returns, nothing of the operation is left running: its pool
 //! jobs are drained and its reader thread joined. One consequence: a reader
 //! blocked in a read that never completes (an idle pipe) delays the return
-//! of a cancelled operation until that read returns. The CLI is not affected
-//! (its signal handler exits the process); a server feeding the engine from a
-//! channel should close the channel when it cancels.
+//! of a cancelled operation until that read returns. Whoever feeds the
+//! engine from a socket or a channel registers a
+//! [`crate::CancelToken::on_cancel`] hook that fails such a read (the
+//! server does, for uploads); the CLI exits on signals instead.
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -160,7 +161,7 @@ where
         }
         // An explicit join waits for the reader thread to exit completely,
         // thread-locals included; the scope's implicit join does not.
-        match reader.join() {
+        let result = match reader.join() {
             Ok((held, spare, free_rx)) => {
                 back.extend(spare);
                 back.extend(free_rx.try_iter());
@@ -170,6 +171,12 @@ where
             // The reader's count is lost with it: its reservations stay
             // taken, a bounded leak on a bug path.
             Err(_) => result.and(Err(Error::Internal("reader thread panicked".into()))),
+        };
+        // A cancel hook may have failed the input on purpose: the cancel,
+        // not the failed read it caused, is what happened.
+        match result {
+            Err(_) if cancel.is_cancelled() => Err(Error::Cancelled),
+            other => other,
         }
     })
 }

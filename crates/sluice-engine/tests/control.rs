@@ -211,3 +211,108 @@ fn concurrent_operations_share_one_buffer_budget() {
     assert!(peak > 0);
     assert_eq!(e.buffers().lent(), 0, "every reservation was returned");
 }
+
+#[test]
+fn cancel_reaches_a_read_that_blocks_through_a_hook() {
+    /// An input that delivers what its channel sends and blocks in
+    /// between, like a network body from a client that went quiet.
+    struct Quiet(std::sync::mpsc::Receiver<Vec<u8>>, Vec<u8>);
+    impl Read for Quiet {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.1.is_empty() {
+                self.1 = self
+                    .0
+                    .recv()
+                    .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "input closed"))?;
+            }
+            let n = buf.len().min(self.1.len());
+            buf[..n].copy_from_slice(&self.1[..n]);
+            self.1.drain(..n);
+            Ok(n)
+        }
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    tx.send(vec![1u8; 3 << 20]).unwrap();
+    // The hook is how the feeder learns of the cancel: it closes the input.
+    let feeder = std::sync::Arc::new(std::sync::Mutex::new(Some(tx)));
+    let ctl = Control::new();
+    let hook_feeder = std::sync::Arc::clone(&feeder);
+    ctl.cancel.on_cancel(move || drop(hook_feeder.lock().unwrap().take()));
+    let canceller = ctl.clone();
+    let cancelled_at = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while canceller.progress.bytes_in() < 3 << 20 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // The reader is now blocked waiting for bytes that never come.
+        std::thread::sleep(Duration::from_millis(100));
+        canceller.cancel.cancel();
+        Instant::now()
+    });
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let worker_ctl = ctl.clone();
+    std::thread::spawn(move || {
+        let o = opts(Suite::None, "lz4", "1MiB", vec![]);
+        let _ = done_tx.send(engine(2).encode(Quiet(rx, Vec::new()), io::sink(), &o, &worker_ctl));
+    });
+    let result = done_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a cancelled encode stayed blocked in its read");
+    let cancelled_at = cancelled_at.join().unwrap();
+    assert!(matches!(result, Err(Error::Cancelled)), "{result:?}");
+    assert!(
+        cancelled_at.elapsed() < Duration::from_secs(2),
+        "took {:?} to stop",
+        cancelled_at.elapsed()
+    );
+    assert!(feeder.lock().unwrap().is_none(), "the hook ran");
+    // A hook registered after the cancel runs at once.
+    let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let r = std::sync::Arc::clone(&ran);
+    ctl.cancel
+        .on_cancel(move || r.store(true, std::sync::atomic::Ordering::SeqCst));
+    assert!(ran.load(std::sync::atomic::Ordering::SeqCst));
+}
+
+#[test]
+fn cancel_does_not_wait_for_argon2() {
+    use sluice_engine::format::{KdfParams, Passphrase, SlotSpec};
+    let pass = Passphrase::new("a slow passphrase");
+    // Costly enough that waiting for it would show: 64 MiB, 10 passes.
+    let kdf = KdfParams {
+        memory_kib: 64 * 1024,
+        passes: 10,
+        lanes: 1,
+    };
+    let e = engine(2);
+    let started = Instant::now();
+    let o = opts(
+        Suite::Aes256Gcm,
+        "lz4",
+        "64KiB",
+        vec![SlotSpec::Passphrase(pass.clone(), kdf)],
+    );
+    let mut file = Vec::new();
+    e.encode(&sample(10_000, 3)[..], &mut file, &o, &Control::new())
+        .unwrap();
+    // Encoding ran the same Argon2 once: about what an unlock costs.
+    let kdf_time = started.elapsed();
+    let keys = KeyRing::new().with_passphrase(pass);
+    let ctl = Control::new();
+    let canceller = ctl.cancel.clone();
+    let at = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        canceller.cancel();
+        Instant::now()
+    });
+    let result = e.decode(&file[..], io::sink(), &keys, &ctl);
+    let cancelled_at = at.join().unwrap();
+    let waited = cancelled_at.elapsed();
+    assert!(matches!(result, Err(Error::Cancelled)), "{result:?}");
+    assert!(
+        waited * 3 < kdf_time,
+        "returned {waited:?} after the cancel; Argon2 takes {kdf_time:?}"
+    );
+    // Not cancelled, the same file opens.
+    e.decode(&file[..], io::sink(), &keys, &Control::new()).unwrap();
+}

@@ -2,13 +2,16 @@
 //! (`?wait=true`) when a job slot is free, the body goes straight into the
 //! engine instead of to staging first, so receiving and processing overlap.
 //!
-//! Nothing is recorded until the end: the container is written under a name
-//! no row points at, synced, and only then are the job (already succeeded)
-//! and the object recorded in one transaction. A crash or a broken upload
-//! before that leaves only an unreferenced container for the reaper; the
-//! client, which got no 201, retries. Staging exists to make an upload
-//! durable before it is answered; here the answer comes only once the
-//! object itself is durable, so no staged copy is needed.
+//! The job is recorded as running (attempt 1, with a lease its heartbeat
+//! renews) before the first byte is processed, so it can be listed, watched
+//! and cancelled like any other. The container is written under a name no
+//! object points at and synced; only then does the usual fenced success
+//! make it the object, in one transaction. A broken upload fails the job;
+//! a crash leaves a running job whose lease expires and which a worker then
+//! fails as interrupted (there is no staged copy to run again), plus an
+//! unreferenced container for the reaper. The client, which got no 201,
+//! uploads again. Staging exists to make an upload durable before it is
+//! answered; here the answer comes only once the object itself is durable.
 
 use std::sync::Arc;
 
@@ -16,72 +19,132 @@ use axum::body::Body;
 use axum::http::StatusCode;
 use futures_util::StreamExt;
 use sluice_engine::{CancelToken, Control, Progress};
-use sluice_store::{now_ms, Job, NewJob, ObjectInfo, Objects};
+use sluice_store::{now_ms, Fenced, Job, NewJob, ObjectInfo, Objects};
+use tokio_util::sync::CancellationToken;
 
 use crate::bridge::{reader_channel, Msg};
 use crate::problem::Problem;
 use crate::sink::encode_into_container;
 use crate::state::{AppState, RunningJob};
-use crate::worker::{classify, encode_options, progress_of, Outcome};
+use crate::worker::{classify, encode_options, heartbeat, progress_of, Outcome};
 
-/// Runs `job` on `body` as it arrives; returns the recorded job.
+/// Runs `job` on `body` as it arrives; returns the job as recorded.
 pub async fn process_streaming(st: &AppState, job: NewJob, body: Body, limit: u64) -> Result<Job, Problem> {
-    let started = now_ms();
     let opts = encode_options(st, &job.tenant_id, &job.pipeline)
         .await
         .map_err(outcome_problem)?;
     let encrypted = opts.params.suite.is_encrypted();
-    let location = Objects::container_path(&job.tenant_id, &job.id, 1);
+    let lease_ms = st.config.job_lease.as_millis() as i64;
+    let row = st.db.start_streamed(&job, lease_ms).await?;
+    // Fails the row if this future is dropped (the client went away).
+    let mut guard = FailOnDrop {
+        st: Some(st.clone()),
+        job: row.clone(),
+    };
+    let location = Objects::container_path(&row.tenant_id, &row.id, row.attempts);
     // Unregistered when dropped, even if the client goes away mid-upload.
-    let registered = st.running.register(&job.id);
+    let registered = st.running.register(&row.id);
     let RunningJob { cancel, progress } = registered.job.clone();
+    let beat = heartbeat(st, &row, &cancel, &progress);
     let result = run(st, body, limit, opts, &location, cancel, Arc::clone(&progress)).await;
+    drop(beat);
     drop(registered);
+    let done = progress_of(&progress);
     let summary = match result {
         Ok(s) => s,
         Err(p) => {
             let _ = st.objects.delete(&location).await;
+            guard.disarm();
+            let p = if p.code == "cancelled" && st.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "interrupted",
+                    "the server shut down before the upload was stored; upload it again",
+                )
+            } else {
+                p
+            };
+            // Fenced: a job the user cancelled stays cancelled.
+            let _ = st.db.fail(&row, p.code, &p.detail).await;
             return Err(p);
         }
     };
     let digest = hex::encode(summary.digest);
-    if let Some(expected) = &job.expected_digest {
+    if let Some(expected) = &row.expected_digest {
         if *expected != digest {
             let _ = st.objects.delete(&location).await;
-            return Err(Problem::new(
+            let p = Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "digest_mismatch",
                 format!("the upload's BLAKE3 is {digest}, the client expected {expected}"),
-            ));
+            );
+            guard.disarm();
+            let _ = st.db.fail(&row, p.code, &p.detail).await;
+            return Err(p);
         }
     }
     let object = ObjectInfo {
-        key: job.object_key.clone(),
+        key: row.object_key.clone(),
         location: location.clone(),
-        pipeline: job.pipeline.clone(),
+        pipeline: row.pipeline.clone(),
         encrypted,
         container_len: summary.container_len as i64,
         plaintext_len: summary.plaintext_len as i64,
         chunk_count: summary.chunk_count as i64,
         digest,
-        job_id: job.id.clone(),
+        job_id: row.id.clone(),
         created_at: now_ms(),
     };
-    let done = progress_of(&progress);
-    let recorded = st.db.record_finished(&job, done, &object, started).await;
-    let (job, replaced) = match recorded {
-        Ok(r) => r,
+    let recorded = st.db.succeed(&row, done, Some(&object)).await;
+    guard.disarm();
+    match recorded {
+        Ok(Fenced::Done(replaced)) => {
+            if let Some(old) = replaced {
+                st.opened.remove(&old);
+                let _ = st.objects.delete(&old).await;
+            }
+        }
+        Ok(Fenced::Lost) => {
+            // Cancelled while the last bytes were stored.
+            let _ = st.objects.delete(&location).await;
+            return Err(outcome_problem(Outcome::Stopped));
+        }
         Err(e) => {
             let _ = st.objects.delete(&location).await;
+            let _ = st.db.fail(&row, "unavailable", "recording the result failed").await;
             return Err(e.into());
         }
-    };
-    if let Some(old) = replaced {
-        st.opened.remove(&old);
-        let _ = st.objects.delete(&old).await;
     }
-    tracing::info!(job = %job.id, bytes_in = done.bytes_in, bytes_out = done.bytes_out, "upload processed as it streamed in");
-    Ok(job)
+    tracing::info!(job = %row.id, bytes_in = done.bytes_in, bytes_out = done.bytes_out, "upload processed as it streamed in");
+    Ok(st.db.job(&row.tenant_id, &row.id).await?)
+}
+
+/// Fails a streamed job's row unless disarmed: the handler's future was
+/// dropped (the client went away) before it recorded an outcome.
+struct FailOnDrop {
+    st: Option<AppState>,
+    job: Job,
+}
+
+impl FailOnDrop {
+    fn disarm(&mut self) {
+        self.st = None;
+    }
+}
+
+impl Drop for FailOnDrop {
+    fn drop(&mut self) {
+        let Some(st) = self.st.take() else { return };
+        let job = self.job.clone();
+        tokio::spawn(async move {
+            let location = Objects::container_path(&job.tenant_id, &job.id, job.attempts);
+            let _ = st.objects.delete(&location).await;
+            let _ = st
+                .db
+                .fail(&job, "interrupted", "the client went away before the upload was stored")
+                .await;
+        });
+    }
 }
 
 async fn run(
@@ -110,7 +173,21 @@ async fn run(
     let mut stream = body.into_data_stream();
     let mut received = 0u64;
     let mut upload_error: Option<Problem> = None;
-    while let Some(frame) = stream.next().await {
+    // A cancel (user, lease lost, shutdown) must not wait for a client that
+    // sends nothing: it also stops this loop, which fails the engine's input.
+    let stop = CancellationToken::new();
+    cancel.on_cancel({
+        let stop = stop.clone();
+        move || stop.cancel()
+    });
+    loop {
+        let frame = tokio::select! {
+            f = stream.next() => match f { Some(f) => f, None => break },
+            () = stop.cancelled() => {
+                upload_error = Some(outcome_problem(Outcome::Stopped));
+                break;
+            }
+        };
         match frame {
             Ok(data) => {
                 received += data.len() as u64;
@@ -130,7 +207,11 @@ async fn run(
                 }
             }
             Err(e) => {
-                upload_error = Some(Problem::bad_request(format!("upload interrupted: {e}")));
+                upload_error = Some(Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "interrupted",
+                    format!("the upload was interrupted: {e}"),
+                ));
                 break;
             }
         }

@@ -113,38 +113,13 @@ async fn run_job(st: &AppState, job: Job) {
     tracing::info!(kind = job.kind.as_str(), object = %job.object_key, "job started");
     let registered = st.running.register(&job.id);
     let RunningJob { cancel, progress } = registered.job.clone();
-    let heartbeat = {
-        let st = st.clone();
-        let job = job.clone();
-        let cancel = cancel.clone();
-        let progress = Arc::clone(&progress);
-        tokio::spawn(async move {
-            let lease_ms = st.config.job_lease.as_millis() as i64;
-            let every = st.config.job_lease / 3;
-            loop {
-                tokio::time::sleep(every).await;
-                match st
-                    .db
-                    .heartbeat(&job.id, job.attempts, lease_ms, progress_of(&progress))
-                    .await
-                {
-                    Ok(Fenced::Done(())) => {}
-                    Ok(Fenced::Lost) => {
-                        tracing::info!(job = %job.id, "lease lost or job cancelled; stopping");
-                        cancel.cancel();
-                        return;
-                    }
-                    Err(e) => tracing::warn!(job = %job.id, error = %e, "heartbeat failed"),
-                }
-            }
-        })
-    };
+    let heartbeat = heartbeat(st, &job, &cancel, &progress);
     let location = Objects::container_path(&job.tenant_id, &job.id, job.attempts);
     let outcome = match job.kind {
         JobKind::Process => process(st, &job, &location, cancel.clone(), Arc::clone(&progress)).await,
         JobKind::Verify => verify(st, &job, cancel.clone(), Arc::clone(&progress)).await,
     };
-    heartbeat.abort();
+    drop(heartbeat);
     let done = progress_of(&progress);
     drop(registered);
     let wrote_container = job.kind == JobKind::Process;
@@ -215,6 +190,45 @@ async fn run_job(st: &AppState, job: Job) {
                 tracing::info!("job stopped");
             }
         }
+    }
+}
+
+/// Renews `job`'s lease every third of it with its progress, and cancels
+/// it once the lease is lost or the job was cancelled; aborted when the
+/// returned guard is dropped.
+pub(crate) fn heartbeat(st: &AppState, job: &Job, cancel: &CancelToken, progress: &Arc<Progress>) -> AbortOnDrop {
+    let st = st.clone();
+    let job = job.clone();
+    let cancel = cancel.clone();
+    let progress = Arc::clone(progress);
+    AbortOnDrop(tokio::spawn(async move {
+        let lease_ms = st.config.job_lease.as_millis() as i64;
+        let every = st.config.job_lease / 3;
+        loop {
+            tokio::time::sleep(every).await;
+            match st
+                .db
+                .heartbeat(&job.id, job.attempts, lease_ms, progress_of(&progress))
+                .await
+            {
+                Ok(Fenced::Done(())) => {}
+                Ok(Fenced::Lost) => {
+                    tracing::info!(job = %job.id, "lease lost or job cancelled; stopping");
+                    cancel.cancel();
+                    return;
+                }
+                Err(e) => tracing::warn!(job = %job.id, error = %e, "heartbeat failed"),
+            }
+        }
+    }))
+}
+
+/// A task aborted when this is dropped (also when the future holding it is).
+pub(crate) struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -313,7 +327,12 @@ pub(crate) async fn encode_options(
 
 async fn process(st: &AppState, job: &Job, location: &str, cancel: CancelToken, progress: Arc<Progress>) -> Outcome {
     let Some(staging) = job.staging.clone() else {
-        return Outcome::Permanent("internal", "process job without a staged upload".into());
+        // Only uploads processed as they streamed in have no staged copy;
+        // this one's node stopped before it was stored.
+        return Outcome::Permanent(
+            "interrupted",
+            "the upload was interrupted before it was stored (the server stopped); upload it again".into(),
+        );
     };
     let opts = match encode_options(st, &job.tenant_id, &job.pipeline).await {
         Ok(o) => o,

@@ -187,24 +187,18 @@ impl Db {
         Ok(Fenced::Done(replaced))
     }
 
-    /// Records a process job that already ran to completion outside the
-    /// queue (an upload processed while it streamed in), and makes `object`
-    /// visible, in one transaction. Returns the job and the location of the
-    /// object it replaced, to delete.
-    pub async fn record_finished(
-        &self,
-        job: &NewJob,
-        progress: JobProgress,
-        object: &ObjectInfo,
-        started_at: i64,
-    ) -> Result<(Job, Option<String>)> {
-        let mut tx = self.pool.begin().await?;
+    /// Adds a process job that this node runs at once, outside the queue
+    /// (an upload processed while it streams in): running, attempt 1, with
+    /// a lease its heartbeat renews. Its later writes are the usual fenced
+    /// ones ([`Db::succeed`], [`Db::fail`]), so a cancel wins over them. If
+    /// the node dies, the lease expires and a worker claims it, finds no
+    /// staged upload and fails it as interrupted.
+    pub async fn start_streamed(&self, job: &NewJob, lease_ms: i64) -> Result<Job> {
         let now = now_ms();
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO jobs (id, tenant_id, kind, object_key, pipeline, state, attempts, max_attempts, \
-             expected_digest, run_after, bytes_in, bytes_out, chunks, created_at, started_at, finished_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 'succeeded', 1, $6, $7, $8, $9, $10, $11, $8, $8, $12, $12) \
-             RETURNING {JOB_COLUMNS}"
+             expected_digest, lease_until, run_after, created_at, started_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, 'running', 1, $6, $7, $8, $9, $9, $9, $9) RETURNING {JOB_COLUMNS}"
         )))
         .bind(&job.id)
         .bind(&job.tenant_id)
@@ -213,16 +207,11 @@ impl Db {
         .bind(&job.pipeline)
         .bind(job.max_attempts)
         .bind(&job.expected_digest)
-        .bind(started_at)
-        .bind(progress.bytes_in)
-        .bind(progress.bytes_out)
-        .bind(progress.chunks)
+        .bind(now + lease_ms)
         .bind(now)
-        .fetch_one(&mut *tx)
+        .fetch_one(&self.pool)
         .await?;
-        let replaced = upsert_object(&mut tx, &job.tenant_id, object).await?;
-        tx.commit().await?;
-        Ok((job_from(&row)?, replaced))
+        job_from(&row)
     }
 
     /// Fails an attempt for good.

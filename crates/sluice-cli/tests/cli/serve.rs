@@ -562,3 +562,81 @@ fn the_reaper_removes_abandoned_staging_and_unreferenced_containers() {
     assert_eq!(kept.status, 200);
     assert_eq!(kept.body, b"kept bytes");
 }
+
+/// Opens a `PUT …?wait=true` that announces `len` bytes, sends `first` of
+/// them and then goes quiet (the socket stays open).
+fn stalled_upload(s: &Server, token: &str, key: &str, len: usize, first: &[u8]) -> std::net::TcpStream {
+    use std::io::Write;
+    let addr = s.base.trim_start_matches("http://");
+    let mut sock = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        sock,
+        "PUT /v1/objects/{key}?wait=true HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Length: {len}\r\n\r\n"
+    )
+    .unwrap();
+    sock.write_all(first).unwrap();
+    sock
+}
+
+/// The one job of `key` once it is in `state`.
+fn job_of(s: &Server, token: &str, key: &str, state: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = get(s, token, &format!("/v1/jobs?state={state}")).json();
+        if let Some(j) = list["jobs"].as_array().unwrap().iter().find(|j| j["object"] == key) {
+            return j.clone();
+        }
+        assert!(Instant::now() < deadline, "no {state} job for {key}:\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn uploads_processed_as_they_stream_are_jobs_that_can_be_watched_cancelled_and_interrupted() {
+    let env = Env::new();
+    let token = tenant(&env, "acme", "write");
+    let mut s = Server::start(&env, &["--job-lease-secs", "3"]);
+    let chunk = sample(2 << 20);
+
+    // Visible while it streams, and a cancel reaches it although its client
+    // has gone quiet: the client gets its answer at once.
+    let mut sock = stalled_upload(&s, &token, "stalled", 64 << 20, &chunk);
+    let job = job_of(&s, &token, "stalled", "running");
+    let id = job["id"].as_str().unwrap().to_string();
+    assert_eq!(get(&s, &token, &format!("/v1/jobs/{id}")).json()["state"], "running");
+    let c = delete(&s, &token, &format!("/v1/jobs/{id}"));
+    assert_eq!(c.json()["state"], "cancelled");
+    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut head = [0u8; 12];
+    sock.read_exact(&mut head).expect("no answer within 10 s of the cancel");
+    assert_eq!(&head, b"HTTP/1.1 409", "{}", String::from_utf8_lossy(&head));
+    drop(sock);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(get(&s, &token, &format!("/v1/jobs/{id}")).json()["state"], "cancelled");
+    assert_problem(&get(&s, &token, "/v1/objects/stalled"), 404, "not_found");
+
+    // A client that goes away: the job fails as interrupted.
+    let sock = stalled_upload(&s, &token, "dropped", 64 << 20, &chunk);
+    let id = job_of(&s, &token, "dropped", "running")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    drop(sock);
+    let j = wait_job(&s, &token, &id, &["failed"], Duration::from_secs(30));
+    assert_eq!(j["error_code"], "interrupted", "{j}");
+
+    // A server killed while one streams: after the restart the job's lease
+    // expires and it fails as interrupted (nothing was stored to run again).
+    let sock = stalled_upload(&s, &token, "killed", 64 << 20, &chunk);
+    let id = job_of(&s, &token, "killed", "running")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.signal("-KILL");
+    drop(sock);
+    s.spawn();
+    let j = wait_job(&s, &token, &id, &["failed"], Duration::from_secs(60));
+    assert_eq!(j["error_code"], "interrupted", "{j}");
+    assert_problem(&get(&s, &token, "/v1/objects/killed"), 404, "not_found");
+}
