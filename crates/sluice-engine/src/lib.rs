@@ -72,7 +72,7 @@ pub use engine::{available_cores, default_memory_budget, Engine, EngineConfig, M
 pub use error::{Error, Result};
 pub use inspect::{inspect, inspect_stream, ContainerInfo};
 pub use output_file::OutputFile;
-pub use pool::CpuPool;
+pub use pool::{CpuPool, Lane};
 pub use sluice_format as format;
 pub use source::ReadAt;
 pub use target::Target;

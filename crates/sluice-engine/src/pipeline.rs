@@ -72,6 +72,9 @@ where
     let (free_tx, free_rx) = sync_channel::<Buffers>(in_flight);
     let (res_tx, res_rx) = channel::<(u64, Outcome<M>)>();
     let abort = Arc::new(AtomicBool::new(false));
+    // This operation's turn in the shared pool, weighed by its chunk size.
+    let lane = pool.lane();
+    let cost = (pair_bytes / 2) as u64;
 
     std::thread::scope(|scope| {
         let reader_abort = Arc::clone(&abort);
@@ -115,7 +118,7 @@ where
                         let tx = res_tx.clone();
                         let work = Arc::clone(&work);
                         let job_abort = Arc::clone(&reader_abort);
-                        pool.spawn(move || {
+                        pool.spawn_in(lane, cost, move || {
                             if job_abort.load(Ordering::Relaxed) {
                                 return;
                             }
