@@ -4,7 +4,9 @@
 #      vs `sluice process` of the same file, alternating runs (both durable:
 #      the CLI syncs its output, the service its staged upload and container);
 #   2. 8 concurrent 256 MiB uploads: aggregate throughput and server peak RSS;
-#   3. small objects: 4 KiB uploads at concurrency 32 (wrk), P50/P99 latency.
+#   3. small objects: 4 KiB uploads at concurrency 32 (wrk), P50/P99 latency;
+#   4. range reads: random 64 KiB ranges of a stored 256 MiB object at
+#      concurrency 8 (wrk), with the opened-index cache and without it.
 # Usage: bench/serve.sh    Env: RUNS (3), BENCH_DIR (bench/tmp, on disk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,10 +35,13 @@ $S admin --data-dir "$data" tenant create bench >/dev/null 2>&1
 TOKEN=$($S admin --data-dir "$data" token create --tenant bench --scope write 2>/dev/null)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 U=http://127.0.0.1:$port
-$S serve --data-dir "$data" --listen "127.0.0.1:$port" 2>"$tmp/server.log" &
-server=$!
+start_server() {
+  $S serve --data-dir "$data" --listen "127.0.0.1:$port" "$@" 2>>"$tmp/server.log" &
+  server=$!
+  for _ in $(seq 100); do curl -sf "$U/healthz" >/dev/null && break; sleep 0.1; done
+}
+start_server
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$tmp"' EXIT
-for _ in $(seq 100); do curl -sf "$U/healthz" >/dev/null && break; sleep 0.1; done
 $S keygen --raw -o "$tmp/k.bin" >/dev/null
 H="Authorization: Bearer $TOKEN"
 
@@ -70,3 +75,28 @@ LUA
 wrk -t 2 -c 32 -d 10s --latency -s "$tmp/put.lua" "$U" | grep -E "Requests/sec|50%|99%|Non-2xx|Socket errors" || true
 hwm=$(awk '/VmHWM/ {print int($2/1024)}' /proc/$server/status)
 echo "server peak RSS over the whole run: $hwm MiB"
+
+echo "== random 64 KiB ranges of a 256 MiB object, concurrency 8, 10 s each (wrk)"
+# The same object stored twice: default 8 MiB chunks, and 1 MiB chunks.
+curl -sf -o /dev/null -X PUT -H "$H" -d '{"chunk_size":"1MiB"}' "$U/v1/pipelines/small-chunks"
+curl -sf -o /dev/null -H "$H" -T "$tmp/256m.bin" "$U/v1/objects/r1?wait=true&pipeline=small-chunks"
+for key in c1 r1; do
+  cat > "$tmp/range-$key.lua" <<LUA
+local size = 256 * 1048576
+request = function()
+  local a = math.random(0, size - 65536)
+  return wrk.format("GET", "/v1/objects/$key/content",
+    { Authorization = "Bearer $TOKEN", Range = "bytes=" .. a .. "-" .. (a + 65535) })
+end
+LUA
+done
+ranges() {
+  echo "-- $1"
+  wrk -t 2 -c 8 -d 10s --latency -s "$tmp/range-$2.lua" "$U" | grep -E "Requests/sec|50%|99%|Non-2xx|Socket errors" || true
+}
+ranges "8 MiB chunks, index cache on (default)" c1
+ranges "1 MiB chunks, index cache on" r1
+kill $server; wait $server 2>/dev/null || true
+start_server --index-cache-mib 0
+ranges "8 MiB chunks, index cache off (--index-cache-mib 0: header, key and index read per request)" c1
+ranges "1 MiB chunks, index cache off" r1
