@@ -97,7 +97,7 @@ sluice serve                                   # ./sluice-data, 127.0.0.1:8470\n
 sluice serve --data-dir /srv/sluice --listen 0.0.0.0:8470 --config sluice.toml\n\n\
 Every setting also comes from SLUICE_<NAME> (e.g. SLUICE_MAX_RUNNING_JOBS) or\n\
 the config file (the same names with underscores); flags > env > file > default.")]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage the service's tenants and tokens (works with or without a running server).
     Admin(AdminArgs),
 }
@@ -174,6 +174,42 @@ pub struct ServeArgs {
     /// Log lines as text or json [default: text]
     #[arg(long, env = "SLUICE_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
+    /// Requests per token for tenants without their own rate, e.g. 100/s; 0 is unlimited [default: 1000/s]
+    #[arg(long, env = "SLUICE_DEFAULT_RATE", value_name = "N/s")]
+    pub default_rate: Option<String>,
+    /// Burst above the rate for tenants without their own [default: 2000]
+    #[arg(long, env = "SLUICE_DEFAULT_BURST", value_name = "N")]
+    pub default_burst: Option<u32>,
+    /// Stored-bytes quota for tenants without their own, e.g. 100GiB [default: none]
+    #[arg(long, env = "SLUICE_DEFAULT_QUOTA", value_name = "BYTES")]
+    pub default_quota: Option<String>,
+    /// Queued jobs per tenant without its own limit [default: 10000]
+    #[arg(long, env = "SLUICE_DEFAULT_MAX_QUEUED", value_name = "N")]
+    pub default_max_queued: Option<u64>,
+    /// Queued and running jobs over all tenants before uploads are refused with 503 [default: 100000]
+    #[arg(long, env = "SLUICE_MAX_QUEUE_DEPTH", value_name = "N")]
+    pub max_queue_depth: Option<u64>,
+    /// Requests handled at once; more are shed with 503 [default: 1024]
+    #[arg(long, env = "SLUICE_MAX_IN_FLIGHT", value_name = "N")]
+    pub max_in_flight: Option<usize>,
+    /// Open connections at most; more wait in the listen backlog [default: 4096]
+    #[arg(long, env = "SLUICE_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Seconds a client has to send a request's headers [default: 10]
+    #[arg(long, env = "SLUICE_HEADER_TIMEOUT_SECS", value_name = "SECS")]
+    pub header_timeout_secs: Option<u64>,
+    /// Seconds an upload or download may stall before it is cut [default: 60]
+    #[arg(long, env = "SLUICE_IDLE_BODY_TIMEOUT_SECS", value_name = "SECS")]
+    pub idle_body_timeout_secs: Option<u64>,
+    /// Seconds any other request may take [default: 30]
+    #[arg(long, env = "SLUICE_REQUEST_TIMEOUT_SECS", value_name = "SECS")]
+    pub request_timeout_secs: Option<u64>,
+    /// Largest request head (request line and headers), bytes [default: 16384]
+    #[arg(long, env = "SLUICE_MAX_HEADER_BYTES", value_name = "BYTES")]
+    pub max_header_bytes: Option<usize>,
+    /// Largest JSON request body, bytes [default: 65536]
+    #[arg(long, env = "SLUICE_MAX_JSON_BYTES", value_name = "BYTES")]
+    pub max_json_bytes: Option<usize>,
 }
 
 /// `sluice admin`.
@@ -209,8 +245,26 @@ pub enum TenantCommand {
         /// Tenant name.
         name: String,
     },
-    /// List tenants.
+    /// List tenants with their limits.
     List,
+    /// Set a tenant's limits (each: a value, or `default` for the server's
+    /// default); a running server applies them within a second.
+    Set {
+        /// Tenant name.
+        name: String,
+        /// Requests per token, e.g. 20/s, 600/min.
+        #[arg(long, value_name = "N/s")]
+        rate: Option<String>,
+        /// Requests a token may send at once above the rate.
+        #[arg(long, value_name = "N")]
+        burst: Option<String>,
+        /// Most stored bytes, e.g. 1GiB.
+        #[arg(long, value_name = "BYTES")]
+        quota: Option<String>,
+        /// Most queued jobs.
+        #[arg(long, value_name = "N")]
+        max_queued: Option<String>,
+    },
 }
 
 /// `sluice admin token …`.

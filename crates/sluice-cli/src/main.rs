@@ -74,7 +74,7 @@ fn run(cli: cli::Cli, cancel: CancelToken) -> anyhow::Result<exit::Code> {
         cli::Command::Info(args) => cmd::info::run(&args),
         cli::Command::Keygen(args) => cmd::keygen::run(&args),
         cli::Command::Bench(args) => cmd::bench::run(&args, &engine()?, &cli.global),
-        cli::Command::Serve(args) => cmd::serve::run(args),
+        cli::Command::Serve(args) => cmd::serve::run(*args),
         cli::Command::Admin(args) => cmd::admin::run(&args),
     }
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use sluice_engine::{Engine, EngineConfig};
-use sluice_store::{new_token, Db, DbConfig, Scope, TokenInfo};
+use sluice_store::{new_token, Db, DbConfig, LimitsUpdate, Scope, TenantLimits, TokenInfo};
 
 use crate::keys::Keys;
 
@@ -62,9 +62,14 @@ impl Admin {
         Ok(recipient)
     }
 
-    /// Every tenant's name.
-    pub async fn tenants(&self) -> anyhow::Result<Vec<String>> {
-        Ok(self.db.tenant_names().await?)
+    /// Every tenant's name and own limits, sorted by name.
+    pub async fn tenants(&self) -> anyhow::Result<Vec<(String, TenantLimits)>> {
+        Ok(self.db.tenants_with_limits().await?)
+    }
+
+    /// Changes some of a tenant's limits; returns them all as they now are.
+    pub async fn set_limits(&self, name: &str, update: &LimitsUpdate) -> anyhow::Result<TenantLimits> {
+        Ok(self.db.set_tenant_limits(name, update).await?)
     }
 
     /// Creates a token for `tenant`; returns `(token, token id)`. The token

@@ -1,10 +1,13 @@
 //! Bearer-token authentication: `Authorization: Bearer sluice_…`. Tokens
-//! are looked up by their hash; a missing, malformed, unknown or revoked
-//! token is 401, a token without the needed scope 403.
+//! are looked up by their hash (valid ones are cached until tokens change);
+//! a missing, malformed, unknown or revoked token is 401, a token without
+//! the needed scope 403, and a token over its tenant's rate 429.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
+use std::sync::atomic::Ordering;
+
 use sluice_store::{token_hash, Principal, Scope};
 
 use crate::problem::Problem;
@@ -54,9 +57,33 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .filter(|t| !t.is_empty() && t.len() <= 128)
             .ok_or_else(|| unauthorized("malformed Authorization header (expected Bearer TOKEN)"))?;
-        match state.db.principal(&token_hash(token)).await? {
-            Some(p) => Ok(Caller(p)),
-            None => Err(unauthorized("unknown or revoked token")),
-        }
+        let hash = token_hash(token);
+        let revision = state.auth_revision.load(Ordering::SeqCst);
+        let principal = match state.principals.get(&hash).await {
+            Some(p) => p,
+            None => match state.db.principal(&hash).await? {
+                Some(p) => {
+                    cache_principal(state, revision, hash, &p).await;
+                    p
+                }
+                // Unknown tokens are not cached: a new one works at once.
+                None => return Err(unauthorized("unknown or revoked token")),
+            },
+        };
+        state.limits.check_rate(&principal.tenant_id, &principal.token_id)?;
+        Ok(Caller(principal))
+    }
+}
+
+/// Caches a principal read at auth revision `revision`, unless tokens
+/// changed meanwhile: what was read may then be stale (just revoked).
+async fn cache_principal(state: &AppState, revision: i64, hash: String, p: &Principal) {
+    if state.auth_revision.load(Ordering::SeqCst) != revision {
+        return;
+    }
+    state.principals.insert(hash.clone(), p.clone()).await;
+    // The revision may have moved between the check and the insert.
+    if state.auth_revision.load(Ordering::SeqCst) != revision {
+        state.principals.invalidate(&hash).await;
     }
 }

@@ -59,6 +59,30 @@ pub struct Settings {
     pub db_max_lifetime_secs: Option<u64>,
     /// `text` or `json`.
     pub log_format: Option<String>,
+    /// Requests per token for tenants without their own rate, e.g. `100/s` (0: unlimited).
+    pub default_rate: Option<String>,
+    /// Burst above the rate for tenants without their own.
+    pub default_burst: Option<u32>,
+    /// Stored-bytes quota for tenants without their own, e.g. `100GiB`.
+    pub default_quota: Option<String>,
+    /// Queued jobs per tenant without its own limit.
+    pub default_max_queued: Option<u64>,
+    /// Queued and running jobs over all tenants before uploads get 503.
+    pub max_queue_depth: Option<u64>,
+    /// Requests handled at once before new ones are shed with 503.
+    pub max_in_flight: Option<usize>,
+    /// Open connections at most; more wait in the listen backlog.
+    pub max_connections: Option<usize>,
+    /// Seconds a client has to send a request's headers.
+    pub header_timeout_secs: Option<u64>,
+    /// Seconds an upload or download may stall (no bytes) before it is cut.
+    pub idle_body_timeout_secs: Option<u64>,
+    /// Seconds any other request may take.
+    pub request_timeout_secs: Option<u64>,
+    /// Largest request head (request line and headers), bytes.
+    pub max_header_bytes: Option<usize>,
+    /// Largest JSON request body, bytes.
+    pub max_json_bytes: Option<usize>,
 }
 
 impl Settings {
@@ -95,7 +119,19 @@ impl Settings {
             db_acquire_timeout_secs,
             db_idle_timeout_secs,
             db_max_lifetime_secs,
-            log_format
+            log_format,
+            default_rate,
+            default_burst,
+            default_quota,
+            default_max_queued,
+            max_queue_depth,
+            max_in_flight,
+            max_connections,
+            header_timeout_secs,
+            idle_body_timeout_secs,
+            request_timeout_secs,
+            max_header_bytes,
+            max_json_bytes
         )
     }
 }
@@ -139,6 +175,22 @@ pub struct Config {
     pub db: DbConfig,
     /// Log format.
     pub log_format: LogFormat,
+    /// Tenant limits' defaults and the global queue cap.
+    pub limits: crate::limits::Defaults,
+    /// Requests handled at once.
+    pub max_in_flight: usize,
+    /// Open connections at most.
+    pub max_connections: usize,
+    /// Time to send a request's headers.
+    pub header_timeout: Duration,
+    /// Longest stall of a streaming body.
+    pub idle_body_timeout: Duration,
+    /// Longest non-streaming request.
+    pub request_timeout: Duration,
+    /// Largest request head.
+    pub max_header_bytes: usize,
+    /// Largest JSON body.
+    pub max_json_bytes: usize,
 }
 
 /// How log lines are written.
@@ -196,6 +248,29 @@ impl Config {
                 "json" => LogFormat::Json,
                 other => anyhow::bail!("log format {other:?}: expected text or json"),
             },
+            limits: crate::limits::Defaults {
+                rate_per_sec: match s.default_rate.as_deref() {
+                    Some(r) => crate::limits::parse_rate(r).map_err(|e| anyhow::anyhow!("default rate: {e}"))?,
+                    None => 1000.0,
+                },
+                burst: s.default_burst.unwrap_or(2000),
+                quota_bytes: match s.default_quota.as_deref() {
+                    Some("none") | None => None,
+                    Some(q) => Some(
+                        sluice_engine::format::parse_size(q)
+                            .map_err(|e| anyhow::anyhow!("default quota {q:?}: {e}"))?,
+                    ),
+                },
+                max_queued: s.default_max_queued.unwrap_or(10_000),
+                max_queue_depth: s.max_queue_depth.unwrap_or(100_000),
+            },
+            max_in_flight: s.max_in_flight.unwrap_or(1024),
+            max_connections: s.max_connections.unwrap_or(4096),
+            header_timeout: secs(s.header_timeout_secs.unwrap_or(10)),
+            idle_body_timeout: secs(s.idle_body_timeout_secs.unwrap_or(60)),
+            request_timeout: secs(s.request_timeout_secs.unwrap_or(30)),
+            max_header_bytes: s.max_header_bytes.unwrap_or(16 << 10),
+            max_json_bytes: s.max_json_bytes.unwrap_or(64 << 10),
             data_dir,
         };
         c.check()?;
@@ -214,6 +289,15 @@ impl Config {
             if v == 0 || v > 4096 {
                 anyhow::bail!("{name} must be 1..=4096, got {v}");
             }
+        }
+        if self.max_in_flight == 0 || self.max_connections == 0 {
+            anyhow::bail!("max in-flight requests and max connections must be at least 1");
+        }
+        if self.header_timeout.is_zero() || self.idle_body_timeout.is_zero() || self.request_timeout.is_zero() {
+            anyhow::bail!("timeouts must be at least 1 second");
+        }
+        if self.max_header_bytes < 1024 || self.max_json_bytes < 1024 {
+            anyhow::bail!("max header bytes and max JSON bytes must be at least 1024");
         }
         if self.engine_memory < (16 << 20) {
             anyhow::bail!("engine memory must be at least 16 MiB");

@@ -23,13 +23,14 @@ use sluice_store::{now_ms, Fenced, Job, NewJob, ObjectInfo, Objects};
 use tokio_util::sync::CancellationToken;
 
 use crate::bridge::{reader_channel, Msg};
+use crate::limits::BodyLimit;
 use crate::problem::Problem;
 use crate::sink::encode_into_container;
 use crate::state::{AppState, RunningJob};
 use crate::worker::{classify, encode_options, heartbeat, progress_of, Outcome};
 
 /// Runs `job` on `body` as it arrives; returns the job as recorded.
-pub async fn process_streaming(st: &AppState, job: NewJob, body: Body, limit: u64) -> Result<Job, Problem> {
+pub async fn process_streaming(st: &AppState, job: NewJob, body: Body, limit: BodyLimit) -> Result<Job, Problem> {
     let opts = encode_options(st, &job.tenant_id, &job.pipeline)
         .await
         .map_err(outcome_problem)?;
@@ -150,7 +151,7 @@ impl Drop for FailOnDrop {
 async fn run(
     st: &AppState,
     body: Body,
-    limit: u64,
+    limit: BodyLimit,
     opts: sluice_engine::EncodeOptions,
     location: &str,
     cancel: CancelToken,
@@ -191,12 +192,8 @@ async fn run(
         match frame {
             Ok(data) => {
                 received += data.len() as u64;
-                if received > limit {
-                    upload_error = Some(Problem::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "upload_too_large",
-                        format!("uploads are limited to {limit} bytes"),
-                    ));
+                if received > limit.bytes {
+                    upload_error = Some(limit.exceeded());
                     break;
                 }
                 if data.is_empty() {

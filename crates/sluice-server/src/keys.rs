@@ -3,25 +3,29 @@
 //! Each tenant has an X25519 identity the server uses to restore and verify
 //! its objects. It is stored sealed under the master key — as a tiny sluice
 //! container with one raw-key slot, so no new cryptography is written here —
-//! and unsealed identities are kept in a small in-memory cache.
+//! and unsealed identities are kept in a bounded in-memory cache with a
+//! time to live, emptied whenever tenants change (see `watch.rs`).
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+use std::time::Duration;
 
 use sluice_engine::format::{FileParams, Identity, KeyRing, RawKey, SlotSpec};
 use sluice_engine::{Control, EncodeOptions, Engine};
 use zeroize::Zeroizing;
 
 /// Most unsealed identities kept in memory.
-const CACHE_LIMIT: usize = 4096;
+const CACHE_LIMIT: u64 = 4096;
+/// An unsealed identity is dropped after this long (and zeroized once the
+/// last job using it is done).
+const CACHE_TTL: Duration = Duration::from_secs(600);
 
 /// The master key and the identity cache.
 pub struct Keys {
     master: RawKey,
     engine: Engine,
-    cache: RwLock<HashMap<String, Arc<Identity>>>,
+    cache: moka::sync::Cache<String, Arc<Identity>>,
 }
 
 impl std::fmt::Debug for Keys {
@@ -57,7 +61,10 @@ impl Keys {
             Keys {
                 master,
                 engine,
-                cache: RwLock::new(HashMap::new()),
+                cache: moka::sync::Cache::builder()
+                    .max_capacity(CACHE_LIMIT)
+                    .time_to_live(CACHE_TTL)
+                    .build(),
             },
             created,
         ))
@@ -80,10 +87,8 @@ impl Keys {
 
     /// A tenant's identity, unsealed (cached).
     pub fn identity(&self, tenant_id: &str, sealed: &[u8]) -> anyhow::Result<Arc<Identity>> {
-        if let Ok(cache) = self.cache.read() {
-            if let Some(id) = cache.get(tenant_id) {
-                return Ok(Arc::clone(id));
-            }
+        if let Some(id) = self.cache.get(tenant_id) {
+            return Ok(id);
         }
         let keys = KeyRing::new().with_raw_key(self.master.clone());
         let mut secret = Zeroizing::new(Vec::new());
@@ -92,13 +97,18 @@ impl Keys {
             .map_err(|e| anyhow::anyhow!("tenant identity cannot be unsealed (wrong master key?): {e}"))?;
         let text = std::str::from_utf8(&secret).map_err(|_| anyhow::anyhow!("tenant identity is not text"))?;
         let identity = Arc::new(Identity::parse(text.trim())?);
-        if let Ok(mut cache) = self.cache.write() {
-            if cache.len() >= CACHE_LIMIT {
-                cache.clear();
-            }
-            cache.insert(tenant_id.to_string(), Arc::clone(&identity));
-        }
+        self.cache.insert(tenant_id.to_string(), Arc::clone(&identity));
         Ok(identity)
+    }
+
+    /// A tenant's identity if it is cached (no database read needed).
+    pub fn cached(&self, tenant_id: &str) -> Option<Arc<Identity>> {
+        self.cache.get(tenant_id)
+    }
+
+    /// Drops every cached identity (tenants changed).
+    pub fn forget_all(&self) {
+        self.cache.invalidate_all();
     }
 }
 

@@ -18,11 +18,13 @@ pub mod config;
 mod inline;
 mod json;
 mod keys;
+pub mod limits;
 mod problem;
 mod routes;
 mod sink;
 mod source;
 mod state;
+mod watch;
 mod worker;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,6 +39,7 @@ pub use config::{Config, LogFormat, Settings};
 pub use routes::{health::OPENAPI, ROUTES};
 
 use crate::keys::Keys;
+use crate::limits::Limits;
 use crate::source::OpenedCache;
 use crate::state::{AppState, Running};
 
@@ -69,6 +72,9 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     runtime.block_on(run(config))
 }
 
+/// Most valid tokens kept in memory.
+const PRINCIPAL_CACHE: u64 = 100_000;
+
 async fn open_state(config: Config) -> anyhow::Result<AppState> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("{}: cannot create the data directory", config.data_dir.display()))?;
@@ -89,6 +95,7 @@ async fn open_state(config: Config) -> anyhow::Result<AppState> {
     let objects = Objects::local(&config.objects_dir())?;
     let job_slots = config.max_running_jobs;
     let opened = OpenedCache::new(config.index_cache);
+    let limits = Arc::new(Limits::new(config.limits));
     Ok(AppState {
         config: Arc::new(config),
         db,
@@ -96,6 +103,12 @@ async fn open_state(config: Config) -> anyhow::Result<AppState> {
         engine,
         keys: Arc::new(keys),
         opened,
+        principals: moka::future::Cache::builder()
+            .max_capacity(PRINCIPAL_CACHE)
+            .time_to_live(std::time::Duration::from_secs(300))
+            .build(),
+        limits,
+        auth_revision: Arc::new(std::sync::atomic::AtomicI64::new(-1)),
         running: Arc::new(Running::default()),
         job_slots: Arc::new(tokio::sync::Semaphore::new(job_slots)),
         job_queued: Arc::new(Notify::new()),
@@ -112,6 +125,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(address = %listener.local_addr()?, "listening");
+    let watcher = watch::start(&state).await?;
     let dispatcher = worker::start(&state);
     let reaper = worker::start_reaper(&state);
     let app = routes::router(state.clone());
@@ -137,6 +151,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
     let _ = dispatcher.await;
     reaper.abort();
+    watcher.abort();
     state.db.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -14,6 +14,8 @@ pub struct Problem {
     pub code: &'static str,
     /// What happened, for a person.
     pub detail: String,
+    /// Seconds after which a retry may succeed (`Retry-After`).
+    retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -23,7 +25,20 @@ impl Problem {
             status,
             code,
             detail: detail.into(),
+            retry_after: None,
         }
+    }
+
+    /// Adds `Retry-After`: `wait` rounded up to whole seconds, at least 1.
+    pub fn retry_after(mut self, wait: std::time::Duration) -> Problem {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        self.retry_after = Some(secs.max(1));
+        self
+    }
+
+    /// The `Retry-After` seconds, if any.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after
     }
 
     /// 400 with code `bad_request`.
@@ -75,6 +90,7 @@ impl From<sluice_store::Error> for Problem {
                     "unavailable",
                     "storage temporarily unavailable",
                 )
+                .retry_after(std::time::Duration::from_secs(1))
             }
             e => Problem::internal(e),
         }
@@ -101,6 +117,9 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         resp
     }
 }

@@ -1,15 +1,16 @@
 //! [`AppState`]: what every handler and worker shares.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::{Arc, RwLock};
 
 use sluice_engine::{CancelToken, Engine, Progress};
-use sluice_store::{Db, Objects};
+use sluice_store::{Db, Objects, Principal};
 use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::keys::Keys;
+use crate::limits::Limits;
 use crate::source::OpenedCache;
 
 /// Shared state: cheap to clone (everything behind `Arc`).
@@ -27,6 +28,13 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     /// Opened containers, for range reads without unlocking again.
     pub opened: OpenedCache,
+    /// Valid tokens by hash (bounded, with a time to live; emptied when
+    /// tokens change, see `watch.rs`).
+    pub principals: moka::future::Cache<String, Principal>,
+    /// Tenant limits and their live state.
+    pub limits: Arc<Limits>,
+    /// The auth revision the caches were last emptied for.
+    pub auth_revision: Arc<AtomicI64>,
     /// Jobs running on this node.
     pub running: Arc<Running>,
     /// One permit per job that may run on this node (queued jobs and

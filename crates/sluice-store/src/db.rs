@@ -8,7 +8,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use crate::error::{Error, Result};
-use crate::model::{ObjectInfo, Pipeline, Principal, Scope, Tenant, TokenInfo};
+use crate::model::{LimitsUpdate, ObjectInfo, Pipeline, Principal, Scope, Tenant, TenantLimits, TokenInfo};
 use crate::{new_id, now_ms};
 
 /// Connection pool settings.
@@ -131,12 +131,12 @@ impl Db {
         tenant_from(&row)
     }
 
-    /// Every tenant's name, sorted.
-    pub async fn tenant_names(&self) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT name FROM tenants ORDER BY name")
+    /// Every tenant's name and own limits, sorted by name.
+    pub async fn tenants_with_limits(&self) -> Result<Vec<(String, TenantLimits)>> {
+        let rows = sqlx::query("SELECT name, rate_per_sec, burst, quota_bytes, max_queued FROM tenants ORDER BY name")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(|r| Ok(r.try_get::<String, _>("name")?)).collect()
+        rows.iter().map(|r| Ok((r.try_get("name")?, limits_from(r)?))).collect()
     }
 
     // ---- tokens
@@ -197,17 +197,93 @@ impl Db {
             .collect()
     }
 
-    /// Revokes a token by id.
+    /// Revokes a token by id; running servers drop it from their caches
+    /// at their next revision poll.
     pub async fn revoke_token(&self, token_id: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         let r = sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now_ms())
             .bind(token_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         if r.rows_affected() == 0 {
             return Err(Error::NotFound(format!("active token {token_id:?}")));
         }
+        bump_revision(&mut tx).await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    // ---- limits and revisions
+
+    /// Changes some of tenant `name`'s limits; running servers apply them
+    /// at their next revision poll.
+    pub async fn set_tenant_limits(&self, name: &str, update: &LimitsUpdate) -> Result<TenantLimits> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("SELECT rate_per_sec, burst, quota_bytes, max_queued FROM tenants WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("tenant {name:?}")))?;
+        let old = limits_from(&row)?;
+        let new = TenantLimits {
+            rate_per_sec: update.rate_per_sec.unwrap_or(old.rate_per_sec),
+            burst: update.burst.unwrap_or(old.burst),
+            quota_bytes: update.quota_bytes.unwrap_or(old.quota_bytes),
+            max_queued: update.max_queued.unwrap_or(old.max_queued),
+        };
+        sqlx::query(
+            "UPDATE tenants SET rate_per_sec = $1, burst = $2, quota_bytes = $3, max_queued = $4 WHERE name = $5",
+        )
+        .bind(new.rate_per_sec)
+        .bind(new.burst)
+        .bind(new.quota_bytes)
+        .bind(new.max_queued)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        bump_revision(&mut tx).await?;
+        tx.commit().await?;
+        Ok(new)
+    }
+
+    /// Every tenant's own limits, by tenant id.
+    pub async fn all_tenant_limits(&self) -> Result<Vec<(String, TenantLimits)>> {
+        let rows = sqlx::query("SELECT id, rate_per_sec, burst, quota_bytes, max_queued FROM tenants")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get("id")?, limits_from(r)?))).collect()
+    }
+
+    /// The revision of tokens and limits: changes whenever either does.
+    pub async fn auth_revision(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT value FROM revisions WHERE name = 'auth'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("value")?)
+    }
+
+    /// Bytes a tenant stores: its containers, plus the staged uploads of
+    /// its jobs not yet done (they will become containers).
+    pub async fn stored_bytes(&self, tenant_id: &str) -> Result<i64> {
+        let row = sqlx::query(
+            "SELECT (SELECT COALESCE(SUM(container_len), 0) FROM objects WHERE tenant_id = $1) + \
+             (SELECT COALESCE(SUM(staged_bytes), 0) FROM jobs WHERE tenant_id = $1 \
+              AND state IN ('queued', 'running')) AS n",
+        )
+        .bind(tenant_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// A tenant's jobs waiting in the queue.
+    pub async fn queued_jobs(&self, tenant_id: &str) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM jobs WHERE tenant_id = $1 AND state = 'queued'")
+            .bind(tenant_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
     }
 
     // ---- pipelines
@@ -349,6 +425,22 @@ pub(crate) fn object_from(row: &SqliteRow) -> Result<ObjectInfo> {
         digest: row.try_get("digest")?,
         job_id: row.try_get("job_id")?,
         created_at: row.try_get("created_at")?,
+    })
+}
+
+async fn bump_revision(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> Result<()> {
+    sqlx::query("UPDATE revisions SET value = value + 1 WHERE name = 'auth'")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn limits_from(row: &SqliteRow) -> Result<TenantLimits> {
+    Ok(TenantLimits {
+        rate_per_sec: row.try_get("rate_per_sec")?,
+        burst: row.try_get("burst")?,
+        quota_bytes: row.try_get("quota_bytes")?,
+        max_queued: row.try_get("max_queued")?,
     })
 }
 

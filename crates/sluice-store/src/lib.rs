@@ -14,7 +14,10 @@ mod queue;
 
 pub use db::{Db, DbConfig};
 pub use error::{Error, Result};
-pub use model::{Job, JobKind, JobProgress, JobState, ObjectInfo, Pipeline, Principal, Scope, Tenant, TokenInfo};
+pub use model::{
+    Job, JobKind, JobProgress, JobState, LimitsUpdate, ObjectInfo, Pipeline, Principal, Scope, Tenant, TenantLimits,
+    TokenInfo,
+};
 pub use objects::{Objects, STREAM_BUFFER};
 pub use queue::{Fenced, NewJob};
 

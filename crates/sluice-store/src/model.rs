@@ -48,6 +48,33 @@ pub struct Tenant {
     pub recipient: String,
 }
 
+/// A tenant's own limits; `None` takes the server's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct TenantLimits {
+    /// Requests per second per token (GCRA rate).
+    pub rate_per_sec: Option<f64>,
+    /// Requests a token may send at once above the rate.
+    pub burst: Option<i64>,
+    /// Most stored bytes (containers) for the tenant.
+    pub quota_bytes: Option<i64>,
+    /// Most queued jobs for the tenant.
+    pub max_queued: Option<i64>,
+}
+
+/// A change to some of a tenant's limits: `Some(None)` clears one back to
+/// the server's default, `None` leaves it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LimitsUpdate {
+    /// New rate.
+    pub rate_per_sec: Option<Option<f64>>,
+    /// New burst.
+    pub burst: Option<Option<i64>>,
+    /// New stored-bytes quota.
+    pub quota_bytes: Option<Option<i64>>,
+    /// New queued-jobs quota.
+    pub max_queued: Option<Option<i64>>,
+}
+
 /// A token's row (never the token itself).
 #[derive(Debug, Clone, Serialize)]
 pub struct TokenInfo {

@@ -38,6 +38,8 @@ pub struct NewJob {
     pub expected_digest: Option<String>,
     /// Most attempts.
     pub max_attempts: i64,
+    /// Bytes of the staged upload (0 if none).
+    pub staged_bytes: i64,
 }
 
 /// The outcome of a conditional write by an attempt.
@@ -55,8 +57,8 @@ impl Db {
         let now = now_ms();
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO jobs (id, tenant_id, kind, object_key, pipeline, state, max_attempts, staging, \
-             expected_digest, run_after, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9, $9) RETURNING {JOB_COLUMNS}"
+             expected_digest, run_after, created_at, updated_at, staged_bytes) \
+             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9, $9, $10) RETURNING {JOB_COLUMNS}"
         )))
         .bind(&job.id)
         .bind(&job.tenant_id)
@@ -67,6 +69,7 @@ impl Db {
         .bind(&job.staging)
         .bind(&job.expected_digest)
         .bind(now)
+        .bind(job.staged_bytes)
         .fetch_one(&self.pool)
         .await?;
         job_from(&row)
@@ -398,6 +401,7 @@ mod tests {
             staging: Some(format!("staging/{key}")),
             expected_digest: None,
             max_attempts: 3,
+            staged_bytes: 100,
         })
         .await
         .unwrap()
@@ -509,5 +513,63 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(replaced, Fenced::Done(Some("v1".to_string())));
+    }
+
+    #[tokio::test]
+    async fn quotas_count_objects_and_staged_uploads_and_changes_move_the_revision() {
+        let (db, _dir) = db().await;
+        let t = db.tenant_by_name("t").await.unwrap();
+        let r0 = db.auth_revision().await.unwrap();
+        assert_eq!(db.stored_bytes(&t.id).await.unwrap(), 0);
+        let a = enqueue(&db, &t.id, "a").await;
+        enqueue(&db, &t.id, "b").await;
+        assert_eq!(db.queued_jobs(&t.id).await.unwrap(), 2);
+        assert_eq!(db.stored_bytes(&t.id).await.unwrap(), 200, "two staged uploads");
+        let claimed = db.claim(1, 60_000).await.unwrap();
+        assert_eq!(claimed[0].id, a.id);
+        let mut o = object(&claimed[0], "objects/a-1");
+        o.container_len = 70;
+        db.succeed(&claimed[0], JobProgress::default(), Some(&o)).await.unwrap();
+        assert_eq!(db.queued_jobs(&t.id).await.unwrap(), 1);
+        assert_eq!(
+            db.stored_bytes(&t.id).await.unwrap(),
+            170,
+            "one container, one staged upload"
+        );
+
+        let set = db
+            .set_tenant_limits(
+                "t",
+                &crate::LimitsUpdate {
+                    quota_bytes: Some(Some(1000)),
+                    rate_per_sec: Some(Some(5.0)),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(set.quota_bytes, Some(1000));
+        let r1 = db.auth_revision().await.unwrap();
+        assert!(r1 > r0);
+        let cleared = db
+            .set_tenant_limits(
+                "t",
+                &crate::LimitsUpdate {
+                    rate_per_sec: Some(None),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!((cleared.rate_per_sec, cleared.quota_bytes), (None, Some(1000)));
+        assert_eq!(db.all_tenant_limits().await.unwrap()[0].1, cleared);
+        assert!(db
+            .set_tenant_limits("nobody", &crate::LimitsUpdate::default())
+            .await
+            .is_err());
+        let tok = db.create_token(&t.id, "hash", crate::Scope::Read).await.unwrap();
+        db.revoke_token(&tok).await.unwrap();
+        assert!(db.auth_revision().await.unwrap() > r1);
+        assert!(db.principal("hash").await.unwrap().is_none());
     }
 }

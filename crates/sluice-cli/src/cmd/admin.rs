@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use sluice_server::admin::Admin;
+use sluice_server::limits;
 
 use crate::cli::{AdminArgs, AdminCommand, TenantCommand, TokenCommand};
 use crate::exit::{usage, Code};
@@ -17,9 +18,26 @@ pub fn run(args: &AdminArgs) -> Result<Code> {
                 println!("{recipient}");
             }
             AdminCommand::Tenant(TenantCommand::List) => {
-                for t in admin.tenants().await? {
-                    println!("{t}");
+                for (name, limits) in admin.tenants().await? {
+                    println!("{name}\t{}", limits::describe(&limits));
                 }
+            }
+            AdminCommand::Tenant(TenantCommand::Set {
+                name,
+                rate,
+                burst,
+                quota,
+                max_queued,
+            }) => {
+                let update = limits::parse_update(
+                    rate.as_deref(),
+                    burst.as_deref(),
+                    quota.as_deref(),
+                    max_queued.as_deref(),
+                )
+                .map_err(usage)?;
+                let now = admin.set_limits(name, &update).await?;
+                eprintln!("{name}: {}", limits::describe(&now));
             }
             AdminCommand::Token(TokenCommand::Create { tenant, scope }) => {
                 let scope = sluice_store::Scope::parse(scope)

@@ -31,6 +31,18 @@ pub fn run(args: ServeArgs) -> Result<Code> {
         db_idle_timeout_secs: args.db_idle_timeout_secs,
         db_max_lifetime_secs: args.db_max_lifetime_secs,
         log_format: args.log_format,
+        default_rate: args.default_rate,
+        default_burst: args.default_burst,
+        default_quota: args.default_quota,
+        default_max_queued: args.default_max_queued,
+        max_queue_depth: args.max_queue_depth,
+        max_in_flight: args.max_in_flight,
+        max_connections: args.max_connections,
+        header_timeout_secs: args.header_timeout_secs,
+        idle_body_timeout_secs: args.idle_body_timeout_secs,
+        request_timeout_secs: args.request_timeout_secs,
+        max_header_bytes: args.max_header_bytes,
+        max_json_bytes: args.max_json_bytes,
     };
     let config = Config::resolve(flags, args.config.as_deref()).map_err(|e| usage(format!("{e:#}")))?;
     sluice_server::init_logging(config.log_format);

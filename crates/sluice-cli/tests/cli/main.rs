@@ -2,8 +2,10 @@
 
 mod errors;
 mod keys;
+mod limits;
 mod roundtrip;
 mod serve;
+mod service;
 mod signals;
 mod util;
 mod verify_info;

@@ -23,6 +23,7 @@ use tokio_util::io::SyncIoBridge;
 use crate::auth::Caller;
 use crate::bridge;
 use crate::json;
+use crate::limits::BodyLimit;
 use crate::problem::{ApiResult, Problem};
 use crate::source::ContainerSource;
 use crate::state::AppState;
@@ -148,27 +149,31 @@ async fn put(
         }
         None => None,
     };
-    let limit = st.config.max_upload_bytes;
-    let too_large = || {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "upload_too_large",
-            format!("uploads are limited to {limit} bytes"),
-        )
-    };
-    if let Some(len) = headers
+    let max_upload = st.config.max_upload_bytes;
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > limit {
-            return Err(too_large());
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max_upload) {
+        return Err(BodyLimit {
+            bytes: max_upload,
+            quota: None,
         }
+        .exceeded());
     }
+    let stored = match st.limits.of(&who.tenant_id).quota_bytes {
+        Some(_) => st.db.stored_bytes(&who.tenant_id).await?.max(0) as u64,
+        None => 0,
+    };
+    // Counts against the quota until the upload is stored or refused.
+    let reservation = st.limits.reserve(&who.tenant_id, stored, declared)?;
+    let limit = BodyLimit::new(max_upload, &reservation);
+    let depth = st.db.queue_depth().await?.max(0) as u64;
     let job_id = new_id()?;
     // A client that waits, with a job slot free: process while it streams in.
     if q.wait.unwrap_or(false) {
         if let Ok(slot) = std::sync::Arc::clone(&st.job_slots).try_acquire_owned() {
+            st.limits.admit_queued(&who.tenant_id, depth, 0)?;
             let job = NewJob {
                 id: job_id,
                 tenant_id: who.tenant_id.clone(),
@@ -178,6 +183,7 @@ async fn put(
                 staging: None,
                 expected_digest,
                 max_attempts: i64::from(st.config.job_max_attempts),
+                staged_bytes: 0,
             };
             let result = crate::inline::process_streaming(&st, job, body, limit).await;
             drop(slot);
@@ -185,6 +191,8 @@ async fn put(
             return Ok(job_response(StatusCode::CREATED, &job, &st));
         }
     }
+    let queued = st.db.queued_jobs(&who.tenant_id).await?.max(0) as u64;
+    st.limits.admit_queued(&who.tenant_id, depth, queued)?;
     let staging = Objects::staging_path(&who.tenant_id, &job_id);
     let mut writer = st.objects.writer(&staging);
     let mut stream = body.into_data_stream();
@@ -194,8 +202,8 @@ async fn put(
         while let Some(frame) = stream.next().await {
             let data = frame.map_err(|e| Problem::bad_request(format!("upload interrupted: {e}")))?;
             received += data.len() as u64;
-            if received > limit {
-                return Err(too_large());
+            if received > limit.bytes {
+                return Err(limit.exceeded());
             }
             writer.write_all(&data).await.map_err(Problem::internal)?;
         }
@@ -219,6 +227,7 @@ async fn put(
             staging: Some(staging.clone()),
             expected_digest,
             max_attempts: i64::from(st.config.job_max_attempts),
+            staged_bytes: received as i64,
         })
         .await;
     let job = match job {
@@ -228,6 +237,8 @@ async fn put(
             return Err(e.into());
         }
     };
+    // Queued: its bytes are now counted as staged, not reserved.
+    drop(reservation);
     st.job_queued.notify_one();
     tracing::info!(job = %job.id, tenant = %who.tenant_name, bytes = received, "upload staged, job queued");
     if q.wait.unwrap_or(false) {
@@ -346,6 +357,9 @@ async fn delete(st: AppState, caller: Caller, key: &str) -> ApiResult<Response> 
 async fn verify(st: AppState, caller: Caller, key: &str) -> ApiResult<Response> {
     let who = caller.require(Scope::Write)?;
     let o = object_of(&st, &caller, key).await?;
+    let depth = st.db.queue_depth().await?.max(0) as u64;
+    let queued = st.db.queued_jobs(&who.tenant_id).await?.max(0) as u64;
+    st.limits.admit_queued(&who.tenant_id, depth, queued)?;
     let job = st
         .db
         .enqueue(&NewJob {
@@ -357,6 +371,7 @@ async fn verify(st: AppState, caller: Caller, key: &str) -> ApiResult<Response> 
             staging: None,
             expected_digest: None,
             max_attempts: i64::from(st.config.job_max_attempts),
+            staged_bytes: 0,
         })
         .await?;
     st.job_queued.notify_one();
@@ -365,12 +380,17 @@ async fn verify(st: AppState, caller: Caller, key: &str) -> ApiResult<Response> 
 
 /// The keys that open a tenant's object (unsealing runs off the async workers).
 pub async fn keyring_for(st: &AppState, tenant_id: &str, encrypted: bool) -> ApiResult<KeyRing> {
-    let tenant = st.db.tenant(tenant_id).await?;
-    let keys = std::sync::Arc::clone(&st.keys);
-    let identity = tokio::task::spawn_blocking(move || keys.identity(&tenant.id, &tenant.sealed_identity))
-        .await
-        .map_err(Problem::internal)?
-        .map_err(Problem::internal)?;
+    let identity = match st.keys.cached(tenant_id) {
+        Some(id) => id,
+        None => {
+            let tenant = st.db.tenant(tenant_id).await?;
+            let keys = std::sync::Arc::clone(&st.keys);
+            tokio::task::spawn_blocking(move || keys.identity(&tenant.id, &tenant.sealed_identity))
+                .await
+                .map_err(Problem::internal)?
+                .map_err(Problem::internal)?
+        }
+    };
     let ring = KeyRing::new().with_identity((*identity).clone());
     Ok(if encrypted { ring } else { ring.allowing_unencrypted() })
 }

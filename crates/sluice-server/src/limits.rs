@@ -1,0 +1,512 @@
+//! Per-tenant limits: request rates (GCRA, per token), stored-bytes and
+//! queued-jobs quotas, and the global queue depth cap.
+//!
+//! Each tenant's own settings (from `sluice admin tenant set`) override the
+//! server's defaults. They live in the database; a running server reloads
+//! them whenever the database's auth revision changes (see `watch.rs`), so a
+//! change takes effect within a poll interval, on every node.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde::Serialize;
+use sluice_store::{LimitsUpdate, TenantLimits};
+
+use crate::problem::Problem;
+
+/// The server's defaults for tenants that set nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Defaults {
+    /// Requests per second per token (0: unlimited).
+    pub rate_per_sec: f64,
+    /// Burst above the rate.
+    pub burst: u32,
+    /// Stored bytes per tenant (None: unlimited).
+    pub quota_bytes: Option<u64>,
+    /// Queued jobs per tenant.
+    pub max_queued: u64,
+    /// Queued and running jobs over all tenants.
+    pub max_queue_depth: u64,
+}
+
+/// A tenant's effective limits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Effective {
+    /// Requests per second per token (0: unlimited).
+    pub rate_per_sec: f64,
+    /// Burst.
+    pub burst: u32,
+    /// Stored bytes.
+    pub quota_bytes: Option<u64>,
+    /// Queued jobs.
+    pub max_queued: u64,
+}
+
+/// When a client refused for a full queue should try again.
+const QUEUE_RETRY: Duration = Duration::from_secs(5);
+
+/// One tenant's rate limiter: a GCRA state per token, built for one rate.
+struct TenantLimiter {
+    rate: (u64, u32),
+    by_token: DefaultKeyedRateLimiter<String>,
+}
+
+/// Limits of every tenant, and their live state.
+pub struct Limits {
+    defaults: Defaults,
+    own: RwLock<HashMap<String, TenantLimits>>,
+    limiters: RwLock<HashMap<String, Arc<TenantLimiter>>>,
+    /// Bytes of uploads in progress per tenant (counted against the quota
+    /// before they are stored).
+    reserved: Mutex<HashMap<String, u64>>,
+    clock: DefaultClock,
+}
+
+impl std::fmt::Debug for Limits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limits").field("defaults", &self.defaults).finish()
+    }
+}
+
+impl Limits {
+    /// Limits with `defaults` and no tenant settings yet.
+    pub fn new(defaults: Defaults) -> Limits {
+        Limits {
+            defaults,
+            own: RwLock::new(HashMap::new()),
+            limiters: RwLock::new(HashMap::new()),
+            reserved: Mutex::new(HashMap::new()),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// The defaults.
+    pub fn defaults(&self) -> &Defaults {
+        &self.defaults
+    }
+
+    /// Replaces every tenant's own settings (a reload after a change).
+    /// Limiters whose rate changed start afresh.
+    pub fn apply(&self, all: Vec<(String, TenantLimits)>) {
+        let own: HashMap<String, TenantLimits> = all.into_iter().collect();
+        if let Ok(mut limiters) = self.limiters.write() {
+            limiters.retain(|tenant, l| {
+                let e = effective(&self.defaults, own.get(tenant));
+                l.rate == rate_key(&e)
+            });
+        }
+        if let Ok(mut o) = self.own.write() {
+            *o = own;
+        }
+    }
+
+    /// Forgets idle per-token states (keeps memory bounded by the tokens
+    /// active lately).
+    pub fn prune(&self) {
+        if let Ok(limiters) = self.limiters.read() {
+            for l in limiters.values() {
+                l.by_token.retain_recent();
+                l.by_token.shrink_to_fit();
+            }
+        }
+    }
+
+    /// Refuses a new queued job when the queue is full (503 `queue_full`)
+    /// or the tenant has its most queued jobs (429 `quota_queued`), both
+    /// with `Retry-After`.
+    pub fn admit_queued(&self, tenant_id: &str, depth: u64, tenant_queued: u64) -> Result<(), Problem> {
+        if depth >= self.defaults.max_queue_depth {
+            return Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "queue_full",
+                format!("the job queue holds {depth} jobs, its limit; retry later"),
+            )
+            .retry_after(QUEUE_RETRY));
+        }
+        let max = self.of(tenant_id).max_queued;
+        if tenant_queued >= max {
+            return Err(Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "quota_queued",
+                format!("the tenant has {tenant_queued} queued jobs, its limit of {max}; retry later"),
+            )
+            .retry_after(QUEUE_RETRY));
+        }
+        Ok(())
+    }
+
+    /// A tenant's effective limits.
+    pub fn of(&self, tenant_id: &str) -> Effective {
+        let own = self.own.read().ok().and_then(|o| o.get(tenant_id).copied());
+        effective(&self.defaults, own.as_ref())
+    }
+
+    /// Counts one request of `token_id` against its tenant's rate; 429 with
+    /// `Retry-After` when over it.
+    pub fn check_rate(&self, tenant_id: &str, token_id: &str) -> Result<(), Problem> {
+        let e = self.of(tenant_id);
+        let Some(quota) = quota_of(&e) else {
+            return Ok(());
+        };
+        let limiter = self.limiter(tenant_id, &e, quota);
+        match limiter.by_token.check_key(&token_id.to_string()) {
+            Ok(()) => Ok(()),
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(self.clock.now());
+                Err(Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!(
+                        "this token is limited to {} requests per second (burst {}); retry later",
+                        e.rate_per_sec, e.burst
+                    ),
+                )
+                .retry_after(wait))
+            }
+        }
+    }
+
+    fn limiter(&self, tenant_id: &str, e: &Effective, quota: Quota) -> Arc<TenantLimiter> {
+        let key = rate_key(e);
+        if let Some(l) = self.limiters.read().ok().and_then(|m| m.get(tenant_id).cloned()) {
+            if l.rate == key {
+                return l;
+            }
+        }
+        let fresh = Arc::new(TenantLimiter {
+            rate: key,
+            by_token: RateLimiter::keyed(quota),
+        });
+        match self.limiters.write() {
+            Ok(mut m) => {
+                let entry = m.entry(tenant_id.to_string()).or_insert_with(|| Arc::clone(&fresh));
+                if entry.rate != key {
+                    *entry = Arc::clone(&fresh);
+                }
+                Arc::clone(entry)
+            }
+            Err(_) => fresh,
+        }
+    }
+
+    /// Admits an upload of `declared` bytes (if the client said) for a
+    /// tenant that stores `stored` bytes: 413 `quota_bytes` if it cannot
+    /// fit. The reservation counts against the quota until dropped; its
+    /// [`Reservation::allowance`] caps a body of unknown length.
+    pub fn reserve(
+        self: &Arc<Self>,
+        tenant_id: &str,
+        stored: u64,
+        declared: Option<u64>,
+    ) -> Result<Reservation, Problem> {
+        let Some(quota) = self.of(tenant_id).quota_bytes else {
+            return Ok(Reservation {
+                limits: Arc::clone(self),
+                tenant_id: tenant_id.to_string(),
+                bytes: 0,
+                allowance: None,
+                quota: None,
+            });
+        };
+        let mut reserved = match self.reserved.lock() {
+            Ok(r) => r,
+            Err(p) => p.into_inner(),
+        };
+        let pending = reserved.get(tenant_id).copied().unwrap_or(0);
+        let used = stored.saturating_add(pending);
+        let room = quota.saturating_sub(used);
+        let over = match declared {
+            Some(n) => n > room,
+            None => room == 0,
+        };
+        if over {
+            return Err(quota_exceeded(quota, used));
+        }
+        // A body of unknown length may take all the room left.
+        let bytes = declared.unwrap_or(room);
+        *reserved.entry(tenant_id.to_string()).or_insert(0) += bytes;
+        Ok(Reservation {
+            limits: Arc::clone(self),
+            tenant_id: tenant_id.to_string(),
+            bytes,
+            allowance: Some(room),
+            quota: Some(quota),
+        })
+    }
+}
+
+/// How many bytes an upload's body may have, and what to answer past it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyLimit {
+    /// Most bytes.
+    pub bytes: u64,
+    /// The tenant's quota when it, not the upload size limit, is what binds.
+    pub quota: Option<u64>,
+}
+
+impl BodyLimit {
+    /// The smaller of the server's upload limit and what the quota leaves.
+    pub fn new(max_upload: u64, reservation: &Reservation) -> BodyLimit {
+        match reservation.allowance() {
+            Some(room) if room < max_upload => BodyLimit {
+                bytes: room,
+                quota: reservation.quota,
+            },
+            _ => BodyLimit {
+                bytes: max_upload,
+                quota: None,
+            },
+        }
+    }
+
+    /// The answer to a body longer than [`Self::bytes`].
+    pub fn exceeded(&self) -> Problem {
+        match self.quota {
+            Some(q) => Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "quota_bytes",
+                format!("the upload does not fit the tenant's storage quota of {q} bytes"),
+            ),
+            None => Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "upload_too_large",
+                format!("uploads are limited to {} bytes", self.bytes),
+            ),
+        }
+    }
+}
+
+/// 413 with code `quota_bytes`.
+pub fn quota_exceeded(quota: u64, used: u64) -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "quota_bytes",
+        format!("the tenant's storage quota is {quota} bytes and {used} are used or being uploaded"),
+    )
+}
+
+/// Bytes of an upload counted against its tenant's quota while it runs.
+#[derive(Debug)]
+pub struct Reservation {
+    limits: Arc<Limits>,
+    tenant_id: String,
+    bytes: u64,
+    allowance: Option<u64>,
+    quota: Option<u64>,
+}
+
+impl Reservation {
+    /// Most bytes the upload may bring under the quota (None: no quota).
+    pub fn allowance(&self) -> Option<u64> {
+        self.allowance
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.bytes == 0 {
+            return;
+        }
+        let mut reserved = match self.limits.reserved.lock() {
+            Ok(r) => r,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(n) = reserved.get_mut(&self.tenant_id) {
+            *n = n.saturating_sub(self.bytes);
+            if *n == 0 {
+                reserved.remove(&self.tenant_id);
+            }
+        }
+    }
+}
+
+fn effective(d: &Defaults, own: Option<&TenantLimits>) -> Effective {
+    let own = own.copied().unwrap_or_default();
+    Effective {
+        rate_per_sec: own.rate_per_sec.unwrap_or(d.rate_per_sec),
+        burst: own.burst.and_then(|b| u32::try_from(b).ok()).unwrap_or(d.burst),
+        quota_bytes: own.quota_bytes.map(|q| q.max(0) as u64).or(d.quota_bytes),
+        max_queued: own.max_queued.map(|q| q.max(0) as u64).unwrap_or(d.max_queued),
+    }
+}
+
+/// What a limiter was built for: the rate's period in nanoseconds and the burst.
+fn rate_key(e: &Effective) -> (u64, u32) {
+    let period = if e.rate_per_sec > 0.0 {
+        (1e9 / e.rate_per_sec) as u64
+    } else {
+        0
+    };
+    (period, e.burst)
+}
+
+fn quota_of(e: &Effective) -> Option<Quota> {
+    if e.rate_per_sec.is_nan() || e.rate_per_sec <= 0.0 || !e.rate_per_sec.is_finite() {
+        return None;
+    }
+    let period = Duration::from_secs_f64(1.0 / e.rate_per_sec).max(Duration::from_nanos(1));
+    let burst = NonZeroU32::new(e.burst.max(1))?;
+    Some(Quota::with_period(period)?.allow_burst(burst))
+}
+
+/// Parses a rate: `20/s`, `20`, `600/min`, `3600/h` → requests per second.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let (n, unit) = t.split_once('/').unwrap_or((t, "s"));
+    let n: f64 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("rate {s:?}: expected e.g. 20/s or 600/min"))?;
+    let per = match unit.trim() {
+        "s" | "sec" | "second" => 1.0,
+        "m" | "min" | "minute" => 60.0,
+        "h" | "hour" => 3600.0,
+        other => return Err(format!("rate {s:?}: unknown unit {other:?} (s, min or h)")),
+    };
+    if !n.is_finite() || n < 0.0 {
+        return Err(format!("rate {s:?}: must be 0 (unlimited) or more"));
+    }
+    Ok(n / per)
+}
+
+/// Parses `tenant set`'s values: each a value, `default`, or absent.
+pub fn parse_update(
+    rate: Option<&str>,
+    burst: Option<&str>,
+    quota: Option<&str>,
+    max_queued: Option<&str>,
+) -> Result<LimitsUpdate, String> {
+    fn field<T>(v: Option<&str>, parse: impl Fn(&str) -> Result<T, String>) -> Result<Option<Option<T>>, String> {
+        match v.map(str::trim) {
+            None => Ok(None),
+            Some("default") => Ok(Some(None)),
+            Some(s) => parse(s).map(|x| Some(Some(x))),
+        }
+    }
+    let count = |name: &'static str| {
+        move |s: &str| {
+            s.parse::<u32>()
+                .map(i64::from)
+                .map_err(|_| format!("--{name} {s:?}: expected a whole number"))
+        }
+    };
+    Ok(LimitsUpdate {
+        rate_per_sec: field(rate, parse_rate)?,
+        burst: field(burst, count("burst"))?,
+        quota_bytes: field(quota, |s| {
+            sluice_engine::format::parse_size(s)
+                .map_err(|e| format!("--quota {s:?}: {e}"))
+                .and_then(|n| i64::try_from(n).map_err(|_| format!("--quota {s:?}: too large")))
+        })?,
+        max_queued: field(max_queued, count("max-queued"))?,
+    })
+}
+
+/// A tenant's own limits in words (`default` where it has none).
+pub fn describe(l: &TenantLimits) -> String {
+    fn or_default<T: std::fmt::Display>(v: Option<T>) -> String {
+        v.map_or_else(|| "default".to_string(), |v| v.to_string())
+    }
+    format!(
+        "rate={} burst={} quota={} max_queued={}",
+        l.rate_per_sec
+            .map_or_else(|| "default".to_string(), |r| format!("{r}/s")),
+        or_default(l.burst),
+        or_default(l.quota_bytes),
+        or_default(l.max_queued)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> Defaults {
+        Defaults {
+            rate_per_sec: 0.0,
+            burst: 10,
+            quota_bytes: None,
+            max_queued: 100,
+            max_queue_depth: 1000,
+        }
+    }
+
+    #[test]
+    fn rates_parse_in_any_unit() {
+        assert_eq!(parse_rate("20/s").unwrap(), 20.0);
+        assert_eq!(parse_rate("20").unwrap(), 20.0);
+        assert_eq!(parse_rate("600/min").unwrap(), 10.0);
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("3/fortnight").is_err());
+        assert!(parse_rate("-1/s").is_err());
+        let u = parse_update(Some("20/s"), Some("40"), Some("1GiB"), Some("default")).unwrap();
+        assert_eq!(u.quota_bytes, Some(Some(1 << 30)));
+        assert_eq!(u.max_queued, Some(None));
+        assert!(parse_update(None, Some("lots"), None, None).is_err());
+    }
+
+    #[test]
+    fn a_tenants_rate_limits_each_token_with_its_burst_and_reloads() {
+        let limits = Limits::new(defaults());
+        assert!(
+            (0..100).all(|_| limits.check_rate("t", "tok").is_ok()),
+            "unlimited by default"
+        );
+        limits.apply(vec![(
+            "t".into(),
+            TenantLimits {
+                rate_per_sec: Some(1.0),
+                burst: Some(3),
+                ..Default::default()
+            },
+        )]);
+        for _ in 0..3 {
+            limits.check_rate("t", "tok").unwrap();
+        }
+        let p = limits.check_rate("t", "tok").unwrap_err();
+        assert_eq!(p.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(p.retry_after_secs().unwrap() >= 1);
+        // Another token of the same tenant has its own budget; another
+        // tenant is not limited.
+        limits.check_rate("t", "other").unwrap();
+        limits.check_rate("u", "tok").unwrap();
+        // Raised: a fresh limiter.
+        limits.apply(vec![(
+            "t".into(),
+            TenantLimits {
+                rate_per_sec: Some(1000.0),
+                burst: Some(50),
+                ..Default::default()
+            },
+        )]);
+        limits.check_rate("t", "tok").unwrap();
+    }
+
+    #[test]
+    fn quota_reservations_count_until_dropped() {
+        let limits = Arc::new(Limits::new(defaults()));
+        limits.apply(vec![(
+            "t".into(),
+            TenantLimits {
+                quota_bytes: Some(1000),
+                ..Default::default()
+            },
+        )]);
+        let a = limits.reserve("t", 200, Some(500)).unwrap();
+        assert_eq!(a.allowance(), Some(800));
+        let p = limits.reserve("t", 200, Some(400)).unwrap_err();
+        assert_eq!(p.code, "quota_bytes");
+        let b = limits.reserve("t", 200, None).unwrap();
+        assert_eq!(b.allowance(), Some(300), "an unknown length gets what is left");
+        assert!(limits.reserve("t", 200, None).is_err(), "nothing left");
+        drop(a);
+        drop(b);
+        limits.reserve("t", 200, Some(800)).unwrap();
+        assert_eq!(limits.reserve("u", 1 << 40, None).unwrap().allowance(), None);
+    }
+}

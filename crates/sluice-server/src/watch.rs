@@ -1,0 +1,63 @@
+//! Follows changes made outside this process (`sluice admin` on the same
+//! database, other nodes): polls the database's auth revision and, when it
+//! moves, drops cached tokens and identities and reloads tenant limits. A
+//! revoked token or a new limit therefore takes effect within one poll.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::state::AppState;
+
+/// How often the revision is read.
+pub const POLL: Duration = Duration::from_millis(250);
+/// How often idle rate-limiter states are pruned.
+const PRUNE: Duration = Duration::from_secs(60);
+
+/// Loads the tenant limits once, then starts following changes.
+pub async fn start(st: &AppState) -> anyhow::Result<JoinHandle<()>> {
+    let revision = st.db.auth_revision().await?;
+    st.auth_revision.store(revision, Ordering::SeqCst);
+    st.limits.apply(st.db.all_tenant_limits().await?);
+    let st = st.clone();
+    Ok(tokio::spawn(async move { follow(st, revision).await }))
+}
+
+async fn follow(st: AppState, mut seen: i64) {
+    let mut since_prune = Duration::ZERO;
+    loop {
+        tokio::time::sleep(POLL).await;
+        since_prune += POLL;
+        if since_prune >= PRUNE {
+            st.limits.prune();
+            since_prune = Duration::ZERO;
+        }
+        let now = match st.db.auth_revision().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the auth revision failed");
+                continue;
+            }
+        };
+        if now == seen {
+            continue;
+        }
+        // Publish the new revision, then forget: a lookup that started before
+        // sees the revision move and does not cache what it read.
+        st.auth_revision.store(now, Ordering::SeqCst);
+        st.principals.invalidate_all();
+        st.keys.forget_all();
+        match st.db.all_tenant_limits().await {
+            Ok(all) => {
+                st.limits.apply(all);
+                seen = now;
+                tracing::info!(
+                    revision = now,
+                    "tokens or tenant limits changed: caches dropped, limits reloaded"
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, "reloading tenant limits failed"),
+        }
+    }
+}
