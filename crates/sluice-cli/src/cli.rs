@@ -210,6 +210,9 @@ pub struct ServeArgs {
     /// Largest JSON request body, bytes [default: 65536]
     #[arg(long, env = "SLUICE_MAX_JSON_BYTES", value_name = "BYTES")]
     pub max_json_bytes: Option<usize>,
+    /// Longest request path and query, bytes [default: 8192]
+    #[arg(long, env = "SLUICE_MAX_URI_BYTES", value_name = "BYTES")]
+    pub max_uri_bytes: Option<usize>,
 }
 
 /// `sluice admin`.

@@ -4,9 +4,11 @@
 //! slows the engine instead of filling memory.
 
 use std::io::{self, Write};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::SendTimeoutError;
 
 /// Chunks buffered between the engine and the client.
 const DEPTH: usize = 4;
@@ -17,15 +19,21 @@ const CHUNK: usize = 256 << 10;
 pub struct ChannelWriter {
     tx: mpsc::Sender<io::Result<Bytes>>,
     buf: Vec<u8>,
+    rt: tokio::runtime::Handle,
+    idle: Duration,
 }
 
-/// A writer and the stream of its bytes.
-pub fn channel() -> (ChannelWriter, mpsc::Receiver<io::Result<Bytes>>) {
+/// A writer and the stream of its bytes. A client that takes nothing for
+/// `idle` makes the writer fail (the engine then stops and frees its
+/// buffers) instead of blocking it for ever.
+pub fn channel(rt: tokio::runtime::Handle, idle: Duration) -> (ChannelWriter, mpsc::Receiver<io::Result<Bytes>>) {
     let (tx, rx) = mpsc::channel(DEPTH);
     (
         ChannelWriter {
             tx,
             buf: Vec::with_capacity(CHUNK),
+            rt,
+            idle,
         },
         rx,
     )
@@ -37,15 +45,22 @@ impl ChannelWriter {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))
+        // Called on a blocking thread: waiting here does not hold a runtime worker.
+        match self.rt.block_on(self.tx.send_timeout(Ok(chunk), self.idle)) {
+            Ok(()) => Ok(()),
+            Err(SendTimeoutError::Timeout(_)) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client took nothing for the idle timeout",
+            )),
+            Err(SendTimeoutError::Closed(_)) => Err(io::Error::new(io::ErrorKind::BrokenPipe, "client went away")),
+        }
     }
 
     /// Ends the stream with an error, so the client sees a broken transfer
-    /// rather than a short, seemingly complete one.
+    /// rather than a short, seemingly complete one. Never waits: a client
+    /// that reads nothing more just sees its connection end.
     pub fn fail(self, err: io::Error) {
-        let _ = self.tx.blocking_send(Err(err));
+        let _ = self.tx.try_send(Err(err));
     }
 }
 

@@ -83,6 +83,8 @@ pub struct Settings {
     pub max_header_bytes: Option<usize>,
     /// Largest JSON request body, bytes.
     pub max_json_bytes: Option<usize>,
+    /// Longest request path and query, bytes.
+    pub max_uri_bytes: Option<usize>,
 }
 
 impl Settings {
@@ -131,7 +133,8 @@ impl Settings {
             idle_body_timeout_secs,
             request_timeout_secs,
             max_header_bytes,
-            max_json_bytes
+            max_json_bytes,
+            max_uri_bytes
         )
     }
 }
@@ -191,6 +194,8 @@ pub struct Config {
     pub max_header_bytes: usize,
     /// Largest JSON body.
     pub max_json_bytes: usize,
+    /// Longest path and query.
+    pub max_uri_bytes: usize,
 }
 
 /// How log lines are written.
@@ -271,6 +276,7 @@ impl Config {
             request_timeout: secs(s.request_timeout_secs.unwrap_or(30)),
             max_header_bytes: s.max_header_bytes.unwrap_or(16 << 10),
             max_json_bytes: s.max_json_bytes.unwrap_or(64 << 10),
+            max_uri_bytes: s.max_uri_bytes.unwrap_or(8 << 10),
             data_dir,
         };
         c.check()?;
@@ -296,8 +302,8 @@ impl Config {
         if self.header_timeout.is_zero() || self.idle_body_timeout.is_zero() || self.request_timeout.is_zero() {
             anyhow::bail!("timeouts must be at least 1 second");
         }
-        if self.max_header_bytes < 1024 || self.max_json_bytes < 1024 {
-            anyhow::bail!("max header bytes and max JSON bytes must be at least 1024");
+        if self.max_header_bytes < 1024 || self.max_json_bytes < 1024 || self.max_uri_bytes < 1024 {
+            anyhow::bail!("max header, JSON and URI bytes must be at least 1024");
         }
         if self.engine_memory < (16 << 20) {
             anyhow::bail!("engine memory must be at least 16 MiB");

@@ -176,6 +176,7 @@ async fn run(
     let mut upload_error: Option<Problem> = None;
     // A cancel (user, lease lost, shutdown) must not wait for a client that
     // sends nothing: it also stops this loop, which fails the engine's input.
+    let idle = st.config.idle_body_timeout;
     let stop = CancellationToken::new();
     cancel.on_cancel({
         let stop = stop.clone();
@@ -183,7 +184,14 @@ async fn run(
     });
     loop {
         let frame = tokio::select! {
-            f = stream.next() => match f { Some(f) => f, None => break },
+            f = tokio::time::timeout(idle, stream.next()) => match f {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(_) => {
+                    upload_error = Some(crate::routes::objects::idle_timeout(idle));
+                    break;
+                }
+            },
             () = stop.cancelled() => {
                 upload_error = Some(outcome_problem(Outcome::Stopped));
                 break;

@@ -15,6 +15,7 @@ pub mod admin;
 mod auth;
 mod bridge;
 pub mod config;
+mod http;
 mod inline;
 mod json;
 mod keys;
@@ -131,15 +132,19 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let app = routes::router(state.clone());
     let stopping = state.shutting_down.clone();
     let notify = state.job_queued.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutdown: no new requests or jobs");
-            stopping.store(true, Ordering::SeqCst);
-            notify.notify_waiters();
-        })
-        .await
-        .context("serving HTTP")?;
+    let limits = http::Limits {
+        max_connections: state.config.max_connections,
+        header_timeout: state.config.header_timeout,
+        max_header_bytes: state.config.max_header_bytes,
+        drain: grace,
+    };
+    http::serve(listener, app, limits, async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown: no new requests or jobs");
+        stopping.store(true, Ordering::SeqCst);
+        notify.notify_waiters();
+    })
+    .await;
     // Running jobs get the grace period, then are cancelled and released.
     let deadline = tokio::time::Instant::now() + grace;
     while !state.running.is_empty() && tokio::time::Instant::now() < deadline {

@@ -43,6 +43,7 @@ pub fn run(args: ServeArgs) -> Result<Code> {
         request_timeout_secs: args.request_timeout_secs,
         max_header_bytes: args.max_header_bytes,
         max_json_bytes: args.max_json_bytes,
+        max_uri_bytes: args.max_uri_bytes,
     };
     let config = Config::resolve(flags, args.config.as_deref()).map_err(|e| usage(format!("{e:#}")))?;
     sluice_server::init_logging(config.log_format);

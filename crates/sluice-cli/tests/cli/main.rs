@@ -1,5 +1,6 @@
 //! End-to-end tests of the real `sluice` binary.
 
+mod abuse;
 mod errors;
 mod keys;
 mod limits;

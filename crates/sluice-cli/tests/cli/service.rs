@@ -216,15 +216,17 @@ pub(crate) fn assert_problem(r: &Reply, status: u16, code: &str) {
     assert_eq!(r.json()["code"], code, "{}", String::from_utf8_lossy(&r.body));
 }
 
-/// Opens a `PUT …?wait=true` that announces `len` bytes, sends `first` of
+/// Opens a `PUT …?wait=true` (or with `key`'s own query) that announces `len` bytes, sends `first` of
 /// them and then goes quiet (the socket stays open).
 pub(crate) fn stalled_upload(s: &Server, token: &str, key: &str, len: usize, first: &[u8]) -> std::net::TcpStream {
     use std::io::Write;
     let addr = s.base.trim_start_matches("http://");
     let mut sock = std::net::TcpStream::connect(addr).unwrap();
+    // `?wait=true` unless the key brings its own query.
+    let query = if key.contains('?') { "" } else { "?wait=true" };
     write!(
         sock,
-        "PUT /v1/objects/{key}?wait=true HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+        "PUT /v1/objects/{key}{query} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
          Content-Length: {len}\r\n\r\n"
     )
     .unwrap();

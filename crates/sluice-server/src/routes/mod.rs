@@ -5,9 +5,17 @@ pub mod jobs;
 pub mod objects;
 pub mod pipelines;
 
-use axum::extract::DefaultBodyLimit;
+use std::time::Duration;
+
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use axum::Router;
+use axum::{BoxError, Router};
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::ServiceBuilder;
 
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -35,28 +43,93 @@ pub const ROUTES: &[(&str, &str)] = &[
 ];
 
 /// The application's router.
+///
+/// Every `/v1` request counts against one global in-flight limit; past it
+/// new requests are shed at once with 503 + `Retry-After` (never queued).
+/// Requests that stream (uploads, downloads, event streams) are bounded by
+/// the idle-body timeout instead of a total one; the others get the request
+/// timeout. Health routes are neither limited nor shed, so probes see an
+/// overloaded server as alive.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
+    let c = &state.config;
+    let bounded = Router::new()
         .route("/v1/openapi.json", get(health::openapi))
         .route("/v1/objects", get(objects::list))
-        // Uploads stream with their own limit; this wildcard takes no JSON.
-        .route(
-            "/v1/objects/{*path}",
-            any(objects::dispatch).layer(DefaultBodyLimit::disable()),
-        )
         .route("/v1/jobs", get(jobs::list))
         .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
-        .route("/v1/jobs/{id}/events", get(jobs::events))
         .route("/v1/pipelines", get(pipelines::list))
         .route(
             "/v1/pipelines/{name}",
             get(pipelines::get).put(pipelines::put).delete(pipelines::delete),
         )
-        .layer(DefaultBodyLimit::max(64 << 10))
+        .layer(DefaultBodyLimit::max(c.max_json_bytes))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(timed_out))
+                .timeout(c.request_timeout),
+        );
+    let streaming = Router::new()
+        // Uploads stream with their own limit; this wildcard takes no JSON.
+        .route(
+            "/v1/objects/{*path}",
+            any(objects::dispatch).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v1/jobs/{id}/events", get(jobs::events));
+    let v1 = bounded.merge(streaming).layer(
+        ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(overloaded))
+            .load_shed()
+            .layer(GlobalConcurrencyLimitLayer::new(c.max_in_flight)),
+    );
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .merge(v1)
+        .layer(middleware::from_fn_with_state(c.max_uri_bytes, limit_uri))
         .fallback(|| async { Problem::not_found("route") })
         .with_state(state)
+}
+
+/// 503 for a request shed because too many are in flight.
+async fn overloaded(err: BoxError) -> Problem {
+    if err.is::<tower::load_shed::error::Overloaded>() {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "too many requests in flight; retry shortly",
+        )
+        .retry_after(Duration::from_secs(1))
+    } else {
+        Problem::internal(err)
+    }
+}
+
+/// 503 for a request that ran past the request timeout.
+async fn timed_out(err: BoxError) -> Problem {
+    if err.is::<tower::timeout::error::Elapsed>() {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "the request took too long; retry later",
+        )
+        .retry_after(Duration::from_secs(1))
+    } else {
+        Problem::internal(err)
+    }
+}
+
+/// 414 for a path and query longer than the limit.
+async fn limit_uri(State(max): State<usize>, req: Request, next: Next) -> Response {
+    let len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if len > max {
+        return Problem::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("request paths are limited to {max} bytes"),
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 #[cfg(test)]

@@ -199,8 +199,18 @@ async fn put(
     let mut received = 0u64;
     // Streams to staging; never more than a buffer's worth in memory.
     let staged: Result<(), Problem> = async {
-        while let Some(frame) = stream.next().await {
-            let data = frame.map_err(|e| Problem::bad_request(format!("upload interrupted: {e}")))?;
+        let idle = st.config.idle_body_timeout;
+        while let Some(frame) = tokio::time::timeout(idle, stream.next())
+            .await
+            .map_err(|_| idle_timeout(idle))?
+        {
+            let data = frame.map_err(|e| {
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "interrupted",
+                    format!("the upload was interrupted: {e}"),
+                )
+            })?;
             received += data.len() as u64;
             if received > limit.bytes {
                 return Err(limit.exceeded());
@@ -245,6 +255,15 @@ async fn put(
         return wait_for(&st, &who.tenant_id, &job.id).await;
     }
     Ok(job_response(StatusCode::ACCEPTED, &job, &st))
+}
+
+/// 408 for an upload that sent nothing for `idle`.
+pub fn idle_timeout(idle: Duration) -> Problem {
+    Problem::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "idle_timeout",
+        format!("the upload sent nothing for {} s", idle.as_secs()),
+    )
 }
 
 /// A job as JSON with `status` and `Location: /v1/jobs/{id}`.
@@ -493,9 +512,9 @@ async fn content(st: AppState, caller: Caller, key: &str, headers: &HeaderMap) -
         },
         None => None,
     };
-    let (mut writer, rx) = bridge::channel();
-    let engine = st.engine.clone();
     let rt = tokio::runtime::Handle::current();
+    let (mut writer, rx) = bridge::channel(rt.clone(), st.config.idle_body_timeout);
+    let engine = st.engine.clone();
     let ctl = Control::new();
     match range.clone() {
         None => {

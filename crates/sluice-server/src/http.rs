@@ -1,0 +1,87 @@
+//! The connection loop: HTTP/1.1 on hyper, with the protections axum's own
+//! `serve` does not set.
+//!
+//! - **Connection limit**: at most `max_connections` are served at once; the
+//!   next is accepted only when one closes (the rest wait in the kernel's
+//!   listen backlog), so file descriptors and per-connection memory stay
+//!   bounded.
+//! - **Header-read timeout**: a client must send a request's head within
+//!   `header_timeout` (slow-loris); it also closes idle keep-alive
+//!   connections after that long. A head larger than `max_header_bytes`
+//!   is refused by hyper (431).
+//! - **Shutdown**: on the signal the listener closes, each connection
+//!   finishes its current request and closes; [`serve`] returns when all
+//!   have, or after the drain period (an event stream never finishes).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// How the connections are served.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Time to send a request's head.
+    pub header_timeout: Duration,
+    /// Largest request head.
+    pub max_header_bytes: usize,
+    /// How long shutdown waits for open connections (SSE streams, long
+    /// transfers) before it drops them.
+    pub drain: Duration,
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then waits for
+/// the open connections to finish their requests.
+pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown: impl Future<Output = ()>) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        // hyper's read buffer bounds the head; it cannot be below 8 KiB.
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .keep_alive(true);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&slots).acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors and the like: wait, do not spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.drain, graceful.shutdown()).await.is_err() {
+        tracing::info!("connections still open after the grace period: closing them");
+    }
+}
