@@ -213,6 +213,18 @@ pub struct ServeArgs {
     /// Longest request path and query, bytes [default: 8192]
     #[arg(long, env = "SLUICE_MAX_URI_BYTES", value_name = "BYTES")]
     pub max_uri_bytes: Option<usize>,
+    /// Seconds one object-store call may take [default: 30]
+    #[arg(long, env = "SLUICE_STORE_TIMEOUT_SECS", value_name = "SECS")]
+    pub store_timeout_secs: Option<u64>,
+    /// Retries of a failed object-store request (exponential backoff with jitter) [default: 3]
+    #[arg(long, env = "SLUICE_STORE_RETRIES", value_name = "N")]
+    pub store_retries: Option<usize>,
+    /// Consecutive object-store failures that open its circuit breaker [default: 5]
+    #[arg(long, env = "SLUICE_BREAKER_FAILURES", value_name = "N")]
+    pub breaker_failures: Option<u32>,
+    /// Seconds the breaker stays open before it probes the store again [default: 5]
+    #[arg(long, env = "SLUICE_BREAKER_OPEN_SECS", value_name = "SECS")]
+    pub breaker_open_secs: Option<u64>,
 }
 
 /// `sluice admin`.

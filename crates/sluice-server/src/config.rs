@@ -85,6 +85,14 @@ pub struct Settings {
     pub max_json_bytes: Option<usize>,
     /// Longest request path and query, bytes.
     pub max_uri_bytes: Option<usize>,
+    /// Seconds one object-store call may take.
+    pub store_timeout_secs: Option<u64>,
+    /// Retries of a failed object-store request.
+    pub store_retries: Option<usize>,
+    /// Consecutive object-store failures that open its circuit breaker.
+    pub breaker_failures: Option<u32>,
+    /// Seconds the breaker stays open before it probes the store again.
+    pub breaker_open_secs: Option<u64>,
 }
 
 impl Settings {
@@ -134,7 +142,11 @@ impl Settings {
             request_timeout_secs,
             max_header_bytes,
             max_json_bytes,
-            max_uri_bytes
+            max_uri_bytes,
+            store_timeout_secs,
+            store_retries,
+            breaker_failures,
+            breaker_open_secs
         )
     }
 }
@@ -196,6 +208,8 @@ pub struct Config {
     pub max_json_bytes: usize,
     /// Longest path and query.
     pub max_uri_bytes: usize,
+    /// How object-store calls are protected.
+    pub store: sluice_store::Resilience,
 }
 
 /// How log lines are written.
@@ -277,6 +291,12 @@ impl Config {
             max_header_bytes: s.max_header_bytes.unwrap_or(16 << 10),
             max_json_bytes: s.max_json_bytes.unwrap_or(64 << 10),
             max_uri_bytes: s.max_uri_bytes.unwrap_or(8 << 10),
+            store: sluice_store::Resilience {
+                timeout: secs(s.store_timeout_secs.unwrap_or(30).max(1)),
+                retries: s.store_retries.unwrap_or(3),
+                breaker_failures: s.breaker_failures.unwrap_or(5).max(1),
+                breaker_open: secs(s.breaker_open_secs.unwrap_or(5).max(1)),
+            },
             data_dir,
         };
         c.check()?;

@@ -93,7 +93,7 @@ async fn open_state(config: Config) -> anyhow::Result<AppState> {
     let db = Db::open(&config.database_url(), &config.db)
         .await
         .context("opening the database")?;
-    let objects = Objects::local(&config.objects_dir())?;
+    let objects = Objects::local(&config.objects_dir(), config.store)?;
     let job_slots = config.max_running_jobs;
     let opened = OpenedCache::new(config.index_cache);
     let limits = Arc::new(Limits::new(config.limits));

@@ -173,7 +173,7 @@ mod tests {
             .encode(&original[..], &mut container, &opts, &Control::new())
             .unwrap();
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        let objects = Objects::new(Arc::clone(&store));
+        let objects = Objects::new(Arc::clone(&store), sluice_store::Resilience::default());
         rt.block_on(store.put(&Path::from("objects/t/c.sluice"), PutPayload::from(container)))
             .unwrap();
 

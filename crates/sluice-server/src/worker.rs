@@ -56,6 +56,13 @@ async fn dispatch(st: AppState) {
             p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => break },
             _ = st.job_queued.notified() => continue,
         };
+        // While the object store's breaker is open, jobs stay queued
+        // instead of failing against it.
+        if !st.objects.available() {
+            drop(first);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
         let mut permits = vec![first];
         while let Ok(p) = Arc::clone(&slots).try_acquire_owned() {
             permits.push(p);
@@ -104,7 +111,7 @@ pub(crate) fn progress_of(p: &Progress) -> JobProgress {
 
 #[tracing::instrument(name = "job", skip_all, fields(id = %job.id, tenant = %job.tenant_id, attempt = job.attempts))]
 async fn run_job(st: &AppState, job: Job) {
-    if job.attempts > job.max_attempts {
+    if job.counted_attempts() > job.max_attempts {
         let msg = format!("gave up after {} attempts", job.max_attempts);
         let _ = st.db.fail(&job, "attempts_exhausted", &msg).await;
         tracing::warn!("{msg}");
@@ -159,9 +166,17 @@ async fn run_job(st: &AppState, job: Job) {
             cleanup_staging(st, &job).await;
             tracing::warn!(code, error = %msg, "job failed");
         }
+        Outcome::Transient(msg) if !st.objects.available() => {
+            // The store is down (breaker open): wait it out in the queue,
+            // without using up an attempt.
+            discard(st).await;
+            let delay = backoff_ms(job.storage_waits + 1);
+            let _ = st.db.requeue_waiting(&job, delay, &msg).await;
+            tracing::info!(error = %msg, retry_in_ms = delay, "object store unavailable; job waits");
+        }
         Outcome::Transient(msg) => {
             discard(st).await;
-            if job.attempts >= job.max_attempts {
+            if job.counted_attempts() >= job.max_attempts {
                 let _ = st
                     .db
                     .fail(&job, "io", &format!("{msg} (after {} attempts)", job.attempts))
@@ -169,7 +184,7 @@ async fn run_job(st: &AppState, job: Job) {
                 cleanup_staging(st, &job).await;
                 tracing::warn!(error = %msg, "job failed after its last attempt");
             } else {
-                let delay = backoff_ms(job.attempts);
+                let delay = backoff_ms(job.counted_attempts());
                 let _ = st.db.requeue(&job, delay, Some(&msg)).await;
                 tracing::info!(error = %msg, retry_in_ms = delay, "job will be retried");
             }

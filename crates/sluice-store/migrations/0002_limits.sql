@@ -17,4 +17,8 @@ INSERT INTO revisions (name, value) VALUES ('auth', 0);
 -- the job is done.
 ALTER TABLE jobs ADD COLUMN staged_bytes BIGINT NOT NULL DEFAULT 0;
 
+-- Attempts that ended because the object store was unavailable: they do
+-- not count against max_attempts (a job waits out an outage).
+ALTER TABLE jobs ADD COLUMN storage_waits BIGINT NOT NULL DEFAULT 0;
+
 CREATE INDEX jobs_queued_by_tenant ON jobs (tenant_id, state);

@@ -11,6 +11,7 @@ mod error;
 mod model;
 mod objects;
 mod queue;
+pub mod resilient;
 
 pub use db::{Db, DbConfig};
 pub use error::{Error, Result};
@@ -20,6 +21,7 @@ pub use model::{
 };
 pub use objects::{Objects, STREAM_BUFFER};
 pub use queue::{Fenced, NewJob};
+pub use resilient::{BreakerState, Resilience, Resilient};
 
 /// Now, in unix milliseconds.
 pub fn now_ms() -> i64 {

@@ -236,6 +236,9 @@ pub struct Job {
     pub attempts: i64,
     /// Most attempts before a transient failure becomes final.
     pub max_attempts: i64,
+    /// Attempts that ended because the object store was unavailable (not
+    /// counted against `max_attempts`).
+    pub storage_waits: i64,
     /// Staged upload, for process jobs.
     pub staging: Option<String>,
     /// BLAKE3 (hex) the original must have, if the client gave one.
@@ -254,6 +257,13 @@ pub struct Job {
     pub finished_at: Option<i64>,
     /// Last change.
     pub updated_at: i64,
+}
+
+impl Job {
+    /// Attempts that count against `max_attempts`.
+    pub fn counted_attempts(&self) -> i64 {
+        self.attempts.saturating_sub(self.storage_waits)
+    }
 }
 
 /// A stored object's row.

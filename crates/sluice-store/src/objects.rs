@@ -18,6 +18,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::error::{Error, Result};
+use crate::resilient::{BreakerState, Resilience, Resilient};
 
 /// Bytes buffered per reader or writer (memory per stream: this, not the object's size).
 pub const STREAM_BUFFER: usize = 1 << 20;
@@ -26,28 +27,47 @@ pub const STREAM_BUFFER: usize = 1 << 20;
 #[derive(Debug, Clone)]
 pub struct Objects {
     store: Arc<dyn ObjectStore>,
+    /// The same store, seen as the wrapper that guards it.
+    guard: Arc<Resilient>,
     /// The directory of a local store, whose files must be synced to be
     /// durable (`LocalFileSystem` does not fsync).
     local_root: Option<std::path::PathBuf>,
 }
 
 impl Objects {
-    /// A store in a local directory (created if missing).
-    pub fn local(dir: &std::path::Path) -> Result<Objects> {
+    /// A store in a local directory (created if missing), every call
+    /// guarded by `resilience`.
+    pub fn local(dir: &std::path::Path, resilience: Resilience) -> Result<Objects> {
         std::fs::create_dir_all(dir).map_err(|e| Error::Config(format!("{}: {e}", dir.display())))?;
         let fs = LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true);
+        let guard = Arc::new(Resilient::new(Arc::new(fs), "local", resilience));
         Ok(Objects {
-            store: Arc::new(fs),
+            store: guard.clone(),
+            guard,
             local_root: Some(dir.to_path_buf()),
         })
     }
 
-    /// Wraps any object store (one whose completed writes are durable).
-    pub fn new(store: Arc<dyn ObjectStore>) -> Objects {
+    /// Wraps any object store (one whose completed writes are durable),
+    /// every call guarded by `resilience`.
+    pub fn new(store: Arc<dyn ObjectStore>, resilience: Resilience) -> Objects {
+        let guard = Arc::new(Resilient::new(store, "remote", resilience));
         Objects {
-            store,
+            store: guard.clone(),
+            guard,
             local_root: None,
         }
+    }
+
+    /// The backend's circuit breaker state.
+    pub fn breaker_state(&self) -> BreakerState {
+        self.guard.state()
+    }
+
+    /// Whether the breaker lets calls through now (a worker claims no job
+    /// while it does not: jobs wait in the queue instead of failing).
+    pub fn available(&self) -> bool {
+        self.guard.permits_calls()
     }
 
     /// The file behind `location` when the store is a local directory (a

@@ -16,7 +16,8 @@ use crate::error::{Error, Result};
 use crate::model::{Job, JobKind, JobProgress, JobState, ObjectInfo};
 use crate::now_ms;
 
-const JOB_COLUMNS: &str = "id, tenant_id, kind, object_key, pipeline, state, attempts, max_attempts, staging, \
+const JOB_COLUMNS: &str =
+    "id, tenant_id, kind, object_key, pipeline, state, attempts, max_attempts, storage_waits, staging, \
      expected_digest, bytes_in, bytes_out, chunks, error, error_code, created_at, started_at, finished_at, updated_at";
 
 /// A job to add.
@@ -252,6 +253,24 @@ impl Db {
         Ok(fenced(&r))
     }
 
+    /// Puts an attempt's job back in the queue because the object store was
+    /// unavailable: the attempt does not count against `max_attempts`.
+    pub async fn requeue_waiting(&self, job: &Job, delay_ms: i64, error: &str) -> Result<Fenced<()>> {
+        let now = now_ms();
+        let r = sqlx::query(
+            "UPDATE jobs SET state = 'queued', lease_until = NULL, run_after = $1, error = $2, updated_at = $3, \
+             storage_waits = storage_waits + 1 WHERE id = $4 AND attempts = $5 AND state = 'running'",
+        )
+        .bind(now + delay_ms)
+        .bind(error)
+        .bind(now)
+        .bind(&job.id)
+        .bind(job.attempts)
+        .execute(&self.pool)
+        .await?;
+        Ok(fenced(&r))
+    }
+
     /// Cancels a tenant's queued or running job; returns it as it now is.
     pub async fn cancel(&self, tenant_id: &str, id: &str) -> Result<Job> {
         let now = now_ms();
@@ -362,6 +381,7 @@ fn job_from(row: &SqliteRow) -> Result<Job> {
         state: JobState::parse(&state).ok_or_else(|| Error::Corrupt(format!("job state {state:?}")))?,
         attempts: row.try_get("attempts")?,
         max_attempts: row.try_get("max_attempts")?,
+        storage_waits: row.try_get("storage_waits")?,
         staging: row.try_get("staging")?,
         expected_digest: row.try_get("expected_digest")?,
         progress: JobProgress {

@@ -44,6 +44,10 @@ pub fn run(args: ServeArgs) -> Result<Code> {
         max_header_bytes: args.max_header_bytes,
         max_json_bytes: args.max_json_bytes,
         max_uri_bytes: args.max_uri_bytes,
+        store_timeout_secs: args.store_timeout_secs,
+        store_retries: args.store_retries,
+        breaker_failures: args.breaker_failures,
+        breaker_open_secs: args.breaker_open_secs,
     };
     let config = Config::resolve(flags, args.config.as_deref()).map_err(|e| usage(format!("{e:#}")))?;
     sluice_server::init_logging(config.log_format);

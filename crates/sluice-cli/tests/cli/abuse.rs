@@ -121,4 +121,68 @@ fn stalled_uploads_time_out_and_oversized_requests_are_refused() {
     let r = put(&s, &token, "/v1/pipelines/big", big_json.as_bytes());
     assert_eq!(r.status, 413, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(get(&s, &token, "/v1/objects").status, 200, "still serving");
+    assert!(!s.log().contains("panicked"), "{}", s.log());
+}
+
+#[test]
+fn an_unwritable_store_answers_503_fast_jobs_wait_and_nothing_accepted_is_lost() {
+    let env = Env::new();
+    let token = tenant(&env, "acme", "write");
+    let s = Server::start(
+        &env,
+        &[
+            "--max-running-jobs",
+            "1",
+            "--job-max-attempts",
+            "2",
+            "--breaker-failures",
+            "2",
+            "--breaker-open-secs",
+            "1",
+            "--store-retries",
+            "1",
+            "--store-timeout-secs",
+            "2",
+        ],
+    );
+    // A job accepted (staged) while the only slot is busy.
+    let holder = stalled_upload(&s, &token, "holder", 1 << 20, b"x");
+    std::thread::sleep(Duration::from_millis(300));
+    let data = sample(3 << 20);
+    let accepted = put(&s, &token, "/v1/objects/accepted", &data);
+    assert_eq!(accepted.status, 202);
+    let id = accepted.json()["id"].as_str().unwrap().to_string();
+
+    // The store's staging area becomes unusable (a file where its directory
+    // was: even root cannot write through that).
+    let staging = env.path("data").join("store").join("staging");
+    let aside = env.path("data").join("store").join("staging.aside");
+    std::fs::rename(&staging, &aside).unwrap();
+    std::fs::write(&staging, b"not a directory").unwrap();
+    drop(holder);
+
+    // Uploads fail with 503 + Retry-After; once the breaker is open, at once.
+    let mut fast = None;
+    for _ in 0..6 {
+        let start = Instant::now();
+        let r = put(&s, &token, "/v1/objects/refused?wait=false", b"bytes");
+        assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+        assert!(r.header("retry-after").is_some());
+        fast = Some(start.elapsed());
+    }
+    assert!(fast.unwrap() < Duration::from_millis(500), "{fast:?}");
+    // The accepted job waits: it neither fails nor succeeds while the store is down.
+    std::thread::sleep(Duration::from_secs(4));
+    let j = get(&s, &token, &format!("/v1/jobs/{id}")).json();
+    assert!(j["state"] == "queued" || j["state"] == "running", "{j}\n{}", s.log());
+
+    // The store comes back: the job finishes, its content intact.
+    std::fs::remove_file(&staging).unwrap();
+    std::fs::rename(&aside, &staging).unwrap();
+    let j = wait_job(&s, &token, &id, &["succeeded", "failed"], Duration::from_secs(60));
+    assert_eq!(j["state"], "succeeded", "{j}\n{}", s.log());
+    assert!(get(&s, &token, "/v1/objects/accepted/content").body == data);
+    assert_eq!(put(&s, &token, "/v1/objects/after?wait=false", b"bytes").status, 202);
+    assert_problem(&get(&s, &token, "/v1/objects/refused"), 404, "not_found");
+    assert!(!s.log().contains("panicked"), "{}", s.log());
 }

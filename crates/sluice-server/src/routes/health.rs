@@ -22,6 +22,14 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
         tracing::warn!(error = %e, "not ready: database");
         return Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "database unreachable").into_response();
     }
+    if !st.objects.available() {
+        return Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "object store failing (circuit breaker open)",
+        )
+        .into_response();
+    }
     if let Err(e) = st.objects.check_writable().await {
         tracing::warn!(error = %e, "not ready: object store");
         return Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "storage not writable").into_response();

@@ -16,6 +16,7 @@ use axum::routing::{any, get};
 use axum::{BoxError, Router};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -86,8 +87,15 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .merge(v1)
         .layer(middleware::from_fn_with_state(c.max_uri_bytes, limit_uri))
+        // A bug must cost one request a 500, not its connection.
+        .layer(CatchPanicLayer::custom(panicked))
         .fallback(|| async { Problem::not_found("route") })
         .with_state(state)
+}
+
+/// 500 for a handler that panicked (the panic itself is logged).
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    Problem::internal("a request handler panicked").into_response()
 }
 
 /// 503 for a request shed because too many are in flight.

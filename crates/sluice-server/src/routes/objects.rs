@@ -135,6 +135,10 @@ async fn put(
 ) -> ApiResult<Response> {
     let who = caller.require(Scope::Write)?;
     check_key(key)?;
+    // A failing store: answer at once rather than take a body it cannot keep.
+    if !st.objects.available() {
+        return Err(storage_unavailable(&st));
+    }
     let pipeline_name = q.pipeline.unwrap_or_else(|| "default".into());
     st.db.pipeline(&who.tenant_id, &pipeline_name).await?;
     let expected_digest = match headers.get(DIGEST_HEADER) {
@@ -215,15 +219,26 @@ async fn put(
             if received > limit.bytes {
                 return Err(limit.exceeded());
             }
-            writer.write_all(&data).await.map_err(Problem::internal)?;
+            writer.write_all(&data).await.map_err(|e| staging_failed(&st, e))?;
         }
-        writer.shutdown().await.map_err(Problem::internal)?;
-        // Accepted means durable: the staged copy survives a machine crash.
-        st.objects.sync(&staging).await.map_err(Problem::from)
+        Ok(())
     }
     .await;
+    let staged = match staged {
+        // After `shutdown` the writer is finished either way: no abort.
+        Ok(()) => match writer.shutdown().await {
+            // Accepted means durable: the staged copy survives a machine crash.
+            Ok(()) => st.objects.sync(&staging).await.map_err(Problem::from),
+            Err(e) => Err(staging_failed(&st, e)),
+        },
+        Err(p) => {
+            let _ = writer.abort().await;
+            Err(p)
+        }
+    };
     if let Err(p) = staged {
-        let _ = writer.abort().await;
+        // Whatever was written (a partial file, parts) is the reaper's.
+        let _ = st.objects.delete(&staging).await;
         return Err(p);
     }
     let job = st
@@ -255,6 +270,22 @@ async fn put(
         return wait_for(&st, &who.tenant_id, &job.id).await;
     }
     Ok(job_response(StatusCode::ACCEPTED, &job, &st))
+}
+
+/// 503 while the object store's circuit breaker is open.
+fn storage_unavailable(st: &AppState) -> Problem {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage_unavailable",
+        "the object store is failing; retry later",
+    )
+    .retry_after(st.config.store.breaker_open)
+}
+
+/// Staging an upload failed: the store is failing (503), not the request.
+fn staging_failed(st: &AppState, e: std::io::Error) -> Problem {
+    tracing::warn!(error = %e, "staging an upload failed");
+    storage_unavailable(st)
 }
 
 /// 408 for an upload that sent nothing for `idle`.
