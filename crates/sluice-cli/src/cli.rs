@@ -225,6 +225,30 @@ pub struct ServeArgs {
     /// Seconds the breaker stays open before it probes the store again [default: 5]
     #[arg(long, env = "SLUICE_BREAKER_OPEN_SECS", value_name = "SECS")]
     pub breaker_open_secs: Option<u64>,
+    /// URL of an OIDC issuer's JWKS: JWT bearer tokens are then accepted too
+    #[arg(long, env = "SLUICE_JWT_JWKS_URL", value_name = "URL")]
+    pub jwt_jwks_url: Option<String>,
+    /// Expected JWT issuer (iss); required with --jwt-jwks-url
+    #[arg(long, env = "SLUICE_JWT_ISSUER", value_name = "ISS")]
+    pub jwt_issuer: Option<String>,
+    /// Expected JWT audience (aud); required with --jwt-jwks-url
+    #[arg(long, env = "SLUICE_JWT_AUDIENCE", value_name = "AUD")]
+    pub jwt_audience: Option<String>,
+    /// JWT claim holding the tenant name [default: tenant]
+    #[arg(long, env = "SLUICE_JWT_TENANT_CLAIM", value_name = "CLAIM")]
+    pub jwt_tenant_claim: Option<String>,
+    /// JWT claim holding the scope (read, write, admin) [default: scope]
+    #[arg(long, env = "SLUICE_JWT_SCOPE_CLAIM", value_name = "CLAIM")]
+    pub jwt_scope_claim: Option<String>,
+    /// Seconds of clock skew allowed on exp and nbf [default: 30]
+    #[arg(long, env = "SLUICE_JWT_LEEWAY_SECS", value_name = "SECS")]
+    pub jwt_leeway_secs: Option<u64>,
+    /// Least seconds between JWKS fetches (an unknown kid refetches) [default: 60]
+    #[arg(long, env = "SLUICE_JWKS_REFRESH_SECS", value_name = "SECS")]
+    pub jwks_refresh_secs: Option<u64>,
+    /// Longest a JWKS fetch may take, seconds [default: 5]
+    #[arg(long, env = "SLUICE_JWKS_TIMEOUT_SECS", value_name = "SECS")]
+    pub jwks_timeout_secs: Option<u64>,
 }
 
 /// `sluice admin`.

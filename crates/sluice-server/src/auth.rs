@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 
 use sluice_store::{token_hash, Principal, Scope};
 
+use crate::jwt;
 use crate::problem::Problem;
 use crate::state::AppState;
 
@@ -55,8 +56,13 @@ impl FromRequestParts<AppState> for Caller {
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
-            .filter(|t| !t.is_empty() && t.len() <= 128)
+            .filter(|t| !t.is_empty() && t.len() <= MAX_TOKEN_LEN)
             .ok_or_else(|| unauthorized("malformed Authorization header (expected Bearer TOKEN)"))?;
+        if jwt::looks_like_jwt(token) {
+            let principal = jwt_principal(state, token).await?;
+            state.limits.check_rate(&principal.tenant_id, &principal.token_id)?;
+            return Ok(Caller(principal));
+        }
         let hash = token_hash(token);
         let revision = state.auth_revision.load(Ordering::SeqCst);
         let principal = match state.principals.get(&hash).await {
@@ -86,4 +92,35 @@ async fn cache_principal(state: &AppState, revision: i64, hash: String, p: &Prin
     if state.auth_revision.load(Ordering::SeqCst) != revision {
         state.principals.invalidate(&hash).await;
     }
+}
+
+/// Longest bearer token accepted (JWTs with a few claims fit easily).
+const MAX_TOKEN_LEN: usize = 8192;
+
+/// Who a JWT is for: its tenant claim must name an existing tenant.
+async fn jwt_principal(state: &AppState, token: &str) -> Result<Principal, Problem> {
+    let unauthorized = |detail: String| Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail);
+    let Some(verifier) = &state.jwt else {
+        return Err(unauthorized("this server does not accept JWTs".into()));
+    };
+    let id = verifier.verify(token).await.map_err(|e| match e {
+        jwt::JwtError::Invalid(why) => unauthorized(why),
+        jwt::JwtError::KeysUnavailable => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "auth_unavailable",
+            "the token issuer's keys cannot be fetched; retry later",
+        )
+        .retry_after(std::time::Duration::from_secs(5)),
+    })?;
+    let tenant = match state.db.tenant_by_name(&id.tenant).await {
+        Ok(t) => t,
+        Err(sluice_store::Error::NotFound(_)) => return Err(unauthorized("the JWT's tenant does not exist".into())),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Principal {
+        tenant_id: tenant.id,
+        tenant_name: tenant.name,
+        token_id: format!("jwt:{}", id.subject),
+        scope: id.scope,
+    })
 }

@@ -93,6 +93,22 @@ pub struct Settings {
     pub breaker_failures: Option<u32>,
     /// Seconds the breaker stays open before it probes the store again.
     pub breaker_open_secs: Option<u64>,
+    /// URL of the JWT issuer's JWKS; setting it turns JWT bearer tokens on.
+    pub jwt_jwks_url: Option<String>,
+    /// Expected JWT issuer (`iss`).
+    pub jwt_issuer: Option<String>,
+    /// Expected JWT audience (`aud`).
+    pub jwt_audience: Option<String>,
+    /// JWT claim holding the tenant name.
+    pub jwt_tenant_claim: Option<String>,
+    /// JWT claim holding the scope.
+    pub jwt_scope_claim: Option<String>,
+    /// Seconds of clock skew allowed on `exp`/`nbf`.
+    pub jwt_leeway_secs: Option<u64>,
+    /// Least seconds between two JWKS fetches (an unknown `kid` refetches).
+    pub jwks_refresh_secs: Option<u64>,
+    /// Longest a JWKS fetch may take, seconds.
+    pub jwks_timeout_secs: Option<u64>,
 }
 
 impl Settings {
@@ -146,7 +162,15 @@ impl Settings {
             store_timeout_secs,
             store_retries,
             breaker_failures,
-            breaker_open_secs
+            breaker_open_secs,
+            jwt_jwks_url,
+            jwt_issuer,
+            jwt_audience,
+            jwt_tenant_claim,
+            jwt_scope_claim,
+            jwt_leeway_secs,
+            jwks_refresh_secs,
+            jwks_timeout_secs
         )
     }
 }
@@ -210,6 +234,8 @@ pub struct Config {
     pub max_uri_bytes: usize,
     /// How object-store calls are protected.
     pub store: sluice_store::Resilience,
+    /// JWT bearer tokens, if accepted.
+    pub jwt: Option<crate::jwt::JwtConfig>,
 }
 
 /// How log lines are written.
@@ -296,6 +322,23 @@ impl Config {
                 retries: s.store_retries.unwrap_or(3),
                 breaker_failures: s.breaker_failures.unwrap_or(5).max(1),
                 breaker_open: secs(s.breaker_open_secs.unwrap_or(5).max(1)),
+            },
+            jwt: match s.jwt_jwks_url {
+                None => None,
+                Some(url) => Some(crate::jwt::JwtConfig {
+                    jwks_url: url,
+                    issuer: s
+                        .jwt_issuer
+                        .ok_or_else(|| anyhow::anyhow!("a JWKS URL needs the JWT issuer (jwt_issuer)"))?,
+                    audience: s
+                        .jwt_audience
+                        .ok_or_else(|| anyhow::anyhow!("a JWKS URL needs the JWT audience (jwt_audience)"))?,
+                    tenant_claim: s.jwt_tenant_claim.unwrap_or_else(|| "tenant".into()),
+                    scope_claim: s.jwt_scope_claim.unwrap_or_else(|| "scope".into()),
+                    leeway: secs(s.jwt_leeway_secs.unwrap_or(30)),
+                    refresh: secs(s.jwks_refresh_secs.unwrap_or(60)),
+                    timeout: secs(s.jwks_timeout_secs.unwrap_or(5).max(1)),
+                }),
             },
             data_dir,
         };

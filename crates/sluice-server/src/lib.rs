@@ -18,6 +18,7 @@ pub mod config;
 mod http;
 mod inline;
 mod json;
+pub mod jwt;
 mod keys;
 pub mod limits;
 mod problem;
@@ -96,6 +97,10 @@ async fn open_state(config: Config) -> anyhow::Result<AppState> {
     let objects = Objects::local(&config.objects_dir(), config.store)?;
     let job_slots = config.max_running_jobs;
     let opened = OpenedCache::new(config.index_cache);
+    let jwt = match &config.jwt {
+        Some(j) => Some(Arc::new(jwt::JwtVerifier::new(j.clone())?)),
+        None => None,
+    };
     let limits = Arc::new(Limits::new(config.limits));
     Ok(AppState {
         config: Arc::new(config),
@@ -110,6 +115,7 @@ async fn open_state(config: Config) -> anyhow::Result<AppState> {
             .build(),
         limits,
         auth_revision: Arc::new(std::sync::atomic::AtomicI64::new(-1)),
+        jwt,
         running: Arc::new(Running::default()),
         job_slots: Arc::new(tokio::sync::Semaphore::new(job_slots)),
         job_queued: Arc::new(Notify::new()),
@@ -127,6 +133,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(address = %listener.local_addr()?, "listening");
     let watcher = watch::start(&state).await?;
+    if let Some(jwt) = &state.jwt {
+        jwt.prefetch().await;
+    }
     let dispatcher = worker::start(&state);
     let reaper = worker::start_reaper(&state);
     let app = routes::router(state.clone());

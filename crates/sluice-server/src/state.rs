@@ -35,6 +35,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// The auth revision the caches were last emptied for.
     pub auth_revision: Arc<AtomicI64>,
+    /// Checks JWT bearer tokens, if they are accepted.
+    pub jwt: Option<Arc<crate::jwt::JwtVerifier>>,
     /// Jobs running on this node.
     pub running: Arc<Running>,
     /// One permit per job that may run on this node (queued jobs and

@@ -48,6 +48,14 @@ pub fn run(args: ServeArgs) -> Result<Code> {
         store_retries: args.store_retries,
         breaker_failures: args.breaker_failures,
         breaker_open_secs: args.breaker_open_secs,
+        jwt_jwks_url: args.jwt_jwks_url,
+        jwt_issuer: args.jwt_issuer,
+        jwt_audience: args.jwt_audience,
+        jwt_tenant_claim: args.jwt_tenant_claim,
+        jwt_scope_claim: args.jwt_scope_claim,
+        jwt_leeway_secs: args.jwt_leeway_secs,
+        jwks_refresh_secs: args.jwks_refresh_secs,
+        jwks_timeout_secs: args.jwks_timeout_secs,
     };
     let config = Config::resolve(flags, args.config.as_deref()).map_err(|e| usage(format!("{e:#}")))?;
     sluice_server::init_logging(config.log_format);

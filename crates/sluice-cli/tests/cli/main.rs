@@ -2,6 +2,7 @@
 
 mod abuse;
 mod errors;
+mod jwt;
 mod keys;
 mod limits;
 mod roundtrip;
