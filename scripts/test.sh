@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit/integration/end-to-end tests,
-# and a short fuzzing pass. .ci/run calls exactly this.
+# API fuzzing (schemathesis, PyPI, in a venv), a short load test (oha,
+# crates.io) and a short fuzzing pass. .ci/run calls exactly this. It
+# installs what it needs and binds only to 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -14,6 +16,12 @@ echo "== cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
+if [ "${SLUICE_SKIP_SERVICE_CHECKS:-0}" != 1 ]; then
+  echo "== API fuzzing: schemathesis against a live server"
+  scripts/api_fuzz.sh "${SLUICE_API_FUZZ_EXAMPLES:-25}"
+  echo "== load and abuse, short form (the full run: bench/load.sh)"
+  SLUICE=target/debug/sluice bench/load.sh --short
+fi
 if [ "${SLUICE_SKIP_FUZZ:-0}" != 1 ] && [ -x scripts/fuzz.sh ]; then
   echo "== short fuzz pass"
   scripts/fuzz.sh "${SLUICE_FUZZ_SECONDS:-30}"

@@ -129,7 +129,10 @@ pub struct ServeArgs {
     /// Engine CPU pool threads (compression, encryption, hashing) [default: cores]
     #[arg(long, env = "SLUICE_CPU_THREADS", value_name = "N")]
     pub cpu_threads: Option<usize>,
-    /// Jobs running at once on this node [default: cores, at most 4]
+    /// Requests in flight above which queued jobs run one at a time, so requests come first; 0 turns it off [default: 32]
+    #[arg(long, env = "SLUICE_BUSY_REQUESTS", value_name = "N")]
+    pub busy_requests: Option<usize>,
+    /// Jobs running at once on this node [default: 2 x cores, 2 to 16]
     #[arg(long, env = "SLUICE_MAX_RUNNING_JOBS", value_name = "N")]
     pub max_running_jobs: Option<usize>,
     /// MiB of chunk buffers all running jobs share [default: 2 x 16 x (cpu threads + 2)]

@@ -31,6 +31,8 @@ pub struct Settings {
     pub cpu_threads: Option<usize>,
     /// Jobs running at once on this node.
     pub max_running_jobs: Option<usize>,
+    /// Requests in flight above which queued jobs run one at a time (0: never).
+    pub busy_requests: Option<usize>,
     /// MiB of chunk buffers all running jobs share.
     pub engine_memory_mib: Option<usize>,
     /// MiB of opened container indexes kept for range reads.
@@ -132,6 +134,7 @@ impl Settings {
             thread_stack_size,
             cpu_threads,
             max_running_jobs,
+            busy_requests,
             engine_memory_mib,
             index_cache_mib,
             job_max_attempts,
@@ -194,6 +197,8 @@ pub struct Config {
     pub cpu_threads: usize,
     /// Jobs running at once.
     pub max_running_jobs: usize,
+    /// Requests in flight above which queued jobs run one at a time.
+    pub busy_requests: usize,
     /// Bytes of chunk buffers all running jobs share.
     pub engine_memory: usize,
     /// Bytes of opened container indexes kept for range reads.
@@ -268,7 +273,10 @@ impl Config {
             max_blocking_threads: s.max_blocking_threads.unwrap_or(64),
             thread_stack_size: s.thread_stack_size.unwrap_or(2 << 20),
             cpu_threads: s.cpu_threads.unwrap_or(cores),
-            max_running_jobs: s.max_running_jobs.unwrap_or(cores.clamp(1, 4)),
+            // Small jobs wait on fsyncs more than on the CPU: twice the cores
+            // keeps the disk busy; the shared engine budget bounds their memory.
+            max_running_jobs: s.max_running_jobs.unwrap_or((2 * cores).clamp(2, 16)),
+            busy_requests: s.busy_requests.unwrap_or(32),
             // Two jobs' worth of the engine's default per-operation budget.
             engine_memory: s
                 .engine_memory_mib

@@ -22,6 +22,7 @@ pub mod jwt;
 mod keys;
 pub mod limits;
 mod problem;
+mod query;
 mod routes;
 mod sink;
 mod source;
@@ -118,6 +119,7 @@ async fn open_state(config: Config) -> anyhow::Result<AppState> {
         jwt,
         running: Arc::new(Running::default()),
         job_slots: Arc::new(tokio::sync::Semaphore::new(job_slots)),
+        requests_in_flight: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         job_queued: Arc::new(Notify::new()),
         shutting_down: Arc::new(AtomicBool::new(false)),
     })

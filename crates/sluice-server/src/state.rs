@@ -1,7 +1,7 @@
 //! [`AppState`]: what every handler and worker shares.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize};
 use std::sync::{Arc, RwLock};
 
 use sluice_engine::{CancelToken, Engine, Progress};
@@ -42,6 +42,8 @@ pub struct AppState {
     /// One permit per job that may run on this node (queued jobs and
     /// uploads processed as they stream in share them).
     pub job_slots: Arc<tokio::sync::Semaphore>,
+    /// `/v1` requests being handled now (the dispatcher yields to them).
+    pub requests_in_flight: Arc<AtomicUsize>,
     /// Wakes idle workers when a job is queued.
     pub job_queued: Arc<Notify>,
     /// Set once shutdown began: no new work is claimed.

@@ -63,9 +63,21 @@ async fn dispatch(st: AppState) {
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         }
+        // While requests crowd in, queued work runs one job at a time: the
+        // request path comes first, the backlog catches up when it calms.
+        let busy = st.config.busy_requests;
+        let running = st.config.max_running_jobs.saturating_sub(slots.available_permits() + 1);
+        if busy > 0 && running >= 1 && st.requests_in_flight.load(Ordering::Relaxed) > busy {
+            drop(first);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
         let mut permits = vec![first];
-        while let Ok(p) = Arc::clone(&slots).try_acquire_owned() {
-            permits.push(p);
+        let busy_now = busy > 0 && st.requests_in_flight.load(Ordering::Relaxed) > busy;
+        if !busy_now {
+            while let Ok(p) = Arc::clone(&slots).try_acquire_owned() {
+                permits.push(p);
+            }
         }
         let lease_ms = st.config.job_lease.as_millis() as i64;
         let claimed = st.db.claim(permits.len() as u32, lease_ms).await;
@@ -146,7 +158,10 @@ async fn run_job(st: &AppState, job: Job) {
                     st.opened.remove(&old);
                     let _ = st.objects.delete(&old).await;
                 }
-                cleanup_staging(st, &job).await;
+                // The row already forgot it (one commit less per job).
+                if let Some(staging) = &job.staging {
+                    let _ = st.objects.delete(staging).await;
+                }
                 tracing::info!(bytes_in = done.bytes_in, bytes_out = done.bytes_out, "job succeeded");
             }
             Ok(Fenced::Lost) => {

@@ -158,7 +158,9 @@ impl Db {
 
     /// Marks an attempt succeeded; for a process job, in the same
     /// transaction, makes `object` the visible object under its key. Returns
-    /// the location of the object it replaced, to delete.
+    /// the location of the object it replaced, to delete. The job no longer
+    /// points at its staged upload: the caller deletes it (if that fails,
+    /// the reaper removes the unreferenced file), saving a second commit.
     pub async fn succeed(
         &self,
         job: &Job,
@@ -169,7 +171,7 @@ impl Db {
         let now = now_ms();
         let r = sqlx::query(
             "UPDATE jobs SET state = 'succeeded', lease_until = NULL, bytes_in = $1, bytes_out = $2, chunks = $3, \
-             error = NULL, error_code = NULL, finished_at = $4, updated_at = $4 \
+             error = NULL, error_code = NULL, finished_at = $4, updated_at = $4, staging = NULL \
              WHERE id = $5 AND attempts = $6 AND state = 'running'",
         )
         .bind(progress.bytes_in)

@@ -17,6 +17,7 @@ pub fn run(args: ServeArgs) -> Result<Code> {
         thread_stack_size: args.thread_stack_size,
         cpu_threads: args.cpu_threads,
         max_running_jobs: args.max_running_jobs,
+        busy_requests: args.busy_requests,
         engine_memory_mib: args.engine_memory_mib,
         index_cache_mib: args.index_cache_mib,
         job_max_attempts: args.job_max_attempts,

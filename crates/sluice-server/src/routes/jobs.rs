@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -14,6 +14,7 @@ use sluice_store::{JobState, Scope};
 use crate::auth::Caller;
 use crate::json;
 use crate::problem::{ApiResult, Problem};
+use crate::query::Query;
 use crate::state::AppState;
 
 /// Query of `GET /v1/jobs`.

@@ -5,6 +5,8 @@ pub mod jobs;
 pub mod objects;
 pub mod pipelines;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
@@ -76,12 +78,18 @@ pub fn router(state: AppState) -> Router {
             any(objects::dispatch).layer(DefaultBodyLimit::disable()),
         )
         .route("/v1/jobs/{id}/events", get(jobs::events));
-    let v1 = bounded.merge(streaming).layer(
-        ServiceBuilder::new()
-            .layer(HandleErrorLayer::new(overloaded))
-            .load_shed()
-            .layer(GlobalConcurrencyLimitLayer::new(c.max_in_flight)),
-    );
+    let v1 = bounded
+        .merge(streaming)
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(overloaded))
+                .load_shed()
+                .layer(GlobalConcurrencyLimitLayer::new(c.max_in_flight)),
+        )
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state.requests_in_flight),
+            count_in_flight,
+        ));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -124,6 +132,19 @@ async fn timed_out(err: BoxError) -> Problem {
     } else {
         Problem::internal(err)
     }
+}
+
+/// Counts the request while it is handled (the dispatcher yields to them).
+async fn count_in_flight(State(n): State<Arc<AtomicUsize>>, req: Request, next: Next) -> Response {
+    struct Held(Arc<AtomicUsize>);
+    impl Drop for Held {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    n.fetch_add(1, Ordering::Relaxed);
+    let _held = Held(n);
+    next.run(req).await
 }
 
 /// 414 for a path and query longer than the limit.

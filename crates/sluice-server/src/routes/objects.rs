@@ -9,7 +9,7 @@ use std::ops::Range;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -17,7 +17,6 @@ use serde::Deserialize;
 use sluice_engine::format::KeyRing;
 use sluice_engine::{Archive, Control};
 use sluice_store::{new_id, JobKind, NewJob, ObjectInfo, Objects, Scope};
-use tokio::io::AsyncWriteExt;
 use tokio_util::io::SyncIoBridge;
 
 use crate::auth::Caller;
@@ -25,6 +24,8 @@ use crate::bridge;
 use crate::json;
 use crate::limits::BodyLimit;
 use crate::problem::{ApiResult, Problem};
+use crate::query::Query;
+use crate::sink::ContainerSink;
 use crate::source::ContainerSource;
 use crate::state::AppState;
 
@@ -198,11 +199,28 @@ async fn put(
     let queued = st.db.queued_jobs(&who.tenant_id).await?.max(0) as u64;
     st.limits.admit_queued(&who.tenant_id, depth, queued)?;
     let staging = Objects::staging_path(&who.tenant_id, &job_id);
-    let mut writer = st.objects.writer(&staging);
+    // Streams to staging through a blocking writer: on a local store a
+    // temporary file with overlapped write-back, synced and renamed (so the
+    // final fsync is short and does not stall other requests' commits);
+    // elsewhere the object store's multipart writer.
+    let (tx, input) = bridge::reader_channel();
+    let objects = st.objects.clone();
+    let location = staging.clone();
+    let rt = tokio::runtime::Handle::current();
+    let writing = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        let mut input = input;
+        let mut sink = ContainerSink::open(&objects, &location, rt.clone())?;
+        match std::io::copy(&mut input, &mut sink) {
+            Ok(_) => sink.finish(),
+            Err(e) => {
+                sink.abort(&rt);
+                Err(e)
+            }
+        }
+    });
     let mut stream = body.into_data_stream();
     let mut received = 0u64;
-    // Streams to staging; never more than a buffer's worth in memory.
-    let staged: Result<(), Problem> = async {
+    let fed: Result<(), Problem> = async {
         let idle = st.config.idle_body_timeout;
         while let Some(frame) = tokio::time::timeout(idle, stream.next())
             .await
@@ -219,22 +237,28 @@ async fn put(
             if received > limit.bytes {
                 return Err(limit.exceeded());
             }
-            writer.write_all(&data).await.map_err(|e| staging_failed(&st, e))?;
+            if data.is_empty() {
+                continue;
+            }
+            // Fails only once the writer stopped: its error is reported below.
+            if tx.send(bridge::Msg::Data(data)).await.is_err() {
+                break;
+            }
         }
         Ok(())
     }
     .await;
-    let staged = match staged {
-        // After `shutdown` the writer is finished either way: no abort.
-        Ok(()) => match writer.shutdown().await {
-            // Accepted means durable: the staged copy survives a machine crash.
-            Ok(()) => st.objects.sync(&staging).await.map_err(Problem::from),
-            Err(e) => Err(staging_failed(&st, e)),
-        },
-        Err(p) => {
-            let _ = writer.abort().await;
-            Err(p)
-        }
+    let _ = match &fed {
+        Ok(()) => tx.send(bridge::Msg::End).await,
+        Err(p) => tx.send(bridge::Msg::Fail(p.detail.clone())).await,
+    };
+    drop(tx);
+    let written = writing.await.map_err(Problem::internal)?;
+    // Accepted means durable: the staged copy was synced before this.
+    let staged = match (fed, written) {
+        (Err(p), _) => Err(p),
+        (Ok(()), Err(e)) => Err(staging_failed(&st, e)),
+        (Ok(()), Ok(())) => Ok(()),
     };
     if let Err(p) = staged {
         // Whatever was written (a partial file, parts) is the reaper's.
