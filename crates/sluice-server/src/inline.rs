@@ -37,6 +37,7 @@ pub async fn process_streaming(st: &AppState, job: NewJob, body: Body, limit: Bo
     let encrypted = opts.params.suite.is_encrypted();
     let lease_ms = st.config.job_lease.as_millis() as i64;
     let row = st.db.start_streamed(&job, lease_ms).await?;
+    st.limits.note_job(&row.tenant_id, false);
     // Fails the row if this future is dropped (the client went away).
     let mut guard = FailOnDrop {
         st: Some(st.clone()),

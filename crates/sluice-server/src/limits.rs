@@ -64,6 +64,11 @@ pub struct Limits {
     /// Bytes of uploads in progress per tenant (counted against the quota
     /// before they are stored).
     reserved: Mutex<HashMap<String, u64>>,
+    /// Queued and running jobs over all tenants, as last read (plus what
+    /// this node queued since): admission reads no table per request.
+    depth: std::sync::atomic::AtomicU64,
+    /// Queued jobs per tenant, likewise.
+    queued: RwLock<HashMap<String, u64>>,
     clock: DefaultClock,
 }
 
@@ -81,6 +86,8 @@ impl Limits {
             own: RwLock::new(HashMap::new()),
             limiters: RwLock::new(HashMap::new()),
             reserved: Mutex::new(HashMap::new()),
+            depth: std::sync::atomic::AtomicU64::new(0),
+            queued: RwLock::new(HashMap::new()),
             clock: DefaultClock::default(),
         }
     }
@@ -112,6 +119,36 @@ impl Limits {
             for l in limiters.values() {
                 l.by_token.retain_recent();
                 l.by_token.shrink_to_fit();
+            }
+        }
+    }
+
+    /// Replaces the queue counts with fresh ones from the database.
+    pub fn set_counts(&self, depth: u64, queued: HashMap<String, u64>) {
+        self.depth.store(depth, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut q) = self.queued.write() {
+            *q = queued;
+        }
+    }
+
+    /// The queue depth and `tenant_id`'s queued jobs, as last counted.
+    pub fn counts(&self, tenant_id: &str) -> (u64, u64) {
+        let queued = self
+            .queued
+            .read()
+            .ok()
+            .and_then(|q| q.get(tenant_id).copied())
+            .unwrap_or(0);
+        (self.depth.load(std::sync::atomic::Ordering::Relaxed), queued)
+    }
+
+    /// Counts a job this node just added (`queued`: it waits in the queue;
+    /// otherwise it runs at once) until the next fresh count.
+    pub fn note_job(&self, tenant_id: &str, queued: bool) {
+        self.depth.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if queued {
+            if let Ok(mut q) = self.queued.write() {
+                *q.entry(tenant_id.to_string()).or_insert(0) += 1;
             }
         }
     }

@@ -2,6 +2,8 @@
 //! database, other nodes): polls the database's auth revision and, when it
 //! moves, drops cached tokens and identities and reloads tenant limits. A
 //! revoked token or a new limit therefore takes effect within one poll.
+//! Each poll also recounts the queue for admission (so an upload reads no
+//! count from the database).
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -17,6 +19,7 @@ const PRUNE: Duration = Duration::from_secs(60);
 
 /// Loads the tenant limits once, then starts following changes.
 pub async fn start(st: &AppState) -> anyhow::Result<JoinHandle<()>> {
+    refresh_counts(st).await?;
     let revision = st.db.auth_revision().await?;
     st.auth_revision.store(revision, Ordering::SeqCst);
     st.limits.apply(st.db.all_tenant_limits().await?);
@@ -32,6 +35,9 @@ async fn follow(st: AppState, mut seen: i64) {
         if since_prune >= PRUNE {
             st.limits.prune();
             since_prune = Duration::ZERO;
+        }
+        if let Err(e) = refresh_counts(&st).await {
+            tracing::warn!(error = %e, "counting queued jobs failed");
         }
         let now = match st.db.auth_revision().await {
             Ok(r) => r,
@@ -60,4 +66,18 @@ async fn follow(st: AppState, mut seen: i64) {
             Err(e) => tracing::warn!(error = %e, "reloading tenant limits failed"),
         }
     }
+}
+
+/// Reads the queue depth and per-tenant queued jobs for admission.
+async fn refresh_counts(st: &AppState) -> anyhow::Result<()> {
+    let depth = st.db.queue_depth().await?.max(0) as u64;
+    let queued = st
+        .db
+        .queued_by_tenant()
+        .await?
+        .into_iter()
+        .map(|(t, n)| (t, n.max(0) as u64))
+        .collect();
+    st.limits.set_counts(depth, queued);
+    Ok(())
 }

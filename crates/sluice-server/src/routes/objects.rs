@@ -173,7 +173,7 @@ async fn put(
     // Counts against the quota until the upload is stored or refused.
     let reservation = st.limits.reserve(&who.tenant_id, stored, declared)?;
     let limit = BodyLimit::new(max_upload, &reservation);
-    let depth = st.db.queue_depth().await?.max(0) as u64;
+    let (depth, queued) = st.limits.counts(&who.tenant_id);
     let job_id = new_id()?;
     // A client that waits, with a job slot free: process while it streams in.
     if q.wait.unwrap_or(false) {
@@ -196,7 +196,6 @@ async fn put(
             return Ok(job_response(StatusCode::CREATED, &job, &st));
         }
     }
-    let queued = st.db.queued_jobs(&who.tenant_id).await?.max(0) as u64;
     st.limits.admit_queued(&who.tenant_id, depth, queued)?;
     let staging = Objects::staging_path(&who.tenant_id, &job_id);
     // Streams to staging through a blocking writer: on a local store a
@@ -288,6 +287,7 @@ async fn put(
     };
     // Queued: its bytes are now counted as staged, not reserved.
     drop(reservation);
+    st.limits.note_job(&who.tenant_id, true);
     st.job_queued.notify_one();
     tracing::info!(job = %job.id, tenant = %who.tenant_name, bytes = received, "upload staged, job queued");
     if q.wait.unwrap_or(false) {
@@ -431,8 +431,7 @@ async fn delete(st: AppState, caller: Caller, key: &str) -> ApiResult<Response> 
 async fn verify(st: AppState, caller: Caller, key: &str) -> ApiResult<Response> {
     let who = caller.require(Scope::Write)?;
     let o = object_of(&st, &caller, key).await?;
-    let depth = st.db.queue_depth().await?.max(0) as u64;
-    let queued = st.db.queued_jobs(&who.tenant_id).await?.max(0) as u64;
+    let (depth, queued) = st.limits.counts(&who.tenant_id);
     st.limits.admit_queued(&who.tenant_id, depth, queued)?;
     let job = st
         .db
@@ -448,6 +447,7 @@ async fn verify(st: AppState, caller: Caller, key: &str) -> ApiResult<Response> 
             staged_bytes: 0,
         })
         .await?;
+    st.limits.note_job(&who.tenant_id, true);
     st.job_queued.notify_one();
     Ok(job_response(StatusCode::ACCEPTED, &job, &st))
 }
