@@ -44,9 +44,9 @@ pub struct Resilience {
     pub retries: usize,
     /// Consecutive failures that open the breaker.
     pub breaker_failures: u32,
-    /// How long the breaker stays open before it probes (at least 1 s;
-    /// with equal jitter, between half and all of it, doubling up to 8
-    /// times it while failures go on).
+    /// How long the breaker stays open before it probes: failsafe's
+    /// equal-jittered backoff from this (whole seconds, at least 1 s),
+    /// doubling up to 8 times it while the probes keep failing.
     pub breaker_open: Duration,
 }
 
@@ -486,9 +486,16 @@ mod tests {
         assert!(started.elapsed() < Duration::from_millis(50));
         assert_eq!(faulty.calls.load(Ordering::SeqCst), before);
         assert!(!store.permits_calls());
-        // The backend recovers; after the cool-down a probe closes the breaker.
+        // The backend recovers; after the cool-down (jittered, whole
+        // seconds, longer if a retry met the half-open breaker) a probe is
+        // let through and closes the breaker.
         faulty.mode.store(OK, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !store.permits_calls() {
+            assert!(std::time::Instant::now() < deadline, "the breaker never half-opened");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(store.state(), BreakerState::HalfOpen);
         let got = store.get(&path).await.unwrap().bytes().await.unwrap();
         assert_eq!(&got[..], b"x");
         assert_eq!(store.state(), BreakerState::Closed);
