@@ -24,7 +24,7 @@ if [ "${SLUICE_SKIP_SERVICE_CHECKS:-0}" != 1 ]; then
 fi
 if [ "${SLUICE_SKIP_FUZZ:-0}" != 1 ] && [ -x scripts/fuzz.sh ]; then
   echo "== short fuzz pass"
-  scripts/fuzz.sh "${SLUICE_FUZZ_SECONDS:-30}"
+  scripts/fuzz.sh "${SLUICE_FUZZ_SECONDS:-20}"
 fi
 # One closing total over every test binary (cargo's own last lines are the
 # doc-test runs, which hold no tests).
