@@ -110,26 +110,24 @@ def show(name, r):
           f"codes {r['codes']}; client errors {r['error_kinds'] or 0}", flush=True)
 
 
-def count_objects(prefix):
+def paged(path, field):
+    """Counts the items of a listing, page by page."""
     n, cursor = 0, ""
     while True:
-        status, body = api("GET", f"/v1/objects?prefix={prefix}/&limit=1000" + (f"&cursor={cursor}" if cursor else ""))
+        status, body = api("GET", path + (f"&cursor={cursor}" if cursor else ""))
         page = json.loads(body)
-        n += len(page["objects"])
+        n += len(page[field])
         cursor = page.get("next_cursor")
         if not cursor:
             return n
+
+
+def count_objects(prefix):
+    return paged(f"/v1/objects?prefix={prefix}/&limit=1000", "objects")
 
 
 def jobs_in(state):
-    n, cursor = 0, ""
-    while True:
-        status, body = api("GET", f"/v1/jobs?state={state}&limit=1000" + (f"&cursor={cursor}" if cursor else ""))
-        page = json.loads(body)
-        n += len(page["jobs"])
-        cursor = page.get("next_cursor")
-        if not cursor:
-            return n
+    return paged(f"/v1/jobs?state={state}&limit=1000", "jobs")
 
 
 def drain(limit_s=600):

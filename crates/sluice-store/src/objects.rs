@@ -77,31 +77,6 @@ impl Objects {
         self.local_root.as_ref().map(|root| root.join(location))
     }
 
-    /// Makes a completed object durable: for a local store, fsyncs its file
-    /// and directory (off the async workers); elsewhere a completed write
-    /// already is.
-    pub async fn sync(&self, location: &str) -> Result<()> {
-        let Some(root) = &self.local_root else {
-            return Ok(());
-        };
-        let path = root.join(location);
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            std::fs::File::open(&path)?.sync_all()?;
-            if let Some(dir) = path.parent() {
-                std::fs::File::open(dir)?.sync_all()?;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|e| Error::Config(format!("sync task failed: {e}")))?
-        .map_err(|e| {
-            Error::Objects(object_store::Error::Generic {
-                store: "local",
-                source: Box::new(e),
-            })
-        })
-    }
-
     /// The underlying store.
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store

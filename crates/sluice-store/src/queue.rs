@@ -257,34 +257,27 @@ impl Db {
     /// Puts an attempt's job back in the queue, runnable after `delay_ms`
     /// (a transient failure, or a shutdown that released it).
     pub async fn requeue(&self, job: &Job, delay_ms: i64, error: Option<&str>) -> Result<Fenced<()>> {
-        let now = now_ms();
-        let r = sqlx::query(
-            "UPDATE jobs SET state = 'queued', lease_until = NULL, run_after = $1, error = $2, updated_at = $3 \
-             WHERE id = $4 AND attempts = $5 AND state = 'running'",
-        )
-        .bind(now + delay_ms)
-        .bind(error)
-        .bind(now)
-        .bind(&job.id)
-        .bind(job.attempts)
-        .execute(&self.pool)
-        .await?;
-        Ok(fenced(&r))
+        self.put_back(job, delay_ms, error, 0).await
     }
 
     /// Puts an attempt's job back in the queue because the object store was
     /// unavailable: the attempt does not count against `max_attempts`.
     pub async fn requeue_waiting(&self, job: &Job, delay_ms: i64, error: &str) -> Result<Fenced<()>> {
+        self.put_back(job, delay_ms, Some(error), 1).await
+    }
+
+    async fn put_back(&self, job: &Job, delay_ms: i64, error: Option<&str>, storage_wait: i64) -> Result<Fenced<()>> {
         let now = now_ms();
         let r = sqlx::query(
             "UPDATE jobs SET state = 'queued', lease_until = NULL, run_after = $1, error = $2, updated_at = $3, \
-             storage_waits = storage_waits + 1 WHERE id = $4 AND attempts = $5 AND state = 'running'",
+             storage_waits = storage_waits + $6 WHERE id = $4 AND attempts = $5 AND state = 'running'",
         )
         .bind(now + delay_ms)
         .bind(error)
         .bind(now)
         .bind(&job.id)
         .bind(job.attempts)
+        .bind(storage_wait)
         .execute(&self.pool)
         .await?;
         Ok(fenced(&r))

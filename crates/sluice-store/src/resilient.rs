@@ -162,6 +162,11 @@ fn failing(e: &object_store::Error) -> bool {
     )
 }
 
+/// A stream call the breaker refused: one error.
+fn refused<T: Send + 'static>() -> BoxStream<'static, object_store::Result<T>> {
+    futures_util::stream::once(async { Err(generic(BreakerOpen)) }).boxed()
+}
+
 /// Whether an error is the breaker's own refusal.
 pub fn is_breaker_open(e: &object_store::Error) -> bool {
     matches!(e, object_store::Error::Generic { source, .. } if source.is::<BreakerOpen>())
@@ -335,14 +340,14 @@ impl ObjectStore for Resilient {
         locations: BoxStream<'static, object_store::Result<Path>>,
     ) -> BoxStream<'static, object_store::Result<Path>> {
         if !self.breaker.is_call_permitted() {
-            return futures_util::stream::once(async { Err(generic(BreakerOpen)) }).boxed();
+            return refused();
         }
         self.inner.delete_stream(locations)
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
         if !self.breaker.is_call_permitted() {
-            return futures_util::stream::once(async { Err(generic(BreakerOpen)) }).boxed();
+            return refused();
         }
         self.inner.list(prefix)
     }
@@ -353,7 +358,7 @@ impl ObjectStore for Resilient {
         offset: &Path,
     ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
         if !self.breaker.is_call_permitted() {
-            return futures_util::stream::once(async { Err(generic(BreakerOpen)) }).boxed();
+            return refused();
         }
         self.inner.list_with_offset(prefix, offset)
     }
