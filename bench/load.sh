@@ -2,7 +2,8 @@
 # The service under load and abuse (issue #11): see bench/load.py.
 # Usage: bench/load.sh [--short]   Env: SLUICE (binary; default: release
 # build), BENCH_DIR (default bench/tmp, on disk). Installs curl from Debian
-# and the oha load generator from crates.io (into target/tools) if missing.
+# and, for the full run, the oha load generator from crates.io (into
+# target/tools) if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
@@ -11,11 +12,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}"
 fi
-OHA=${OHA:-$(command -v oha || echo target/tools/bin/oha)}
-if [ ! -x "$OHA" ]; then
-  cargo install oha --version 1.16.0 --locked --root target/tools --quiet
-  OHA=target/tools/bin/oha
+# The short form (CI: behaviour only) uses load.py's own client unless OHA
+# is set; the full run measures with oha, installed if missing.
+if [ "${1:-}" != --short ]; then
+  OHA=${OHA:-$(command -v oha || echo target/tools/bin/oha)}
+  if [ ! -x "$OHA" ]; then
+    cargo install oha --version 1.16.0 --locked --root target/tools --quiet
+    OHA=target/tools/bin/oha
+  fi
 fi
+OHA=${OHA:-}
 export OHA
 if [ -z "${SLUICE:-}" ]; then
   cargo build --release --locked -p sluice-cli

@@ -216,6 +216,12 @@ pub struct ServeArgs {
     /// Longest request path and query, bytes [default: 8192]
     #[arg(long, env = "SLUICE_MAX_URI_BYTES", value_name = "BYTES")]
     pub max_uri_bytes: Option<usize>,
+    /// Serve /metrics on this address instead of the service port (e.g. 127.0.0.1:9470)
+    #[arg(long, env = "SLUICE_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Require this file's token (Bearer) on /metrics [default: none, open]
+    #[arg(long, env = "SLUICE_METRICS_TOKEN_FILE", value_name = "FILE")]
+    pub metrics_token_file: Option<PathBuf>,
     /// Seconds one object-store call may take [default: 30]
     #[arg(long, env = "SLUICE_STORE_TIMEOUT_SECS", value_name = "SECS")]
     pub store_timeout_secs: Option<u64>,

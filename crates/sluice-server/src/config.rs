@@ -111,6 +111,10 @@ pub struct Settings {
     pub jwks_refresh_secs: Option<u64>,
     /// Longest a JWKS fetch may take, seconds.
     pub jwks_timeout_secs: Option<u64>,
+    /// Serve `/metrics` on this address instead of the service port.
+    pub metrics_listen: Option<SocketAddr>,
+    /// File holding a token that `/metrics` then requires (`Bearer`).
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -173,7 +177,9 @@ impl Settings {
             jwt_scope_claim,
             jwt_leeway_secs,
             jwks_refresh_secs,
-            jwks_timeout_secs
+            jwks_timeout_secs,
+            metrics_listen,
+            metrics_token_file
         )
     }
 }
@@ -241,6 +247,10 @@ pub struct Config {
     pub store: sluice_store::Resilience,
     /// JWT bearer tokens, if accepted.
     pub jwt: Option<crate::jwt::JwtConfig>,
+    /// Where `/metrics` is served: `None` on the service port.
+    pub metrics_listen: Option<SocketAddr>,
+    /// File of the token `/metrics` requires, if any (read at start).
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 /// How log lines are written.
@@ -348,6 +358,8 @@ impl Config {
                     timeout: secs(s.jwks_timeout_secs.unwrap_or(5).max(1)),
                 }),
             },
+            metrics_listen: s.metrics_listen,
+            metrics_token_file: s.metrics_token_file,
             data_dir,
         };
         c.check()?;

@@ -19,7 +19,7 @@ use axum::body::Body;
 use axum::http::StatusCode;
 use futures_util::StreamExt;
 use sluice_engine::{CancelToken, Control, Progress};
-use sluice_store::{now_ms, Fenced, Job, NewJob, ObjectInfo, Objects};
+use sluice_store::{now_ms, Fenced, Job, JobProgress, NewJob, ObjectInfo, Objects};
 use tokio_util::sync::CancellationToken;
 
 use crate::bridge::{reader_channel, Msg};
@@ -27,10 +27,27 @@ use crate::limits::BodyLimit;
 use crate::problem::Problem;
 use crate::sink::encode_into_container;
 use crate::state::{AppState, RunningJob};
+use crate::telemetry::JobEnd;
 use crate::worker::{classify, encode_options, heartbeat, progress_of, Outcome};
+use tracing::Instrument;
 
 /// Runs `job` on `body` as it arrives; returns the job as recorded.
 pub async fn process_streaming(st: &AppState, job: NewJob, body: Body, limit: BodyLimit) -> Result<Job, Problem> {
+    let started = std::time::Instant::now();
+    let tenant = job.tenant_id.clone();
+    let span = tracing::info_span!("job", id = %job.id, tenant = %job.tenant_id);
+    let result = stream_and_record(st, job, body, limit).instrument(span).await;
+    let (end, code, done) = match &result {
+        Ok(job) => (JobEnd::Succeeded, None, job.progress),
+        Err(p) if matches!(p.code, "cancelled" | "interrupted") => (JobEnd::Stopped, None, JobProgress::default()),
+        Err(p) => (JobEnd::Failed, Some(p.code), JobProgress::default()),
+    };
+    st.telemetry
+        .job_finished(&tenant, "process", end, code, started.elapsed(), &done);
+    result
+}
+
+async fn stream_and_record(st: &AppState, job: NewJob, body: Body, limit: BodyLimit) -> Result<Job, Problem> {
     let opts = encode_options(st, &job.tenant_id, &job.pipeline)
         .await
         .map_err(outcome_problem)?;

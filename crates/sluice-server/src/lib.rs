@@ -27,6 +27,7 @@ mod routes;
 mod sink;
 mod source;
 mod state;
+mod telemetry;
 mod watch;
 mod worker;
 
@@ -103,6 +104,16 @@ async fn open_state(config: Config) -> anyhow::Result<AppState> {
         None => None,
     };
     let limits = Arc::new(Limits::new(config.limits));
+    let metrics_token = match &config.metrics_token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("{}: cannot read the metrics token", path.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let telemetry = Arc::new(telemetry::Telemetry::new(metrics_token)?);
     Ok(AppState {
         config: Arc::new(config),
         db,
@@ -122,6 +133,7 @@ async fn open_state(config: Config) -> anyhow::Result<AppState> {
         requests_in_flight: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         job_queued: Arc::new(Notify::new()),
         shutting_down: Arc::new(AtomicBool::new(false)),
+        telemetry,
     })
 }
 
@@ -138,6 +150,17 @@ async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(jwt) = &state.jwt {
         jwt.prefetch().await;
     }
+    let sampler = telemetry::start_sampler(&state);
+    let metrics_listener = match state.config.metrics_listen {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for /metrics"))?;
+            tracing::info!(address = %l.local_addr()?, "metrics listening");
+            Some(tokio::spawn(telemetry::serve_separately(l, state.clone())))
+        }
+        None => None,
+    };
     let dispatcher = worker::start(&state);
     let reaper = worker::start_reaper(&state);
     let app = routes::router(state.clone());
@@ -168,6 +191,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let _ = dispatcher.await;
     reaper.abort();
     watcher.abort();
+    sampler.abort();
+    if let Some(m) = metrics_listener {
+        m.abort();
+    }
     state.db.close().await;
     tracing::info!("stopped");
     Ok(())

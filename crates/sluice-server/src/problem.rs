@@ -113,6 +113,7 @@ impl IntoResponse for Problem {
             "detail": self.detail,
         });
         let mut resp = (self.status, body.to_string()).into_response();
+        resp.extensions_mut().insert(crate::telemetry::ProblemCode(self.code));
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),

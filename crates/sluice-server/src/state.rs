@@ -48,6 +48,8 @@ pub struct AppState {
     pub job_queued: Arc<Notify>,
     /// Set once shutdown began: no new work is claimed.
     pub shutting_down: Arc<AtomicBool>,
+    /// Metrics.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 /// A job running on this node: how to stop it and how far it got.

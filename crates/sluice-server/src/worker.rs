@@ -20,6 +20,7 @@ use tokio_util::io::SyncIoBridge;
 use crate::routes::objects::keyring_for;
 use crate::sink::encode_into_container;
 use crate::state::{AppState, RunningJob};
+use crate::telemetry::JobEnd;
 
 /// How a job attempt ended.
 pub(crate) enum Outcome {
@@ -126,10 +127,24 @@ async fn run_job(st: &AppState, job: Job) {
     if job.counted_attempts() > job.max_attempts {
         let msg = format!("gave up after {} attempts", job.max_attempts);
         let _ = st.db.fail(&job, "attempts_exhausted", &msg).await;
+        st.telemetry.job_finished(
+            &job.tenant_id,
+            job.kind.as_str(),
+            JobEnd::Failed,
+            Some("attempts_exhausted"),
+            Duration::ZERO,
+            &JobProgress::default(),
+        );
         tracing::warn!("{msg}");
         return;
     }
     tracing::info!(kind = job.kind.as_str(), object = %job.object_key, "job started");
+    let started = std::time::Instant::now();
+    let kind = job.kind.as_str();
+    let finished = |end: JobEnd, code: Option<&str>, done: &JobProgress| {
+        st.telemetry
+            .job_finished(&job.tenant_id, kind, end, code, started.elapsed(), done)
+    };
     let registered = st.running.register(&job.id);
     let RunningJob { cancel, progress } = registered.job.clone();
     let heartbeat = heartbeat(st, &job, &cancel, &progress);
@@ -151,6 +166,9 @@ async fn run_job(st: &AppState, job: Job) {
             }
         }
     };
+    if matches!(outcome, Outcome::Stopped) {
+        finished(JobEnd::Stopped, None, &done);
+    }
     match outcome {
         Outcome::Done(object) => match st.db.succeed(&job, done, object.as_ref()).await {
             Ok(Fenced::Done(replaced)) => {
@@ -162,6 +180,7 @@ async fn run_job(st: &AppState, job: Job) {
                 if let Some(staging) = &job.staging {
                     let _ = st.objects.delete(staging).await;
                 }
+                finished(JobEnd::Succeeded, None, &done);
                 tracing::info!(bytes_in = done.bytes_in, bytes_out = done.bytes_out, "job succeeded");
             }
             Ok(Fenced::Lost) => {
@@ -179,6 +198,7 @@ async fn run_job(st: &AppState, job: Job) {
             discard(st).await;
             let _ = st.db.fail(&job, code, &msg).await;
             cleanup_staging(st, &job).await;
+            finished(JobEnd::Failed, Some(code), &done);
             tracing::warn!(code, error = %msg, "job failed");
         }
         Outcome::Transient(msg) if !st.objects.available() => {
@@ -187,6 +207,7 @@ async fn run_job(st: &AppState, job: Job) {
             discard(st).await;
             let delay = backoff_ms(job.storage_waits + 1);
             let _ = st.db.requeue_waiting(&job, delay, &msg).await;
+            finished(JobEnd::Retried, None, &done);
             tracing::info!(error = %msg, retry_in_ms = delay, "object store unavailable; job waits");
         }
         Outcome::Transient(msg) => {
@@ -197,10 +218,12 @@ async fn run_job(st: &AppState, job: Job) {
                     .fail(&job, "io", &format!("{msg} (after {} attempts)", job.attempts))
                     .await;
                 cleanup_staging(st, &job).await;
+                finished(JobEnd::Failed, Some("io"), &done);
                 tracing::warn!(error = %msg, "job failed after its last attempt");
             } else {
                 let delay = backoff_ms(job.counted_attempts());
                 let _ = st.db.requeue(&job, delay, Some(&msg)).await;
+                finished(JobEnd::Retried, None, &done);
                 tracing::info!(error = %msg, retry_in_ms = delay, "job will be retried");
             }
         }

@@ -12,6 +12,7 @@ mod model;
 mod objects;
 mod queue;
 pub mod resilient;
+mod stats;
 
 pub use db::{Db, DbConfig};
 pub use error::{Error, Result};
@@ -22,6 +23,7 @@ pub use model::{
 pub use objects::{Objects, STREAM_BUFFER};
 pub use queue::{Fenced, NewJob};
 pub use resilient::{BreakerState, Resilience, Resilient};
+pub use stats::PoolStats;
 
 /// Now, in unix milliseconds.
 pub fn now_ms() -> i64 {

@@ -213,15 +213,15 @@ impl Resilient {
     }
 
     /// One attempt: breaker check, timeout, outcome recorded.
-    async fn attempt<T, Fut>(&self, fut: Fut) -> object_store::Result<T>
+    async fn attempt<T, Fut>(&self, op: &'static str, fut: Fut) -> object_store::Result<T>
     where
         Fut: Future<Output = object_store::Result<T>>,
     {
-        guarded(&self.breaker, self.settings.timeout, fut).await
+        guarded(&self.breaker, self.settings.timeout, op, fut).await
     }
 
     /// A request with retries: `make` starts one attempt.
-    async fn call<T, F, Fut>(&self, make: F) -> object_store::Result<T>
+    async fn call<T, F, Fut>(&self, op: &'static str, make: F) -> object_store::Result<T>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = object_store::Result<T>>,
@@ -231,38 +231,54 @@ impl Resilient {
             .with_max_delay(Duration::from_secs(2))
             .with_max_times(self.settings.retries)
             .with_jitter();
-        (|| self.attempt(make()))
+        (|| self.attempt(op, make()))
             .retry(backoff)
             .when(|e| failing(e) && !is_breaker_open(e))
+            .notify(|_, _| metrics::counter!("sluice_store_retries_total", "op" => op).increment(1))
             .await
     }
 }
 
-async fn guarded<T, Fut>(breaker: &Breaker, timeout: Duration, fut: Fut) -> object_store::Result<T>
+/// One call through the breaker and the timeout, counted and timed as
+/// `sluice_store_requests_total{op, outcome}` and
+/// `sluice_store_request_duration_seconds{op}`.
+async fn guarded<T, Fut>(breaker: &Breaker, timeout: Duration, op: &'static str, fut: Fut) -> object_store::Result<T>
 where
     Fut: Future<Output = object_store::Result<T>>,
 {
+    let count = |outcome: &'static str| {
+        metrics::counter!("sluice_store_requests_total", "op" => op, "outcome" => outcome).increment(1)
+    };
     if !breaker.is_call_permitted() {
+        count("refused");
         return Err(generic(BreakerOpen));
     }
-    match tokio::time::timeout(timeout, fut).await {
+    let started = std::time::Instant::now();
+    let result = match tokio::time::timeout(timeout, fut).await {
         Ok(Ok(v)) => {
             breaker.on_success();
+            count("ok");
             Ok(v)
         }
         Ok(Err(e)) if failing(&e) => {
             breaker.on_error();
+            count("error");
             Err(e)
         }
         Ok(Err(e)) => {
+            // A definite answer (not found, precondition): the store works.
             breaker.on_success();
+            count("ok");
             Err(e)
         }
         Err(_) => {
             breaker.on_error();
+            count("timeout");
             Err(generic(TimedOut(timeout)))
         }
-    }
+    };
+    metrics::histogram!("sluice_store_request_duration_seconds", "op" => op).record(started.elapsed().as_secs_f64());
+    result
 }
 
 /// A multipart upload whose parts and completion go through the breaker
@@ -285,11 +301,11 @@ impl MultipartUpload for GuardedUpload {
         let part = self.inner.put_part(data);
         let breaker = Arc::clone(&self.breaker);
         let timeout = self.timeout;
-        async move { guarded(&breaker, timeout, part).await }.boxed()
+        async move { guarded(&breaker, timeout, "put_part", part).await }.boxed()
     }
 
     async fn complete(&mut self) -> object_store::Result<PutResult> {
-        guarded(&self.breaker, self.timeout, self.inner.complete()).await
+        guarded(&self.breaker, self.timeout, "complete_multipart", self.inner.complete()).await
     }
 
     async fn abort(&mut self) -> object_store::Result<()> {
@@ -308,7 +324,7 @@ impl ObjectStore for Resilient {
         payload: PutPayload,
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
-        self.call(|| self.inner.put_opts(location, payload.clone(), opts.clone()))
+        self.call("put", || self.inner.put_opts(location, payload.clone(), opts.clone()))
             .await
     }
 
@@ -318,7 +334,9 @@ impl ObjectStore for Resilient {
         opts: PutMultipartOptions,
     ) -> object_store::Result<Box<dyn MultipartUpload>> {
         let inner = self
-            .call(|| self.inner.put_multipart_opts(location, opts.clone()))
+            .call("create_multipart", || {
+                self.inner.put_multipart_opts(location, opts.clone())
+            })
             .await?;
         Ok(Box::new(GuardedUpload {
             inner,
@@ -328,11 +346,13 @@ impl ObjectStore for Resilient {
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
-        self.call(|| self.inner.get_opts(location, options.clone())).await
+        self.call("get", || self.inner.get_opts(location, options.clone()))
+            .await
     }
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> object_store::Result<Vec<Bytes>> {
-        self.call(|| self.inner.get_ranges(location, ranges)).await
+        self.call("get_ranges", || self.inner.get_ranges(location, ranges))
+            .await
     }
 
     fn delete_stream(
@@ -364,15 +384,17 @@ impl ObjectStore for Resilient {
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.call(|| self.inner.list_with_delimiter(prefix)).await
+        self.call("list", || self.inner.list_with_delimiter(prefix)).await
     }
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
-        self.call(|| self.inner.copy_opts(from, to, options.clone())).await
+        self.call("copy", || self.inner.copy_opts(from, to, options.clone()))
+            .await
     }
 
     async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> object_store::Result<()> {
-        self.call(|| self.inner.rename_opts(from, to, options.clone())).await
+        self.call("rename", || self.inner.rename_opts(from, to, options.clone()))
+            .await
     }
 }
 

@@ -45,6 +45,8 @@ pub fn run(args: ServeArgs) -> Result<Code> {
         max_header_bytes: args.max_header_bytes,
         max_json_bytes: args.max_json_bytes,
         max_uri_bytes: args.max_uri_bytes,
+        metrics_listen: args.metrics_listen,
+        metrics_token_file: args.metrics_token_file,
         store_timeout_secs: args.store_timeout_secs,
         store_retries: args.store_retries,
         breaker_failures: args.breaker_failures,

@@ -27,6 +27,7 @@ use crate::state::AppState;
 pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/healthz"),
     ("get", "/readyz"),
+    ("get", "/metrics"),
     ("get", "/v1/openapi.json"),
     ("get", "/v1/objects"),
     ("put", "/v1/objects/{key}"),
@@ -90,14 +91,19 @@ pub fn router(state: AppState) -> Router {
             Arc::clone(&state.requests_in_flight),
             count_in_flight,
         ));
-    Router::new()
+    let mut app = Router::new()
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .merge(v1)
+        .route("/readyz", get(health::readyz));
+    // Not behind tenant tokens, nor shed: scrapes must see an overloaded server.
+    if c.metrics_listen.is_none() {
+        app = app.route("/metrics", get(crate::telemetry::metrics));
+    }
+    app.merge(v1)
         .layer(middleware::from_fn_with_state(c.max_uri_bytes, limit_uri))
         // A bug must cost one request a 500, not its connection.
         .layer(CatchPanicLayer::custom(panicked))
         .fallback(|| async { Problem::not_found("route") })
+        .layer(middleware::from_fn(crate::telemetry::observe))
         .with_state(state)
 }
 

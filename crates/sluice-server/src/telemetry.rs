@@ -1,0 +1,478 @@
+//! What operators see: Prometheus metrics and request-scoped logs.
+//!
+//! - [`recorder`] installs the process's `metrics` recorder (once).
+//! - [`observe`] is the outermost HTTP middleware: it gives every request
+//!   an id (`X-Request-Id`, accepted when well-formed, else made here, and
+//!   always returned), runs the request inside a `request` span carrying it,
+//!   and counts and times the request by route template and status;
+//!   rejections (rate limit, quota, shed, timeout…) are counted by reason.
+//! - [`Telemetry::job_finished`] records a job attempt's outcome, duration,
+//!   bytes and ratio.
+//! - [`start_sampler`] refreshes, every few seconds, what is read rather
+//!   than counted: jobs by tenant and state, queue age, bytes per tenant,
+//!   the database pool, and the Tokio runtime's own metrics.
+//! - [`Telemetry::render`] sets the gauges that are cheap to read exactly
+//!   (in-flight requests, the CPU pool, the breaker) and renders the text.
+//!
+//! Metric names are listed in the README ("Observability"); the alert rules
+//! in `deploy/prometheus/alerts.yml` and the Grafana dashboard use them.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::{OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use sluice_store::{BreakerState, JobProgress};
+use tracing::Instrument;
+
+use crate::state::AppState;
+
+/// The request id header, read and written.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Request and store latency buckets, seconds: P50/P95/P99 stay meaningful
+/// from 1 ms to 60 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+/// Job duration buckets, seconds (a 4 KiB upload to a many-GiB one).
+const JOB_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+];
+/// Compression ratio buckets (container bytes / original bytes).
+const RATIO_BUCKETS: &[f64] = &[0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1];
+
+/// How often the sampler reads the database and the runtime.
+const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+
+/// The process's Prometheus recorder, installed on first use. The
+/// recorder is global to the process (the `metrics` facade's design).
+pub fn recorder() -> anyhow::Result<PrometheusHandle> {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    if let Some(h) = HANDLE.get() {
+        return Ok(h.clone());
+    }
+    let recorder = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("request_duration_seconds".into()), LATENCY_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full("sluice_db_pool_acquire_seconds".into()), LATENCY_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full("sluice_job_duration_seconds".into()), JOB_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full("sluice_job_compression_ratio".into()), RATIO_BUCKETS)?
+        .build_recorder();
+    let handle = recorder.handle();
+    if metrics::set_global_recorder(recorder).is_err() {
+        tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
+    }
+    Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
+/// Metrics state shared by the server.
+pub struct Telemetry {
+    handle: PrometheusHandle,
+    /// Tenant names by id (labels use names; refreshed by the sampler).
+    names: RwLock<HashMap<String, String>>,
+    /// `(tenant, state)` job gauges set last time, so vanished ones go to 0.
+    job_series: std::sync::Mutex<HashSet<(String, String)>>,
+    /// The token `/metrics` requires, if any.
+    token: Option<zeroize::Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("protected", &self.token.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How one job attempt ended, as a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobEnd {
+    /// Stored or verified.
+    Succeeded,
+    /// Failed for good.
+    Failed,
+    /// Put back for another attempt.
+    Retried,
+    /// Stopped (cancelled, lease lost, shutdown).
+    Stopped,
+}
+
+impl JobEnd {
+    fn as_str(self) -> &'static str {
+        match self {
+            JobEnd::Succeeded => "succeeded",
+            JobEnd::Failed => "failed",
+            JobEnd::Retried => "retried",
+            JobEnd::Stopped => "stopped",
+        }
+    }
+}
+
+impl Telemetry {
+    /// Metrics on the process recorder; `/metrics` requires `token` if set.
+    pub fn new(token: Option<String>) -> anyhow::Result<Telemetry> {
+        let t = Telemetry {
+            handle: recorder()?,
+            names: RwLock::new(HashMap::new()),
+            job_series: std::sync::Mutex::new(HashSet::new()),
+            token: token.map(zeroize::Zeroizing::new),
+        };
+        gauge!("sluice_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+        Ok(t)
+    }
+
+    /// Whether `header` (the request's `Authorization`) may read `/metrics`.
+    pub fn allows(&self, header: Option<&str>) -> bool {
+        match &self.token {
+            None => true,
+            Some(t) => header
+                .and_then(|h| h.strip_prefix("Bearer "))
+                .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), t.as_bytes())),
+        }
+    }
+
+    /// The tenant name for `tenant_id` (its id until the sampler knows it).
+    pub fn tenant_name(&self, tenant_id: &str) -> String {
+        self.names
+            .read()
+            .ok()
+            .and_then(|m| m.get(tenant_id).cloned())
+            .unwrap_or_else(|| tenant_id.to_string())
+    }
+
+    /// Records a job attempt's end: counts, duration, and for a stored
+    /// upload its bytes, chunks and compression ratio.
+    pub fn job_finished(
+        &self,
+        tenant_id: &str,
+        kind: &'static str,
+        end: JobEnd,
+        error_code: Option<&str>,
+        took: Duration,
+        done: &JobProgress,
+    ) {
+        let outcome = end.as_str();
+        counter!("sluice_jobs_finished_total", "kind" => kind, "outcome" => outcome).increment(1);
+        histogram!("sluice_job_duration_seconds", "kind" => kind, "outcome" => outcome).record(took.as_secs_f64());
+        let tenant = self.tenant_name(tenant_id);
+        match end {
+            JobEnd::Succeeded => {
+                gauge!("sluice_tenant_last_success_timestamp_seconds", "tenant" => tenant.clone())
+                    .set(sluice_store::now_ms() as f64 / 1000.0);
+                if kind == "process" {
+                    counter!("sluice_bytes_in_total", "tenant" => tenant.clone())
+                        .increment(done.bytes_in.max(0) as u64);
+                    counter!("sluice_bytes_out_total", "tenant" => tenant).increment(done.bytes_out.max(0) as u64);
+                    counter!("sluice_chunks_processed_total").increment(done.chunks.max(0) as u64);
+                    if done.bytes_in > 0 {
+                        histogram!("sluice_job_compression_ratio").record(done.bytes_out as f64 / done.bytes_in as f64);
+                    }
+                }
+            }
+            JobEnd::Failed => {
+                counter!("sluice_job_failures_total", "class" => error_code.unwrap_or("unknown").to_string())
+                    .increment(1);
+            }
+            JobEnd::Retried => counter!("sluice_job_retries_total").increment(1),
+            JobEnd::Stopped => {}
+        }
+    }
+
+    /// Sets the gauges read exactly at scrape time and renders the text
+    /// exposition.
+    pub fn render(&self, st: &AppState) -> String {
+        gauge!("sluice_http_requests_in_flight").set(st.requests_in_flight.load(Ordering::Relaxed) as f64);
+        let pool = st.engine.pool();
+        gauge!("sluice_cpu_pool_threads").set(pool.threads() as f64);
+        gauge!("sluice_cpu_pool_busy_threads").set(pool.busy() as f64);
+        gauge!("sluice_cpu_pool_queued_tasks").set(pool.queued() as f64);
+        gauge!("sluice_jobs_running_here").set(st.running.len() as f64);
+        gauge!("sluice_job_slots").set(st.config.max_running_jobs as f64);
+        gauge!("sluice_job_slots_free").set(st.job_slots.available_permits() as f64);
+        let breaker = match st.objects.breaker_state() {
+            BreakerState::Closed => 0.0,
+            BreakerState::HalfOpen => 1.0,
+            BreakerState::Open => 2.0,
+        };
+        gauge!("sluice_store_breaker_state").set(breaker);
+        self.handle.render()
+    }
+
+    /// One sampler pass: what the database and the runtime say now.
+    async fn sample(&self, st: &AppState) -> sluice_store::Result<()> {
+        if let Ok(names) = st.db.tenant_names().await {
+            if let Ok(mut m) = self.names.write() {
+                *m = names.into_iter().collect();
+            }
+        }
+        let counts = st.db.jobs_by_tenant_and_state().await?;
+        let mut queued = 0;
+        let mut now = HashSet::new();
+        for (tenant, state, n) in counts {
+            if state == "queued" {
+                queued += n;
+            }
+            gauge!("sluice_jobs", "tenant" => tenant.clone(), "state" => state.clone()).set(n as f64);
+            now.insert((tenant, state));
+        }
+        if let Ok(mut before) = self.job_series.lock() {
+            for (tenant, state) in before.difference(&now) {
+                gauge!("sluice_jobs", "tenant" => tenant.clone(), "state" => state.clone()).set(0.0);
+            }
+            *before = now;
+        }
+        gauge!("sluice_queue_depth").set(queued as f64);
+        gauge!("sluice_queue_oldest_age_seconds").set(st.db.oldest_queued_age().await?.as_secs_f64());
+        for (tenant, bytes, objects) in st.db.stored_by_tenant().await? {
+            gauge!("sluice_tenant_stored_bytes", "tenant" => tenant.clone()).set(bytes as f64);
+            gauge!("sluice_tenant_objects", "tenant" => tenant).set(objects as f64);
+        }
+        let p = st.db.pool_stats();
+        gauge!("sluice_db_pool_max_connections").set(f64::from(p.max));
+        gauge!("sluice_db_pool_connections", "state" => "idle").set(f64::from(p.idle));
+        gauge!("sluice_db_pool_connections", "state" => "in_use").set(f64::from(p.size.saturating_sub(p.idle)));
+        histogram!("sluice_db_pool_acquire_seconds").record(st.db.probe_acquire().await?.as_secs_f64());
+        Ok(())
+    }
+}
+
+/// Compares without stopping at the first difference.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Starts the sampler: database aggregates and runtime metrics every few
+/// seconds (also drives the recorder's upkeep).
+pub fn start_sampler(st: &AppState) -> tokio::task::JoinHandle<()> {
+    let st = st.clone();
+    tokio::spawn(async move {
+        let monitor = tokio_metrics::RuntimeMonitor::new(&tokio::runtime::Handle::current());
+        let mut intervals = monitor.intervals();
+        loop {
+            if let Err(e) = st.telemetry.sample(&st).await {
+                tracing::debug!(error = %e, "metrics sample from the database failed");
+            }
+            if let Some(rt) = intervals.next() {
+                record_runtime(&rt);
+            }
+            st.telemetry.handle.run_upkeep();
+            tokio::time::sleep(SAMPLE_EVERY).await;
+        }
+    })
+}
+
+/// The Tokio runtime's own metrics over the last interval (the ones
+/// available without `--cfg tokio_unstable`).
+fn record_runtime(rt: &tokio_metrics::RuntimeMetrics) {
+    let workers = rt.workers_count.max(1) as f64;
+    gauge!("sluice_tokio_workers").set(rt.workers_count as f64);
+    gauge!("sluice_tokio_live_tasks").set(rt.live_tasks_count as f64);
+    gauge!("sluice_tokio_global_queue_depth").set(rt.global_queue_depth as f64);
+    let elapsed = rt.elapsed.as_secs_f64();
+    if elapsed > 0.0 {
+        gauge!("sluice_tokio_busy_ratio").set(rt.total_busy_duration.as_secs_f64() / (elapsed * workers));
+    }
+    counter!("sluice_tokio_park_total").increment(rt.total_park_count);
+    gauge!("sluice_tokio_max_busy_ratio").set(if elapsed > 0.0 {
+        rt.max_busy_duration.as_secs_f64() / elapsed
+    } else {
+        0.0
+    });
+}
+
+/// The route label: the matched template, with the objects wildcard told
+/// apart as the three routes it serves; `unmatched` for 404s of no route.
+fn route_label(req: &Request) -> String {
+    let Some(matched) = req.extensions().get::<MatchedPath>() else {
+        return "unmatched".into();
+    };
+    let template = matched.as_str();
+    if template != "/v1/objects/{*path}" {
+        return template.to_string();
+    }
+    let path = req.uri().path();
+    if path.ends_with("/content") {
+        "/v1/objects/{key}/content".into()
+    } else if path.ends_with("/verify") {
+        "/v1/objects/{key}/verify".into()
+    } else {
+        "/v1/objects/{key}".into()
+    }
+}
+
+/// A request id from the client is kept if it is short and plain.
+fn acceptable_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    let ok = !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    ok.then(|| s.to_string())
+}
+
+fn new_request_id() -> String {
+    sluice_store::new_id().unwrap_or_else(|_| {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        format!("local-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+    })
+}
+
+/// The code a problem response carries (set by `Problem`), for metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct ProblemCode(pub &'static str);
+
+/// The outermost middleware: request id, span, metrics.
+pub async fn observe(mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(acceptable_id)
+        .unwrap_or_else(new_request_id);
+    let value = HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("invalid"));
+    req.headers_mut().insert(REQUEST_ID.clone(), value.clone());
+    let method = req.method().as_str().to_string();
+    let route = route_label(&req);
+    let span = tracing::info_span!("request", id = %id, method = %method, route = %route);
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    resp.headers_mut().insert(REQUEST_ID.clone(), value);
+    let status = resp.status();
+    let took = started.elapsed();
+    histogram!("sluice_http_request_duration_seconds", "method" => method.clone(), "route" => route.clone())
+        .record(took.as_secs_f64());
+    counter!("sluice_http_requests_total", "method" => method, "route" => route, "status" => status.as_str().to_string())
+        .increment(1);
+    let rejection = matches!(
+        status,
+        StatusCode::REQUEST_TIMEOUT
+            | StatusCode::PAYLOAD_TOO_LARGE
+            | StatusCode::TOO_MANY_REQUESTS
+            | StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::URI_TOO_LONG
+    );
+    if rejection {
+        let reason = resp.extensions().get::<ProblemCode>().map_or("other", |c| c.0);
+        counter!("sluice_http_rejected_total", "reason" => reason).increment(1);
+    }
+    span.in_scope(|| {
+        if status.is_server_error() {
+            tracing::warn!(status = status.as_u16(), ms = took.as_millis() as u64, "request failed");
+        } else {
+            tracing::debug!(status = status.as_u16(), ms = took.as_millis() as u64, "request");
+        }
+    });
+    resp
+}
+
+/// `GET /metrics`: the Prometheus text exposition.
+pub async fn metrics(
+    axum::extract::State(st): axum::extract::State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    use axum::response::IntoResponse;
+    let auth = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !st.telemetry.allows(auth) {
+        return crate::problem::Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "/metrics needs its token")
+            .into_response();
+    }
+    let body = st.telemetry.render(&st);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// The router of a separate metrics listener (`--metrics-listen`).
+pub fn router(st: AppState) -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(metrics))
+        .with_state(st)
+}
+
+/// Serves `/metrics` alone on `listener` (the admin listener).
+pub async fn serve_separately(listener: tokio::net::TcpListener, st: AppState) {
+    if let Err(e) = axum::serve(listener, router(st)).await {
+        tracing::warn!(error = %e, "metrics listener stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_from_clients_are_kept_only_when_plain() {
+        let ok = HeaderValue::from_static("abc-123_x.y:z");
+        assert_eq!(acceptable_id(&ok).as_deref(), Some("abc-123_x.y:z"));
+        for bad in ["", "has space", "new\tline", &"x".repeat(129)] {
+            let v = HeaderValue::from_str(bad).unwrap();
+            assert!(acceptable_id(&v).is_none(), "{bad:?}");
+        }
+        assert_ne!(new_request_id(), new_request_id());
+    }
+
+    #[test]
+    fn the_metrics_token_is_checked_when_set() {
+        let open = Telemetry::new(None).unwrap();
+        assert!(open.allows(None));
+        let closed = Telemetry::new(Some("s3cret".into())).unwrap();
+        assert!(!closed.allows(None));
+        assert!(!closed.allows(Some("Bearer wrong")));
+        assert!(!closed.allows(Some("s3cret")));
+        assert!(closed.allows(Some("Bearer s3cret")));
+        assert!(!format!("{closed:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn job_metrics_are_rendered() {
+        let t = Telemetry::new(None).unwrap();
+        let done = JobProgress {
+            bytes_in: 1000,
+            bytes_out: 250,
+            chunks: 1,
+        };
+        t.job_finished(
+            "t1",
+            "process",
+            JobEnd::Succeeded,
+            None,
+            Duration::from_millis(30),
+            &done,
+        );
+        t.job_finished(
+            "t1",
+            "process",
+            JobEnd::Failed,
+            Some("integrity"),
+            Duration::from_millis(5),
+            &done,
+        );
+        let text = t.handle.render();
+        assert!(
+            text.contains("sluice_jobs_finished_total{kind=\"process\",outcome=\"succeeded\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sluice_job_failures_total{class=\"integrity\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("sluice_bytes_in_total{tenant=\"t1\"} 1000"), "{text}");
+        assert!(
+            text.contains("sluice_job_compression_ratio_bucket{le=\"0.3\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("sluice_job_duration_seconds_bucket"), "{text}");
+    }
+}
