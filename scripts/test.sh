@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit/integration/end-to-end tests,
-# API fuzzing (schemathesis, PyPI, in a venv), a short load test (oha,
-# crates.io) and a short fuzzing pass. .ci/run calls exactly this. It
-# installs what it needs and binds only to 127.0.0.1.
+# the alert rules and dashboard (promtool, Debian's prometheus), the web
+# dashboard in headless Chromium (Debian's chromium + chromium-driver,
+# Selenium from PyPI in a venv), API fuzzing (schemathesis, PyPI, in a
+# venv), a short load test and a short fuzzing pass. .ci/run calls exactly
+# this. It installs what it needs, starts no package's service, binds only
+# to 127.0.0.1 and stops what it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -16,7 +19,11 @@ echo "== cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
+echo "== deploy/: alert rules (promtool check + unit tests), dashboard queries"
+deploy/check.sh
 if [ "${SLUICE_SKIP_SERVICE_CHECKS:-0}" != 1 ]; then
+  echo "== the web dashboard in headless Chromium"
+  scripts/browser_test.sh
   echo "== API fuzzing: schemathesis against a live server"
   scripts/api_fuzz.sh "${SLUICE_API_FUZZ_EXAMPLES:-25}"
   echo "== load and abuse, short form (the full run: bench/load.sh)"

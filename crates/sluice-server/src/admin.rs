@@ -33,12 +33,7 @@ impl Admin {
 
     /// Creates a tenant with a new server-managed identity; returns its recipient.
     pub async fn create_tenant(&self, name: &str) -> anyhow::Result<String> {
-        if name.is_empty()
-            || name.len() > 64
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-        {
+        if !crate::routes::admin::valid_tenant_name(name) {
             anyhow::bail!("tenant names are 1 to 64 of letters, digits, '-', '_' and '.'");
         }
         let engine = Engine::new(EngineConfig {

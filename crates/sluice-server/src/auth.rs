@@ -47,38 +47,97 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let unauthorized = |detail: &str| Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail);
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| unauthorized("missing Authorization: Bearer token"))?;
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty() && t.len() <= MAX_TOKEN_LEN)
-            .ok_or_else(|| unauthorized("malformed Authorization header (expected Bearer TOKEN)"))?;
-        if jwt::looks_like_jwt(token) {
-            let principal = jwt_principal(state, token).await?;
-            state.limits.check_rate(&principal.tenant_id, &principal.token_id)?;
-            return Ok(Caller(principal));
-        }
-        let hash = token_hash(token);
-        let revision = state.auth_revision.load(Ordering::SeqCst);
-        let principal = match state.principals.get(&hash).await {
-            Some(p) => p,
-            None => match state.db.principal(&hash).await? {
-                Some(p) => {
-                    cache_principal(state, revision, hash, &p).await;
-                    p
-                }
-                // Unknown tokens are not cached: a new one works at once.
-                None => return Err(unauthorized("unknown or revoked token")),
-            },
+        let token = match parts.headers.get(header::AUTHORIZATION) {
+            Some(value) => value
+                .to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::trim)
+                .filter(|t| !t.is_empty() && t.len() <= MAX_TOKEN_LEN)
+                .ok_or_else(|| unauthorized("malformed Authorization header (expected Bearer TOKEN)"))?
+                .to_string(),
+            None => {
+                // The web dashboard's session: the same token, in a cookie.
+                let token = session_cookie(&parts.headers)
+                    .ok_or_else(|| unauthorized("missing Authorization: Bearer token"))?;
+                check_csrf(parts)?;
+                token
+            }
         };
+        let principal = principal_for(state, &token).await?;
         state.limits.check_rate(&principal.tenant_id, &principal.token_id)?;
         Ok(Caller(principal))
     }
+}
+
+/// Who `token` (an API token or a JWT) belongs to; 401 if nobody.
+pub async fn principal_for(state: &AppState, token: &str) -> Result<Principal, Problem> {
+    if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+        return Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "malformed token",
+        ));
+    }
+    if jwt::looks_like_jwt(token) {
+        return jwt_principal(state, token).await;
+    }
+    let hash = token_hash(token);
+    let revision = state.auth_revision.load(Ordering::SeqCst);
+    match state.principals.get(&hash).await {
+        Some(p) => Ok(p),
+        None => match state.db.principal(&hash).await? {
+            Some(p) => {
+                cache_principal(state, revision, hash, &p).await;
+                Ok(p)
+            }
+            // Unknown tokens are not cached: a new one works at once.
+            None => Err(Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "unknown or revoked token",
+            )),
+        },
+    }
+}
+
+/// The dashboard's session cookie.
+pub const SESSION_COOKIE: &str = "sluice_session";
+/// The header every state-changing dashboard request carries. A page of
+/// another site cannot send it without a CORS preflight, which this server
+/// never grants (and the cookie is `SameSite=Strict` besides).
+pub const CSRF_HEADER: &str = "x-sluice-csrf";
+
+/// The session cookie's token, if the request carries one.
+pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.trim().to_string())
+        .filter(|t| !t.is_empty())
+}
+
+/// Refuses (403) a cookie-authenticated request that changes state unless
+/// it carries the CSRF header and does not come from another site.
+fn check_csrf(parts: &Parts) -> Result<(), Problem> {
+    let cross_site = parts
+        .headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == "cross-site");
+    let safe = matches!(parts.method.as_str(), "GET" | "HEAD" | "OPTIONS");
+    if cross_site || (!safe && parts.headers.get(CSRF_HEADER).is_none()) {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "csrf",
+            format!("a request authenticated by the session cookie must come from the dashboard (with {CSRF_HEADER})"),
+        ));
+    }
+    Ok(())
 }
 
 /// Caches a principal read at auth revision `revision`, unless tokens

@@ -24,6 +24,8 @@ pub fn job(j: &Job, running: &Running) -> Value {
         "attempts": j.attempts,
         "max_attempts": j.max_attempts,
         "progress": { "bytes_in": bytes_in, "bytes_out": bytes_out, "chunks": chunks },
+        // The upload's size when known (staged uploads), for progress bars.
+        "size": (j.staged_bytes > 0).then_some(j.staged_bytes),
         "error": j.error,
         "error_code": j.error_code,
         "created_at": j.created_at,

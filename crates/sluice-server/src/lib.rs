@@ -28,6 +28,7 @@ mod sink;
 mod source;
 mod state;
 mod telemetry;
+mod ui;
 mod watch;
 mod worker;
 

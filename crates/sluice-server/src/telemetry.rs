@@ -80,6 +80,9 @@ pub struct Telemetry {
     job_series: std::sync::Mutex<HashSet<(String, String)>>,
     /// The token `/metrics` requires, if any.
     token: Option<zeroize::Zeroizing<String>>,
+    /// Original bytes and jobs each tenant (by id) had processed on this
+    /// node since it started: the dashboard's throughput.
+    processed: std::sync::Mutex<HashMap<String, (u64, u64)>>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -122,6 +125,7 @@ impl Telemetry {
             names: RwLock::new(HashMap::new()),
             job_series: std::sync::Mutex::new(HashSet::new()),
             token: token.map(zeroize::Zeroizing::new),
+            processed: std::sync::Mutex::new(HashMap::new()),
         };
         gauge!("sluice_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
         Ok(t)
@@ -163,6 +167,11 @@ impl Telemetry {
         let tenant = self.tenant_name(tenant_id);
         match end {
             JobEnd::Succeeded => {
+                if let Ok(mut m) = self.processed.lock() {
+                    let e = m.entry(tenant_id.to_string()).or_default();
+                    e.0 += done.bytes_in.max(0) as u64;
+                    e.1 += 1;
+                }
                 gauge!("sluice_tenant_last_success_timestamp_seconds", "tenant" => tenant.clone())
                     .set(sluice_store::now_ms() as f64 / 1000.0);
                 if kind == "process" {
@@ -182,6 +191,16 @@ impl Telemetry {
             JobEnd::Retried => counter!("sluice_job_retries_total").increment(1),
             JobEnd::Stopped => {}
         }
+    }
+
+    /// Original bytes and jobs `tenant_id` had processed on this node since
+    /// it started.
+    pub fn processed(&self, tenant_id: &str) -> (u64, u64) {
+        self.processed
+            .lock()
+            .ok()
+            .and_then(|m| m.get(tenant_id).copied())
+            .unwrap_or_default()
     }
 
     /// Sets the gauges read exactly at scrape time and renders the text

@@ -239,6 +239,8 @@ pub struct Job {
     /// Attempts that ended because the object store was unavailable (not
     /// counted against `max_attempts`).
     pub storage_waits: i64,
+    /// Bytes of the staged upload (0 if none, e.g. streamed or verify).
+    pub staged_bytes: i64,
     /// Staged upload, for process jobs.
     pub staging: Option<String>,
     /// BLAKE3 (hex) the original must have, if the client gave one.

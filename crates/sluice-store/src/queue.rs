@@ -17,7 +17,7 @@ use crate::model::{Job, JobKind, JobProgress, JobState, ObjectInfo};
 use crate::now_ms;
 
 const JOB_COLUMNS: &str =
-    "id, tenant_id, kind, object_key, pipeline, state, attempts, max_attempts, storage_waits, staging, \
+    "id, tenant_id, kind, object_key, pipeline, state, attempts, max_attempts, storage_waits, staging, staged_bytes, \
      expected_digest, bytes_in, bytes_out, chunks, error, error_code, created_at, started_at, finished_at, updated_at";
 
 /// A job to add.
@@ -394,6 +394,7 @@ fn job_from(row: &SqliteRow) -> Result<Job> {
         attempts: row.try_get("attempts")?,
         max_attempts: row.try_get("max_attempts")?,
         storage_waits: row.try_get("storage_waits")?,
+        staged_bytes: row.try_get("staged_bytes")?,
         staging: row.try_get("staging")?,
         expected_digest: row.try_get("expected_digest")?,
         progress: JobProgress {

@@ -57,6 +57,29 @@ impl Db {
             .collect()
     }
 
+    /// One tenant's jobs counted by state.
+    pub async fn tenant_job_counts(&self, tenant_id: &str) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM jobs WHERE tenant_id = $1 GROUP BY state")
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("state")?, r.try_get("n")?)))
+            .collect()
+    }
+
+    /// One tenant's objects: how many, their container and original bytes.
+    pub async fn tenant_objects_summary(&self, tenant_id: &str) -> Result<(i64, i64, i64)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(container_len), 0) AS stored, \
+             COALESCE(SUM(plaintext_len), 0) AS original FROM objects WHERE tenant_id = $1",
+        )
+        .bind(tenant_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get("n")?, row.try_get("stored")?, row.try_get("original")?))
+    }
+
     /// Tenant ids and names.
     pub async fn tenant_names(&self) -> Result<Vec<(String, String)>> {
         let rows = sqlx::query("SELECT id, name FROM tenants")

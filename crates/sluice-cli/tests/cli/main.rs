@@ -5,6 +5,7 @@ mod errors;
 mod jwt;
 mod keys;
 mod limits;
+mod observe;
 mod roundtrip;
 mod serve;
 mod service;

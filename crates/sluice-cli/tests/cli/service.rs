@@ -15,6 +15,7 @@ pub(crate) struct Server {
     pub(crate) data: std::path::PathBuf,
     pub(crate) extra: Vec<String>,
     pub(crate) log: std::path::PathBuf,
+    pub(crate) vars: Vec<(String, String)>,
 }
 
 pub(crate) fn free_port() -> u16 {
@@ -27,12 +28,18 @@ pub(crate) fn free_port() -> u16 {
 
 impl Server {
     pub(crate) fn start(env: &Env, extra: &[&str]) -> Server {
+        Server::start_with(env, extra, &[])
+    }
+
+    /// Like `start`, with environment variables for the server.
+    pub(crate) fn start_with(env: &Env, extra: &[&str], vars: &[(&str, &str)]) -> Server {
         let mut s = Server {
             child: None,
             base: String::new(),
             data: env.path("data"),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             log: env.path("server.log"),
+            vars: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         s.spawn();
         s
@@ -52,6 +59,7 @@ impl Server {
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(&self.extra)
             .env_remove("SLUICE_PASSPHRASE")
+            .envs(self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))

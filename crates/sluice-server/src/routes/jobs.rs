@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use sluice_store::{JobState, Scope};
+use sluice_store::{JobKind, JobState, Scope};
 
 use crate::auth::Caller;
 use crate::json;
@@ -79,6 +79,32 @@ pub async fn cancel(State(st): State<AppState>, caller: Caller, Path(id): Path<S
     }
     tracing::info!(job = %id, tenant = %who.tenant_name, "job cancelled");
     Ok(axum::Json(json::job(&job, &st.running)).into_response())
+}
+
+/// `POST /v1/jobs/{id}/retry`: runs a failed or cancelled verify job again,
+/// as a new job (202). An upload's data is not kept once its job failed or
+/// was cancelled, so a process job answers 409 `not_retryable`: upload again.
+pub async fn retry(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
+    let who = caller.require(Scope::Write)?;
+    let job = st.db.job(&who.tenant_id, &id).await?;
+    if !matches!(job.state, JobState::Failed | JobState::Cancelled) {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "not_finished",
+            format!(
+                "job {id} is {}; only failed or cancelled jobs are retried",
+                job.state.as_str()
+            ),
+        ));
+    }
+    match job.kind {
+        JobKind::Verify => crate::routes::objects::verify(st, caller, &job.object_key).await,
+        JobKind::Process => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "not_retryable",
+            "an upload's data is not kept after its job failed or was cancelled; upload it again",
+        )),
+    }
 }
 
 /// `GET /v1/jobs/{id}/events`: `progress` events while the job runs, a

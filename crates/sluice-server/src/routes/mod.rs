@@ -1,8 +1,10 @@
 //! The HTTP routes, one module per resource.
 
+pub mod admin;
 pub mod health;
 pub mod jobs;
 pub mod objects;
+pub mod overview;
 pub mod pipelines;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,7 +16,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, delete, get, post, put};
 use axum::{BoxError, Router};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::ServiceBuilder;
@@ -23,7 +25,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::problem::Problem;
 use crate::state::AppState;
 
-/// Every route (method and path template), as the OpenAPI document lists them.
+/// Every API route (method and path template), as the OpenAPI document
+/// lists them. The dashboard's page, assets and session routes (`/`,
+/// `/ui/…`, see `ui.rs`) are not API and not listed.
 pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/healthz"),
     ("get", "/readyz"),
@@ -40,6 +44,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/jobs/{id}"),
     ("delete", "/v1/jobs/{id}"),
     ("get", "/v1/jobs/{id}/events"),
+    ("post", "/v1/jobs/{id}/retry"),
+    ("get", "/v1/overview"),
+    ("get", "/v1/admin/tenants"),
+    ("post", "/v1/admin/tenants"),
+    ("put", "/v1/admin/tenants/{name}/limits"),
+    ("get", "/v1/admin/tenants/{name}/tokens"),
+    ("post", "/v1/admin/tenants/{name}/tokens"),
+    ("delete", "/v1/admin/tokens/{id}"),
     ("get", "/v1/pipelines"),
     ("get", "/v1/pipelines/{name}"),
     ("put", "/v1/pipelines/{name}"),
@@ -61,6 +73,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/objects", get(objects::list))
         .route("/v1/jobs", get(jobs::list))
         .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
+        .route("/v1/jobs/{id}/retry", post(jobs::retry))
+        .route("/v1/overview", get(overview::get))
+        .route("/v1/admin/tenants", get(admin::tenants).post(admin::create_tenant))
+        .route("/v1/admin/tenants/{name}/limits", put(admin::set_limits))
+        .route(
+            "/v1/admin/tenants/{name}/tokens",
+            get(admin::tokens).post(admin::create_token),
+        )
+        .route("/v1/admin/tokens/{id}", delete(admin::revoke_token))
         .route("/v1/pipelines", get(pipelines::list))
         .route(
             "/v1/pipelines/{name}",
@@ -93,7 +114,16 @@ pub fn router(state: AppState) -> Router {
         ));
     let mut app = Router::new()
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz));
+        .route("/readyz", get(health::readyz))
+        .route("/", get(crate::ui::index))
+        .route("/ui/{file}", get(crate::ui::asset))
+        .route(
+            "/ui/session",
+            get(crate::ui::whoami)
+                .post(crate::ui::sign_in)
+                .delete(crate::ui::sign_out)
+                .layer(DefaultBodyLimit::max(16 << 10)),
+        );
     // Not behind tenant tokens, nor shed: scrapes must see an overloaded server.
     if c.metrics_listen.is_none() {
         app = app.route("/metrics", get(crate::telemetry::metrics));

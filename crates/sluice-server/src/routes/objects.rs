@@ -428,7 +428,8 @@ async fn delete(st: AppState, caller: Caller, key: &str) -> ApiResult<Response> 
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn verify(st: AppState, caller: Caller, key: &str) -> ApiResult<Response> {
+/// Queues a verify job of `key` (also how a verify job is retried).
+pub(crate) async fn verify(st: AppState, caller: Caller, key: &str) -> ApiResult<Response> {
     let who = caller.require(Scope::Write)?;
     let o = object_of(&st, &caller, key).await?;
     let (depth, queued) = st.limits.counts(&who.tenant_id);
