@@ -73,10 +73,22 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown:
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        metrics::counter!("sluice_http_connections_total").increment(1);
+        metrics::gauge!("sluice_http_connections_open").increment(1.0);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
+                // Slow-loris heads end here as timeouts, malformed heads as parse errors.
+                let kind = if e.is_timeout() {
+                    "header_timeout"
+                } else if e.is_parse() || e.is_parse_too_large() {
+                    "bad_request_head"
+                } else {
+                    "other"
+                };
+                metrics::counter!("sluice_http_connection_errors_total", "kind" => kind).increment(1);
                 tracing::debug!(error = %e, "connection ended with an error");
             }
+            metrics::gauge!("sluice_http_connections_open").decrement(1.0);
             drop(permit);
         });
     }
