@@ -15,6 +15,18 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+# The S3 end-to-end tests need an S3-compatible server: moto (PyPI), in a
+# venv of its own; the tests start and stop it on 127.0.0.1.
+if [ "${SLUICE_SKIP_SERVICE_CHECKS:-0}" != 1 ]; then
+  MOTO_VENV=target/venv-moto
+  if [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
+    echo "== installing moto[server] (PyPI) into $MOTO_VENV"
+    rm -rf "$MOTO_VENV"
+    python3 -m venv "$MOTO_VENV"
+    "$MOTO_VENV/bin/pip" install -q 'moto[server]>=5,<6'
+  fi
+  export SLUICE_TEST_MOTO="$PWD/$MOTO_VENV/bin/moto_server"
+fi
 echo "== cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -26,7 +26,7 @@ import urllib.error
 import urllib.request
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
@@ -93,7 +93,9 @@ options.add_experimental_option("prefs", {"download.default_directory": DOWNLOAD
                                           "download.prompt_for_download": False})
 driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=options)
 driver.set_window_size(1280, 800)
-wait = WebDriverWait(driver, 60)
+# Live pages update rows in place; an element may still be replaced
+# between finding and using it, so waits retry on stale references.
+wait = WebDriverWait(driver, 60, ignored_exceptions=[StaleElementReferenceException])
 failures = 0
 
 
@@ -103,6 +105,18 @@ def shot(name):
 
 def visible(element_id):
     return wait.until(EC.visibility_of_element_located((By.ID, element_id)))
+
+
+def click(css):
+    """Clicks the element `css` names once it is clickable (found again if
+    a live update replaced it meanwhile)."""
+    for _ in range(20):
+        try:
+            wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, css))).click()
+            return
+        except StaleElementReferenceException:
+            time.sleep(0.1)
+    raise AssertionError(f"{css} kept being replaced")
 
 
 def text_of(element_id):
@@ -185,9 +199,9 @@ try:
     driver.find_element(By.CSS_SELECTOR, 'a[data-page="jobs"]').click()
     visible("page-jobs")
     Select(driver.find_element(By.ID, "jobs-state")).select_by_visible_text("running")
-    button = wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, f'tr[data-job="{running}"] button.danger')))
+    wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, f'tr[data-job="{running}"] button.danger')))
     shot("3-jobs-running")
-    button.click()
+    click(f'tr[data-job="{running}"] button.danger')
     Select(driver.find_element(By.ID, "jobs-state")).select_by_visible_text("cancelled")
     wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, f'tr[data-job="{running}"] td.state-cancelled')))
     status, body = api("GET", f"/v1/jobs/{running}")
@@ -212,8 +226,8 @@ try:
     step("admin: a token created on the page is shown once and works")
     driver.find_element(By.CSS_SELECTOR, 'a[data-page="admin"]').click()
     visible("page-admin")
-    tenant_row = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, 'tr[data-tenant="web"]')))
-    tenant_row.find_element(By.XPATH, ".//button[text()='Tokens']").click()
+    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, 'tr[data-tenant="web"]')))
+    driver.find_element(By.CSS_SELECTOR, 'tr[data-tenant="web"]').find_element(By.XPATH, ".//button[text()='Tokens']").click()
     visible("tokens")
     Select(driver.find_element(By.ID, "token-scope")).select_by_visible_text("read")
     driver.find_element(By.CSS_SELECTOR, "#token-form button").click()
@@ -236,7 +250,7 @@ try:
     driver.find_element(By.ID, "sign-out").click()
     visible("page-signin")
     assert "sluice_session" not in {c["name"] for c in driver.get_cookies()}
-except (AssertionError, TimeoutException) as e:
+except (AssertionError, TimeoutException, StaleElementReferenceException) as e:
     failures += 1
     shot("failure")
     print(f"FAIL: {type(e).__name__}: {e}", flush=True)

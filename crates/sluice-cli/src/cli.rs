@@ -98,6 +98,13 @@ sluice serve --data-dir /srv/sluice --listen 0.0.0.0:8470 --config sluice.toml\n
 Every setting also comes from SLUICE_<NAME> (e.g. SLUICE_MAX_RUNNING_JOBS) or\n\
 the config file (the same names with underscores); flags > env > file > default.")]
     Serve(Box<ServeArgs>),
+    /// Run jobs from a shared queue without serving HTTP (same settings as serve).
+    #[command(after_help = "Examples:\n  \
+sluice worker --database sqlite:///srv/sluice/sluice.db --store file:///srv/sluice/store \\\n    \
+--master-key /srv/sluice/master.key --workers 4\n  \
+sluice serve --workers 0 …                     # an API-only node beside workers\n\n\
+Only /metrics is served, on --metrics-listen if given.")]
+    Worker(Box<ServeArgs>),
     /// Manage the service's tenants and tokens (works with or without a running server).
     Admin(AdminArgs),
 }
@@ -111,6 +118,15 @@ pub struct ServeArgs {
     /// Directory of the database, the local object store and the master key [default: ./sluice-data]
     #[arg(long, env = "SLUICE_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Metadata database, sqlite://PATH [default: sqlite://DIR/sluice.db]
+    #[arg(long, env = "SLUICE_DATABASE", value_name = "URL")]
+    pub database: Option<String>,
+    /// Object store: file:///DIR or s3://BUCKET/PREFIX (endpoint, region and credentials from AWS_* env) [default: file://DIR/store]
+    #[arg(long, env = "SLUICE_STORE", value_name = "URL")]
+    pub store: Option<String>,
+    /// Jobs this node runs at once; 0 serves without running jobs [default: --max-running-jobs]
+    #[arg(long, env = "SLUICE_WORKERS", value_name = "N")]
+    pub workers: Option<usize>,
     /// Address to listen on [default: 127.0.0.1:8470]
     #[arg(long, env = "SLUICE_LISTEN", value_name = "ADDR")]
     pub listen: Option<std::net::SocketAddr>,
@@ -266,6 +282,12 @@ pub struct AdminArgs {
     /// The service's data directory.
     #[arg(long, env = "SLUICE_DATA_DIR", value_name = "DIR", default_value = "./sluice-data")]
     pub data_dir: PathBuf,
+    /// Metadata database, sqlite://PATH [default: sqlite://DIR/sluice.db]
+    #[arg(long, env = "SLUICE_DATABASE", value_name = "URL")]
+    pub database: Option<String>,
+    /// Object store URL (accepted for symmetry with serve; admin only touches the database)
+    #[arg(long, env = "SLUICE_STORE", value_name = "URL")]
+    pub store: Option<String>,
     /// Server master key file [default: DIR/master.key]
     #[arg(long, env = "SLUICE_MASTER_KEY_FILE", value_name = "FILE")]
     pub master_key: Option<PathBuf>,

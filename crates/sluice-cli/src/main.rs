@@ -31,7 +31,7 @@ fn main() -> ExitCode {
     // the output is already complete and in place, in which case the command
     // finishes and exits 0: the status always matches what is on disk.
     // The service handles its own signals (graceful shutdown).
-    let serving = matches!(cli.command, cli::Command::Serve(_));
+    let serving = matches!(cli.command, cli::Command::Serve(_) | cli::Command::Worker(_));
     let _ = (!serving).then(|| {
         ctrlc::set_handler(move || {
             if output::interrupt() {
@@ -75,6 +75,7 @@ fn run(cli: cli::Cli, cancel: CancelToken) -> anyhow::Result<exit::Code> {
         cli::Command::Keygen(args) => cmd::keygen::run(&args),
         cli::Command::Bench(args) => cmd::bench::run(&args, &engine()?, &cli.global),
         cli::Command::Serve(args) => cmd::serve::run(*args),
+        cli::Command::Worker(args) => cmd::serve::run_worker(*args),
         cli::Command::Admin(args) => cmd::admin::run(&args),
     }
 }

@@ -16,11 +16,16 @@ pub struct Admin {
 }
 
 impl Admin {
-    /// Opens the database of `data_dir` (created if missing); `master_key`
-    /// defaults to `DIR/master.key`.
-    pub async fn open(data_dir: &Path, master_key: Option<&Path>) -> anyhow::Result<Admin> {
-        std::fs::create_dir_all(data_dir)?;
-        let url = format!("sqlite://{}", data_dir.join("sluice.db").display());
+    /// Opens the database `database` (default: the one in `data_dir`,
+    /// created if missing); `master_key` defaults to `DIR/master.key`.
+    pub async fn open(data_dir: &Path, database: Option<&str>, master_key: Option<&Path>) -> anyhow::Result<Admin> {
+        let url = match database {
+            Some(url) => url.to_string(),
+            None => {
+                std::fs::create_dir_all(data_dir)?;
+                format!("sqlite://{}", data_dir.join("sluice.db").display())
+            }
+        };
         let db = Db::open(&url, &DbConfig::default()).await?;
         Ok(Admin {
             db,

@@ -17,6 +17,13 @@ use sluice_store::DbConfig;
 pub struct Settings {
     /// Directory for the database, the local object store and the master key.
     pub data_dir: Option<PathBuf>,
+    /// Metadata database URL (`sqlite://PATH`); overrides the data directory's.
+    pub database: Option<String>,
+    /// Object store URL (`file:///DIR` or `s3://BUCKET/PREFIX`); overrides the data directory's.
+    pub store: Option<String>,
+    /// Jobs this node runs at once; 0 serves without running jobs (an alias
+    /// of `max_running_jobs` that may be 0).
+    pub workers: Option<usize>,
     /// Address to listen on.
     pub listen: Option<SocketAddr>,
     /// File holding the 32-byte server master key.
@@ -131,6 +138,9 @@ impl Settings {
         }
         pick!(
             data_dir,
+            database,
+            store,
+            workers,
             listen,
             master_key,
             runtime_threads,
@@ -189,6 +199,10 @@ impl Settings {
 pub struct Config {
     /// Data directory.
     pub data_dir: PathBuf,
+    /// Metadata database URL.
+    pub database: String,
+    /// Where containers and staged uploads live.
+    pub objects: sluice_store::StoreLocation,
     /// Listen address.
     pub listen: SocketAddr,
     /// Master key file.
@@ -285,7 +299,7 @@ impl Config {
             cpu_threads: s.cpu_threads.unwrap_or(cores),
             // Small jobs wait on fsyncs more than on the CPU: twice the cores
             // keeps the disk busy; the shared engine budget bounds their memory.
-            max_running_jobs: s.max_running_jobs.unwrap_or((2 * cores).clamp(2, 16)),
+            max_running_jobs: s.workers.or(s.max_running_jobs).unwrap_or((2 * cores).clamp(2, 16)),
             busy_requests: s.busy_requests.unwrap_or(32),
             // Two jobs' worth of the engine's default per-operation budget.
             engine_memory: s
@@ -360,6 +374,14 @@ impl Config {
             },
             metrics_listen: s.metrics_listen,
             metrics_token_file: s.metrics_token_file,
+            database: match s.database {
+                Some(url) => check_database_url(&url)?,
+                None => format!("sqlite://{}", data_dir.join("sluice.db").display()),
+            },
+            objects: match s.store.as_deref() {
+                Some(url) => sluice_store::StoreLocation::parse(url).map_err(|e| anyhow::anyhow!("--store: {e}"))?,
+                None => sluice_store::StoreLocation::Local(data_dir.join("store")),
+            },
             data_dir,
         };
         c.check()?;
@@ -371,9 +393,14 @@ impl Config {
             ("runtime threads", self.runtime_threads),
             ("max blocking threads", self.max_blocking_threads),
             ("cpu threads", self.cpu_threads),
-            ("max running jobs", self.max_running_jobs),
             ("database max connections", self.db.max_connections as usize),
         ];
+        if self.max_running_jobs > 4096 {
+            anyhow::bail!(
+                "max running jobs (workers) must be 0..=4096, got {}",
+                self.max_running_jobs
+            );
+        }
         for (name, v) in positive {
             if v == 0 || v > 4096 {
                 anyhow::bail!("{name} must be 1..=4096, got {v}");
@@ -402,15 +429,14 @@ impl Config {
         }
         Ok(())
     }
+}
 
-    /// The SQLite URL of the database in the data directory.
-    pub fn database_url(&self) -> String {
-        format!("sqlite://{}", self.data_dir.join("sluice.db").display())
-    }
-
-    /// The local object store's directory.
-    pub fn objects_dir(&self) -> PathBuf {
-        self.data_dir.join("store")
+/// Checks a `--database` URL's scheme (the database itself is opened later).
+pub fn check_database_url(url: &str) -> anyhow::Result<String> {
+    if url.starts_with("sqlite://") || url.starts_with("sqlite:") {
+        Ok(url.to_string())
+    } else {
+        anyhow::bail!("--database {url:?}: expected sqlite://PATH")
     }
 }
 
@@ -440,9 +466,50 @@ mod tests {
         let err = Config::resolve(Settings::default(), Some(&file)).unwrap_err();
         assert!(err.to_string().contains("no_such_key"), "{err}");
         let bad = Settings {
-            max_running_jobs: Some(0),
+            runtime_threads: Some(0),
             ..Settings::default()
         };
         assert!(Config::resolve(bad, None).is_err());
+    }
+
+    #[test]
+    fn database_store_and_workers() {
+        let c = Config::resolve(Settings::default(), None).unwrap();
+        assert_eq!(c.database, "sqlite://./sluice-data/sluice.db");
+        assert_eq!(
+            c.objects,
+            sluice_store::StoreLocation::Local(PathBuf::from("./sluice-data/store"))
+        );
+        let s = Settings {
+            database: Some("sqlite:///srv/meta.db".into()),
+            store: Some("s3://bucket/some/prefix".into()),
+            workers: Some(0),
+            max_running_jobs: Some(7),
+            ..Settings::default()
+        };
+        let c = Config::resolve(s, None).unwrap();
+        assert_eq!(c.database, "sqlite:///srv/meta.db");
+        assert_eq!(
+            c.objects,
+            sluice_store::StoreLocation::S3 {
+                bucket: "bucket".into(),
+                prefix: "some/prefix".into()
+            }
+        );
+        assert_eq!(c.max_running_jobs, 0, "--workers wins over --max-running-jobs");
+        for bad in ["mysql://x", "postgresql"] {
+            let s = Settings {
+                database: Some(bad.into()),
+                ..Settings::default()
+            };
+            assert!(Config::resolve(s, None).is_err(), "{bad}");
+        }
+        for bad in ["ftp://x", "file://relative", "s3://", "s3:///prefix"] {
+            let s = Settings {
+                store: Some(bad.into()),
+                ..Settings::default()
+            };
+            assert!(Config::resolve(s, None).is_err(), "{bad}");
+        }
     }
 }

@@ -7,7 +7,9 @@
 //! through `spawn_blocking`, never on the async workers. State lives only in
 //! the database and the object store ([`sluice_store`]).
 //!
-//! The CLI's `sluice serve` calls [`serve`]; `sluice admin` calls [`admin`].
+//! The CLI's `sluice serve` calls [`serve`], `sluice worker` [`work`] and
+//! `sluice admin` [`admin`]. Any number of them may share one database and
+//! one object store.
 
 #![forbid(unsafe_code)]
 
@@ -62,10 +64,34 @@ pub fn init_logging(format: LogFormat) {
     };
 }
 
+/// What a process of the service does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `sluice serve`: the HTTP API and dashboard, and (unless
+    /// `--workers 0`) jobs.
+    Serve,
+    /// `sluice worker`: jobs only (and `/metrics` on `--metrics-listen`).
+    Worker,
+}
+
 /// Builds the runtime described by `config` and serves until SIGTERM or
 /// SIGINT, then drains: stops accepting, lets running jobs finish within
 /// the grace period, releases the rest.
 pub fn serve(config: Config) -> anyhow::Result<()> {
+    start(config, Role::Serve)
+}
+
+/// Runs jobs from the shared queue without serving the API, until SIGTERM
+/// or SIGINT; then lets running jobs finish within the grace period and
+/// releases the rest.
+pub fn work(config: Config) -> anyhow::Result<()> {
+    if config.max_running_jobs == 0 {
+        anyhow::bail!("a worker runs at least one job at a time (--workers N, N >= 1)");
+    }
+    start(config, Role::Worker)
+}
+
+fn start(config: Config, role: Role) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.runtime_threads)
         .max_blocking_threads(config.max_blocking_threads)
@@ -74,7 +100,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(run(config))
+    runtime.block_on(run(config, role))
 }
 
 /// Most valid tokens kept in memory.
@@ -94,10 +120,10 @@ async fn open_state(config: Config) -> anyhow::Result<AppState> {
     if created {
         tracing::warn!(path = %config.master_key.display(), "generated a new server master key (mode 0600): back it up, every stored object depends on it");
     }
-    let db = Db::open(&config.database_url(), &config.db)
+    let db = Db::open(&config.database, &config.db)
         .await
         .context("opening the database")?;
-    let objects = Objects::local(&config.objects_dir(), config.store)?;
+    let objects = Objects::open(&config.objects, config.store).context("opening the object store")?;
     let job_slots = config.max_running_jobs;
     let opened = OpenedCache::new(config.index_cache);
     let jwt = match &config.jwt {
@@ -138,15 +164,21 @@ async fn open_state(config: Config) -> anyhow::Result<AppState> {
     })
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
-    tracing::info!(config = %serde_json::to_string(&config).unwrap_or_default(), "effective configuration");
+async fn run(config: Config, role: Role) -> anyhow::Result<()> {
+    tracing::info!(role = ?role, config = %serde_json::to_string(&config).unwrap_or_default(), "effective configuration");
     let listen = config.listen;
     let grace = config.shutdown_grace;
     let state = open_state(config).await?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    tracing::info!(address = %listener.local_addr()?, "listening");
+    let listener = match role {
+        Role::Serve => {
+            let l = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            tracing::info!(address = %l.local_addr()?, "listening");
+            Some(l)
+        }
+        Role::Worker => None,
+    };
     let watcher = watch::start(&state).await?;
     if let Some(jwt) = &state.jwt {
         jwt.prefetch().await;
@@ -162,24 +194,33 @@ async fn run(config: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let dispatcher = worker::start(&state);
+    // `--workers 0`: this node serves; others run the jobs.
+    let dispatcher = (state.config.max_running_jobs > 0).then(|| worker::start(&state));
+    if dispatcher.is_none() {
+        tracing::info!("--workers 0: jobs are left to worker nodes");
+    }
     let reaper = worker::start_reaper(&state);
-    let app = routes::router(state.clone());
     let stopping = state.shutting_down.clone();
     let notify = state.job_queued.clone();
-    let limits = http::Limits {
-        max_connections: state.config.max_connections,
-        header_timeout: state.config.header_timeout,
-        max_header_bytes: state.config.max_header_bytes,
-        drain: grace,
-    };
-    http::serve(listener, app, limits, async move {
+    let stop = async move {
         shutdown_signal().await;
         tracing::info!("shutdown: no new requests or jobs");
         stopping.store(true, Ordering::SeqCst);
         notify.notify_waiters();
-    })
-    .await;
+    };
+    match listener {
+        Some(listener) => {
+            let app = routes::router(state.clone());
+            let limits = http::Limits {
+                max_connections: state.config.max_connections,
+                header_timeout: state.config.header_timeout,
+                max_header_bytes: state.config.max_header_bytes,
+                drain: grace,
+            };
+            http::serve(listener, app, limits, stop).await;
+        }
+        None => stop.await,
+    }
     // Running jobs get the grace period, then are cancelled and released.
     let deadline = tokio::time::Instant::now() + grace;
     while !state.running.is_empty() && tokio::time::Instant::now() < deadline {
@@ -189,7 +230,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!(jobs = state.running.len(), "grace period over: releasing running jobs");
         state.running.cancel_all();
     }
-    let _ = dispatcher.await;
+    if let Some(d) = dispatcher {
+        let _ = d.await;
+    }
     reaper.abort();
     watcher.abort();
     sampler.abort();

@@ -179,16 +179,60 @@ function drawChart(svg, values) {
   svg.append(line);
 }
 
-function jobRow(j, withActions) {
+/** A job's state for deciding whether its row changed. */
+function jobSig(j) {
+  return [j.state, j.progress.bytes_in, j.progress.bytes_out, j.attempts, j.error || "", j.size || 0].join("|");
+}
+
+/** Keeps `container`'s children in step with `items` (keyed by job id):
+ * unchanged rows stay as they are, changed ones are updated in place by
+ * `update`, so focus (a keyboard user on a Cancel button) survives the
+ * refresh. */
+function syncRows(container, items, build, update, empty) {
+  const old = new Map([...container.children].filter((c) => c.dataset.job).map((c) => [c.dataset.job, c]));
+  const rows = items.map((j) => {
+    let row = old.get(j.id);
+    if (!row) row = build(j);
+    else if (row.dataset.sig !== jobSig(j)) update(row, j);
+    row.dataset.sig = jobSig(j);
+    return row;
+  });
+  if (!rows.length) { container.replaceChildren(empty()); return; }
+  // Reorder only when needed (moving a focused node would blur it).
+  const same = rows.length === container.children.length && rows.every((r, i) => container.children[i] === r);
+  if (!same) container.replaceChildren(...rows);
+}
+
+function progressParts(j) {
   const total = j.size || null;
   const bar = total ? h("progress", { max: total, value: Math.min(j.progress.bytes_in, total), "aria-label": "progress of " + j.object }) : null;
-  return h("div", { class: "row", "data-job": j.id },
+  return [bar, " " + bytes(j.progress.bytes_in) + (total ? " of " + bytes(total) : "")];
+}
+
+function jobRowParts(j) {
+  return [
     h("span", { class: "grow" }, h("strong", {}, j.object), " ", h("span", { class: "hint" }, j.kind + " · " + shortId(j.id))),
-    bar,
-    h("span", { class: "num" }, bytes(j.progress.bytes_in) + (total ? " of " + bytes(total) : "")),
+    h("span", { class: "num progress-cell" }, progressParts(j)),
     h("span", { class: "state state-" + j.state }, j.state),
     j.error ? h("span", { class: "grow error" }, (j.error_code ? j.error_code + ": " : "") + j.error) : null,
-    withActions ? actionsFor(j) : null);
+  ];
+}
+
+function jobRow(j, withActions) {
+  const row = h("div", { class: "row", "data-job": j.id, "data-state": j.state }, jobRowParts(j));
+  if (withActions) row.append(actionsFor(j));
+  row.dataset.actions = withActions ? "1" : "";
+  return row;
+}
+
+function updateJobRow(row, j) {
+  if (row.dataset.state !== j.state) {
+    row.replaceChildren(...jobRowParts(j).filter(Boolean));
+    if (row.dataset.actions) row.append(actionsFor(j));
+    row.dataset.state = j.state;
+  } else {
+    row.querySelector(".progress-cell").replaceChildren(...progressParts(j).filter(Boolean));
+  }
 }
 
 async function loadOverview() {
@@ -213,8 +257,8 @@ async function loadOverview() {
     drawChart($("chart-queue"), state.samples.map((s) => s.queued));
     $("now-throughput").textContent = rate.toFixed(2) + " MB/s now";
     $("now-queue").textContent = j.queued + " queued now";
-    $("ov-running").replaceChildren(...(running.jobs.length ? running.jobs.map((x) => jobRow(x, true)) : [h("p", { class: "hint" }, "Nothing running.")]));
-    $("ov-failures").replaceChildren(...(failed.jobs.length ? failed.jobs.map((x) => jobRow(x, false)) : [h("p", { class: "hint" }, "No failures.")]));
+    syncRows($("ov-running"), running.jobs, (x) => jobRow(x, true), updateJobRow, () => h("p", { class: "hint" }, "Nothing running."));
+    syncRows($("ov-failures"), failed.jobs, (x) => jobRow(x, false), updateJobRow, () => h("p", { class: "hint" }, "No failures."));
     const n = ov.node;
     $("ov-node").replaceChildren(
       stat("CPU pool busy", n.cpu_pool.busy + " / " + n.cpu_pool.threads),
@@ -259,19 +303,30 @@ async function retryJob(id) {
 }
 
 function jobCells(j) {
-  const total = j.size || null;
   return [
     h("td", { class: "num", title: j.id }, shortId(j.id)),
     h("td", { class: "key" }, j.object),
     h("td", {}, j.kind),
     h("td", { class: "state state-" + j.state }, j.state),
-    h("td", { class: "num" },
-      total ? h("progress", { max: total, value: Math.min(j.progress.bytes_in, total), "aria-label": "progress" }) : null,
-      " " + bytes(j.progress.bytes_in)),
+    h("td", { class: "num progress-cell" }, progressParts(j)),
     h("td", { class: "num" }, j.attempts + " / " + j.max_attempts),
     h("td", { class: "err" }, j.error ? (j.error_code ? j.error_code + ": " : "") + j.error : ""),
-    h("td", {}, actionsFor(j)),
   ];
+}
+
+function jobTableRow(j) {
+  return h("tr", { "data-job": j.id, "data-state": j.state }, jobCells(j), h("td", {}, actionsFor(j)));
+}
+
+/** Updates a table row in place; its actions cell is rebuilt only when
+ * the state changed (the buttons then differ anyway). */
+function updateJobTableRow(tr, j) {
+  const cells = jobCells(j);
+  for (let i = 0; i < cells.length; i++) tr.cells[i].replaceWith(cells[i]);
+  if (tr.dataset.state !== j.state) {
+    tr.cells[cells.length].replaceChildren(actionsFor(j));
+    tr.dataset.state = j.state;
+  }
 }
 
 /** Follows a running job's server-sent events (a few at once: browsers
@@ -294,14 +349,15 @@ async function loadJobs() {
   const s = $("jobs-state").value;
   try {
     const data = await api("GET", "/v1/jobs?limit=100" + (s ? "&state=" + encodeURIComponent(s) : ""));
+    if ($("jobs-state").value !== s) return; // the filter changed meanwhile
     const tbody = $("jobs-table").tBodies[0];
-    tbody.replaceChildren(...data.jobs.map((j) => h("tr", { "data-job": j.id }, jobCells(j))));
-    if (!data.jobs.length) tbody.append(h("tr", {}, h("td", { colspan: 8, class: "hint" }, "No jobs.")));
+    syncRows(tbody, data.jobs, jobTableRow, updateJobTableRow,
+      () => h("tr", {}, h("td", { colspan: 8, class: "hint" }, "No jobs.")));
     for (const j of data.jobs) {
       if (j.state !== "running") continue;
       follow(j, (now) => {
         const tr = tbody.querySelector('tr[data-job="' + CSS.escape(now.id) + '"]');
-        if (tr) tr.replaceChildren(...jobCells(now));
+        if (tr && tr.dataset.sig !== jobSig(now)) { updateJobTableRow(tr, now); tr.dataset.sig = jobSig(now); }
       });
     }
   } catch (err) { if (err.status !== 401) say("jobs-msg", err.message, true); }

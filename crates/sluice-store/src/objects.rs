@@ -23,6 +23,53 @@ use crate::resilient::{BreakerState, Resilience, Resilient};
 /// Bytes buffered per reader or writer (memory per stream: this, not the object's size).
 pub const STREAM_BUFFER: usize = 1 << 20;
 
+/// A remote writer's part size: S3 refuses parts below 5 MiB (but the
+/// last), and the writer buffers one part while two upload.
+pub const PART_SIZE: usize = 8 << 20;
+
+/// Where the objects live, as named by a `--store` URL.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreLocation {
+    /// A local directory (`file:///DIR`).
+    Local(std::path::PathBuf),
+    /// An S3-compatible bucket (`s3://BUCKET/PREFIX`); endpoint, region and
+    /// credentials come from the standard `AWS_*` environment variables.
+    S3 {
+        /// Bucket name.
+        bucket: String,
+        /// Key prefix inside the bucket (may be empty).
+        prefix: String,
+    },
+}
+
+impl StoreLocation {
+    /// Parses `file:///DIR` or `s3://BUCKET[/PREFIX]`.
+    pub fn parse(url: &str) -> Result<StoreLocation> {
+        if let Some(path) = url.strip_prefix("file://") {
+            if !path.starts_with('/') {
+                return Err(Error::Config(format!(
+                    "{url:?}: a file URL needs an absolute path (file:///DIR)"
+                )));
+            }
+            return Ok(StoreLocation::Local(std::path::PathBuf::from(path)));
+        }
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(Error::Config(format!("{url:?}: no bucket (s3://BUCKET/PREFIX)")));
+            }
+            return Ok(StoreLocation::S3 {
+                bucket: bucket.to_string(),
+                prefix: prefix.trim_matches('/').to_string(),
+            });
+        }
+        Err(Error::Config(format!(
+            "{url:?}: expected file:///DIR or s3://BUCKET/PREFIX"
+        )))
+    }
+}
+
 /// The object store and the names the service uses in it.
 #[derive(Debug, Clone)]
 pub struct Objects {
@@ -46,6 +93,32 @@ impl Objects {
             guard,
             local_root: Some(dir.to_path_buf()),
         })
+    }
+
+    /// Opens the store at `location`, every call guarded by `resilience`.
+    /// An S3 store reads its endpoint, region and credentials from the
+    /// environment (`AWS_ENDPOINT_URL` or `AWS_ENDPOINT`, `AWS_REGION`,
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_ALLOW_HTTP`).
+    pub fn open(location: &StoreLocation, resilience: Resilience) -> Result<Objects> {
+        match location {
+            StoreLocation::Local(dir) => Objects::local(dir, resilience),
+            StoreLocation::S3 { bucket, prefix } => {
+                let s3 = object_store::aws::AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .build()?;
+                let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+                    Arc::new(s3)
+                } else {
+                    Arc::new(object_store::prefix::PrefixStore::new(s3, prefix.as_str()))
+                };
+                let guard = Arc::new(Resilient::new(store, "s3", resilience));
+                Ok(Objects {
+                    store: guard.clone(),
+                    guard,
+                    local_root: None,
+                })
+            }
+        }
     }
 
     /// Wraps any object store (one whose completed writes are durable),
@@ -95,7 +168,12 @@ impl Objects {
     /// A buffered writer to `location` (multipart for large objects;
     /// finished only by `shutdown`, abandoned on drop).
     pub fn writer(&self, location: &str) -> BufWriter {
-        BufWriter::with_capacity(Arc::clone(&self.store), Path::from(location), STREAM_BUFFER).with_max_concurrency(2)
+        let part = if self.local_root.is_some() {
+            STREAM_BUFFER
+        } else {
+            PART_SIZE
+        };
+        BufWriter::with_capacity(Arc::clone(&self.store), Path::from(location), part).with_max_concurrency(2)
     }
 
     /// A buffered, seekable reader of `location` and its size.

@@ -11,7 +11,14 @@ use crate::exit::{usage, Code};
 pub fn run(args: &AdminArgs) -> Result<Code> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
-        let admin = Admin::open(&args.data_dir, args.master_key.as_deref()).await?;
+        if let Some(store) = &args.store {
+            sluice_store::StoreLocation::parse(store).map_err(|e| usage(format!("--store: {e}")))?;
+        }
+        let database = match &args.database {
+            Some(url) => Some(sluice_server::config::check_database_url(url).map_err(|e| usage(format!("{e:#}")))?),
+            None => None,
+        };
+        let admin = Admin::open(&args.data_dir, database.as_deref(), args.master_key.as_deref()).await?;
         match &args.what {
             AdminCommand::Tenant(TenantCommand::Create { name }) => {
                 let recipient = admin.create_tenant(name).await?;

@@ -1,4 +1,5 @@
-//! `sluice serve`: configuration in, service running (all of it in `sluice-server`).
+//! `sluice serve` and `sluice worker`: configuration in, service running
+//! (all of it in `sluice-server`).
 
 use anyhow::Result;
 use sluice_server::{Config, Settings};
@@ -6,10 +7,28 @@ use sluice_server::{Config, Settings};
 use crate::cli::ServeArgs;
 use crate::exit::{usage, Code};
 
-/// Runs the command.
+/// Runs `sluice serve`.
 pub fn run(args: ServeArgs) -> Result<Code> {
+    let config = config(args)?;
+    sluice_server::init_logging(config.log_format);
+    sluice_server::serve(config)?;
+    Ok(Code::Ok)
+}
+
+/// Runs `sluice worker`.
+pub fn run_worker(args: ServeArgs) -> Result<Code> {
+    let config = config(args)?;
+    sluice_server::init_logging(config.log_format);
+    sluice_server::work(config).map_err(|e| usage(format!("{e:#}")))?;
+    Ok(Code::Ok)
+}
+
+fn config(args: ServeArgs) -> Result<Config> {
     let flags = Settings {
         data_dir: args.data_dir,
+        database: args.database,
+        store: args.store,
+        workers: args.workers,
         listen: args.listen,
         master_key: args.master_key,
         runtime_threads: args.runtime_threads,
@@ -60,8 +79,5 @@ pub fn run(args: ServeArgs) -> Result<Code> {
         jwks_refresh_secs: args.jwks_refresh_secs,
         jwks_timeout_secs: args.jwks_timeout_secs,
     };
-    let config = Config::resolve(flags, args.config.as_deref()).map_err(|e| usage(format!("{e:#}")))?;
-    sluice_server::init_logging(config.log_format);
-    sluice_server::serve(config)?;
-    Ok(Code::Ok)
+    Config::resolve(flags, args.config.as_deref()).map_err(|e| usage(format!("{e:#}")))
 }

@@ -1,0 +1,177 @@
+//! End-to-end: several processes share one database and one object store —
+//! an API-only `sluice serve --workers 0` beside `sluice worker` processes
+//! that name the shared state by `--database` and `--store` URLs.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::service::*;
+use crate::util::*;
+
+/// A `sluice worker` process, killed when dropped.
+struct Worker {
+    child: Option<Child>,
+    log: std::path::PathBuf,
+}
+
+impl Worker {
+    fn start(env: &Env, name: &str, extra: &[&str]) -> Worker {
+        let data = env.path("data");
+        let log = env.path(&format!("{name}.log"));
+        let child = Command::new(bin())
+            .arg("worker")
+            // Its own (empty) data directory: the URLs name the shared state.
+            .args(["--data-dir", env.path(name).to_str().unwrap()])
+            .args(["--database", &format!("sqlite://{}", data.join("sluice.db").display())])
+            .args(["--store", &format!("file://{}", data.join("store").display())])
+            .args(["--master-key", data.join("master.key").to_str().unwrap()])
+            .args(["--job-lease-secs", "3"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .spawn()
+            .unwrap();
+        Worker {
+            child: Some(child),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            Command::new("kill")
+                .args(["-KILL", &c.id().to_string()])
+                .status()
+                .unwrap();
+            let _ = c.wait();
+        }
+    }
+
+    fn stop(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .unwrap();
+        c.wait().unwrap()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn job_ids_succeeded_in(log: &str) -> usize {
+    log.lines().filter(|l| l.contains("job succeeded")).count()
+}
+
+#[test]
+fn an_api_node_and_worker_nodes_share_the_queue_and_a_killed_worker_s_job_is_taken_over() {
+    let env = Env::new();
+    let token = tenant(&env, "acme", "write");
+    let api = Server::start(&env, &["--workers", "0", "--job-lease-secs", "3"]);
+    let mut w1 = Worker::start(&env, "w1", &["--workers", "2"]);
+
+    // Mixed sizes, queued by the API node, run by the worker.
+    let mut sent = Vec::new();
+    for (i, len) in [4 << 10, 100 << 10, 3 << 20, 1, 17 << 20].into_iter().enumerate() {
+        let body = sample(len);
+        let r = put(&api, &token, &format!("/v1/objects/n/{i}"), &body);
+        assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+        sent.push((i, body, r.json()["id"].as_str().unwrap().to_string()));
+    }
+    for (_, _, id) in &sent {
+        wait_job(&api, &token, id, &["succeeded"], Duration::from_secs(120));
+    }
+    for (i, body, _) in &sent {
+        assert_eq!(get(&api, &token, &format!("/v1/objects/n/{i}/content")).body, *body);
+    }
+    assert_eq!(job_ids_succeeded_in(&api.log()), 0, "the API node ran no job");
+    assert_eq!(job_ids_succeeded_in(&w1.log()), sent.len(), "the worker ran them all");
+
+    // A waiting upload on a node without job slots is staged and answered
+    // once a worker stored it.
+    let body = sample(2 << 20);
+    let r = put(&api, &token, "/v1/objects/n/waited?wait=true", &body);
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["state"], "succeeded");
+
+    // A worker killed in the middle of a large job: another takes it over
+    // once its lease expires, and it is stored once.
+    let big = sample(192 << 20);
+    let r = put(&api, &token, "/v1/objects/n/big", &big);
+    assert_eq!(r.status, 202);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let j = get(&api, &token, &format!("/v1/jobs/{id}")).json();
+        if j["state"] == "running" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the big job never started: {j}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    w1.kill9();
+    let mut w2 = Worker::start(&env, "w2", &["--workers", "1"]);
+    let done = wait_job(&api, &token, &id, &["succeeded"], Duration::from_secs(180));
+    assert!(done["attempts"].as_i64().unwrap() >= 2, "taken over: {done}");
+    assert_eq!(get(&api, &token, "/v1/objects/n/big/content").body, big);
+    let listed = get(&api, &token, "/v1/objects?prefix=n/").json();
+    assert_eq!(
+        listed["objects"].as_array().unwrap().len(),
+        sent.len() + 2,
+        "each stored once"
+    );
+    assert!(job_ids_succeeded_in(&w2.log()) >= 1);
+
+    // SIGTERM drains a worker cleanly.
+    assert!(w2.stop().success(), "{}", w2.log());
+    assert!(w2.log().contains("stopped"));
+}
+
+#[test]
+fn a_worker_needs_job_slots_and_urls_are_checked() {
+    let env = Env::new();
+    env.cmd()
+        .args([
+            "worker",
+            "--data-dir",
+            env.path("d").to_str().unwrap(),
+            "--workers",
+            "0",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("at least one job"));
+    for (flag, bad, says) in [
+        ("--database", "mysql://x", "sqlite://"),
+        ("--store", "ftp://x", "file:///DIR or s3://"),
+        ("--store", "file://relative/dir", "absolute path"),
+    ] {
+        env.cmd()
+            .args(["serve", "--data-dir", env.path("d").to_str().unwrap(), flag, bad])
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains(says));
+    }
+    env.cmd()
+        .args([
+            "admin",
+            "--data-dir",
+            env.path("d").to_str().unwrap(),
+            "--database",
+            "mysql://x",
+            "tenant",
+            "list",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("sqlite://"));
+}

@@ -1,0 +1,149 @@
+//! End-to-end: `sluice serve --store s3://BUCKET/PREFIX` against a real
+//! S3-compatible server (moto, from PyPI; `scripts/test.sh` installs it in
+//! a venv and names its `moto_server` in `SLUICE_TEST_MOTO`). Endpoint,
+//! region and credentials reach the server through the standard `AWS_*`
+//! variables.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::service::*;
+use crate::util::*;
+
+/// A moto S3 server on a free port of 127.0.0.1, killed when dropped.
+struct Moto {
+    child: Child,
+    endpoint: String,
+}
+
+impl Moto {
+    /// Starts moto, or `None` (skipping) when it is not installed — except
+    /// in CI, where the test suite always installs it.
+    fn start() -> Option<Moto> {
+        let Ok(bin) = std::env::var("SLUICE_TEST_MOTO") else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs this test: scripts/test.sh sets SLUICE_TEST_MOTO"
+            );
+            eprintln!("skipped: set SLUICE_TEST_MOTO to a moto_server (scripts/test.sh does)");
+            return None;
+        };
+        let port = free_port();
+        let child = Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(Moto { child, endpoint })
+    }
+
+    fn create_bucket(&self, name: &str) {
+        let r = agent().put(format!("{}/{name}", self.endpoint)).send_empty().unwrap();
+        assert_eq!(r.status(), 200);
+    }
+
+    fn keys(&self, bucket: &str, prefix: &str) -> String {
+        let mut r = agent()
+            .get(format!("{}/{bucket}?list-type=2&prefix={prefix}", self.endpoint))
+            .call()
+            .unwrap();
+        r.body_mut().read_to_string().unwrap()
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", "sluice-test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "sluice-test-secret".into()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+        ]
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn uploads_ranges_and_deletes_on_an_s3_store() {
+    let Some(moto) = Moto::start() else { return };
+    moto.create_bucket("sluice-test");
+    let env = Env::new();
+    let token = tenant(&env, "acme", "write");
+    let vars = moto.env();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let s = Server::start_with(&env, &["--store", "s3://sluice-test/node-a"], &vars);
+
+    // Small, one part, and several parts (multipart uploads of 8 MiB parts).
+    let mut sent = Vec::new();
+    for (i, len) in [1000usize, 3 << 20, 21 << 20].into_iter().enumerate() {
+        let body = sample(len);
+        let r = put(&s, &token, &format!("/v1/objects/s3/{i}"), &body);
+        assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+        sent.push((format!("s3/{i}"), body, r.json()["id"].as_str().unwrap().to_string()));
+    }
+    let streamed = sample(9 << 20);
+    let r = put(&s, &token, "/v1/objects/s3/streamed?wait=true", &streamed);
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    for (_, _, id) in &sent {
+        wait_job(&s, &token, id, &["succeeded"], Duration::from_secs(120));
+    }
+    sent.push(("s3/streamed".into(), streamed, String::new()));
+    for (key, body, _) in &sent {
+        assert_eq!(
+            get(&s, &token, &format!("/v1/objects/{key}/content")).body,
+            *body,
+            "{key}"
+        );
+    }
+    // Ranged reads fetch the chunks they need (ranged GETs).
+    let (key, body, _) = &sent[2];
+    let r = reply(
+        agent()
+            .get(s.url(&format!("/v1/objects/{key}/content")))
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Range", "bytes=9437000-18874999")
+            .call(),
+    );
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, body[9_437_000..18_875_000]);
+    let verify = reply(
+        agent()
+            .post(s.url(&format!("/v1/objects/{key}/verify")))
+            .header("Authorization", format!("Bearer {token}"))
+            .send_empty(),
+    );
+    assert_eq!(verify.status, 202);
+    wait_job(
+        &s,
+        &token,
+        verify.json()["id"].as_str().unwrap(),
+        &["succeeded"],
+        Duration::from_secs(60),
+    );
+
+    // Containers live under the prefix; staging is gone once jobs are done.
+    let listing = moto.keys("sluice-test", "node-a/");
+    assert_eq!(listing.matches("<Key>node-a/objects/").count(), 4, "{listing}");
+    assert!(!listing.contains("<Key>node-a/staging/"), "{listing}");
+    assert_eq!(delete(&s, &token, "/v1/objects/s3/0").status, 204);
+    assert_eq!(
+        moto.keys("sluice-test", "node-a/")
+            .matches("<Key>node-a/objects/")
+            .count(),
+        3
+    );
+    assert!(!s.log().contains("sluice-test-secret"), "credentials never logged");
+}
