@@ -107,6 +107,20 @@ Only /metrics is served, on --metrics-listen if given.")]
     Worker(Box<ServeArgs>),
     /// Manage the service's tenants and tokens (works with or without a running server).
     Admin(AdminArgs),
+    /// Upload a file to a server as a resumable upload, in parallel parts.
+    #[command(after_help = "Examples:\n  \
+SLUICE_TOKEN=sluice_… sluice push backup.tar --server http://127.0.0.1:8470\n  \
+sluice push db.dump --server https://sluice.example --key dumps/db.dump --pipeline offsite\n\n\
+Interrupted? Run the same command again: it sends only the parts the server lacks.\n\
+The token comes from SLUICE_TOKEN.")]
+    Push(PushArgs),
+    /// Download an object's content (or a byte range of it) from a server.
+    #[command(after_help = "Examples:\n  \
+SLUICE_TOKEN=sluice_… sluice pull dumps/db.dump --server http://127.0.0.1:8470 -o db.dump\n  \
+sluice pull logs/big.log --server URL --range 1048576..2097152 -o part.log\n  \
+sluice pull dumps/db.dump --server URL -o - | pg_restore …\n\n\
+The token comes from SLUICE_TOKEN.")]
+    Pull(PullArgs),
 }
 
 /// `sluice serve`.
@@ -175,6 +189,9 @@ pub struct ServeArgs {
     /// Seconds an unreferenced staged upload or container must be old before it is reaped [default: 3600]
     #[arg(long, env = "SLUICE_REAPER_MIN_AGE_SECS", value_name = "SECS")]
     pub reaper_min_age_secs: Option<u64>,
+    /// Seconds a resumable upload may stay open before it expires and its parts are reclaimed [default: 86400]
+    #[arg(long, env = "SLUICE_UPLOAD_TTL_SECS", value_name = "SECS")]
+    pub upload_ttl_secs: Option<u64>,
     /// Most database connections [default: 8]
     #[arg(long, env = "SLUICE_DB_MAX_CONNECTIONS", value_name = "N")]
     pub db_max_connections: Option<u32>,
@@ -274,6 +291,56 @@ pub struct ServeArgs {
     /// Longest a JWKS fetch may take, seconds [default: 5]
     #[arg(long, env = "SLUICE_JWKS_TIMEOUT_SECS", value_name = "SECS")]
     pub jwks_timeout_secs: Option<u64>,
+}
+
+/// `sluice push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The file to upload.
+    pub file: PathBuf,
+    /// The server, e.g. http://127.0.0.1:8470
+    #[arg(long, env = "SLUICE_SERVER", value_name = "URL")]
+    pub server: String,
+    /// The object's key [default: the file's name]
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+    /// The pipeline to run it through [default: default]
+    #[arg(long, value_name = "NAME")]
+    pub pipeline: Option<String>,
+    /// Bytes per part, 1MiB to 64MiB [default: 8MiB]
+    #[arg(long, value_name = "SIZE")]
+    pub part_size: Option<String>,
+    /// Parts sent at once
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub parallel: usize,
+    /// Print the job id once the upload is complete instead of waiting for the job
+    #[arg(long)]
+    pub no_wait: bool,
+    /// No progress bar
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `sluice pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The object's key.
+    pub key: String,
+    /// The server, e.g. http://127.0.0.1:8470
+    #[arg(long, env = "SLUICE_SERVER", value_name = "URL")]
+    pub server: String,
+    /// Output file, `-` for stdout [default: the key's last segment]
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Only bytes START..END (END exclusive) or START..
+    #[arg(long, value_name = "A..B")]
+    pub range: Option<String>,
+    /// Overwrite the output file if it exists
+    #[arg(short, long)]
+    pub force: bool,
+    /// No progress bar
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// `sluice admin`.

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod client;
 mod cmd;
 mod exit;
 mod keys;
@@ -77,6 +78,8 @@ fn run(cli: cli::Cli, cancel: CancelToken) -> anyhow::Result<exit::Code> {
         cli::Command::Serve(args) => cmd::serve::run(*args),
         cli::Command::Worker(args) => cmd::serve::run_worker(*args),
         cli::Command::Admin(args) => cmd::admin::run(&args),
+        cli::Command::Push(args) => cmd::push::run(&args),
+        cli::Command::Pull(args) => cmd::pull::run(&args),
     }
 }
 

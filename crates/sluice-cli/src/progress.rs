@@ -21,6 +21,11 @@ impl Bar {
     /// not a terminal. It follows [`Progress::done`] and appears only once
     /// real work has finished, so it never draws over a passphrase prompt.
     pub fn start(progress: Arc<Progress>, total: Option<u64>, quiet: bool) -> Bar {
+        Bar::following(move || progress.done(), total, quiet)
+    }
+
+    /// A bar following any byte count (e.g. bytes sent over HTTP).
+    pub fn following(done: impl Fn() -> u64 + Send + 'static, total: Option<u64>, quiet: bool) -> Bar {
         let stop = Arc::new(AtomicBool::new(false));
         if quiet || !std::io::stderr().is_terminal() {
             return Bar { stop, handle: None };
@@ -30,7 +35,7 @@ impl Bar {
             // Short jobs finish before the bar would appear; a prompt (no
             // progress yet) keeps it hidden.
             let mut waited = 0;
-            while waited < 5 || progress.done() == 0 {
+            while waited < 5 || done() == 0 {
                 if flag.load(Ordering::Relaxed) {
                     return;
                 }
@@ -50,10 +55,10 @@ impl Bar {
                 bar.set_style(style);
             }
             // Start the rate estimate from the first finished chunk, not from zero.
-            bar.set_position(progress.done());
+            bar.set_position(done());
             bar.reset_eta();
             while !flag.load(Ordering::Relaxed) {
-                bar.set_position(progress.done());
+                bar.set_position(done());
                 std::thread::sleep(Duration::from_millis(100));
             }
             bar.finish_and_clear();

@@ -54,6 +54,8 @@ pub struct Settings {
     pub shutdown_grace_secs: Option<u64>,
     /// Seconds between reaper passes.
     pub reaper_interval_secs: Option<u64>,
+    /// Seconds a resumable upload may stay open before it expires.
+    pub upload_ttl_secs: Option<u64>,
     /// Seconds an unreferenced staged upload or container must be old before the reaper deletes it.
     pub reaper_min_age_secs: Option<u64>,
     /// Most database connections.
@@ -156,6 +158,7 @@ impl Settings {
             max_upload_bytes,
             shutdown_grace_secs,
             reaper_interval_secs,
+            upload_ttl_secs,
             reaper_min_age_secs,
             db_max_connections,
             db_min_connections,
@@ -233,6 +236,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Time between reaper passes.
     pub reaper_interval: Duration,
+    /// How long a resumable upload may stay open.
+    pub upload_ttl: Duration,
     /// Age before an unreferenced object is reaped.
     pub reaper_min_age: Duration,
     /// Database pool.
@@ -312,6 +317,7 @@ impl Config {
             max_upload_bytes: s.max_upload_bytes.unwrap_or(1 << 40),
             shutdown_grace: secs(s.shutdown_grace_secs.unwrap_or(30)),
             reaper_interval: secs(s.reaper_interval_secs.unwrap_or(60).max(1)),
+            upload_ttl: secs(s.upload_ttl_secs.unwrap_or(24 * 3600).max(1)),
             reaper_min_age: secs(s.reaper_min_age_secs.unwrap_or(3600)),
             db: DbConfig {
                 max_connections: s.db_max_connections.unwrap_or(defaults.max_connections),

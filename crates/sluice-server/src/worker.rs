@@ -11,9 +11,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::TryStreamExt;
 use sluice_engine::format::{ChunkSize, Compression, ErrorClass, FileParams, Recipient, SlotSpec, Suite};
 use sluice_engine::{CancelToken, Control, EncodeOptions, Progress};
-use sluice_store::{now_ms, Fenced, Job, JobKind, JobProgress, JobState, ObjectInfo, Objects};
+use sluice_store::{now_ms, Fenced, Job, JobKind, JobProgress, JobState, ObjectInfo, Objects, UploadState};
 use tokio::task::JoinHandle;
 use tokio_util::io::SyncIoBridge;
 
@@ -178,7 +179,7 @@ async fn run_job(st: &AppState, job: Job) {
                 }
                 // The row already forgot it (one commit less per job).
                 if let Some(staging) = &job.staging {
-                    let _ = st.objects.delete(staging).await;
+                    let _ = st.objects.delete_staging(staging).await;
                 }
                 finished(JobEnd::Succeeded, None, &done);
                 tracing::info!(bytes_in = done.bytes_in, bytes_out = done.bytes_out, "job succeeded");
@@ -294,7 +295,7 @@ fn backoff_ms(attempt: i64) -> i64 {
 
 async fn cleanup_staging(st: &AppState, job: &Job) {
     if let Some(staging) = &job.staging {
-        if st.objects.delete(staging).await.is_ok() {
+        if st.objects.delete_staging(staging).await.is_ok() {
             let _ = st.db.clear_staging(&job.id).await;
         }
     }
@@ -392,7 +393,19 @@ async fn process(st: &AppState, job: &Job, location: &str, cancel: CancelToken, 
         Err(outcome) => return outcome,
     };
     let params = opts.params;
-    let (reader, _) = match st.objects.reader(&staging).await {
+    // One staged object, or the parts of a resumable upload in order.
+    let opened = if staging.ends_with('/') {
+        st.objects.staged_stream(&staging).await.map(|parts| {
+            let parts = parts.map_err(std::io::Error::other);
+            Box::pin(tokio_util::io::StreamReader::new(parts)) as std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>
+        })
+    } else {
+        st.objects
+            .reader(&staging)
+            .await
+            .map(|(r, _)| Box::pin(r) as std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>)
+    };
+    let reader = match opened {
         Ok(r) => r,
         Err(sluice_store::Error::NotFound(_)) => {
             return Outcome::Permanent("internal", "the staged upload is missing".into())
@@ -499,9 +512,20 @@ pub fn start_reaper(st: &AppState) -> JoinHandle<()> {
 pub async fn reap(st: &AppState, age: Duration) -> sluice_store::Result<usize> {
     let mut removed = 0;
     for (job_id, staging) in st.db.stale_staging(500).await? {
-        st.objects.delete(&staging).await?;
+        st.objects.delete_staging(&staging).await?;
         st.db.clear_staging(&job_id).await?;
         removed += 1;
+    }
+    // Resumable uploads not completed in time: closed first (a late part or
+    // completion is then refused), then their parts deleted.
+    for (tenant_id, id) in st.db.expired_uploads(500).await? {
+        if st.db.close_upload(&id, UploadState::Expired).await? {
+            st.objects
+                .delete_staging(&Objects::upload_prefix(&tenant_id, &id))
+                .await?;
+            tracing::info!(upload = %id, "resumable upload expired; its parts were reclaimed");
+            removed += 1;
+        }
     }
     for (location, job_id) in st.objects.old_staging(age).await? {
         if !st.db.job_exists(&job_id).await? {

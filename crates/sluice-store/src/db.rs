@@ -264,12 +264,14 @@ impl Db {
     }
 
     /// Bytes a tenant stores: its containers, plus the staged uploads of
-    /// its jobs not yet done (they will become containers).
+    /// its jobs not yet done (they will become containers), plus the sizes
+    /// announced by its open resumable uploads.
     pub async fn stored_bytes(&self, tenant_id: &str) -> Result<i64> {
         let row = sqlx::query(
             "SELECT (SELECT COALESCE(SUM(container_len), 0) FROM objects WHERE tenant_id = $1) + \
              (SELECT COALESCE(SUM(staged_bytes), 0) FROM jobs WHERE tenant_id = $1 \
-              AND state IN ('queued', 'running')) AS n",
+              AND state IN ('queued', 'running')) + \
+             (SELECT COALESCE(SUM(size), 0) FROM uploads WHERE tenant_id = $1 AND state = 'open') AS n",
         )
         .bind(tenant_id)
         .fetch_one(&self.pool)

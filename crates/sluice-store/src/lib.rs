@@ -13,6 +13,7 @@ mod objects;
 mod queue;
 pub mod resilient;
 mod stats;
+mod uploads;
 
 pub use db::{Db, DbConfig};
 pub use error::{Error, Result};
@@ -24,6 +25,7 @@ pub use objects::{Objects, StoreLocation, STREAM_BUFFER};
 pub use queue::{Fenced, NewJob};
 pub use resilient::{BreakerState, Resilience, Resilient};
 pub use stats::PoolStats;
+pub use uploads::{NewUpload, Upload, UploadPart, UploadState};
 
 /// Now, in unix milliseconds.
 pub fn now_ms() -> i64 {

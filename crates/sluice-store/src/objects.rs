@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use object_store::buffered::{BufReader, BufWriter};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
@@ -205,6 +205,71 @@ impl Objects {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Where part `number` of resumable upload `upload` is kept.
+    pub fn upload_part_path(tenant_id: &str, upload: &str, number: i64) -> String {
+        format!("uploads/{tenant_id}/{upload}/{number:08}")
+    }
+
+    /// The prefix of an upload's parts: a job's staging when it came from
+    /// a resumable upload (a staging ending in `/` names parts, in order).
+    pub fn upload_prefix(tenant_id: &str, upload: &str) -> String {
+        format!("uploads/{tenant_id}/{upload}/")
+    }
+
+    /// The objects under `prefix`, sorted by name.
+    async fn listed(&self, prefix: &str) -> Result<Vec<Path>> {
+        let mut list = self.store.list(Some(&Path::from(prefix.trim_end_matches('/'))));
+        let mut out = Vec::new();
+        while let Some(meta) = list.next().await {
+            out.push(meta?.location);
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Deletes a staged upload: one object, or every part under a prefix
+    /// ending in `/`. Missing objects are not an error.
+    pub async fn delete_staging(&self, staging: &str) -> Result<()> {
+        if !staging.ends_with('/') {
+            return self.delete(staging).await;
+        }
+        for location in self.listed(staging).await? {
+            self.delete(location.as_ref()).await?;
+        }
+        Ok(())
+    }
+
+    /// The bytes of a staged upload as one stream: the object itself, or
+    /// the parts under a prefix ending in `/`, in order (each fetched when
+    /// the one before is done: memory stays one buffer).
+    pub async fn staged_stream(
+        &self,
+        staging: &str,
+    ) -> Result<futures_util::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>> {
+        if !staging.ends_with('/') {
+            return Ok(self.stream(staging).await?.0);
+        }
+        let parts = self.listed(staging).await?;
+        if parts.is_empty() {
+            return Err(Error::NotFound(format!("the parts of {staging:?}")));
+        }
+        let store = Arc::clone(&self.store);
+        let stream = futures_util::stream::iter(parts)
+            .then(move |part| {
+                let store = Arc::clone(&store);
+                async move { store.get(&part).await.map(|got| got.into_stream()) }
+            })
+            .try_flatten();
+        Ok(stream.boxed())
+    }
+
+    /// Moves `from` to `to`, replacing `to` (a rename on local disk, a
+    /// server-side copy and delete on S3).
+    pub async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        self.store.rename(&Path::from(from), &Path::from(to)).await?;
+        Ok(())
     }
 
     /// Writes and deletes a probe object: is the store writable?

@@ -55,25 +55,7 @@ pub enum Fenced<T> {
 impl Db {
     /// Adds a queued job.
     pub async fn enqueue(&self, job: &NewJob) -> Result<Job> {
-        let now = now_ms();
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO jobs (id, tenant_id, kind, object_key, pipeline, state, max_attempts, staging, \
-             expected_digest, run_after, created_at, updated_at, staged_bytes) \
-             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9, $9, $10) RETURNING {JOB_COLUMNS}"
-        )))
-        .bind(&job.id)
-        .bind(&job.tenant_id)
-        .bind(job.kind.as_str())
-        .bind(&job.object_key)
-        .bind(&job.pipeline)
-        .bind(job.max_attempts)
-        .bind(&job.staging)
-        .bind(&job.expected_digest)
-        .bind(now)
-        .bind(job.staged_bytes)
-        .fetch_one(&self.pool)
-        .await?;
-        job_from(&row)
+        enqueue_with(&self.pool, job).await
     }
 
     /// A tenant's job (another tenant's is "not found", like a missing one).
@@ -379,6 +361,33 @@ async fn upsert_object(
     .execute(&mut **tx)
     .await?;
     Ok(replaced)
+}
+
+/// Adds a queued job through `ex` (the pool, or a transaction that also
+/// records what the job is for).
+pub(crate) async fn enqueue_with<'c, E>(ex: E, job: &NewJob) -> Result<Job>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+{
+    let now = now_ms();
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO jobs (id, tenant_id, kind, object_key, pipeline, state, max_attempts, staging, \
+         expected_digest, run_after, created_at, updated_at, staged_bytes) \
+         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9, $9, $10) RETURNING {JOB_COLUMNS}"
+    )))
+    .bind(&job.id)
+    .bind(&job.tenant_id)
+    .bind(job.kind.as_str())
+    .bind(&job.object_key)
+    .bind(&job.pipeline)
+    .bind(job.max_attempts)
+    .bind(&job.staging)
+    .bind(&job.expected_digest)
+    .bind(now)
+    .bind(job.staged_bytes)
+    .fetch_one(ex)
+    .await?;
+    job_from(&row)
 }
 
 fn job_from(row: &SqliteRow) -> Result<Job> {

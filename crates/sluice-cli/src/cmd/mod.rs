@@ -5,6 +5,8 @@ pub mod bench;
 pub mod info;
 pub mod keygen;
 pub mod process;
+pub mod pull;
+pub mod push;
 pub mod restore;
 pub mod serve;
 pub mod verify;

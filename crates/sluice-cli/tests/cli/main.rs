@@ -7,6 +7,8 @@ mod keys;
 mod limits;
 mod nodes;
 mod observe;
+mod push_pull;
+mod resumable;
 mod roundtrip;
 mod s3;
 mod serve;

@@ -145,5 +145,29 @@ fn uploads_ranges_and_deletes_on_an_s3_store() {
             .count(),
         3
     );
+    // A resumable upload (parts as objects under uploads/) through `sluice push`.
+    let pushed = sample(13 << 20);
+    let file = env.write("pushed.bin", &pushed);
+    let out = std::process::Command::new(bin())
+        .env("SLUICE_TOKEN", &token)
+        .env("XDG_CACHE_HOME", env.path("cache"))
+        .args([
+            "push",
+            file.to_str().unwrap(),
+            "--server",
+            &s.base,
+            "--key",
+            "s3/pushed",
+        ])
+        .args(["--part-size", "4MiB", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(get(&s, &token, "/v1/objects/s3/pushed/content").body, pushed);
+    let listing = moto.keys("sluice-test", "node-a/");
+    assert!(
+        !listing.contains("<Key>node-a/uploads/"),
+        "the parts are gone once stored: {listing}"
+    );
     assert!(!s.log().contains("sluice-test-secret"), "credentials never logged");
 }

@@ -6,6 +6,7 @@ pub mod jobs;
 pub mod objects;
 pub mod overview;
 pub mod pipelines;
+pub mod uploads;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -46,6 +47,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/jobs/{id}/events"),
     ("post", "/v1/jobs/{id}/retry"),
     ("get", "/v1/overview"),
+    ("post", "/v1/uploads"),
+    ("get", "/v1/uploads/{id}"),
+    ("delete", "/v1/uploads/{id}"),
+    ("put", "/v1/uploads/{id}/parts/{n}"),
+    ("post", "/v1/uploads/{id}/complete"),
     ("get", "/v1/admin/tenants"),
     ("post", "/v1/admin/tenants"),
     ("put", "/v1/admin/tenants/{name}/limits"),
@@ -75,6 +81,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
         .route("/v1/jobs/{id}/retry", post(jobs::retry))
         .route("/v1/overview", get(overview::get))
+        .route("/v1/uploads", post(uploads::create))
+        .route("/v1/uploads/{id}", get(uploads::status).delete(uploads::abort))
+        .route("/v1/uploads/{id}/complete", post(uploads::complete))
         .route("/v1/admin/tenants", get(admin::tenants).post(admin::create_tenant))
         .route("/v1/admin/tenants/{name}/limits", put(admin::set_limits))
         .route(
@@ -99,7 +108,11 @@ pub fn router(state: AppState) -> Router {
             "/v1/objects/{*path}",
             any(objects::dispatch).layer(DefaultBodyLimit::disable()),
         )
-        .route("/v1/jobs/{id}/events", get(jobs::events));
+        .route("/v1/jobs/{id}/events", get(jobs::events))
+        .route(
+            "/v1/uploads/{id}/parts/{n}",
+            put(uploads::put_part).layer(DefaultBodyLimit::disable()),
+        );
     let v1 = bounded
         .merge(streaming)
         .layer(

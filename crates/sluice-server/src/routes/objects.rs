@@ -198,72 +198,7 @@ async fn put(
     }
     st.limits.admit_queued(&who.tenant_id, depth, queued)?;
     let staging = Objects::staging_path(&who.tenant_id, &job_id);
-    // Streams to staging through a blocking writer: on a local store a
-    // temporary file with overlapped write-back, synced and renamed (so the
-    // final fsync is short and does not stall other requests' commits);
-    // elsewhere the object store's multipart writer.
-    let (tx, input) = bridge::reader_channel();
-    let objects = st.objects.clone();
-    let location = staging.clone();
-    let rt = tokio::runtime::Handle::current();
-    let writing = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        let mut input = input;
-        let mut sink = ContainerSink::open(&objects, &location, rt.clone())?;
-        match std::io::copy(&mut input, &mut sink) {
-            Ok(_) => sink.finish(),
-            Err(e) => {
-                sink.abort(&rt);
-                Err(e)
-            }
-        }
-    });
-    let mut stream = body.into_data_stream();
-    let mut received = 0u64;
-    let fed: Result<(), Problem> = async {
-        let idle = st.config.idle_body_timeout;
-        while let Some(frame) = tokio::time::timeout(idle, stream.next())
-            .await
-            .map_err(|_| idle_timeout(idle))?
-        {
-            let data = frame.map_err(|e| {
-                Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    "interrupted",
-                    format!("the upload was interrupted: {e}"),
-                )
-            })?;
-            received += data.len() as u64;
-            if received > limit.bytes {
-                return Err(limit.exceeded());
-            }
-            if data.is_empty() {
-                continue;
-            }
-            // Fails only once the writer stopped: its error is reported below.
-            if tx.send(bridge::Msg::Data(data)).await.is_err() {
-                break;
-            }
-        }
-        Ok(())
-    }
-    .await;
-    let _ = match &fed {
-        Ok(()) => tx.send(bridge::Msg::End).await,
-        Err(p) => tx.send(bridge::Msg::Fail(p.detail.clone())).await,
-    };
-    drop(tx);
-    let written = writing.await.map_err(Problem::internal)?;
-    // Accepted means durable: the staged copy was synced before this.
-    let staged = match (fed, written) {
-        (Err(p), _) => Err(p),
-        (Ok(()), Err(e)) => Err(staging_failed(&st, e)),
-        (Ok(()), Ok(())) => Ok(()),
-    };
-    if let Err(p) = staged {
-        // Whatever was written (a partial file, parts) is the reaper's.
-        let _ = st.objects.delete(&staging).await;
-        return Err(p);
-    }
+    let (received, _) = stream_body_to(&st, body, &staging, &limit, false).await?;
     let job = st
         .db
         .enqueue(&NewJob {
@@ -297,13 +232,96 @@ async fn put(
 }
 
 /// 503 while the object store's circuit breaker is open.
-fn storage_unavailable(st: &AppState) -> Problem {
+pub(crate) fn storage_unavailable(st: &AppState) -> Problem {
     Problem::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "storage_unavailable",
         "the object store is failing; retry later",
     )
     .retry_after(st.config.store.breaker_open)
+}
+
+/// Streams a request body to `location`, durably, through a blocking
+/// writer: on a local store a temporary file with overlapped write-back,
+/// synced and renamed (so the final fsync is short and does not stall
+/// other requests' commits); elsewhere the object store's multipart writer.
+/// Returns the bytes received and, if `hash`, their BLAKE3 (small parts
+/// only: hashing runs on the async worker). On any failure nothing is left
+/// at `location` (a partial write is deleted or left to the reaper).
+pub(crate) async fn stream_body_to(
+    st: &AppState,
+    body: Body,
+    location: &str,
+    limit: &BodyLimit,
+    hash: bool,
+) -> Result<(u64, Option<[u8; 32]>), Problem> {
+    let (tx, input) = bridge::reader_channel();
+    let objects = st.objects.clone();
+    let target = location.to_string();
+    let rt = tokio::runtime::Handle::current();
+    let writing = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        let mut input = input;
+        let mut sink = ContainerSink::open(&objects, &target, rt.clone())?;
+        match std::io::copy(&mut input, &mut sink) {
+            Ok(_) => sink.finish(),
+            Err(e) => {
+                sink.abort(&rt);
+                Err(e)
+            }
+        }
+    });
+    let mut stream = body.into_data_stream();
+    let mut received = 0u64;
+    let mut hasher = blake3::Hasher::new();
+    let fed: Result<(), Problem> = async {
+        let idle = st.config.idle_body_timeout;
+        while let Some(frame) = tokio::time::timeout(idle, stream.next())
+            .await
+            .map_err(|_| idle_timeout(idle))?
+        {
+            let data = frame.map_err(|e| {
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "interrupted",
+                    format!("the upload was interrupted: {e}"),
+                )
+            })?;
+            received += data.len() as u64;
+            if received > limit.bytes {
+                return Err(limit.exceeded());
+            }
+            if data.is_empty() {
+                continue;
+            }
+            if hash {
+                hasher.update(&data);
+            }
+            // Fails only once the writer stopped: its error is reported below.
+            if tx.send(bridge::Msg::Data(data)).await.is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    let _ = match &fed {
+        Ok(()) => tx.send(bridge::Msg::End).await,
+        Err(p) => tx.send(bridge::Msg::Fail(p.detail.clone())).await,
+    };
+    drop(tx);
+    let written = writing.await.map_err(Problem::internal)?;
+    // Accepted means durable: the staged copy was synced before this.
+    let staged = match (fed, written) {
+        (Err(p), _) => Err(p),
+        (Ok(()), Err(e)) => Err(staging_failed(st, e)),
+        (Ok(()), Ok(())) => Ok(()),
+    };
+    if let Err(p) = staged {
+        // Whatever was written (a partial file, parts) is the reaper's.
+        let _ = st.objects.delete(location).await;
+        return Err(p);
+    }
+    Ok((received, hash.then(|| *hasher.finalize().as_bytes())))
 }
 
 /// Staging an upload failed: the store is failing (503), not the request.
@@ -322,7 +340,7 @@ pub fn idle_timeout(idle: Duration) -> Problem {
 }
 
 /// A job as JSON with `status` and `Location: /v1/jobs/{id}`.
-fn job_response(status: StatusCode, job: &sluice_store::Job, st: &AppState) -> Response {
+pub(crate) fn job_response(status: StatusCode, job: &sluice_store::Job, st: &AppState) -> Response {
     let mut resp = (status, axum::Json(json::job(job, &st.running))).into_response();
     if let Ok(loc) = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)) {
         resp.headers_mut().insert(header::LOCATION, loc);
