@@ -395,10 +395,14 @@ async fn process(st: &AppState, job: &Job, location: &str, cancel: CancelToken, 
     let params = opts.params;
     // One staged object, or the parts of a resumable upload in order.
     let opened = if staging.ends_with('/') {
-        st.objects.staged_stream(&staging).await.map(|parts| {
-            let parts = parts.map_err(std::io::Error::other);
-            Box::pin(tokio_util::io::StreamReader::new(parts)) as std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>
-        })
+        st.objects
+            .staged_stream(&staging, job.staged_bytes.max(0) as u64)
+            .await
+            .map(|parts| {
+                let parts = parts.map_err(std::io::Error::other);
+                Box::pin(tokio_util::io::StreamReader::new(parts))
+                    as std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>
+            })
     } else {
         st.objects
             .reader(&staging)

@@ -243,21 +243,37 @@ impl Objects {
 
     /// The bytes of a staged upload as one stream: the object itself, or
     /// the parts under a prefix ending in `/`, in order (each fetched when
-    /// the one before is done: memory stays one buffer).
+    /// the one before is done: memory stays one buffer). Only part names
+    /// count (a scratch copy left by a cut-off resend does not), and the
+    /// parts must add up to `expected_len`: a missing part is an error,
+    /// never a shorter object.
     pub async fn staged_stream(
         &self,
         staging: &str,
+        expected_len: u64,
     ) -> Result<futures_util::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>> {
         if !staging.ends_with('/') {
             return Ok(self.stream(staging).await?.0);
         }
-        let parts = self.listed(staging).await?;
-        if parts.is_empty() {
-            return Err(Error::NotFound(format!("the parts of {staging:?}")));
+        let mut list = self.store.list(Some(&Path::from(staging.trim_end_matches('/'))));
+        let mut parts = Vec::new();
+        while let Some(meta) = list.next().await {
+            let meta = meta?;
+            let name = meta.location.filename().unwrap_or_default();
+            if name.len() == 8 && name.bytes().all(|b| b.is_ascii_digit()) {
+                parts.push((meta.location, meta.size));
+            }
+        }
+        parts.sort();
+        let total: u64 = parts.iter().map(|(_, size)| size).sum();
+        if parts.is_empty() || total != expected_len {
+            return Err(Error::NotFound(format!(
+                "the parts of {staging:?} ({total} of {expected_len} bytes)"
+            )));
         }
         let store = Arc::clone(&self.store);
         let stream = futures_util::stream::iter(parts)
-            .then(move |part| {
+            .then(move |(part, _)| {
                 let store = Arc::clone(&store);
                 async move { store.get(&part).await.map(|got| got.into_stream()) }
             })
@@ -316,5 +332,34 @@ fn not_found(e: object_store::Error) -> Error {
     match e {
         object_store::Error::NotFound { .. } => Error::NotFound("stored object".into()),
         e => Error::Objects(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn staged_parts_are_read_in_order_without_scratch_copies_and_must_add_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let objects = Objects::local(dir.path(), Resilience::default()).unwrap();
+        let put = |name: &str, data: &'static [u8]| {
+            let store = Arc::clone(objects.store());
+            let path = Path::from(name);
+            async move { store.put(&path, bytes::Bytes::from_static(data).into()).await.unwrap() }
+        };
+        put("uploads/t/u/00000001", b"de").await;
+        put("uploads/t/u/00000000", b"abc").await;
+        // A resend cut off before its rename: not a part.
+        put("uploads/t/u/00000001.01a2b3", b"JUNK").await;
+        let stream = objects.staged_stream("uploads/t/u/", 5).await.unwrap();
+        let got: Vec<bytes::Bytes> = stream.try_collect().await.unwrap();
+        assert_eq!(got.concat(), b"abcde");
+        assert!(
+            objects.staged_stream("uploads/t/u/", 6).await.is_err(),
+            "a missing part is an error, not a shorter object"
+        );
+        objects.delete_staging("uploads/t/u/").await.unwrap();
+        assert!(objects.staged_stream("uploads/t/u/", 5).await.is_err());
     }
 }

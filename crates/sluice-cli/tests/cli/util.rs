@@ -90,3 +90,21 @@ pub fn read(p: &Path) -> Vec<u8> {
 pub fn bin() -> PathBuf {
     assert_cmd::cargo::cargo_bin("sluice")
 }
+
+/// Asserts two byte strings are equal, reporting lengths and the first
+/// difference (not the bytes themselves: they can be megabytes).
+#[track_caller]
+pub fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
+    if got != want {
+        let first = got
+            .iter()
+            .zip(want)
+            .position(|(a, b)| a != b)
+            .unwrap_or(got.len().min(want.len()));
+        panic!(
+            "{what}: {} bytes, expected {}; first difference at byte {first}",
+            got.len(),
+            want.len()
+        );
+    }
+}
