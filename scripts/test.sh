@@ -9,6 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
+# A full run gains nothing from incremental state, which only costs disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+df -h . | awk 'NR == 2 { print "disk before the run: " $4 " free" }'
 echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"
@@ -45,6 +48,7 @@ if [ "${SLUICE_SKIP_FUZZ:-0}" != 1 ] && [ -x scripts/fuzz.sh ]; then
   echo "== short fuzz pass"
   scripts/fuzz.sh "${SLUICE_FUZZ_SECONDS:-20}"
 fi
+du -sh target fuzz/target 2>/dev/null | awk '{ print "disk used by " $2 ": " $1 }'
 # One closing total over every test binary (cargo's own last lines are the
 # doc-test runs, which hold no tests).
 awk '/^test result:/ { for (i = 1; i < NF; i++) {
