@@ -5,15 +5,7 @@
 # Debian's prometheus package (for promtool) if missing, without starting it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v promtool >/dev/null 2>&1; then
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-  # Packages' services must not start here (CI binds only what it starts).
-  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
-  $SUDO chmod +x /usr/sbin/policy-rc.d
-  $SUDO apt-get update -qq
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-  $SUDO rm -f /usr/sbin/policy-rc.d
-fi
+command -v promtool >/dev/null 2>&1 || scripts/apt_install.sh prometheus
 promtool check rules deploy/prometheus/alerts.yml
 (cd deploy/prometheus && promtool test rules alerts_test.yml)
 tmp=$(mktemp -d)

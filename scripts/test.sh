@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, unit/integration/end-to-end tests,
+# The whole test suite: formatting, lints, unit/integration/end-to-end tests
+# (then the service's again on PostgreSQL + S3, both started here),
 # the alert rules and dashboard (promtool, Debian's prometheus), the web
 # dashboard in headless Chromium (Debian's chromium + chromium-driver,
 # Selenium from PyPI in a venv), API fuzzing (schemathesis, PyPI, in a
@@ -34,6 +35,10 @@ echo "== cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
+if [ "${SLUICE_SKIP_SERVICE_CHECKS:-0}" != 1 ]; then
+  echo "== several nodes on shared state: PostgreSQL (Debian) + S3 (moto)"
+  scripts/shared_state_test.sh 2>&1 | tee -a "$log"
+fi
 echo "== deploy/: alert rules (promtool check + unit tests), dashboard queries"
 deploy/check.sh
 if [ "${SLUICE_SKIP_SERVICE_CHECKS:-0}" != 1 ]; then

@@ -202,7 +202,8 @@ impl Settings {
 pub struct Config {
     /// Data directory.
     pub data_dir: PathBuf,
-    /// Metadata database URL.
+    /// Metadata database URL (logged with any password masked).
+    #[serde(serialize_with = "serialize_redacted_url")]
     pub database: String,
     /// Where containers and staged uploads live.
     pub objects: sluice_store::StoreLocation,
@@ -437,18 +438,72 @@ impl Config {
     }
 }
 
-/// Checks a `--database` URL's scheme (the database itself is opened later).
+/// `url` with the password masked, in its user part (`user:PASSWORD@`)
+/// or its query (`password=PASSWORD`), for logs.
+pub fn redact_url(url: &str) -> String {
+    let mut out = url.to_string();
+    if let Some(scheme_end) = out.find("://") {
+        let rest = scheme_end + 3;
+        let authority_end = out[rest..].find('/').map_or(out.len(), |i| rest + i);
+        if let Some(at) = out[rest..authority_end].rfind('@').map(|i| rest + i) {
+            if let Some(colon) = out[rest..at].find(':').map(|i| rest + i) {
+                out.replace_range(colon + 1..at, "***");
+            }
+        }
+    }
+    if let Some(q) = out.find('?') {
+        let (head, query) = out.split_at(q + 1);
+        let masked: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => kv.to_string(),
+            })
+            .collect();
+        out = format!("{head}{}", masked.join("&"));
+    }
+    out
+}
+
+fn serialize_redacted_url<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&redact_url(url))
+}
+
+/// Checks a `--database` URL's scheme (the database itself is opened
+/// later). The URL is not echoed back: it may hold a password.
 pub fn check_database_url(url: &str) -> anyhow::Result<String> {
-    if url.starts_with("sqlite://") || url.starts_with("sqlite:") {
-        Ok(url.to_string())
-    } else {
-        anyhow::bail!("--database {url:?}: expected sqlite://PATH")
+    match sluice_store::Backend::of_url(url) {
+        Ok(_) => Ok(url.to_string()),
+        Err(_) => anyhow::bail!("--database: expected sqlite://PATH or postgres://USER[:PASSWORD]@HOST[:PORT]/NAME"),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_passwords_are_masked_in_logs() {
+        assert_eq!(
+            redact_url("postgres://u:s3cret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            redact_url("postgres://u@h/db?password=s3cret&sslmode=require"),
+            "postgres://u@h/db?password=***&sslmode=require"
+        );
+        assert_eq!(redact_url("sqlite:///a/b.db"), "sqlite:///a/b.db");
+        let c = Config::resolve(
+            Settings {
+                database: Some("postgres://u:s3cret@h/db".into()),
+                ..Settings::default()
+            },
+            None,
+        )
+        .unwrap();
+        assert!(!serde_json::to_string(&c).unwrap().contains("s3cret"));
+    }
 
     #[test]
     fn flags_over_env_over_file_over_defaults() {
@@ -503,7 +558,7 @@ mod tests {
             }
         );
         assert_eq!(c.max_running_jobs, 0, "--workers wins over --max-running-jobs");
-        for bad in ["mysql://x", "postgresql"] {
+        for bad in ["mysql://x", "postgresql", "postgres:/x"] {
             let s = Settings {
                 database: Some(bad.into()),
                 ..Settings::default()

@@ -200,6 +200,8 @@ async fn run(config: Config, role: Role) -> anyhow::Result<()> {
         tracing::info!("--workers 0: jobs are left to worker nodes");
     }
     let reaper = worker::start_reaper(&state);
+    // PostgreSQL: wake on jobs other nodes queue, instead of the next poll.
+    let waker = state.db.wake_on_queued_jobs(state.job_queued.clone());
     let stopping = state.shutting_down.clone();
     let notify = state.job_queued.clone();
     let stop = async move {
@@ -234,6 +236,9 @@ async fn run(config: Config, role: Role) -> anyhow::Result<()> {
         let _ = d.await;
     }
     reaper.abort();
+    if let Some(w) = waker {
+        w.abort();
+    }
     watcher.abort();
     sampler.abort();
     if let Some(m) = metrics_listener {

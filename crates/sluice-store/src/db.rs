@@ -1,12 +1,12 @@
 //! [`Db`]: tenants, tokens, pipelines and objects in SQL (SQLite by default).
 //! The job queue's statements are in [`crate::queue`].
 
-use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
 
+use crate::connect::Backend;
 use crate::error::{Error, Result};
 use crate::model::{LimitsUpdate, ObjectInfo, Pipeline, Principal, Scope, Tenant, TenantLimits, TokenInfo};
 use crate::{new_id, now_ms};
@@ -38,33 +38,36 @@ impl Default for DbConfig {
     }
 }
 
-/// The metadata database.
-#[derive(Debug, Clone)]
+/// The metadata database: SQLite or PostgreSQL, chosen by URL, behind
+/// one set of portable statements (the few that differ ask
+/// [`Db::backend`]).
+#[derive(Clone)]
 pub struct Db {
-    pub(crate) pool: SqlitePool,
+    pub(crate) pool: AnyPool,
+    pub(crate) backend: Backend,
+    pub(crate) url: std::sync::Arc<str>,
+}
+
+// The URL may hold a password: never printed.
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Db {
-    /// Opens (creating if needed) the database at `url` (`sqlite://PATH`)
-    /// and runs the migrations.
+    /// Opens the database at `url` — `sqlite://PATH` (created if missing)
+    /// or `postgres://USER@HOST/NAME` (the database is created if missing
+    /// and the role may) — and runs the migrations.
     pub async fn open(url: &str, config: &DbConfig) -> Result<Db> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // An accepted upload's row must survive a power loss, not only a crash.
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(config.max_connections.max(1))
-            .min_connections(config.min_connections)
-            .acquire_timeout(config.acquire_timeout)
-            .idle_timeout(config.idle_timeout)
-            .max_lifetime(config.max_lifetime)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Db { pool })
+        crate::connect::open(url, config).await
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Whether the database answers.
@@ -268,10 +271,11 @@ impl Db {
     /// announced by its open resumable uploads.
     pub async fn stored_bytes(&self, tenant_id: &str) -> Result<i64> {
         let row = sqlx::query(
-            "SELECT (SELECT COALESCE(SUM(container_len), 0) FROM objects WHERE tenant_id = $1) + \
+            // PostgreSQL sums BIGINTs as NUMERIC: cast back to one type both share.
+            "SELECT CAST((SELECT COALESCE(SUM(container_len), 0) FROM objects WHERE tenant_id = $1) + \
              (SELECT COALESCE(SUM(staged_bytes), 0) FROM jobs WHERE tenant_id = $1 \
               AND state IN ('queued', 'running')) + \
-             (SELECT COALESCE(SUM(size), 0) FROM uploads WHERE tenant_id = $1 AND state = 'open') AS n",
+             (SELECT COALESCE(SUM(size), 0) FROM uploads WHERE tenant_id = $1 AND state = 'open') AS BIGINT) AS n",
         )
         .bind(tenant_id)
         .fetch_one(&self.pool)
@@ -415,7 +419,7 @@ impl Db {
 pub(crate) const OBJECT_COLUMNS: &str =
     "key, location, pipeline, encrypted, container_len, plaintext_len, chunk_count, digest, job_id, created_at";
 
-pub(crate) fn object_from(row: &SqliteRow) -> Result<ObjectInfo> {
+pub(crate) fn object_from(row: &AnyRow) -> Result<ObjectInfo> {
     Ok(ObjectInfo {
         key: row.try_get("key")?,
         location: row.try_get("location")?,
@@ -430,14 +434,14 @@ pub(crate) fn object_from(row: &SqliteRow) -> Result<ObjectInfo> {
     })
 }
 
-async fn bump_revision(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> Result<()> {
+async fn bump_revision(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
     sqlx::query("UPDATE revisions SET value = value + 1 WHERE name = 'auth'")
         .execute(&mut **tx)
         .await?;
     Ok(())
 }
 
-fn limits_from(row: &SqliteRow) -> Result<TenantLimits> {
+fn limits_from(row: &AnyRow) -> Result<TenantLimits> {
     Ok(TenantLimits {
         rate_per_sec: row.try_get("rate_per_sec")?,
         burst: row.try_get("burst")?,
@@ -446,7 +450,7 @@ fn limits_from(row: &SqliteRow) -> Result<TenantLimits> {
     })
 }
 
-fn tenant_from(row: &SqliteRow) -> Result<Tenant> {
+fn tenant_from(row: &AnyRow) -> Result<Tenant> {
     Ok(Tenant {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -455,7 +459,7 @@ fn tenant_from(row: &SqliteRow) -> Result<Tenant> {
     })
 }
 
-fn pipeline_from(row: &SqliteRow) -> Result<Pipeline> {
+fn pipeline_from(row: &AnyRow) -> Result<Pipeline> {
     let recipients: String = row.try_get("recipients")?;
     Ok(Pipeline {
         name: row.try_get("name")?,

@@ -1,11 +1,12 @@
 //! Where the sluice service keeps its state: metadata (tenants, tokens,
 //! pipelines, the job queue, object rows) in a SQL database through `sqlx`
-//! ([`Db`], SQLite by default), and containers and staged uploads in an
+//! ([`Db`], SQLite by default, PostgreSQL for several nodes), and containers and staged uploads in an
 //! object store through `object_store` ([`Objects`], a local directory by
 //! default). Nothing here knows HTTP or the engine.
 
 #![forbid(unsafe_code)]
 
+mod connect;
 mod db;
 mod error;
 mod model;
@@ -14,7 +15,9 @@ mod queue;
 pub mod resilient;
 mod stats;
 mod uploads;
+mod wake;
 
+pub use connect::Backend;
 pub use db::{Db, DbConfig};
 pub use error::{Error, Result};
 pub use model::{

@@ -8,9 +8,10 @@
 //! and a cancelled job is not marked succeeded. A job whose lease expired
 //! (its worker died) is claimable again.
 
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::connect::Backend;
 use crate::db::{Db, OBJECT_COLUMNS};
 use crate::error::{Error, Result};
 use crate::model::{Job, JobKind, JobProgress, JobState, ObjectInfo};
@@ -55,7 +56,9 @@ pub enum Fenced<T> {
 impl Db {
     /// Adds a queued job.
     pub async fn enqueue(&self, job: &NewJob) -> Result<Job> {
-        enqueue_with(&self.pool, job).await
+        let job = enqueue_with(&self.pool, job).await?;
+        self.announce_job().await;
+        Ok(job)
     }
 
     /// A tenant's job (another tenant's is "not found", like a missing one).
@@ -115,24 +118,42 @@ impl Db {
     /// an expired lease) with a lease of `lease_ms`. Two index range scans
     /// (an `OR` of the two would scan the whole table, holding the write
     /// lock for as long, which hurt once a backlog of 20,000 jobs built up).
+    /// On SQLite the one writer makes the update atomic; on PostgreSQL the
+    /// rows are locked as they are picked, skipping those another node is
+    /// claiming (`FOR UPDATE SKIP LOCKED`), so nodes never wait on each
+    /// other nor claim the same job.
     pub async fn claim(&self, limit: u32, lease_ms: i64) -> Result<Vec<Job>> {
         let now = now_ms();
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, \
-             started_at = COALESCE(started_at, $2), updated_at = $2 \
-             WHERE id IN (SELECT id FROM (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= $2 \
-                                          ORDER BY run_after LIMIT $3) AS due \
-                          UNION ALL \
-                          SELECT id FROM (SELECT id FROM jobs WHERE state = 'running' AND lease_until < $2 \
-                                          LIMIT $3) AS expired \
-                          LIMIT $3) \
-             RETURNING {JOB_COLUMNS}"
-        )))
-        .bind(now + lease_ms)
-        .bind(now)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let sql = match self.backend {
+            Backend::Sqlite => format!(
+                "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, \
+                 started_at = COALESCE(started_at, $2), updated_at = $2 \
+                 WHERE id IN (SELECT id FROM (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= $2 \
+                                              ORDER BY run_after LIMIT $3) AS due \
+                              UNION ALL \
+                              SELECT id FROM (SELECT id FROM jobs WHERE state = 'running' AND lease_until < $2 \
+                                              LIMIT $3) AS expired \
+                              LIMIT $3) \
+                 RETURNING {JOB_COLUMNS}"
+            ),
+            Backend::Postgres => format!(
+                "WITH due AS (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= $2 \
+                              ORDER BY run_after LIMIT $3 FOR UPDATE SKIP LOCKED), \
+                      expired AS (SELECT id FROM jobs WHERE state = 'running' AND lease_until < $2 \
+                                  LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                 UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, \
+                 started_at = COALESCE(started_at, $2), updated_at = $2 \
+                 WHERE id IN (SELECT id FROM (SELECT id FROM due UNION ALL SELECT id FROM expired) AS runnable \
+                              LIMIT $3) \
+                 RETURNING {JOB_COLUMNS}"
+            ),
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now + lease_ms)
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(job_from).collect()
     }
 
@@ -314,7 +335,7 @@ impl Db {
 }
 
 /// An attempt's conditional update: one row means it still held the job.
-fn fenced(r: &sqlx::sqlite::SqliteQueryResult) -> Fenced<()> {
+fn fenced(r: &sqlx::any::AnyQueryResult) -> Fenced<()> {
     if r.rows_affected() == 1 {
         Fenced::Done(())
     } else {
@@ -324,7 +345,7 @@ fn fenced(r: &sqlx::sqlite::SqliteQueryResult) -> Fenced<()> {
 
 /// Points `tenant`'s key at `o`; returns the location it pointed at before.
 async fn upsert_object(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     tenant: &str,
     o: &ObjectInfo,
 ) -> Result<Option<String>> {
@@ -367,7 +388,7 @@ async fn upsert_object(
 /// records what the job is for).
 pub(crate) async fn enqueue_with<'c, E>(ex: E, job: &NewJob) -> Result<Job>
 where
-    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
 {
     let now = now_ms();
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -390,7 +411,7 @@ where
     job_from(&row)
 }
 
-fn job_from(row: &SqliteRow) -> Result<Job> {
+fn job_from(row: &AnyRow) -> Result<Job> {
     let kind: String = row.try_get("kind")?;
     let state: String = row.try_get("state")?;
     Ok(Job {
@@ -423,14 +444,15 @@ fn job_from(row: &SqliteRow) -> Result<Job> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{new_id, DbConfig};
+    use crate::new_id;
 
-    async fn db() -> (Db, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let db = Db::open(&url, &DbConfig::default()).await.unwrap();
-        db.create_tenant("t", b"sealed", "sluice1x").await.unwrap();
-        (db, dir)
+    /// A database with tenant `t`, on every backend the test can reach.
+    async fn dbs() -> Vec<(Db, Option<tempfile::TempDir>)> {
+        let dbs = crate::connect::test_dbs().await;
+        for (db, _) in &dbs {
+            db.create_tenant("t", b"sealed", "sluice1x").await.unwrap();
+        }
+        dbs
     }
 
     async fn enqueue(db: &Db, tenant: &str, key: &str) -> Job {
@@ -466,10 +488,15 @@ mod tests {
 
     #[tokio::test]
     async fn claims_several_and_fences_stale_attempts() {
-        let (db, _dir) = db().await;
+        for (db, _dir) in dbs().await {
+            claims_several_and_fences_stale_attempts_on(&db).await;
+        }
+    }
+
+    async fn claims_several_and_fences_stale_attempts_on(db: &Db) {
         let tenant = db.tenant_by_name("t").await.unwrap().id;
         for k in ["a", "b", "c"] {
-            enqueue(&db, &tenant, k).await;
+            enqueue(db, &tenant, k).await;
         }
         let claimed = db.claim(2, 60_000).await.unwrap();
         assert_eq!(claimed.len(), 2, "several in one claim");
@@ -526,16 +553,59 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn concurrent_claims_never_hand_out_a_job_twice() {
+        for (db, _dir) in dbs().await {
+            let tenant = db.tenant_by_name("t").await.unwrap().id;
+            for i in 0..60 {
+                enqueue(&db, &tenant, &format!("k{i}")).await;
+            }
+            let claimers: Vec<_> = (0..6)
+                .map(|_| {
+                    let db = db.clone();
+                    tokio::spawn(async move {
+                        let mut mine = Vec::new();
+                        loop {
+                            let got = db.claim(4, 60_000).await.unwrap();
+                            if got.is_empty() {
+                                return mine;
+                            }
+                            mine.extend(got.into_iter().map(|j| j.id));
+                        }
+                    })
+                })
+                .collect();
+            let mut all = Vec::new();
+            for c in claimers {
+                all.extend(c.await.unwrap());
+            }
+            let n = all.len();
+            all.sort();
+            all.dedup();
+            assert_eq!(
+                (n, all.len()),
+                (60, 60),
+                "{:?}: every job claimed exactly once",
+                db.backend()
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn replacing_an_object_returns_the_old_location_and_requeue_delays() {
-        let (db, _dir) = db().await;
+        for (db, _dir) in dbs().await {
+            replacing_an_object_returns_the_old_location_and_requeue_delays_on(&db).await;
+        }
+    }
+
+    async fn replacing_an_object_returns_the_old_location_and_requeue_delays_on(db: &Db) {
         let tenant = db.tenant_by_name("t").await.unwrap().id;
-        enqueue(&db, &tenant, "k").await;
+        enqueue(db, &tenant, "k").await;
         let first = db.claim(1, 60_000).await.unwrap().pop().unwrap();
         assert_eq!(first.object_key, "k");
         db.succeed(&first, JobProgress::default(), Some(&object(&first, "v1")))
             .await
             .unwrap();
-        enqueue(&db, &tenant, "k").await;
+        enqueue(db, &tenant, "k").await;
         let second = db.claim(1, 60_000).await.unwrap().pop().unwrap();
         // A transient failure puts it back, not runnable before its delay.
         assert_eq!(
@@ -559,12 +629,17 @@ mod tests {
 
     #[tokio::test]
     async fn quotas_count_objects_and_staged_uploads_and_changes_move_the_revision() {
-        let (db, _dir) = db().await;
+        for (db, _dir) in dbs().await {
+            quotas_count_objects_and_staged_uploads_and_changes_move_the_revision_on(&db).await;
+        }
+    }
+
+    async fn quotas_count_objects_and_staged_uploads_and_changes_move_the_revision_on(db: &Db) {
         let t = db.tenant_by_name("t").await.unwrap();
         let r0 = db.auth_revision().await.unwrap();
         assert_eq!(db.stored_bytes(&t.id).await.unwrap(), 0);
-        let a = enqueue(&db, &t.id, "a").await;
-        enqueue(&db, &t.id, "b").await;
+        let a = enqueue(db, &t.id, "a").await;
+        enqueue(db, &t.id, "b").await;
         assert_eq!(db.queued_jobs(&t.id).await.unwrap(), 2);
         assert_eq!(db.stored_bytes(&t.id).await.unwrap(), 200, "two staged uploads");
         let claimed = db.claim(1, 60_000).await.unwrap();

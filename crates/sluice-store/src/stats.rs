@@ -47,7 +47,7 @@ impl Db {
     /// Container bytes and object count stored per tenant name.
     pub async fn stored_by_tenant(&self) -> Result<Vec<(String, i64, i64)>> {
         let rows = sqlx::query(
-            "SELECT t.name AS tenant, COALESCE(SUM(o.container_len), 0) AS bytes, COUNT(o.key) AS n \
+            "SELECT t.name AS tenant, CAST(COALESCE(SUM(o.container_len), 0) AS BIGINT) AS bytes, COUNT(o.key) AS n \
              FROM tenants t LEFT JOIN objects o ON o.tenant_id = t.id GROUP BY t.name",
         )
         .fetch_all(&self.pool)
@@ -71,8 +71,8 @@ impl Db {
     /// One tenant's objects: how many, their container and original bytes.
     pub async fn tenant_objects_summary(&self, tenant_id: &str) -> Result<(i64, i64, i64)> {
         let row = sqlx::query(
-            "SELECT COUNT(*) AS n, COALESCE(SUM(container_len), 0) AS stored, \
-             COALESCE(SUM(plaintext_len), 0) AS original FROM objects WHERE tenant_id = $1",
+            "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(container_len), 0) AS BIGINT) AS stored, \
+             CAST(COALESCE(SUM(plaintext_len), 0) AS BIGINT) AS original FROM objects WHERE tenant_id = $1",
         )
         .bind(tenant_id)
         .fetch_one(&self.pool)
@@ -117,9 +117,12 @@ mod tests {
 
     #[tokio::test]
     async fn counts_by_tenant_and_state_and_oldest_age() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("db").display());
-        let db = Db::open(&url, &crate::DbConfig::default()).await.unwrap();
+        for (db, _dir) in crate::connect::test_dbs().await {
+            counts_by_tenant_and_state_and_oldest_age_on(&db).await;
+        }
+    }
+
+    async fn counts_by_tenant_and_state_and_oldest_age_on(db: &Db) {
         assert_eq!(db.oldest_queued_age().await.unwrap(), Duration::ZERO);
         let t = db.create_tenant("acme", b"sealed", "sluice1x").await.unwrap();
         for key in ["a", "b"] {

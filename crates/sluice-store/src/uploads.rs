@@ -1,7 +1,7 @@
 //! Resumable upload sessions: what was announced, which parts arrived, and
 //! the one transaction that turns a complete session into a queued job.
 
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::queue::enqueue_with;
@@ -122,7 +122,7 @@ pub struct NewUpload {
 const UPLOAD_COLUMNS: &str = "id, tenant_id, object_key, pipeline, size, part_size, expected_digest, state, job_id, \
                               created_at, expires_at";
 
-fn upload_from(row: &SqliteRow) -> Result<Upload> {
+fn upload_from(row: &AnyRow) -> Result<Upload> {
     let state: String = row.try_get("state")?;
     Ok(Upload {
         id: row.try_get("id")?,
@@ -227,6 +227,7 @@ impl Db {
         }
         let job = enqueue_with(&mut *tx, job).await?;
         tx.commit().await?;
+        self.announce_job().await;
         Ok(job)
     }
 
@@ -286,9 +287,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_session_completes_once_into_a_job() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("db").display());
-        let db = Db::open(&url, &crate::DbConfig::default()).await.unwrap();
+        for (db, _dir) in crate::connect::test_dbs().await {
+            a_session_completes_once_into_a_job_on(&db).await;
+        }
+    }
+
+    async fn a_session_completes_once_into_a_job_on(db: &Db) {
         let t = db.create_tenant("acme", b"sealed", "sluice1x").await.unwrap();
         let u = db
             .create_upload(&NewUpload {

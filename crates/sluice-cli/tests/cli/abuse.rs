@@ -126,6 +126,10 @@ fn stalled_uploads_time_out_and_oversized_requests_are_refused() {
 
 #[test]
 fn an_unwritable_store_answers_503_fast_jobs_wait_and_nothing_accepted_is_lost() {
+    // Breaks the local store's files; the S3 outage has its own test.
+    if !local_store_or_skip() {
+        return;
+    }
     let env = Env::new();
     let token = tenant(&env, "acme", "write");
     let s = Server::start(

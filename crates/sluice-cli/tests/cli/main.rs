@@ -13,6 +13,7 @@ mod roundtrip;
 mod s3;
 mod serve;
 mod service;
+mod shared_state;
 mod signals;
 mod util;
 mod verify_info;

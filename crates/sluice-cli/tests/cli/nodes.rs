@@ -2,71 +2,10 @@
 //! an API-only `sluice serve --workers 0` beside `sluice worker` processes
 //! that name the shared state by `--database` and `--store` URLs.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::service::*;
 use crate::util::*;
-
-/// A `sluice worker` process, killed when dropped.
-struct Worker {
-    child: Option<Child>,
-    log: std::path::PathBuf,
-}
-
-impl Worker {
-    fn start(env: &Env, name: &str, extra: &[&str]) -> Worker {
-        let data = env.path("data");
-        let log = env.path(&format!("{name}.log"));
-        let child = Command::new(bin())
-            .arg("worker")
-            // Its own (empty) data directory: the URLs name the shared state.
-            .args(["--data-dir", env.path(name).to_str().unwrap()])
-            .args(["--database", &format!("sqlite://{}", data.join("sluice.db").display())])
-            .args(["--store", &format!("file://{}", data.join("store").display())])
-            .args(["--master-key", data.join("master.key").to_str().unwrap()])
-            .args(["--job-lease-secs", "3"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .spawn()
-            .unwrap();
-        Worker {
-            child: Some(child),
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            Command::new("kill")
-                .args(["-KILL", &c.id().to_string()])
-                .status()
-                .unwrap();
-            let _ = c.wait();
-        }
-    }
-
-    fn stop(&mut self) -> std::process::ExitStatus {
-        let mut c = self.child.take().unwrap();
-        Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status()
-            .unwrap();
-        c.wait().unwrap()
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
 
 fn job_ids_succeeded_in(log: &str) -> usize {
     log.lines().filter(|l| l.contains("job succeeded")).count()

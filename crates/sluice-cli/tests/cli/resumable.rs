@@ -45,17 +45,13 @@ fn send_part(s: &Server, token: &str, id: &str, n: usize, data: &[u8]) -> Reply 
     put(s, token, &format!("/v1/uploads/{id}/parts/{n}"), data)
 }
 
-/// Files under the local store's `uploads/` for this session.
+/// Objects stored under `uploads/` for this session (its parts, and any
+/// scratch copy of one).
 fn part_files(env: &Env, id: &str) -> usize {
-    let root = env.path("data/store/uploads");
-    let Ok(tenants) = std::fs::read_dir(&root) else {
-        return 0;
-    };
-    tenants
-        .flatten()
-        .filter_map(|t| std::fs::read_dir(t.path().join(id)).ok())
-        .map(|d| d.count())
-        .sum()
+    env.stored_names("uploads/")
+        .iter()
+        .filter(|n| n.contains(&format!("/{id}/")))
+        .count()
 }
 
 #[test]

@@ -39,7 +39,12 @@ impl Server {
             data: env.path("data"),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             log: env.path("server.log"),
-            vars: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            vars: env
+                .state_vars()
+                .iter()
+                .cloned()
+                .chain(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+                .collect(),
         };
         s.spawn();
         s
@@ -105,6 +110,67 @@ impl Drop for Server {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+/// A `sluice worker` process, killed when dropped.
+pub(crate) struct Worker {
+    child: Option<Child>,
+    log: std::path::PathBuf,
+}
+
+impl Worker {
+    pub(crate) fn start(env: &Env, name: &str, extra: &[&str]) -> Worker {
+        let data = env.path("data");
+        let log = env.path(&format!("{name}.log"));
+        let child = Command::new(bin())
+            .arg("worker")
+            // Its own (empty) data directory: the URLs name the shared state.
+            .args(["--data-dir", env.path(name).to_str().unwrap()])
+            .args(["--database", &env.database_url()])
+            .args(["--store", &env.store_url()])
+            .envs(env.state_vars().iter().map(|(k, v)| (k, v)))
+            .args(["--master-key", data.join("master.key").to_str().unwrap()])
+            .args(["--job-lease-secs", "3"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .spawn()
+            .unwrap();
+        Worker {
+            child: Some(child),
+            log,
+        }
+    }
+
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub(crate) fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            Command::new("kill")
+                .args(["-KILL", &c.id().to_string()])
+                .status()
+                .unwrap();
+            let _ = c.wait();
+        }
+    }
+
+    pub(crate) fn stop(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .unwrap();
+        c.wait().unwrap()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.kill9();
     }
 }
 

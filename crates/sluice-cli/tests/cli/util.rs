@@ -6,12 +6,114 @@ use assert_cmd::Command;
 
 pub struct Env {
     pub dir: tempfile::TempDir,
+    /// Where the service keeps state: the defaults in the data directory,
+    /// or PostgreSQL and S3 when the suite runs against them.
+    shared: Vec<(String, String)>,
+}
+
+/// When `SLUICE_TEST_POSTGRES` (a server's base URL) and/or
+/// `SLUICE_TEST_S3` (an S3 endpoint with a bucket `sluice-e2e`) are set,
+/// every service process of a test gets a database and a store prefix of
+/// its own there, through `SLUICE_DATABASE`/`SLUICE_STORE`: the same
+/// end-to-end tests then run against PostgreSQL + S3
+/// (`scripts/shared_state_test.sh`).
+fn shared_state() -> Vec<(String, String)> {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let unique = format!(
+        "e{}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
+    let mut vars = Vec::new();
+    if let Ok(base) = std::env::var("SLUICE_TEST_POSTGRES") {
+        vars.push((
+            "SLUICE_DATABASE".to_string(),
+            format!("{}/{unique}", base.trim_end_matches('/')),
+        ));
+    }
+    if let Ok(endpoint) = std::env::var("SLUICE_TEST_S3") {
+        vars.push(("SLUICE_STORE".into(), format!("s3://sluice-e2e/{unique}")));
+        vars.push(("AWS_ENDPOINT_URL".into(), endpoint));
+        vars.push(("AWS_ALLOW_HTTP".into(), "true".into()));
+        vars.push(("AWS_REGION".into(), "us-east-1".into()));
+        vars.push(("AWS_ACCESS_KEY_ID".into(), "testing".into()));
+        vars.push(("AWS_SECRET_ACCESS_KEY".into(), "testing".into()));
+    }
+    vars
 }
 
 impl Env {
     pub fn new() -> Self {
         Env {
             dir: tempfile::tempdir().unwrap(),
+            shared: shared_state(),
+        }
+    }
+
+    /// Environment variables naming this test's database and store, for
+    /// every service process it starts (none: the data directory's).
+    pub fn state_vars(&self) -> &[(String, String)] {
+        &self.shared
+    }
+
+    fn shared(&self, name: &str) -> Option<&str> {
+        self.shared.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The database URL the service of this test uses.
+    pub fn database_url(&self) -> String {
+        self.shared("SLUICE_DATABASE")
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("sqlite://{}", self.path("data").join("sluice.db").display()))
+    }
+
+    /// The store URL the service of this test uses.
+    pub fn store_url(&self) -> String {
+        self.shared("SLUICE_STORE")
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("file://{}", self.path("data").join("store").display()))
+    }
+
+    /// Names of everything stored under `prefix` (relative to the
+    /// service's store: `uploads/`, `staging/`, `objects/`), whichever
+    /// store the test uses.
+    pub fn stored_names(&self, prefix: &str) -> Vec<String> {
+        match (self.shared("SLUICE_STORE"), self.shared("AWS_ENDPOINT_URL")) {
+            (Some(url), Some(endpoint)) => {
+                let (bucket, root) = url.trim_start_matches("s3://").split_once('/').unwrap();
+                let mut r = ureq::get(format!("{endpoint}/{bucket}?list-type=2&prefix={root}/{prefix}"))
+                    .call()
+                    .unwrap();
+                let xml = r.body_mut().read_to_string().unwrap();
+                xml.split("<Key>")
+                    .skip(1)
+                    .filter_map(|k| k.split("</Key>").next())
+                    .map(|k| k.trim_start_matches(&format!("{root}/")).to_string())
+                    .collect()
+            }
+            _ => {
+                let root = self.path("data").join("store");
+                let mut names = Vec::new();
+                let mut dirs = vec![root.clone()];
+                while let Some(d) = dirs.pop() {
+                    for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                        let p = e.path();
+                        if p.is_dir() {
+                            dirs.push(p);
+                        } else {
+                            let name = p.strip_prefix(&root).unwrap().to_string_lossy().to_string();
+                            if name.starts_with(prefix) {
+                                names.push(name);
+                            }
+                        }
+                    }
+                }
+                names
+            }
         }
     }
 
@@ -30,7 +132,8 @@ impl Env {
         let mut c = Command::cargo_bin("sluice").unwrap();
         c.current_dir(self.dir.path())
             .env_remove("SLUICE_PASSPHRASE")
-            .env_remove("SLUICE_THREADS");
+            .env_remove("SLUICE_THREADS")
+            .envs(self.shared.iter().map(|(k, v)| (k, v)));
         c
     }
 
@@ -107,4 +210,14 @@ pub fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
             want.len()
         );
     }
+}
+
+/// Whether the service's store is the local directory; if not (the suite
+/// runs against S3), says that the calling test is skipped.
+pub fn local_store_or_skip() -> bool {
+    let local = std::env::var_os("SLUICE_TEST_S3").is_none();
+    if !local {
+        eprintln!("skipped: this test works on the local store's files");
+    }
+    local
 }

@@ -1,0 +1,195 @@
+//! Opening the metadata database: the backend named by the URL, its pool,
+//! per-connection settings, and the migrations (one set of files for both
+//! databases).
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use sqlx::any::{install_default_drivers, AnyPoolOptions};
+use sqlx::migrate::{MigrateDatabase, Migration, Migrator};
+use sqlx::{Any, Executor, SqlSafeStr};
+
+use crate::db::{Db, DbConfig};
+use crate::error::{Error, Result};
+
+/// The SQL database behind [`Db`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// One file, one writer at a time: one machine.
+    Sqlite,
+    /// A server several nodes share.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names.
+    pub fn of_url(url: &str) -> Result<Backend> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(Error::Config(
+                "database URL: expected sqlite://PATH or postgres://USER@HOST[:PORT]/NAME".into(),
+            ))
+        }
+    }
+
+    /// Its name, for logs and health.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// SQLite settings every connection needs: WAL, an accepted upload's row
+/// durable across a power loss (not only a crash), a wait instead of an
+/// error when another writer holds the lock, and foreign keys enforced.
+const SQLITE_PRAGMAS: &str =
+    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;";
+
+pub(crate) async fn open(url: &str, config: &DbConfig) -> Result<Db> {
+    install_default_drivers();
+    let backend = Backend::of_url(url)?;
+    let connect_url = match backend {
+        Backend::Sqlite => sqlite_create_url(url),
+        Backend::Postgres => url.to_string(),
+    };
+    if backend == Backend::Postgres {
+        create_postgres_database(&connect_url).await?;
+    }
+    let pool = AnyPoolOptions::new()
+        .max_connections(config.max_connections.max(1))
+        .min_connections(config.min_connections)
+        .acquire_timeout(config.acquire_timeout)
+        .idle_timeout(config.idle_timeout)
+        .max_lifetime(config.max_lifetime)
+        // A connection the database dropped (a restart) is found out on
+        // checkout, not by the statement that needed it.
+        .test_before_acquire(true)
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    conn.execute(SQLITE_PRAGMAS).await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(&connect_url)
+        .await?;
+    migrator(backend).run(&pool).await?;
+    Ok(Db {
+        pool,
+        backend,
+        url: Arc::from(connect_url),
+    })
+}
+
+/// `sqlite://PATH` opened read-write and created if missing.
+fn sqlite_create_url(url: &str) -> String {
+    if url.contains("mode=") {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+/// Creates the database a `postgres://` URL names if it does not exist (as
+/// SQLite creates its file), when the role may; if it may not, connecting
+/// says so.
+async fn create_postgres_database(url: &str) -> Result<()> {
+    match Any::database_exists(url).await {
+        Ok(true) => Ok(()),
+        Ok(false) => match Any::create_database(url).await {
+            Ok(()) => Ok(()),
+            // Another node created it first.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => Ok(()),
+            Err(e) => Err(e.into()),
+        },
+        // No access to the maintenance database: the named one may exist.
+        Err(_) => Ok(()),
+    }
+}
+
+/// The migrations, the same files for both databases. They are written in
+/// the SQL both speak; the one type name SQLite accepts and PostgreSQL
+/// spells differently (`BLOB`, PostgreSQL's `BYTEA`) is translated, and
+/// each migration keeps its file's checksum, so a database records the
+/// same history whichever backend ran it.
+pub(crate) fn migrator(backend: Backend) -> Migrator {
+    let files = sqlx::migrate!("./migrations");
+    let migrations = files
+        .iter()
+        .map(|m| match backend {
+            Backend::Sqlite => m.clone(),
+            Backend::Postgres => Migration {
+                sql: sqlx::AssertSqlSafe(postgres_dialect(m.sql.as_str())).into_sql_str(),
+                checksum: Cow::Owned(m.checksum.to_vec()),
+                ..m.clone()
+            },
+        })
+        .collect();
+    Migrator::with_migrations(migrations)
+}
+
+fn postgres_dialect(sql: &str) -> String {
+    sql.replace(" BLOB ", " BYTEA ")
+}
+
+/// A database for one test: SQLite in a temporary directory, or, when
+/// `SLUICE_TEST_POSTGRES` names a server (`postgres://USER@HOST:PORT`), a
+/// fresh database on it.
+#[cfg(test)]
+pub(crate) async fn test_dbs() -> Vec<(Db, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let mut dbs = vec![(Db::open(&url, &DbConfig::default()).await.unwrap(), Some(dir))];
+    if let Ok(base) = std::env::var("SLUICE_TEST_POSTGRES") {
+        let name = format!("t_{}", crate::new_id().unwrap());
+        let url = format!("{}/{name}", base.trim_end_matches('/'));
+        dbs.push((Db::open(&url, &DbConfig::default()).await.unwrap(), None));
+    }
+    dbs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_their_backend() {
+        assert_eq!(Backend::of_url("sqlite:///a/b.db").unwrap(), Backend::Sqlite);
+        assert_eq!(Backend::of_url("postgres://u@h/db").unwrap(), Backend::Postgres);
+        assert_eq!(Backend::of_url("postgresql://u@h/db").unwrap(), Backend::Postgres);
+        assert!(Backend::of_url("mysql://u@h/db").is_err());
+        assert_eq!(sqlite_create_url("sqlite:///a.db"), "sqlite:///a.db?mode=rwc");
+        assert_eq!(sqlite_create_url("sqlite:///a.db?mode=ro"), "sqlite:///a.db?mode=ro");
+    }
+
+    #[test]
+    fn postgres_migrations_differ_only_in_type_names_and_keep_checksums() {
+        let lite = migrator(Backend::Sqlite);
+        let pg = migrator(Backend::Postgres);
+        assert_eq!(lite.iter().count(), pg.iter().count());
+        for (a, b) in lite.iter().zip(pg.iter()) {
+            assert_eq!(a.checksum, b.checksum);
+            assert!(!b.sql.as_str().contains(" BLOB "));
+            assert_eq!(a.sql.as_str().replace(" BLOB ", " BYTEA "), b.sql.as_str());
+        }
+        assert!(pg.iter().any(|m| m.sql.as_str().contains("BYTEA")));
+    }
+
+    #[tokio::test]
+    async fn every_backend_opens_twice_and_answers() {
+        for (db, _dir) in test_dbs().await {
+            db.ping().await.unwrap();
+            // Opening again finds the migrations applied.
+            let again = Db::open(&db.url, &DbConfig::default()).await.unwrap();
+            again.ping().await.unwrap();
+        }
+    }
+}
