@@ -5,6 +5,9 @@ this machine, each worker limited to its share of the cores.
 
     scale.py SLUICE_BINARY WORKDIR [--quick]
 
+The database is SQLite in WORKDIR, or the PostgreSQL URL in
+SCALE_DATABASE (bench/scale.sh --postgres starts one).
+
 For each worker count: a backlog of mixed jobs (4 KiB to 32 MiB) is queued
 with no worker running, then the workers start and drain it: jobs/s and
 MB/s (original bytes). Then, with the workers idle, single jobs arrive one
@@ -31,6 +34,7 @@ MIB = 1 << 20
 MIX = [(1000, 4096), (100, MIB), (10, 32 * MIB)] if not QUICK else [(40, 4096), (10, MIB), (2, 8 * MIB)]
 LEASE = 5
 DATA = os.path.join(WORK, "data")
+DATABASE = os.environ.get("SCALE_DATABASE") or f"sqlite://{DATA}/sluice.db"
 
 
 def free_port():
@@ -42,7 +46,7 @@ def free_port():
 
 
 def admin(*args):
-    return subprocess.run([BIN, "admin", "--data-dir", DATA, *args], check=True,
+    return subprocess.run([BIN, "admin", "--data-dir", DATA, "--database", DATABASE, *args], check=True,
                           capture_output=True, text=True).stdout.strip()
 
 
@@ -70,7 +74,7 @@ def worker(i, n):
     share = max(1, CORES // n)
     log = open(os.path.join(WORK, f"worker-{n}-{i}.log"), "w")
     return subprocess.Popen([BIN, "worker", "--data-dir", os.path.join(WORK, f"w{i}"),
-                             "--database", f"sqlite://{DATA}/sluice.db", "--store", f"file://{DATA}/store",
+                             "--database", DATABASE, "--store", f"file://{DATA}/store",
                              "--master-key", f"{DATA}/master.key", "--workers", str(2 * share),
                              "--cpu-threads", str(share), "--runtime-threads", "1",
                              "--job-lease-secs", str(LEASE)], stderr=log)
@@ -111,7 +115,7 @@ TOKEN = admin("token", "create", "--tenant", "scale", "--scope", "write")
 PORT = free_port()
 BASE = f"http://127.0.0.1:{PORT}"
 api_log = open(os.path.join(WORK, "api.log"), "w")
-API = subprocess.Popen([BIN, "serve", "--data-dir", DATA, "--listen", f"127.0.0.1:{PORT}", "--workers", "0",
+API = subprocess.Popen([BIN, "serve", "--data-dir", DATA, "--database", DATABASE, "--listen", f"127.0.0.1:{PORT}", "--workers", "0",
                         "--default-rate", "0", "--default-max-queued", "1000000"], stderr=api_log)
 results = []
 try:
@@ -124,7 +128,7 @@ try:
     bodies = {size: body_of(size, size) for _, size in MIX}
     total_jobs = sum(n for n, _ in MIX)
     total_bytes = sum(n * s for n, s in MIX)
-    print(f"cores: {CORES}; backlog: {total_jobs} jobs, {total_bytes / 1e6:.0f} MB "
+    print(f"database: {DATABASE.split(':')[0]}; cores: {CORES}; backlog: {total_jobs} jobs, {total_bytes / 1e6:.0f} MB "
           f"({', '.join(f'{n} x {s // 1024} KiB' for n, s in MIX)}); on disk under {WORK}", flush=True)
     for n in (1, 2, 3):
         seq = 0

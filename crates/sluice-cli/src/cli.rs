@@ -132,7 +132,7 @@ pub struct ServeArgs {
     /// Directory of the database, the local object store and the master key [default: ./sluice-data]
     #[arg(long, env = "SLUICE_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Metadata database: sqlite://PATH or postgres://USER@HOST[:PORT]/NAME [default: sqlite://DIR/sluice.db]
+    /// Metadata database: sqlite://PATH or postgres://USER@HOST:PORT/NAME [default: sqlite://DIR/sluice.db]
     #[arg(long, env = "SLUICE_DATABASE", value_name = "URL")]
     pub database: Option<String>,
     /// Object store: file:///DIR or s3://BUCKET/PREFIX (endpoint, region and credentials from AWS_* env) [default: file://DIR/store]
@@ -349,7 +349,7 @@ pub struct AdminArgs {
     /// The service's data directory.
     #[arg(long, env = "SLUICE_DATA_DIR", value_name = "DIR", default_value = "./sluice-data")]
     pub data_dir: PathBuf,
-    /// Metadata database: sqlite://PATH or postgres://USER@HOST[:PORT]/NAME [default: sqlite://DIR/sluice.db]
+    /// Metadata database: sqlite://PATH or postgres://USER@HOST:PORT/NAME [default: sqlite://DIR/sluice.db]
     #[arg(long, env = "SLUICE_DATABASE", value_name = "URL")]
     pub database: Option<String>,
     /// Object store URL (accepted for symmetry with serve; admin only touches the database)

@@ -57,8 +57,9 @@ pub(crate) async fn open(url: &str, config: &DbConfig) -> Result<Db> {
         Backend::Sqlite => sqlite_create_url(url),
         Backend::Postgres => url.to_string(),
     };
-    if backend == Backend::Postgres {
-        create_postgres_database(&connect_url).await?;
+    match backend {
+        Backend::Sqlite => create_sqlite_parent(url).await?,
+        Backend::Postgres => create_postgres_database(&connect_url).await?,
     }
     let pool = AnyPoolOptions::new()
         .max_connections(config.max_connections.max(1))
@@ -96,6 +97,28 @@ fn sqlite_create_url(url: &str) -> String {
     } else {
         format!("{url}?mode=rwc")
     }
+}
+
+/// Creates the directory of a `sqlite://PATH` database if missing (SQLite
+/// creates the file, not its directory).
+async fn create_sqlite_parent(url: &str) -> Result<()> {
+    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.starts_with(':') {
+        return Ok(());
+    }
+    if let Some(parent) = std::path::Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        tokio::fs::create_dir_all(parent).await.map_err(|e| {
+            Error::Config(format!(
+                "{}: cannot create the database's directory: {e}",
+                parent.display()
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// Creates the database a `postgres://` URL names if it does not exist (as
@@ -181,6 +204,44 @@ mod tests {
             assert_eq!(a.sql.as_str().replace(" BLOB ", " BYTEA "), b.sql.as_str());
         }
         assert!(pg.iter().any(|m| m.sql.as_str().contains("BYTEA")));
+    }
+
+    #[tokio::test]
+    async fn sqlite_connections_get_wal_full_sync_and_foreign_keys() {
+        use sqlx::Row;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Db::open(&url, &DbConfig::default()).await.unwrap();
+        let mut conn = db.pool.acquire().await.unwrap();
+        let mode: String = sqlx::query("PRAGMA journal_mode")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap()
+            .get(0);
+        let sync: i64 = sqlx::query("PRAGMA synchronous")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap()
+            .get(0);
+        let fk: i64 = sqlx::query("PRAGMA foreign_keys")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!((mode.as_str(), sync, fk), ("wal", 2, 1));
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_database_s_directory_is_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("a/b/t.db").display());
+        Db::open(&url, &DbConfig::default())
+            .await
+            .unwrap()
+            .ping()
+            .await
+            .unwrap();
+        assert!(dir.path().join("a/b/t.db").exists());
     }
 
     #[tokio::test]
