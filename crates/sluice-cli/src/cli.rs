@@ -192,6 +192,9 @@ pub struct ServeArgs {
     /// Seconds a resumable upload may stay open before it expires and its parts are reclaimed [default: 86400]
     #[arg(long, env = "SLUICE_UPLOAD_TTL_SECS", value_name = "SECS")]
     pub upload_ttl_secs: Option<u64>,
+    /// MiB of resumable-upload parts buffered at once on their way into S3 multipart uploads (more: 503) [default: 256]
+    #[arg(long, env = "SLUICE_PART_BUFFER_MIB", value_name = "MIB")]
+    pub part_buffer_mib: Option<u64>,
     /// Most database connections [default: 8]
     #[arg(long, env = "SLUICE_DB_MAX_CONNECTIONS", value_name = "N")]
     pub db_max_connections: Option<u32>,

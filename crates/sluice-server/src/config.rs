@@ -56,6 +56,9 @@ pub struct Settings {
     pub reaper_interval_secs: Option<u64>,
     /// Seconds a resumable upload may stay open before it expires.
     pub upload_ttl_secs: Option<u64>,
+    /// MiB of resumable-upload parts held in memory at once on their way
+    /// into an S3 multipart upload.
+    pub part_buffer_mib: Option<u64>,
     /// Seconds an unreferenced staged upload or container must be old before the reaper deletes it.
     pub reaper_min_age_secs: Option<u64>,
     /// Most database connections.
@@ -159,6 +162,7 @@ impl Settings {
             shutdown_grace_secs,
             reaper_interval_secs,
             upload_ttl_secs,
+            part_buffer_mib,
             reaper_min_age_secs,
             db_max_connections,
             db_min_connections,
@@ -239,6 +243,8 @@ pub struct Config {
     pub reaper_interval: Duration,
     /// How long a resumable upload may stay open.
     pub upload_ttl: Duration,
+    /// MiB of parts buffered at once for S3 multipart uploads.
+    pub part_buffer_mib: u32,
     /// Age before an unreferenced object is reaped.
     pub reaper_min_age: Duration,
     /// Database pool.
@@ -319,6 +325,7 @@ impl Config {
             shutdown_grace: secs(s.shutdown_grace_secs.unwrap_or(30)),
             reaper_interval: secs(s.reaper_interval_secs.unwrap_or(60).max(1)),
             upload_ttl: secs(s.upload_ttl_secs.unwrap_or(24 * 3600).max(1)),
+            part_buffer_mib: u32::try_from(s.part_buffer_mib.unwrap_or(256)).unwrap_or(u32::MAX),
             reaper_min_age: secs(s.reaper_min_age_secs.unwrap_or(3600)),
             db: DbConfig {
                 max_connections: s.db_max_connections.unwrap_or(defaults.max_connections),
@@ -430,6 +437,12 @@ impl Config {
         }
         if self.job_max_attempts == 0 || self.job_lease < Duration::from_secs(3) {
             anyhow::bail!("job max attempts must be at least 1 and the lease at least 3 s");
+        }
+        if !(64..=65_536).contains(&self.part_buffer_mib) {
+            anyhow::bail!(
+                "part buffer must be 64 to 65536 MiB (the largest part is 64 MiB), got {}",
+                self.part_buffer_mib
+            );
         }
         if self.db.min_connections > self.db.max_connections {
             anyhow::bail!("database min connections exceed max connections");

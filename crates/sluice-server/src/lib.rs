@@ -125,6 +125,7 @@ async fn open_state(config: Config) -> anyhow::Result<AppState> {
         .context("opening the database")?;
     let objects = Objects::open(&config.objects, config.store).context("opening the object store")?;
     let job_slots = config.max_running_jobs;
+    let part_buffer_mib = config.part_buffer_mib as usize;
     let opened = OpenedCache::new(config.index_cache);
     let jwt = match &config.jwt {
         Some(j) => Some(Arc::new(jwt::JwtVerifier::new(j.clone())?)),
@@ -157,6 +158,7 @@ async fn open_state(config: Config) -> anyhow::Result<AppState> {
         jwt,
         running: Arc::new(Running::default()),
         job_slots: Arc::new(tokio::sync::Semaphore::new(job_slots)),
+        part_buffers: Arc::new(tokio::sync::Semaphore::new(part_buffer_mib)),
         requests_in_flight: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         job_queued: Arc::new(Notify::new()),
         shutting_down: Arc::new(AtomicBool::new(false)),

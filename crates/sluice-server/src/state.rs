@@ -42,6 +42,9 @@ pub struct AppState {
     /// One permit per job that may run on this node (queued jobs and
     /// uploads processed as they stream in share them).
     pub job_slots: Arc<tokio::sync::Semaphore>,
+    /// MiB of resumable-upload parts held in memory on their way into an
+    /// S3 multipart upload (one permit per MiB; none left: 503).
+    pub part_buffers: Arc<tokio::sync::Semaphore>,
     /// `/v1` requests being handled now (the dispatcher yields to them).
     pub requests_in_flight: Arc<AtomicUsize>,
     /// Wakes idle workers when a job is queued.

@@ -522,14 +522,19 @@ pub async fn reap(st: &AppState, age: Duration) -> sluice_store::Result<usize> {
     }
     // Resumable uploads not completed in time: closed first (a late part or
     // completion is then refused), then their parts deleted.
-    for (tenant_id, id) in st.db.expired_uploads(500).await? {
+    for (_tenant_id, id) in st.db.expired_uploads(500).await? {
         if st.db.close_upload(&id, UploadState::Expired).await? {
-            st.objects
-                .delete_staging(&Objects::upload_prefix(&tenant_id, &id))
-                .await?;
+            crate::routes::uploads::release(st, &st.db.upload_by_id(&id).await?).await?;
             tracing::info!(upload = %id, "resumable upload expired; its parts were reclaimed");
             removed += 1;
         }
+    }
+    // Closed sessions whose S3 multipart upload could not be aborted then
+    // (the store was down): aborted now.
+    for u in st.db.closed_uploads_with_multipart(500).await? {
+        crate::routes::uploads::release(st, &u).await?;
+        tracing::info!(upload = %u.id, "a closed upload's multipart upload was aborted");
+        removed += 1;
     }
     for (location, job_id) in st.objects.old_staging(age).await? {
         if !st.db.job_exists(&job_id).await? {

@@ -24,7 +24,7 @@ pub use model::{
     Job, JobKind, JobProgress, JobState, LimitsUpdate, ObjectInfo, Pipeline, Principal, Scope, Tenant, TenantLimits,
     TokenInfo,
 };
-pub use objects::{Objects, StoreLocation, STREAM_BUFFER};
+pub use objects::{Objects, StoreLocation, S3_MIN_PART, STREAM_BUFFER};
 pub use queue::{Fenced, NewJob};
 pub use resilient::{BreakerState, Resilience, Resilient};
 pub use stats::PoolStats;

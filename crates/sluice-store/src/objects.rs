@@ -14,6 +14,7 @@ use std::time::Duration;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::buffered::{BufReader, BufWriter};
 use object_store::local::LocalFileSystem;
+use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
@@ -79,7 +80,38 @@ pub struct Objects {
     /// The directory of a local store, whose files must be synced to be
     /// durable (`LocalFileSystem` does not fsync).
     local_root: Option<std::path::PathBuf>,
+    /// The store's own multipart uploads (S3), for resumable uploads whose
+    /// parts become the parts of one object.
+    multipart: Option<PartsTarget>,
 }
+
+/// A store's multipart API and the key prefix the service's names live
+/// under in it (the `PrefixStore` that serves everything else does not
+/// offer the multipart API).
+#[derive(Clone)]
+struct PartsTarget {
+    store: Arc<dyn MultipartStore>,
+    prefix: String,
+}
+
+impl std::fmt::Debug for PartsTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartsTarget").field("prefix", &self.prefix).finish()
+    }
+}
+
+impl PartsTarget {
+    fn path(&self, location: &str) -> Path {
+        if self.prefix.is_empty() {
+            Path::from(location)
+        } else {
+            Path::from(format!("{}/{location}", self.prefix))
+        }
+    }
+}
+
+/// The smallest part S3 accepts in a multipart upload (but the last).
+pub const S3_MIN_PART: u64 = 5 << 20;
 
 impl Objects {
     /// A store in a local directory (created if missing), every call
@@ -92,6 +124,7 @@ impl Objects {
             store: guard.clone(),
             guard,
             local_root: Some(dir.to_path_buf()),
+            multipart: None,
         })
     }
 
@@ -103,19 +136,25 @@ impl Objects {
         match location {
             StoreLocation::Local(dir) => Objects::local(dir, resilience),
             StoreLocation::S3 { bucket, prefix } => {
-                let s3 = object_store::aws::AmazonS3Builder::from_env()
-                    .with_bucket_name(bucket)
-                    .build()?;
+                let s3 = Arc::new(
+                    object_store::aws::AmazonS3Builder::from_env()
+                        .with_bucket_name(bucket)
+                        .build()?,
+                );
                 let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
-                    Arc::new(s3)
+                    s3.clone()
                 } else {
-                    Arc::new(object_store::prefix::PrefixStore::new(s3, prefix.as_str()))
+                    Arc::new(object_store::prefix::PrefixStore::new(Arc::clone(&s3), prefix.as_str()))
                 };
                 let guard = Arc::new(Resilient::new(store, "s3", resilience));
                 Ok(Objects {
                     store: guard.clone(),
                     guard,
                     local_root: None,
+                    multipart: Some(PartsTarget {
+                        store: s3,
+                        prefix: prefix.clone(),
+                    }),
                 })
             }
         }
@@ -129,6 +168,23 @@ impl Objects {
             store: guard.clone(),
             guard,
             local_root: None,
+            multipart: None,
+        }
+    }
+
+    /// Like [`Objects::new`], with the store's multipart API for resumable
+    /// uploads (`store` and `multipart` the same store).
+    pub fn with_multipart(
+        store: Arc<dyn ObjectStore>,
+        multipart: Arc<dyn MultipartStore>,
+        resilience: Resilience,
+    ) -> Objects {
+        Objects {
+            multipart: Some(PartsTarget {
+                store: multipart,
+                prefix: String::new(),
+            }),
+            ..Objects::new(store, resilience)
         }
     }
 
@@ -216,6 +272,93 @@ impl Objects {
     /// a resumable upload (a staging ending in `/` names parts, in order).
     pub fn upload_prefix(tenant_id: &str, upload: &str) -> String {
         format!("uploads/{tenant_id}/{upload}/")
+    }
+
+    /// Where a resumable upload whose parts are the parts of one multipart
+    /// upload is assembled (under its parts' prefix, so that deleting
+    /// those deletes it too).
+    pub fn upload_whole_path(tenant_id: &str, upload: &str) -> String {
+        format!("uploads/{tenant_id}/{upload}/whole")
+    }
+
+    /// Whether a resumable upload of parts of `part_size` bytes can send
+    /// its parts straight into one multipart upload of the store: on S3,
+    /// when the parts are at least S3's minimum. Otherwise each part is an
+    /// object of its own, read in order by the job.
+    pub fn multipart_parts(&self, part_size: u64) -> bool {
+        self.multipart.is_some() && part_size >= S3_MIN_PART
+    }
+
+    fn parts_target(&self) -> Result<&PartsTarget> {
+        self.multipart
+            .as_ref()
+            .ok_or_else(|| Error::Config("this store has no multipart uploads".into()))
+    }
+
+    /// Starts a multipart upload to `location`; returns its id.
+    pub async fn begin_parts(&self, location: &str) -> Result<String> {
+        let t = self.parts_target()?;
+        let path = t.path(location);
+        let id = self
+            .guard
+            .call("multipart_create", || t.store.create_multipart(&path))
+            .await?;
+        Ok(id)
+    }
+
+    /// Uploads part `number` (0-based) of multipart upload `id`; returns
+    /// the store's id for it. Sending a part again replaces it, so this is
+    /// retried like any single request.
+    pub async fn put_part(&self, location: &str, id: &str, number: i64, data: Vec<bytes::Bytes>) -> Result<String> {
+        let t = self.parts_target()?;
+        let path = t.path(location);
+        let id = id.to_string();
+        let idx = usize::try_from(number).map_err(|_| Error::Config(format!("part number {number}")))?;
+        let payload: object_store::PutPayload = data.into_iter().collect();
+        let part = self
+            .guard
+            .call("multipart_part", || t.store.put_part(&path, &id, idx, payload.clone()))
+            .await?;
+        Ok(part.content_id)
+    }
+
+    /// Completes multipart upload `id` from its parts' ids, in order.
+    pub async fn complete_parts(&self, location: &str, id: &str, parts: Vec<String>) -> Result<()> {
+        let t = self.parts_target()?;
+        let path = t.path(location);
+        let id = id.to_string();
+        let parts: Vec<PartId> = parts.into_iter().map(|content_id| PartId { content_id }).collect();
+        self.guard
+            .call("multipart_complete", || {
+                t.store.complete_multipart(&path, &id, parts.clone())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Aborts multipart upload `id` (its parts are dropped); one already
+    /// completed or aborted is not an error.
+    pub async fn abort_parts(&self, location: &str, id: &str) -> Result<()> {
+        let t = self.parts_target()?;
+        let path = t.path(location);
+        let id = id.to_string();
+        match self
+            .guard
+            .call("multipart_abort", || t.store.abort_multipart(&path, &id))
+            .await
+        {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The size of `location`, if it exists.
+    pub async fn size_of(&self, location: &str) -> Result<Option<u64>> {
+        match self.store.head(&Path::from(location)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The objects under `prefix`, sorted by name.
@@ -338,6 +481,43 @@ fn not_found(e: object_store::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn parts_sent_in_any_order_and_again_become_one_object() {
+        let mem = Arc::new(object_store::memory::InMemory::new());
+        let objects = Objects::with_multipart(mem.clone(), mem, Resilience::default());
+        assert!(objects.multipart_parts(S3_MIN_PART) && !objects.multipart_parts(S3_MIN_PART - 1));
+        let at = Objects::upload_whole_path("t", "u");
+        let id = objects.begin_parts(&at).await.unwrap();
+        let part = |b: &'static [u8]| vec![bytes::Bytes::from_static(b)];
+        let p2 = objects.put_part(&at, &id, 2, part(b"ghi")).await.unwrap();
+        let _stale = objects.put_part(&at, &id, 0, part(b"XXX")).await.unwrap();
+        let p0 = objects.put_part(&at, &id, 0, part(b"abc")).await.unwrap();
+        let p1 = objects.put_part(&at, &id, 1, part(b"def")).await.unwrap();
+        assert_eq!(
+            objects.size_of(&at).await.unwrap(),
+            None,
+            "nothing visible before completion"
+        );
+        objects.complete_parts(&at, &id, vec![p0, p1, p2]).await.unwrap();
+        assert_eq!(objects.size_of(&at).await.unwrap(), Some(9));
+        let (stream, _) = objects.stream(&at).await.unwrap();
+        let got: Vec<bytes::Bytes> = stream.try_collect().await.unwrap();
+        assert_eq!(got.concat(), b"abcdefghi");
+        objects.delete_staging(&Objects::upload_prefix("t", "u")).await.unwrap();
+        assert_eq!(objects.size_of(&at).await.unwrap(), None);
+
+        // Aborted: its parts are gone and it cannot be completed.
+        let id = objects.begin_parts(&at).await.unwrap();
+        let p0 = objects.put_part(&at, &id, 0, part(b"abc")).await.unwrap();
+        objects.abort_parts(&at, &id).await.unwrap();
+        assert!(objects.complete_parts(&at, &id, vec![p0]).await.is_err());
+        assert_eq!(objects.size_of(&at).await.unwrap(), None);
+
+        let plain = Objects::new(Arc::new(object_store::memory::InMemory::new()), Resilience::default());
+        assert!(!plain.multipart_parts(64 << 20));
+        assert!(plain.begin_parts("x").await.is_err());
+    }
 
     #[tokio::test]
     async fn staged_parts_are_read_in_order_without_scratch_copies_and_must_add_up() {

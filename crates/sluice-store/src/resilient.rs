@@ -221,7 +221,7 @@ impl Resilient {
     }
 
     /// A request with retries: `make` starts one attempt.
-    async fn call<T, F, Fut>(&self, op: &'static str, make: F) -> object_store::Result<T>
+    pub(crate) async fn call<T, F, Fut>(&self, op: &'static str, make: F) -> object_store::Result<T>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = object_store::Result<T>>,

@@ -67,6 +67,9 @@ pub struct Upload {
     pub created_at: i64,
     /// Expiry time, unix ms.
     pub expires_at: i64,
+    /// The store's multipart upload its parts go to (S3), if any; else
+    /// each part is an object of its own.
+    pub multipart_id: Option<String>,
 }
 
 impl Upload {
@@ -98,6 +101,8 @@ pub struct UploadPart {
     pub size: i64,
     /// BLAKE3 (hex) of its bytes.
     pub digest: String,
+    /// The store's id of the part within the session's multipart upload.
+    pub etag: Option<String>,
 }
 
 /// What a new session announces.
@@ -120,7 +125,7 @@ pub struct NewUpload {
 }
 
 const UPLOAD_COLUMNS: &str = "id, tenant_id, object_key, pipeline, size, part_size, expected_digest, state, job_id, \
-                              created_at, expires_at";
+                              created_at, expires_at, multipart_id";
 
 fn upload_from(row: &AnyRow) -> Result<Upload> {
     let state: String = row.try_get("state")?;
@@ -136,6 +141,7 @@ fn upload_from(row: &AnyRow) -> Result<Upload> {
         job_id: row.try_get("job_id")?,
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
+        multipart_id: row.try_get("multipart_id")?,
     })
 }
 
@@ -178,16 +184,18 @@ impl Db {
 
     /// The parts that arrived, by number.
     pub async fn upload_parts(&self, upload_id: &str) -> Result<Vec<UploadPart>> {
-        let rows = sqlx::query("SELECT number, size, digest FROM upload_parts WHERE upload_id = $1 ORDER BY number")
-            .bind(upload_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT number, size, digest, etag FROM upload_parts WHERE upload_id = $1 ORDER BY number")
+                .bind(upload_id)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| {
                 Ok(UploadPart {
                     number: r.try_get("number")?,
                     size: r.try_get("size")?,
                     digest: r.try_get("digest")?,
+                    etag: r.try_get("etag")?,
                 })
             })
             .collect()
@@ -196,18 +204,64 @@ impl Db {
     /// Records a stored part (again: the newer copy replaced the older).
     pub async fn record_part(&self, upload_id: &str, part: &UploadPart) -> Result<()> {
         sqlx::query(
-            "INSERT INTO upload_parts (upload_id, number, size, digest, created_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (upload_id, number) DO UPDATE SET size = excluded.size, digest = excluded.digest, \
-             created_at = excluded.created_at",
+            "INSERT INTO upload_parts (upload_id, number, size, digest, etag, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (upload_id, number) DO UPDATE SET size = excluded.size, \
+             digest = excluded.digest, etag = excluded.etag, created_at = excluded.created_at",
         )
         .bind(upload_id)
         .bind(part.number)
         .bind(part.size)
         .bind(&part.digest)
+        .bind(&part.etag)
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Records the store's multipart upload a session's parts go to.
+    pub async fn set_upload_multipart(&self, id: &str, multipart_id: &str) -> Result<()> {
+        sqlx::query("UPDATE uploads SET multipart_id = $1 WHERE id = $2")
+            .bind(multipart_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records that a closed session's multipart upload was aborted.
+    pub async fn clear_upload_multipart(&self, id: &str) -> Result<()> {
+        sqlx::query("UPDATE uploads SET multipart_id = NULL WHERE id = $1 AND state IN ('aborted', 'expired')")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Aborted or expired sessions that still name a multipart upload.
+    pub async fn closed_uploads_with_multipart(&self, limit: i64) -> Result<Vec<Upload>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {UPLOAD_COLUMNS} FROM uploads WHERE multipart_id IS NOT NULL \
+             AND state IN ('aborted', 'expired') LIMIT $1"
+        )))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(upload_from).collect()
+    }
+
+    /// A session by id, whatever its tenant (for the reaper).
+    pub async fn upload_by_id(&self, id: &str) -> Result<Upload> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(r) => upload_from(&r),
+            None => Err(Error::NotFound(format!("upload {id:?}"))),
+        }
     }
 
     /// Turns an open session into `job`, in one transaction: a session
@@ -276,6 +330,7 @@ mod tests {
             job_id: None,
             created_at: 0,
             expires_at: 0,
+            multipart_id: None,
         };
         assert_eq!(u.part_count(), 3);
         assert_eq!((u.part_len(0), u.part_len(1), u.part_len(2)), (4, 4, 2));
@@ -311,6 +366,7 @@ mod tests {
             number: n,
             size: u.part_len(n),
             digest: d.into(),
+            etag: None,
         };
         db.record_part(&u.id, &part(2, "c")).await.unwrap();
         db.record_part(&u.id, &part(0, "a")).await.unwrap();

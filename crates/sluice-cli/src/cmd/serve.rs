@@ -46,6 +46,7 @@ fn config(args: ServeArgs) -> Result<Config> {
         reaper_interval_secs: args.reaper_interval_secs,
         reaper_min_age_secs: args.reaper_min_age_secs,
         upload_ttl_secs: args.upload_ttl_secs,
+        part_buffer_mib: args.part_buffer_mib,
         db_max_connections: args.db_max_connections,
         db_min_connections: args.db_min_connections,
         db_acquire_timeout_secs: args.db_acquire_timeout_secs,

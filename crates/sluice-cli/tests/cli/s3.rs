@@ -58,6 +58,16 @@ impl Moto {
         r.body_mut().read_to_string().unwrap()
     }
 
+    /// The bucket's multipart uploads in progress (S3's
+    /// ListMultipartUploads), as XML.
+    fn multipart_uploads(&self, bucket: &str) -> String {
+        let mut r = agent()
+            .get(format!("{}/{bucket}?uploads", self.endpoint))
+            .call()
+            .unwrap();
+        r.body_mut().read_to_string().unwrap()
+    }
+
     fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ENDPOINT_URL", self.endpoint.clone()),
@@ -169,5 +179,79 @@ fn uploads_ranges_and_deletes_on_an_s3_store() {
         !listing.contains("<Key>node-a/uploads/"),
         "the parts are gone once stored: {listing}"
     );
+
+    // Parts of 5 MiB and more are the parts of one S3 multipart upload:
+    // sent in any order and again, nothing under uploads/ but the
+    // assembled object, which the job consumes.
+    const MIB: usize = 1 << 20;
+    let whole = sample(12 * MIB + 333);
+    let session = post_json(
+        &s,
+        &token,
+        "/v1/uploads",
+        &format!(
+            r#"{{"key":"s3/multipart","size":{},"part_size":{}}}"#,
+            whole.len(),
+            5 * MIB
+        ),
+    );
+    assert_eq!(session.status, 201, "{}", String::from_utf8_lossy(&session.body));
+    let id = session.json()["id"].as_str().unwrap().to_string();
+    let part = |n: usize| &whole[n * 5 * MIB..((n + 1) * 5 * MIB).min(whole.len())];
+    for n in [2, 0, 0, 1] {
+        let r = put(&s, &token, &format!("/v1/uploads/{id}/parts/{n}"), part(n));
+        assert_eq!(r.status, 200, "part {n}: {}", String::from_utf8_lossy(&r.body));
+    }
+    assert_eq!(
+        get(&s, &token, &format!("/v1/uploads/{id}")).json()["received"],
+        serde_json::json!([0, 1, 2])
+    );
+    assert!(
+        !moto.keys("sluice-test", "node-a/uploads/").contains("<Key>"),
+        "the parts are in the multipart upload, not objects"
+    );
+    assert!(moto.multipart_uploads("sluice-test").contains(&id));
+    let done = post_json(&s, &token, &format!("/v1/uploads/{id}/complete"), "");
+    assert_eq!(done.status, 202, "{}", String::from_utf8_lossy(&done.body));
+    wait_job(
+        &s,
+        &token,
+        done.json()["id"].as_str().unwrap(),
+        &["succeeded"],
+        Duration::from_secs(120),
+    );
+    assert_same_bytes(
+        &get(&s, &token, "/v1/objects/s3/multipart/content").body,
+        &whole,
+        "s3/multipart",
+    );
+    assert!(!moto.keys("sluice-test", "node-a/uploads/").contains("<Key>"));
+    assert!(!moto.multipart_uploads("sluice-test").contains(&id));
+
+    // Aborted: its multipart upload is aborted too.
+    let session = post_json(
+        &s,
+        &token,
+        "/v1/uploads",
+        &format!(r#"{{"key":"s3/given-up","size":{},"part_size":{}}}"#, 11 * MIB, 5 * MIB),
+    );
+    let gone = session.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        put(&s, &token, &format!("/v1/uploads/{gone}/parts/1"), &whole[..5 * MIB]).status,
+        200
+    );
+    assert!(moto.multipart_uploads("sluice-test").contains(&gone));
+    assert_eq!(delete(&s, &token, &format!("/v1/uploads/{gone}")).status, 204);
+    assert!(!moto.multipart_uploads("sluice-test").contains(&gone), "aborted");
     assert!(!s.log().contains("sluice-test-secret"), "credentials never logged");
+}
+
+fn post_json(s: &Server, token: &str, path: &str, body: &str) -> Reply {
+    reply(
+        agent()
+            .post(s.url(path))
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", "application/json")
+            .send(body.as_bytes()),
+    )
 }

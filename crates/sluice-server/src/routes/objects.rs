@@ -270,29 +270,10 @@ pub(crate) async fn stream_body_to(
             }
         }
     });
-    let mut stream = body.into_data_stream();
-    let mut received = 0u64;
+    let mut reader = BodyReader::new(st, body, limit);
     let mut hasher = blake3::Hasher::new();
     let fed: Result<(), Problem> = async {
-        let idle = st.config.idle_body_timeout;
-        while let Some(frame) = tokio::time::timeout(idle, stream.next())
-            .await
-            .map_err(|_| idle_timeout(idle))?
-        {
-            let data = frame.map_err(|e| {
-                Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    "interrupted",
-                    format!("the upload was interrupted: {e}"),
-                )
-            })?;
-            received += data.len() as u64;
-            if received > limit.bytes {
-                return Err(limit.exceeded());
-            }
-            if data.is_empty() {
-                continue;
-            }
+        while let Some(data) = reader.next().await? {
             if hash {
                 hasher.update(&data);
             }
@@ -321,7 +302,53 @@ pub(crate) async fn stream_body_to(
         let _ = st.objects.delete(location).await;
         return Err(p);
     }
-    Ok((received, hash.then(|| *hasher.finalize().as_bytes())))
+    Ok((reader.received, hash.then(|| *hasher.finalize().as_bytes())))
+}
+
+/// An upload's body, chunk by chunk: a body that sends nothing for the
+/// idle timeout, goes past its limit or breaks off ends in the request's
+/// error.
+pub(crate) struct BodyReader<'a> {
+    stream: axum::body::BodyDataStream,
+    idle: Duration,
+    limit: &'a BodyLimit,
+    /// Bytes read so far.
+    pub(crate) received: u64,
+}
+
+impl<'a> BodyReader<'a> {
+    pub(crate) fn new(st: &AppState, body: Body, limit: &'a BodyLimit) -> Self {
+        BodyReader {
+            stream: body.into_data_stream(),
+            idle: st.config.idle_body_timeout,
+            limit,
+            received: 0,
+        }
+    }
+
+    /// The next non-empty chunk, or `None` at the end.
+    pub(crate) async fn next(&mut self) -> Result<Option<bytes::Bytes>, Problem> {
+        loop {
+            let frame = tokio::time::timeout(self.idle, self.stream.next())
+                .await
+                .map_err(|_| idle_timeout(self.idle))?;
+            let Some(frame) = frame else { return Ok(None) };
+            let data = frame.map_err(|e| {
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "interrupted",
+                    format!("the upload was interrupted: {e}"),
+                )
+            })?;
+            self.received += data.len() as u64;
+            if self.received > self.limit.bytes {
+                return Err(self.limit.exceeded());
+            }
+            if !data.is_empty() {
+                return Ok(Some(data));
+            }
+        }
+    }
 }
 
 /// Staging an upload failed: the store is failing (503), not the request.

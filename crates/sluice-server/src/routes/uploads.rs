@@ -3,8 +3,12 @@
 //! (a part sent again replaces the earlier copy), asks which arrived, and
 //! completes the session into a job — or aborts it. Sessions expire
 //! (`--upload-ttl-secs`); the reaper then reclaims their parts. Each part is
-//! stored durably as its own object before it is acknowledged, so a client
-//! that was cut off resumes from the parts the server holds.
+//! stored durably before it is acknowledged, so a client that was cut off
+//! resumes from the parts the server holds: on S3 (parts of at least 5 MiB)
+//! as a part of one S3 multipart upload, completed into one staged object;
+//! elsewhere as an object of its own, read in order by the job.
+
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -17,7 +21,7 @@ use sluice_store::{new_id, JobKind, NewJob, NewUpload, Objects, Scope, Upload, U
 use crate::auth::Caller;
 use crate::limits::BodyLimit;
 use crate::problem::{ApiResult, Problem};
-use crate::routes::objects::{check_key, job_response, storage_unavailable, stream_body_to};
+use crate::routes::objects::{check_key, job_response, storage_unavailable, stream_body_to, BodyReader};
 use crate::state::AppState;
 
 /// Part size when the client names none.
@@ -121,6 +125,32 @@ pub async fn create(
             ttl_ms: st.config.upload_ttl.as_millis() as i64,
         })
         .await?;
+    let upload = if st.objects.multipart_parts(part_size) {
+        let whole = Objects::upload_whole_path(&who.tenant_id, &upload.id);
+        let started = st.objects.begin_parts(&whole).await;
+        let recorded = match &started {
+            Ok(id) => st.db.set_upload_multipart(&upload.id, id).await.map_err(Problem::from),
+            Err(_) => Ok(()),
+        };
+        match (started, recorded) {
+            (Ok(id), Ok(())) => Upload {
+                multipart_id: Some(id),
+                ..upload
+            },
+            (started, recorded) => {
+                let _ = st.db.close_upload(&upload.id, UploadState::Aborted).await;
+                if let Ok(id) = &started {
+                    let _ = st.objects.abort_parts(&whole, id).await;
+                }
+                return Err(match started {
+                    Err(e) => e.into(),
+                    Ok(_) => recorded.err().unwrap_or_else(|| storage_unavailable(&st)),
+                });
+            }
+        }
+    } else {
+        upload
+    };
     tracing::info!(upload = %upload.id, tenant = %who.tenant_name, size = upload.size, "resumable upload opened");
     let mut resp = (StatusCode::CREATED, axum::Json(session_json(&upload, &[]))).into_response();
     if let Ok(loc) = header::HeaderValue::from_str(&format!("/v1/uploads/{}", upload.id)) {
@@ -182,6 +212,9 @@ pub async fn put_part(
     if !st.objects.available() {
         return Err(storage_unavailable(&st));
     }
+    if let Some(multipart_id) = &u.multipart_id {
+        return put_multipart_part(&st, &u, multipart_id, number, body).await;
+    }
     // Written under a name of its own, then renamed over the part: a
     // broken or wrong-sized resend never destroys a good earlier copy.
     let location = Objects::upload_part_path(&who.tenant_id, &u.id, number);
@@ -207,6 +240,7 @@ pub async fn put_part(
         number,
         size: received as i64,
         digest: hex::encode(digest.unwrap_or_default()),
+        etag: None,
     };
     st.db.record_part(&u.id, &part).await?;
     // Closed meanwhile (aborted or expired): its parts are being removed.
@@ -216,6 +250,109 @@ pub async fn put_part(
         return Err(closed(&now));
     }
     Ok(axum::Json(json!({"number": number, "size": part.size, "blake3": part.digest})).into_response())
+}
+
+/// Part `number` of a session whose parts are those of an S3 multipart
+/// upload: held in memory (within `--part-buffer-mib` over all requests;
+/// past it, 503) while it arrives and is hashed, then sent as that part.
+async fn put_multipart_part(
+    st: &AppState,
+    u: &Upload,
+    multipart_id: &str,
+    number: i64,
+    body: Body,
+) -> ApiResult<Response> {
+    let expected = u.part_len(number) as u64;
+    let wrong_size =
+        |got: u64| Problem::bad_request(format!("part {number} must be exactly {expected} bytes; got {got}"));
+    let mib = u32::try_from(expected.div_ceil(1 << 20).max(1)).unwrap_or(u32::MAX);
+    let _buffer = Arc::clone(&st.part_buffers).try_acquire_many_owned(mib).map_err(|_| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "too many parts arriving at once; send this one again shortly",
+        )
+        .retry_after(std::time::Duration::from_secs(1))
+    })?;
+    let limit = BodyLimit {
+        bytes: expected,
+        quota: None,
+    };
+    let mut reader = BodyReader::new(st, body, &limit);
+    let mut chunks = Vec::new();
+    let mut hasher = blake3::Hasher::new();
+    loop {
+        match reader.next().await {
+            Ok(Some(data)) => {
+                hasher.update(&data);
+                chunks.push(data);
+            }
+            Ok(None) => break,
+            Err(p) if p.code == "upload_too_large" => return Err(wrong_size(expected + 1)),
+            Err(p) => return Err(p),
+        }
+    }
+    if reader.received != expected {
+        return Err(wrong_size(reader.received));
+    }
+    let whole = Objects::upload_whole_path(&u.tenant_id, &u.id);
+    let etag = st.objects.put_part(&whole, multipart_id, number, chunks).await?;
+    let part = UploadPart {
+        number,
+        size: expected as i64,
+        digest: hasher.finalize().to_hex().to_string(),
+        etag: Some(etag),
+    };
+    st.db.record_part(&u.id, &part).await?;
+    let now = st.db.upload(&u.tenant_id, &u.id).await?;
+    if now.state != UploadState::Open && now.state != UploadState::Completed {
+        return Err(closed(&now));
+    }
+    Ok(axum::Json(json!({"number": number, "size": part.size, "blake3": part.digest})).into_response())
+}
+
+/// Gives up what a closed session holds in the store: its multipart upload
+/// (S3) and its parts. The abort route and the reaper (expiry, and any
+/// release that failed before) call it; once it succeeds the session no
+/// longer names a multipart upload.
+pub(crate) async fn release(st: &AppState, u: &Upload) -> Result<(), sluice_store::Error> {
+    if let Some(multipart_id) = &u.multipart_id {
+        st.objects
+            .abort_parts(&Objects::upload_whole_path(&u.tenant_id, &u.id), multipart_id)
+            .await?;
+        // At once: a release retried later must not abort it again.
+        st.db.clear_upload_multipart(&u.id).await?;
+    }
+    st.objects
+        .delete_staging(&Objects::upload_prefix(&u.tenant_id, &u.id))
+        .await?;
+    Ok(())
+}
+
+/// Assembles a multipart session's parts into its one staged object;
+/// returns where it is. A completion whose answer was lost (the object is
+/// there, whole) counts as done.
+async fn assemble(st: &AppState, u: &Upload, multipart_id: &str, parts: &[UploadPart]) -> ApiResult<String> {
+    let whole = Objects::upload_whole_path(&u.tenant_id, &u.id);
+    let mut etags = Vec::new();
+    for n in 0..u.part_count() {
+        match parts.iter().find(|p| p.number == n).and_then(|p| p.etag.clone()) {
+            Some(etag) => etags.push(etag),
+            None => {
+                return Err(Problem::new(
+                    StatusCode::CONFLICT,
+                    "incomplete",
+                    format!("part {n} must be sent again"),
+                ))
+            }
+        }
+    }
+    if let Err(e) = st.objects.complete_parts(&whole, multipart_id, etags).await {
+        if st.objects.size_of(&whole).await? != Some(u.size as u64) {
+            return Err(e.into());
+        }
+    }
+    Ok(whole)
 }
 
 /// `POST /v1/uploads/{id}/complete`: every part arrived → a queued job
@@ -250,13 +387,17 @@ pub async fn complete(State(st): State<AppState>, caller: Caller, Path(id): Path
     }
     let (depth, queued) = st.limits.counts(&who.tenant_id);
     st.limits.admit_queued(&who.tenant_id, depth, queued)?;
+    let staging = match &u.multipart_id {
+        Some(multipart_id) => assemble(&st, &u, multipart_id, &parts).await?,
+        None => Objects::upload_prefix(&who.tenant_id, &u.id),
+    };
     let job = NewJob {
         id: new_id()?,
         tenant_id: who.tenant_id.clone(),
         kind: JobKind::Process,
         object_key: u.object_key.clone(),
         pipeline: u.pipeline.clone(),
-        staging: Some(Objects::upload_prefix(&who.tenant_id, &u.id)),
+        staging: Some(staging),
         expected_digest: u.expected_digest.clone(),
         max_attempts: i64::from(st.config.job_max_attempts),
         staged_bytes: u.size,
@@ -288,9 +429,8 @@ pub async fn abort(State(st): State<AppState>, caller: Caller, Path(id): Path<St
         let now = st.db.upload(&who.tenant_id, &id).await?;
         return Err(closed(&now));
     }
-    st.objects
-        .delete_staging(&Objects::upload_prefix(&who.tenant_id, &u.id))
-        .await?;
+    // If this fails (the store is down), the reaper releases it later.
+    release(&st, &u).await?;
     tracing::info!(upload = %u.id, tenant = %who.tenant_name, "resumable upload aborted");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
