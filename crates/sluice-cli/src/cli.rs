@@ -189,6 +189,9 @@ pub struct ServeArgs {
     /// Seconds an unreferenced staged upload or container must be old before it is reaped [default: 3600]
     #[arg(long, env = "SLUICE_REAPER_MIN_AGE_SECS", value_name = "SECS")]
     pub reaper_min_age_secs: Option<u64>,
+    /// Seconds without a part after which an S3 multipart upload counts as abandoned (a node killed mid-write) and is aborted [default: 3600]
+    #[arg(long, env = "SLUICE_REAPER_MULTIPART_AGE_SECS", value_name = "SECS")]
+    pub reaper_multipart_age_secs: Option<u64>,
     /// Seconds a resumable upload may stay open before it expires and its parts are reclaimed [default: 86400]
     #[arg(long, env = "SLUICE_UPLOAD_TTL_SECS", value_name = "SECS")]
     pub upload_ttl_secs: Option<u64>,

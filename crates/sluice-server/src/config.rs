@@ -61,6 +61,9 @@ pub struct Settings {
     pub part_buffer_mib: Option<u64>,
     /// Seconds an unreferenced staged upload or container must be old before the reaper deletes it.
     pub reaper_min_age_secs: Option<u64>,
+    /// Seconds a multipart upload's writer may go unheard of before the
+    /// reaper aborts the upload (S3).
+    pub reaper_multipart_age_secs: Option<u64>,
     /// Most database connections.
     pub db_max_connections: Option<u32>,
     /// Database connections kept open when idle.
@@ -164,6 +167,7 @@ impl Settings {
             upload_ttl_secs,
             part_buffer_mib,
             reaper_min_age_secs,
+            reaper_multipart_age_secs,
             db_max_connections,
             db_min_connections,
             db_acquire_timeout_secs,
@@ -247,6 +251,8 @@ pub struct Config {
     pub part_buffer_mib: u32,
     /// Age before an unreferenced object is reaped.
     pub reaper_min_age: Duration,
+    /// Silence after which a multipart upload counts as abandoned.
+    pub reaper_multipart_age: Duration,
     /// Database pool.
     pub db: DbConfig,
     /// Log format.
@@ -327,6 +333,7 @@ impl Config {
             upload_ttl: secs(s.upload_ttl_secs.unwrap_or(24 * 3600).max(1)),
             part_buffer_mib: u32::try_from(s.part_buffer_mib.unwrap_or(256)).unwrap_or(u32::MAX),
             reaper_min_age: secs(s.reaper_min_age_secs.unwrap_or(3600)),
+            reaper_multipart_age: secs(s.reaper_multipart_age_secs.unwrap_or(3600)),
             db: DbConfig {
                 max_connections: s.db_max_connections.unwrap_or(defaults.max_connections),
                 min_connections: s.db_min_connections.unwrap_or(defaults.min_connections),

@@ -496,7 +496,8 @@ async fn verify(st: &AppState, job: &Job, cancel: CancelToken, progress: Arc<Pro
 /// off by a crash); and containers no object refers to (an attempt that lost
 /// its lease, a streamed upload cut off), each only once older than
 /// `reaper_min_age` (default an hour, far longer than any write in progress
-/// goes without touching its file).
+/// goes without touching its file); and S3 multipart uploads whose writer
+/// sent no part for `reaper_multipart_age` (default an hour).
 pub fn start_reaper(st: &AppState) -> JoinHandle<()> {
     let st = st.clone();
     tokio::spawn(async move {
@@ -528,6 +529,12 @@ pub async fn reap(st: &AppState, age: Duration) -> sluice_store::Result<usize> {
             tracing::info!(upload = %id, "resumable upload expired; its parts were reclaimed");
             removed += 1;
         }
+    }
+    // Multipart uploads whose writer went silent (a node killed mid-write).
+    for (location, marker) in st.objects.abandoned_multipart(st.config.reaper_multipart_age).await? {
+        st.objects.abort_abandoned(&location, &marker).await?;
+        tracing::info!(path = %marker.path, "aborted an abandoned multipart upload");
+        removed += 1;
     }
     // Closed sessions whose S3 multipart upload could not be aborted then
     // (the store was down): aborted now.

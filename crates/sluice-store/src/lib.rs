@@ -14,6 +14,7 @@ mod objects;
 mod queue;
 pub mod resilient;
 mod stats;
+pub mod tracked;
 mod uploads;
 mod wake;
 

@@ -20,6 +20,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::error::{Error, Result};
 use crate::resilient::{BreakerState, Resilience, Resilient};
+use crate::tracked::{Marker, Tracked, MARKERS};
 
 /// Bytes buffered per reader or writer (memory per stream: this, not the object's size).
 pub const STREAM_BUFFER: usize = 1 << 20;
@@ -141,10 +142,11 @@ impl Objects {
                         .with_bucket_name(bucket)
                         .build()?,
                 );
+                let tracked = Arc::new(Tracked::new(Arc::clone(&s3), prefix));
                 let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
-                    s3.clone()
+                    tracked
                 } else {
-                    Arc::new(object_store::prefix::PrefixStore::new(Arc::clone(&s3), prefix.as_str()))
+                    Arc::new(object_store::prefix::PrefixStore::new(tracked, prefix.as_str()))
                 };
                 let guard = Arc::new(Resilient::new(store, "s3", resilience));
                 Ok(Objects {
@@ -352,6 +354,42 @@ impl Objects {
         }
     }
 
+    /// Multipart uploads whose writer was last heard of more than `age`
+    /// ago (a node killed while writing): `(marker location, marker)`.
+    pub async fn abandoned_multipart(&self, age: Duration) -> Result<Vec<(String, Marker)>> {
+        let mut out = Vec::new();
+        for location in self.older_than(MARKERS, age).await? {
+            let got = self.store.get(&Path::from(location.as_str())).await;
+            let bytes = match got {
+                Ok(g) => g.bytes().await?,
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            match serde_json::from_slice::<Marker>(&bytes) {
+                Ok(marker) => out.push((location, marker)),
+                // Not a marker of ours: left alone.
+                Err(_) => tracing::warn!(%location, "not a multipart marker"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Aborts an abandoned multipart upload and deletes its marker (an
+    /// upload already completed or aborted is not an error).
+    pub async fn abort_abandoned(&self, location: &str, marker: &Marker) -> Result<()> {
+        let t = self.parts_target()?;
+        let path = Path::from(marker.path.as_str());
+        match self
+            .guard
+            .call("multipart_abort", || t.store.abort_multipart(&path, &marker.id))
+            .await
+        {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.delete(location).await
+    }
+
     /// The size of `location`, if it exists.
     pub async fn size_of(&self, location: &str) -> Result<Option<u64>> {
         match self.store.head(&Path::from(location)).await {
@@ -481,6 +519,43 @@ fn not_found(e: object_store::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_writer_that_died_mid_multipart_is_found_and_aborted() {
+        let mem = Arc::new(object_store::memory::InMemory::new());
+        let tracked: Arc<dyn ObjectStore> = Arc::new(Tracked::new(Arc::clone(&mem), ""));
+        let objects = Objects::with_multipart(tracked, mem.clone(), Resilience::default());
+        let mut w = objects.writer("objects/t/j-1.sluice");
+        tokio::io::AsyncWriteExt::write_all(&mut w, &vec![7u8; PART_SIZE * 2 + 10])
+            .await
+            .unwrap();
+        drop(w); // killed: never shut down
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let abandoned = objects.abandoned_multipart(Duration::ZERO).await.unwrap();
+        assert_eq!(abandoned.len(), 1, "{abandoned:?}");
+        let (location, marker) = &abandoned[0];
+        assert_eq!(marker.path, "objects/t/j-1.sluice");
+        objects.abort_abandoned(location, marker).await.unwrap();
+        assert!(objects.abandoned_multipart(Duration::ZERO).await.unwrap().is_empty());
+        assert!(
+            mem.abort_multipart(&Path::from(marker.path.as_str()), &marker.id)
+                .await
+                .is_err(),
+            "aborted"
+        );
+
+        // A writer that finishes leaves no marker.
+        let mut w = objects.writer("objects/t/j-2.sluice");
+        tokio::io::AsyncWriteExt::write_all(&mut w, &vec![7u8; PART_SIZE * 2 + 10])
+            .await
+            .unwrap();
+        tokio::io::AsyncWriteExt::shutdown(&mut w).await.unwrap();
+        assert!(objects.abandoned_multipart(Duration::ZERO).await.unwrap().is_empty());
+        assert_eq!(
+            objects.size_of("objects/t/j-2.sluice").await.unwrap(),
+            Some(PART_SIZE as u64 * 2 + 10)
+        );
+    }
 
     #[tokio::test]
     async fn parts_sent_in_any_order_and_again_become_one_object() {

@@ -45,6 +45,7 @@ fn config(args: ServeArgs) -> Result<Config> {
         shutdown_grace_secs: args.shutdown_grace_secs,
         reaper_interval_secs: args.reaper_interval_secs,
         reaper_min_age_secs: args.reaper_min_age_secs,
+        reaper_multipart_age_secs: args.reaper_multipart_age_secs,
         upload_ttl_secs: args.upload_ttl_secs,
         part_buffer_mib: args.part_buffer_mib,
         db_max_connections: args.db_max_connections,

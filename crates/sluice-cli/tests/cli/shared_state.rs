@@ -73,7 +73,14 @@ fn three_nodes_300_jobs_a_worker_killed_mid_job_and_postgres_restarted_each_stor
     };
     let env = Env::new();
     let token = tenant(&env, "acme", "write");
-    let reaper = ["--reaper-interval-secs", "1", "--reaper-min-age-secs", "2"];
+    let reaper = [
+        "--reaper-interval-secs",
+        "1",
+        "--reaper-min-age-secs",
+        "2",
+        "--reaper-multipart-age-secs",
+        "10",
+    ];
     let api = Server::start(
         &env,
         &[&["--workers", "0", "--job-lease-secs", "3"][..], &reaper[..]].concat(),
@@ -150,18 +157,20 @@ fn three_nodes_300_jobs_a_worker_killed_mid_job_and_postgres_restarted_each_stor
     let big = job(&api, &token, &ids[0].1);
     assert!(big["attempts"].as_i64().unwrap() >= 2, "taken over: {big}");
 
-    // Once the reapers ran: one container per object, no staging left
-    // (the killed attempt's partial container and staged upload included).
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // Once the reapers ran: one container per object, no staging left and
+    // no multipart upload (the killed attempt's unfinished container
+    // included).
+    let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let containers = env.stored_names("objects/");
         let staging = env.stored_names("staging/");
-        if containers.len() == 300 && staging.is_empty() {
+        let multipart = env.multipart_uploads();
+        if containers.len() == 300 && staging.is_empty() && multipart == 0 {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "{} containers, staging left: {staging:?}",
+            "{} containers, {multipart} multipart uploads, staging left: {staging:?}",
             containers.len()
         );
         std::thread::sleep(Duration::from_millis(500));

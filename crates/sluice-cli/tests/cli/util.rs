@@ -78,6 +78,21 @@ impl Env {
             .unwrap_or_else(|| format!("file://{}", self.path("data").join("store").display()))
     }
 
+    /// S3 multipart uploads in progress under this test's store prefix
+    /// (none on a local store).
+    pub fn multipart_uploads(&self) -> usize {
+        match (self.shared("SLUICE_STORE"), self.shared("AWS_ENDPOINT_URL")) {
+            (Some(url), Some(endpoint)) => {
+                let (bucket, root) = url.trim_start_matches("s3://").split_once('/').unwrap();
+                let mut r = ureq::get(format!("{endpoint}/{bucket}?uploads&prefix={root}/"))
+                    .call()
+                    .unwrap();
+                r.body_mut().read_to_string().unwrap().matches("<UploadId>").count()
+            }
+            _ => 0,
+        }
+    }
+
     /// Names of everything stored under `prefix` (relative to the
     /// service's store: `uploads/`, `staging/`, `objects/`), whichever
     /// store the test uses.
