@@ -145,9 +145,12 @@ fn uploads_ranges_and_deletes_on_an_s3_store() {
     );
 
     // Containers live under the prefix; staging is gone once jobs are done.
+    // (A job's staging is deleted right after its commit, which a client may see first.)
+    eventually("no staging left", || {
+        !moto.keys("sluice-test", "node-a/").contains("<Key>node-a/staging/")
+    });
     let listing = moto.keys("sluice-test", "node-a/");
     assert_eq!(listing.matches("<Key>node-a/objects/").count(), 4, "{listing}");
-    assert!(!listing.contains("<Key>node-a/staging/"), "{listing}");
     assert_eq!(delete(&s, &token, "/v1/objects/s3/0").status, 204);
     assert_eq!(
         moto.keys("sluice-test", "node-a/")
@@ -174,11 +177,9 @@ fn uploads_ranges_and_deletes_on_an_s3_store() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(get(&s, &token, "/v1/objects/s3/pushed/content").body, pushed);
-    let listing = moto.keys("sluice-test", "node-a/");
-    assert!(
-        !listing.contains("<Key>node-a/uploads/"),
-        "the parts are gone once stored: {listing}"
-    );
+    eventually("the parts are gone once stored", || {
+        !moto.keys("sluice-test", "node-a/").contains("<Key>node-a/uploads/")
+    });
 
     // Parts of 5 MiB and more are the parts of one S3 multipart upload:
     // sent in any order and again, nothing under uploads/ but the
@@ -225,7 +226,9 @@ fn uploads_ranges_and_deletes_on_an_s3_store() {
         &whole,
         "s3/multipart",
     );
-    assert!(!moto.keys("sluice-test", "node-a/uploads/").contains("<Key>"));
+    eventually("the assembled upload is gone once stored", || {
+        !moto.keys("sluice-test", "node-a/uploads/").contains("<Key>")
+    });
     assert!(!moto.multipart_uploads("sluice-test").contains(&id));
 
     // Aborted: its multipart upload is aborted too.
@@ -244,6 +247,15 @@ fn uploads_ranges_and_deletes_on_an_s3_store() {
     assert_eq!(delete(&s, &token, &format!("/v1/uploads/{gone}")).status, 204);
     assert!(!moto.multipart_uploads("sluice-test").contains(&gone), "aborted");
     assert!(!s.log().contains("sluice-test-secret"), "credentials never logged");
+}
+
+/// Waits (up to 20 s) for `cond`.
+fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what}: not after 20 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn post_json(s: &Server, token: &str, path: &str, body: &str) -> Reply {
