@@ -202,8 +202,11 @@ async fn run(config: Config, role: Role) -> anyhow::Result<()> {
         tracing::info!("--workers 0: jobs are left to worker nodes");
     }
     let reaper = worker::start_reaper(&state);
-    // PostgreSQL: wake on jobs other nodes queue, instead of the next poll.
-    let waker = state.db.wake_on_queued_jobs(state.job_queued.clone());
+    // PostgreSQL: a node that runs jobs wakes on jobs other nodes queue,
+    // instead of at its next poll.
+    let waker = dispatcher
+        .as_ref()
+        .and_then(|_| state.db.wake_on_queued_jobs(state.job_queued.clone()));
     let stopping = state.shutting_down.clone();
     let notify = state.job_queued.clone();
     let stop = async move {

@@ -59,8 +59,12 @@ fn backoff() -> impl Iterator<Item = Duration> {
 async fn listen(url: &str, wake: &Notify) {
     let mut delays = backoff();
     loop {
+        let started = std::time::Instant::now();
         match listen_once(url, wake).await {
-            Ok(()) => delays = backoff(),
+            // A connection that lasted starts the backoff over; one that
+            // drops at once keeps backing off.
+            Ok(()) if started.elapsed() > Duration::from_secs(30) => delays = backoff(),
+            Ok(()) => tracing::warn!("the connection listening for queued jobs dropped; reconnecting"),
             Err(e) => tracing::warn!(error = %e, "listening for queued jobs failed; reconnecting"),
         }
         wake.notify_one();

@@ -126,26 +126,11 @@ pub async fn create(
         })
         .await?;
     let upload = if st.objects.multipart_parts(part_size) {
-        let whole = Objects::upload_whole_path(&who.tenant_id, &upload.id);
-        let started = st.objects.begin_parts(&whole).await;
-        let recorded = match &started {
-            Ok(id) => st.db.set_upload_multipart(&upload.id, id).await.map_err(Problem::from),
-            Err(_) => Ok(()),
-        };
-        match (started, recorded) {
-            (Ok(id), Ok(())) => Upload {
-                multipart_id: Some(id),
-                ..upload
-            },
-            (started, recorded) => {
+        match start_multipart(&st, &upload).await {
+            Ok(u) => u,
+            Err(p) => {
                 let _ = st.db.close_upload(&upload.id, UploadState::Aborted).await;
-                if let Ok(id) = &started {
-                    let _ = st.objects.abort_parts(&whole, id).await;
-                }
-                return Err(match started {
-                    Err(e) => e.into(),
-                    Ok(_) => recorded.err().unwrap_or_else(|| storage_unavailable(&st)),
-                });
+                return Err(p);
             }
         }
     } else {
@@ -157,6 +142,20 @@ pub async fn create(
         resp.headers_mut().insert(header::LOCATION, loc);
     }
     Ok(resp)
+}
+
+/// Starts the S3 multipart upload a new session's parts will go to.
+async fn start_multipart(st: &AppState, upload: &Upload) -> ApiResult<Upload> {
+    let whole = Objects::upload_whole_path(&upload.tenant_id, &upload.id);
+    let id = st.objects.begin_parts(&whole).await?;
+    if let Err(e) = st.db.set_upload_multipart(&upload.id, &id).await {
+        let _ = st.objects.abort_parts(&whole, &id).await;
+        return Err(e.into());
+    }
+    Ok(Upload {
+        multipart_id: Some(id),
+        ..upload.clone()
+    })
 }
 
 /// `GET /v1/uploads/{id}`: the session and the parts that arrived.
