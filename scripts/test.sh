@@ -13,46 +13,49 @@ export CARGO_TERM_COLOR=never
 # A full run gains nothing from incremental state, which only costs disk.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 df -h . | awk 'NR == 2 { print "disk before the run: " $4 " free" }'
-echo "== cargo fmt --check"
+# Each step's heading says how long the run has taken so far.
+step() { printf '== [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
+step "cargo fmt --check"
 cargo fmt --all --check
-echo "== cargo clippy"
+step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== cargo doc"
+step "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 # The S3 end-to-end tests need an S3-compatible server: moto (PyPI), in a
 # venv of its own; the tests start and stop it on 127.0.0.1.
 if [ "${SLUICE_SKIP_SERVICE_CHECKS:-0}" != 1 ]; then
   MOTO_VENV=target/venv-moto
   if [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
-    echo "== installing moto[server] (PyPI) into $MOTO_VENV"
+    step "installing moto[server] (PyPI) into $MOTO_VENV"
     rm -rf "$MOTO_VENV"
     python3 -m venv "$MOTO_VENV"
     "$MOTO_VENV/bin/pip" install -q 'moto[server]>=5,<6'
   fi
   export SLUICE_TEST_MOTO="$PWD/$MOTO_VENV/bin/moto_server"
 fi
-echo "== cargo test"
+step "cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
 if [ "${SLUICE_SKIP_SERVICE_CHECKS:-0}" != 1 ]; then
-  echo "== several nodes on shared state: PostgreSQL (Debian) + S3 (moto)"
+  step "several nodes on shared state: PostgreSQL (Debian) + S3 (moto)"
   scripts/shared_state_test.sh 2>&1 | tee -a "$log"
 fi
-echo "== deploy/: alert rules (promtool check + unit tests), dashboard queries"
+step "deploy/: alert rules (promtool check + unit tests), dashboard queries"
 deploy/check.sh
 if [ "${SLUICE_SKIP_SERVICE_CHECKS:-0}" != 1 ]; then
-  echo "== the web dashboard in headless Chromium"
+  step "the web dashboard in headless Chromium"
   scripts/browser_test.sh
-  echo "== API fuzzing: schemathesis against a live server"
+  step "API fuzzing: schemathesis against a live server"
   scripts/api_fuzz.sh "${SLUICE_API_FUZZ_EXAMPLES:-25}"
-  echo "== load and abuse, short form (the full run: bench/load.sh)"
+  step "load and abuse, short form (the full run: bench/load.sh)"
   SLUICE=target/debug/sluice bench/load.sh --short
 fi
 if [ "${SLUICE_SKIP_FUZZ:-0}" != 1 ] && [ -x scripts/fuzz.sh ]; then
-  echo "== short fuzz pass"
+  step "short fuzz pass"
   scripts/fuzz.sh "${SLUICE_FUZZ_SECONDS:-20}"
 fi
+step "done"
 du -sh target fuzz/target 2>/dev/null | awk '{ print "disk used by " $2 ": " $1 }'
 # One closing total over every test binary (cargo's own last lines are the
 # doc-test runs, which hold no tests).

@@ -399,12 +399,13 @@ impl Objects {
         }
     }
 
-    /// The objects under `prefix`, sorted by name.
-    async fn listed(&self, prefix: &str) -> Result<Vec<Path>> {
+    /// The objects under `prefix` and their sizes, sorted by name.
+    async fn listed(&self, prefix: &str) -> Result<Vec<(Path, u64)>> {
         let mut list = self.store.list(Some(&Path::from(prefix.trim_end_matches('/'))));
         let mut out = Vec::new();
         while let Some(meta) = list.next().await {
-            out.push(meta?.location);
+            let meta = meta?;
+            out.push((meta.location, meta.size));
         }
         out.sort();
         Ok(out)
@@ -416,7 +417,7 @@ impl Objects {
         if !staging.ends_with('/') {
             return self.delete(staging).await;
         }
-        for location in self.listed(staging).await? {
+        for (location, _) in self.listed(staging).await? {
             self.delete(location.as_ref()).await?;
         }
         Ok(())
@@ -436,16 +437,15 @@ impl Objects {
         if !staging.ends_with('/') {
             return Ok(self.stream(staging).await?.0);
         }
-        let mut list = self.store.list(Some(&Path::from(staging.trim_end_matches('/'))));
-        let mut parts = Vec::new();
-        while let Some(meta) = list.next().await {
-            let meta = meta?;
-            let name = meta.location.filename().unwrap_or_default();
-            if name.len() == 8 && name.bytes().all(|b| b.is_ascii_digit()) {
-                parts.push((meta.location, meta.size));
-            }
-        }
-        parts.sort();
+        let parts: Vec<(Path, u64)> = self
+            .listed(staging)
+            .await?
+            .into_iter()
+            .filter(|(location, _)| {
+                let name = location.filename().unwrap_or_default();
+                name.len() == 8 && name.bytes().all(|b| b.is_ascii_digit())
+            })
+            .collect();
         let total: u64 = parts.iter().map(|(_, size)| size).sum();
         if parts.is_empty() || total != expected_len {
             return Err(Error::NotFound(format!(

@@ -10,7 +10,9 @@ use crate::util::*;
 
 const MIB: usize = 1 << 20;
 
-fn client(env: &Env, token: &str) -> Command {
+/// `sluice` as a client of the service: the token in `SLUICE_TOKEN`, its
+/// resume records in the test's directory.
+pub(crate) fn client(env: &Env, token: &str) -> Command {
     let mut c = Command::new(bin());
     c.env("SLUICE_TOKEN", token)
         .env("XDG_CACHE_HOME", env.path("cache"))

@@ -161,9 +161,7 @@ fn uploads_ranges_and_deletes_on_an_s3_store() {
     // A resumable upload (parts as objects under uploads/) through `sluice push`.
     let pushed = sample(13 << 20);
     let file = env.write("pushed.bin", &pushed);
-    let out = std::process::Command::new(bin())
-        .env("SLUICE_TOKEN", &token)
-        .env("XDG_CACHE_HOME", env.path("cache"))
+    let out = crate::push_pull::client(&env, &token)
         .args([
             "push",
             file.to_str().unwrap(),
