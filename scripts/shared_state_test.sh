@@ -50,10 +50,12 @@ export SLUICE_TEST_POSTGRES="$pg_url" SLUICE_TEST_S3="$s3"
 export SLUICE_TEST_PG_CTL="$PWD/scripts/postgres.sh"
 export SLUICE_TEST_PG_DIR="$pg"
 export SLUICE_TEST_MOTO="$PWD/$MOTO_VENV/bin/moto_server"
+# `--workspace` as in scripts/test.sh: the same feature set, so nothing is
+# built again.
 echo "== the store's tests on SQLite and PostgreSQL"
-cargo test --locked -p sluice-store
+cargo test --workspace --locked --lib -- connect:: db:: queue:: uploads:: stats:: objects::
 echo "== the service's end-to-end tests on PostgreSQL + S3"
 # Everything that starts `sluice serve`, `worker` or `admin`; the CLI's own
 # file tests (roundtrip, keys, errors, signals, verify_info) keep no state.
-cargo test --locked -p sluice-cli --test cli -- \
+cargo test --workspace --locked --test cli -- \
   serve:: service:: abuse:: limits:: jwt:: observe:: nodes:: resumable:: push_pull:: s3:: shared_state:: "$@"
