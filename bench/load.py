@@ -65,8 +65,11 @@ def free_port():
 
 
 def admin(*args):
-    return subprocess.run([BIN, "admin", "--data-dir", DATA, *args], check=True,
-                          capture_output=True, text=True).stdout.strip()
+    r = subprocess.run([BIN, "admin", "--data-dir", DATA, *args],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"sluice admin {' '.join(args)}: exit {r.returncode}: {r.stderr.strip()}")
+    return r.stdout.strip()
 
 
 def api(method, path, body=None):

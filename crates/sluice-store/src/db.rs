@@ -70,6 +70,18 @@ impl Db {
         self.backend
     }
 
+    /// Starts a transaction that will write. On SQLite it takes the write
+    /// lock at once (`BEGIN IMMEDIATE`): a deferred transaction that reads
+    /// first and writes later fails at once with "database is locked" when
+    /// another connection committed in between (its busy timeout does not
+    /// apply to that upgrade), which an admin command met under load.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
@@ -203,7 +215,7 @@ impl Db {
     /// Revokes a token by id; running servers drop it from their caches
     /// at their next revision poll.
     pub async fn revoke_token(&self, token_id: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let r = sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now_ms())
             .bind(token_id)
@@ -222,7 +234,7 @@ impl Db {
     /// Changes some of tenant `name`'s limits; running servers apply them
     /// at their next revision poll.
     pub async fn set_tenant_limits(&self, name: &str, update: &LimitsUpdate) -> Result<TenantLimits> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query("SELECT rate_per_sec, burst, quota_bytes, max_queued FROM tenants WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *tx)

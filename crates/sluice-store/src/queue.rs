@@ -187,7 +187,7 @@ impl Db {
         progress: JobProgress,
         object: Option<&ObjectInfo>,
     ) -> Result<Fenced<Option<String>>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let now = now_ms();
         let r = sqlx::query(
             "UPDATE jobs SET state = 'succeeded', lease_until = NULL, bytes_in = $1, bytes_out = $2, chunks = $3, \
@@ -550,6 +550,39 @@ mod tests {
         let u = db.tenant_by_name("u").await.unwrap().id;
         assert!(db.job(&u, &job.id).await.is_err());
         assert!(db.jobs(&u, None, None, 100).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn read_then_write_transactions_survive_concurrent_writers() {
+        for (db, _dir) in dbs().await {
+            let tenant = db.tenant_by_name("t").await.unwrap().id;
+            let writers: Vec<_> = (0..4)
+                .map(|w| {
+                    let (db, tenant) = (db.clone(), tenant.clone());
+                    tokio::spawn(async move {
+                        for i in 0..40 {
+                            enqueue(&db, &tenant, &format!("w{w}/{i}")).await;
+                        }
+                    })
+                })
+                .collect();
+            // Reads the limits, then writes them: must not fail because
+            // another connection committed in between.
+            for i in 0..40 {
+                db.set_tenant_limits(
+                    "t",
+                    &crate::LimitsUpdate {
+                        max_queued: Some(Some(1000 + i)),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            }
+            for w in writers {
+                w.await.unwrap();
+            }
+        }
     }
 
     #[tokio::test]

@@ -267,7 +267,7 @@ impl Db {
     /// Turns an open session into `job`, in one transaction: a session
     /// completes once (a second completion is a conflict).
     pub async fn complete_upload(&self, upload: &Upload, job: &NewJob) -> Result<Job> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let r = sqlx::query(
             "UPDATE uploads SET state = 'completed', job_id = $1 WHERE id = $2 AND tenant_id = $3 AND state = 'open'",
         )
