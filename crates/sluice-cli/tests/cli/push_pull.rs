@@ -20,6 +20,14 @@ pub(crate) fn client(env: &Env, token: &str) -> Command {
     c
 }
 
+/// `sluice push FILE --server BASE --key KEY` as `client` runs it; the
+/// caller adds part size, parallelism and output handling.
+pub(crate) fn push(env: &Env, token: &str, file: &std::path::Path, base: &str, key: &str) -> Command {
+    let mut c = client(env, token);
+    c.args(["push", file.to_str().unwrap(), "--server", base, "--key", key]);
+    c
+}
+
 /// The upload id a push remembers (its resume record).
 fn remembered_upload(env: &Env) -> Option<String> {
     let dir = env.path("cache/sluice/push");
@@ -41,15 +49,7 @@ fn push_resumes_after_being_killed_and_pull_fetches_whole_and_ranges() {
     // Slow the pusher down (about 10 parts/s) so it can be killed midway.
     admin(&env, &["tenant", "set", "acme", "--rate", "10/s", "--burst", "10"]);
     std::thread::sleep(Duration::from_millis(1500));
-    let mut push = client(&env, &pusher)
-        .args([
-            "push",
-            file.to_str().unwrap(),
-            "--server",
-            &s.base,
-            "--key",
-            "up/big.bin",
-        ])
+    let mut pushing = push(&env, &pusher, &file, &s.base, "up/big.bin")
         .args(["--part-size", "1MiB", "--parallel", "1", "--quiet"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -63,10 +63,10 @@ fn push_resumes_after_being_killed_and_pull_fetches_whole_and_ranges() {
             let n = u["received"].as_array().map_or(0, Vec::len);
             if n >= 37 {
                 Command::new("kill")
-                    .args(["-KILL", &push.id().to_string()])
+                    .args(["-KILL", &pushing.id().to_string()])
                     .status()
                     .unwrap();
-                let _ = push.wait();
+                let _ = pushing.wait();
                 // This token is rate limited too: retry past a 429.
                 loop {
                     let r = get(&s, &token, &format!("/v1/uploads/{id}"));
@@ -78,7 +78,7 @@ fn push_resumes_after_being_killed_and_pull_fetches_whole_and_ranges() {
             }
         }
         assert!(
-            push.try_wait().unwrap().is_none(),
+            pushing.try_wait().unwrap().is_none(),
             "the push ended before it was killed"
         );
         std::thread::sleep(Duration::from_millis(30));
@@ -92,15 +92,7 @@ fn push_resumes_after_being_killed_and_pull_fetches_whole_and_ranges() {
         &["tenant", "set", "acme", "--rate", "default", "--burst", "default"],
     );
     std::thread::sleep(Duration::from_millis(1500));
-    let out = client(&env, &pusher)
-        .args([
-            "push",
-            file.to_str().unwrap(),
-            "--server",
-            &s.base,
-            "--key",
-            "up/big.bin",
-        ])
+    let out = push(&env, &pusher, &file, &s.base, "up/big.bin")
         .args(["--part-size", "1MiB", "--parallel", "4", "--quiet"])
         .output()
         .unwrap();

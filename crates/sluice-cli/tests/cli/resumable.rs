@@ -11,7 +11,7 @@ use crate::util::*;
 
 const MIB: usize = 1 << 20;
 
-fn post_json(s: &Server, token: &str, path: &str, body: &str) -> Reply {
+pub(crate) fn post_json(s: &Server, token: &str, path: &str, body: &str) -> Reply {
     reply(
         agent()
             .post(s.url(path))

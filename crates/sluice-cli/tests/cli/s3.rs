@@ -7,6 +7,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::resumable::post_json;
 use crate::service::*;
 use crate::util::*;
 
@@ -161,15 +162,7 @@ fn uploads_ranges_and_deletes_on_an_s3_store() {
     // A resumable upload (parts as objects under uploads/) through `sluice push`.
     let pushed = sample(13 << 20);
     let file = env.write("pushed.bin", &pushed);
-    let out = crate::push_pull::client(&env, &token)
-        .args([
-            "push",
-            file.to_str().unwrap(),
-            "--server",
-            &s.base,
-            "--key",
-            "s3/pushed",
-        ])
+    let out = crate::push_pull::push(&env, &token, &file, &s.base, "s3/pushed")
         .args(["--part-size", "4MiB", "--quiet"])
         .output()
         .unwrap();
@@ -254,14 +247,4 @@ fn eventually(what: &str, cond: impl Fn() -> bool) {
         assert!(Instant::now() < deadline, "{what}: not after 20 s");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn post_json(s: &Server, token: &str, path: &str, body: &str) -> Reply {
-    reply(
-        agent()
-            .post(s.url(path))
-            .header("Authorization", format!("Bearer {token}"))
-            .header("Content-Type", "application/json")
-            .send(body.as_bytes()),
-    )
 }
