@@ -19,7 +19,7 @@ use axum::body::Body;
 use axum::http::StatusCode;
 use futures_util::StreamExt;
 use sluice_engine::{CancelToken, Control, Progress};
-use sluice_store::{now_ms, Fenced, Job, JobProgress, NewJob, ObjectInfo, Objects};
+use sluice_store::{now_ms, Fenced, Job, JobProgress, JobState, NewJob, ObjectInfo, Objects};
 use tokio_util::sync::CancellationToken;
 
 use crate::bridge::{reader_channel, Msg};
@@ -129,9 +129,28 @@ async fn stream_and_record(st: &AppState, job: NewJob, body: Body, limit: BodyLi
             return Err(outcome_problem(Outcome::Stopped));
         }
         Err(e) => {
-            let _ = st.objects.delete(&location).await;
-            let _ = st.db.fail(&row, "unavailable", "recording the result failed").await;
-            return Err(e.into());
+            // The commit's outcome is unknown: the connection may have died
+            // after the database applied it. The fenced failure tells.
+            match st.db.fail(&row, "unavailable", "recording the result failed").await {
+                Ok(Fenced::Done(())) => {
+                    let _ = st.objects.delete(&location).await;
+                    return Err(e.into());
+                }
+                Ok(Fenced::Lost) => match st.db.job(&row.tenant_id, &row.id).await {
+                    Ok(now) if now.state == JobState::Succeeded => {
+                        tracing::info!(job = %row.id, "the result was recorded although its commit reported an error");
+                    }
+                    Ok(_) => {
+                        // Cancelled, so the success never committed.
+                        let _ = st.objects.delete(&location).await;
+                        return Err(outcome_problem(Outcome::Stopped));
+                    }
+                    Err(_) => return Err(e.into()),
+                },
+                // Still unreachable: the reaper removes the container once
+                // this attempt is over, unless the commit landed.
+                Err(_) => return Err(e.into()),
+            }
         }
     }
     tracing::info!(job = %row.id, bytes_in = done.bytes_in, bytes_out = done.bytes_out, "upload processed as it streamed in");

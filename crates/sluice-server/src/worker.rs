@@ -189,10 +189,12 @@ async fn run_job(st: &AppState, job: Job) {
                 discard(st).await;
             }
             Err(e) => {
-                // The database is unreachable: leave the lease to expire, so
-                // the job runs again; the unreferenced container is reaped.
-                tracing::warn!(error = %e, "recording success failed; the job will be retried");
-                discard(st).await;
+                // The commit's outcome is unknown (the connection may have
+                // died after the database applied it), so the container
+                // stays: if the commit landed it is the object. Otherwise
+                // the lease expires, the job runs again, and the reaper
+                // removes the container once this attempt is over.
+                tracing::warn!(error = %e, "recording success failed; the job will be retried unless it was recorded");
             }
         },
         Outcome::Permanent(code, msg) => {
@@ -544,7 +546,7 @@ pub async fn reap(st: &AppState, age: Duration) -> sluice_store::Result<usize> {
         removed += 1;
     }
     for (location, job_id) in st.objects.old_staging(age).await? {
-        if !st.db.job_exists(&job_id).await? {
+        if !st.db.staging_in_use(&job_id, &location).await? {
             st.objects.delete(&location).await?;
             removed += 1;
         }

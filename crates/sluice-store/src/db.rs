@@ -9,7 +9,7 @@ use sqlx::{AnyPool, Row};
 use crate::connect::Backend;
 use crate::error::{Error, Result};
 use crate::model::{LimitsUpdate, ObjectInfo, Pipeline, Principal, Scope, Tenant, TenantLimits, TokenInfo};
-use crate::{new_id, now_ms};
+use crate::{new_id, now_ms, Objects};
 
 /// Connection pool settings.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -418,12 +418,24 @@ impl Db {
         Ok(row.try_get("location")?)
     }
 
-    /// Whether any object row points at `location`.
+    /// Whether `location` is, or may still become, a stored object: an
+    /// object row points at it, or it is the container of a job attempt
+    /// still running (written, its success not yet committed). Age alone
+    /// cannot tell: a commit may wait out a database restart. One
+    /// statement, so a commit landing between two checks cannot slip
+    /// through; once the attempt is no longer running, its fenced success
+    /// can never commit.
     pub async fn location_in_use(&self, location: &str) -> Result<bool> {
-        let row = sqlx::query("SELECT 1 FROM objects WHERE location = $1 LIMIT 1")
-            .bind(location)
-            .fetch_optional(&self.pool)
-            .await?;
+        let (job_id, attempt) = Objects::container_owner(location).unwrap_or(("", -1));
+        let row = sqlx::query(
+            "SELECT 1 WHERE EXISTS (SELECT 1 FROM objects WHERE location = $1) \
+             OR EXISTS (SELECT 1 FROM jobs WHERE id = $2 AND attempts = $3 AND state = 'running')",
+        )
+        .bind(location)
+        .bind(job_id)
+        .bind(attempt)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.is_some())
     }
 }

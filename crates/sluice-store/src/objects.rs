@@ -223,6 +223,16 @@ impl Objects {
         format!("objects/{tenant_id}/{job_id}-{attempt}.sluice")
     }
 
+    /// The job id and attempt whose container `location` is (the inverse
+    /// of [`Objects::container_path`], also for the `.partial` file a local
+    /// store writes first); `None` for any other path.
+    pub fn container_owner(location: &str) -> Option<(&str, i64)> {
+        let name = location.strip_prefix("objects/")?.split_once('/')?.1;
+        let name = name.strip_suffix(".partial").unwrap_or(name);
+        let (job_id, attempt) = name.strip_suffix(".sluice")?.rsplit_once('-')?;
+        Some((job_id, attempt.parse().ok()?))
+    }
+
     /// A buffered writer to `location` (multipart for large objects;
     /// finished only by `shutdown`, abandoned on drop).
     pub fn writer(&self, location: &str) -> BufWriter {
@@ -495,13 +505,13 @@ impl Objects {
     }
 
     async fn older_than(&self, prefix: &str, age: Duration) -> Result<Vec<String>> {
-        let cutoff = crate::now_ms() / 1000 - age.as_secs() as i64;
+        let cutoff = crate::now_ms() - age.as_millis() as i64;
         let prefix = Path::from(prefix);
         let mut list = self.store.list(Some(&prefix));
         let mut out = Vec::new();
         while let Some(meta) = list.next().await {
             let meta = meta?;
-            if meta.last_modified.timestamp() <= cutoff {
+            if meta.last_modified.timestamp_millis() <= cutoff {
                 out.push(meta.location.to_string());
             }
         }

@@ -324,10 +324,13 @@ impl Db {
         Ok(())
     }
 
-    /// Whether a job row exists with this id (any tenant).
-    pub async fn job_exists(&self, id: &str) -> Result<bool> {
-        let row = sqlx::query("SELECT 1 FROM jobs WHERE id = $1")
+    /// Whether job `id` still needs the staged upload at `location`: its
+    /// row points at it. A row that forgot it (the job succeeded, then the
+    /// delete failed) no longer protects the file.
+    pub async fn staging_in_use(&self, id: &str, location: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM jobs WHERE id = $1 AND staging = $2")
             .bind(id)
+            .bind(location)
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.is_some())
@@ -444,7 +447,7 @@ fn job_from(row: &AnyRow) -> Result<Job> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::new_id;
+    use crate::{new_id, Objects};
 
     /// A database with tenant `t`, on every backend the test can reach.
     async fn dbs() -> Vec<(Db, Option<tempfile::TempDir>)> {
@@ -550,6 +553,70 @@ mod tests {
         let u = db.tenant_by_name("u").await.unwrap().id;
         assert!(db.job(&u, &job.id).await.is_err());
         assert!(db.jobs(&u, None, None, 100).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_running_attempts_container_stays_in_use_until_its_fence_closes() {
+        for (db, _dir) in dbs().await {
+            let tenant = db.tenant_by_name("t").await.unwrap().id;
+            let job = enqueue(&db, &tenant, "k").await;
+            let container = |attempt| Objects::container_path(&tenant, &job.id, attempt);
+            assert!(db.staging_in_use(&job.id, "staging/k").await.unwrap());
+            assert!(!db.staging_in_use(&job.id, "staging/other").await.unwrap());
+            assert!(
+                !db.location_in_use(&container(1)).await.unwrap(),
+                "queued: nothing written yet"
+            );
+            let first = db.claim(1, 60_000).await.unwrap().remove(0);
+            assert!(
+                db.location_in_use(&container(1)).await.unwrap(),
+                "written but not yet committed (a commit may wait out a database restart)"
+            );
+            sqlx::query("UPDATE jobs SET lease_until = 0 WHERE id = $1")
+                .bind(&job.id)
+                .execute(&db.pool)
+                .await
+                .unwrap();
+            let second = db.claim(1, 60_000).await.unwrap().remove(0);
+            assert!(
+                !db.location_in_use(&container(1)).await.unwrap(),
+                "the stale attempt can no longer commit"
+            );
+            assert!(db.location_in_use(&container(2)).await.unwrap());
+            let progress = JobProgress::default();
+            assert_eq!(
+                db.succeed(&first, progress, Some(&object(&first, &container(1))))
+                    .await
+                    .unwrap(),
+                Fenced::Lost
+            );
+            db.succeed(&second, progress, Some(&object(&second, &container(2))))
+                .await
+                .unwrap();
+            assert!(db.location_in_use(&container(2)).await.unwrap(), "now the object's");
+            assert!(
+                !db.staging_in_use(&job.id, "staging/k").await.unwrap(),
+                "a succeeded job no longer needs its staged upload"
+            );
+            assert!(!db.location_in_use(&container(1)).await.unwrap());
+            assert!(!db.location_in_use("objects/x/not-a-container").await.unwrap());
+        }
+    }
+
+    #[test]
+    fn container_paths_name_their_job_and_attempt() {
+        let path = Objects::container_path("tenant", "job-id", 12);
+        assert_eq!(Objects::container_owner(&path), Some(("job-id", 12)));
+        let partial = format!("{path}.partial");
+        assert_eq!(Objects::container_owner(&partial), Some(("job-id", 12)));
+        for other in [
+            "staging/t/j",
+            "objects/t/j.sluice",
+            "objects/j-1.sluice",
+            "objects/t/j-x.sluice",
+        ] {
+            assert_eq!(Objects::container_owner(other), None, "{other}");
+        }
     }
 
     #[tokio::test]

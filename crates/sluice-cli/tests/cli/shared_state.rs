@@ -73,11 +73,13 @@ fn three_nodes_300_jobs_a_worker_killed_mid_job_and_postgres_restarted_each_stor
     };
     let env = Env::new();
     let token = tenant(&env, "acme", "write");
+    // The age must exceed the longest an upload's staged bytes can wait
+    // for their job row (here, across the database restart).
     let reaper = [
         "--reaper-interval-secs",
         "1",
         "--reaper-min-age-secs",
-        "2",
+        "10",
         "--reaper-multipart-age-secs",
         "10",
     ];
@@ -134,7 +136,7 @@ fn three_nodes_300_jobs_a_worker_killed_mid_job_and_postgres_restarted_each_stor
     }
     for (i, _) in &ids {
         let got = get(&api, &token, &format!("/v1/objects/mix/{i}/content"));
-        assert_eq!(got.status, 200, "mix/{i}");
+        assert_eq!(got.status, 200, "mix/{i}: {}", String::from_utf8_lossy(&got.body));
         assert_same_bytes(&got.body, &sample(mixed_len(*i)), &format!("mix/{i}"));
     }
     let mut keys = Vec::new();

@@ -213,13 +213,10 @@ async fn put(
             staged_bytes: received as i64,
         })
         .await;
-    let job = match job {
-        Ok(j) => j,
-        Err(e) => {
-            let _ = st.objects.delete(&staging).await;
-            return Err(e.into());
-        }
-    };
+    // On an error the staged upload stays: the insert may have committed
+    // although its answer was lost, and then the queued job needs it. If
+    // no job points at it, the reaper deletes it.
+    let job = job?;
     // Queued: its bytes are now counted as staged, not reserved.
     drop(reservation);
     st.limits.note_job(&who.tenant_id, true);
