@@ -235,8 +235,17 @@ impl Db {
     /// at their next revision poll.
     pub async fn set_tenant_limits(&self, name: &str, update: &LimitsUpdate) -> Result<TenantLimits> {
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query("SELECT rate_per_sec, burst, quota_bytes, max_queued FROM tenants WHERE name = $1")
-            .bind(name)
+        // Read, then write: PostgreSQL must lock the row, or two admins
+        // changing different limits at once lose one change (SQLite's
+        // write transaction already holds the lock).
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        };
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT rate_per_sec, burst, quota_bytes, max_queued FROM tenants WHERE name = $1{lock}"
+        )))
+        .bind(name)
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| Error::NotFound(format!("tenant {name:?}")))?;
@@ -505,6 +514,32 @@ fn parse_json_list(s: &str) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn concurrent_changes_to_different_limits_are_all_kept() {
+        for (db, _dir) in crate::connect::test_dbs().await {
+            db.create_tenant("t", b"sealed", "sluice1x").await.unwrap();
+            let change = |burst: Option<i64>, quota: Option<i64>| LimitsUpdate {
+                burst: burst.map(Some),
+                quota_bytes: quota.map(Some),
+                ..LimitsUpdate::default()
+            };
+            let bursts = {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    for i in 1..=40 {
+                        db.set_tenant_limits("t", &change(Some(i), None)).await.unwrap();
+                    }
+                })
+            };
+            for i in 1..=40 {
+                db.set_tenant_limits("t", &change(None, Some(i * 1000))).await.unwrap();
+            }
+            bursts.await.unwrap();
+            let limits = db.set_tenant_limits("t", &LimitsUpdate::default()).await.unwrap();
+            assert_eq!((limits.burst, limits.quota_bytes), (Some(40), Some(40_000)));
+        }
+    }
 
     #[test]
     fn recipient_lists_round_trip() {
