@@ -30,7 +30,10 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../scripts"))
+from sluice_local import free_port, request, wait_healthy  # noqa: E402
+import sluice_local  # noqa: E402
 
 SHORT = "--short" in sys.argv
 BIN, WORK = sys.argv[1], sys.argv[2]
@@ -56,30 +59,12 @@ def check(ok, what):
         failures.append(what)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def admin(*args):
-    r = subprocess.run([BIN, "admin", "--data-dir", DATA, *args],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        sys.exit(f"sluice admin {' '.join(args)}: exit {r.returncode}: {r.stderr.strip()}")
-    return r.stdout.strip()
+    return sluice_local.admin(BIN, "--data-dir", DATA, *args)
 
 
 def api(method, path, body=None):
-    req = urllib.request.Request(BASE + path, data=body, method=method,
-                                 headers={"Authorization": "Bearer " + TOKEN})
-    try:
-        with urllib.request.urlopen(req, timeout=600) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
+    return request(BASE + path, TOKEN, method, body)
 
 
 def rss_mib():
@@ -243,12 +228,7 @@ SERVER = subprocess.Popen([BIN, "serve", "--data-dir", DATA, "--listen", f"127.0
                            "--header-timeout-secs", str(HEADER_TIMEOUT), "--engine-memory-mib", str(ENGINE_MIB)],
                           stderr=log)
 try:
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(BASE + "/healthz", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.1)
+    wait_healthy(BASE, SERVER)
 
     print(f"== 1. {SMALL_N} uploads of 4 KiB, concurrency 64", flush=True)
     p1 = load("p1", count=SMALL_N)

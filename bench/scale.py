@@ -18,13 +18,14 @@ until another worker has taken the job over. Prints a report.
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../scripts"))
+from sluice_local import free_port, request, wait_healthy  # noqa: E402
+import sluice_local  # noqa: E402
 
 BIN, WORK = sys.argv[1], sys.argv[2]
 QUICK = "--quick" in sys.argv
@@ -37,30 +38,13 @@ DATA = os.path.join(WORK, "data")
 DATABASE = os.environ.get("SCALE_DATABASE") or f"sqlite://{DATA}/sluice.db"
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def admin(*args):
-    r = subprocess.run([BIN, "admin", "--data-dir", DATA, "--database", DATABASE, *args],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        sys.exit(f"sluice admin {' '.join(args)}: exit {r.returncode}: {r.stderr.strip()}")
-    return r.stdout.strip()
+    return sluice_local.admin(BIN, "--data-dir", DATA, "--database", DATABASE, *args)
 
 
 def api(method, path, body=None):
-    req = urllib.request.Request(BASE + path, data=body, method=method,
-                                 headers={"Authorization": "Bearer " + TOKEN})
-    try:
-        with urllib.request.urlopen(req, timeout=600) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
+    status, raw = request(BASE + path, TOKEN, method, body)
+    return status, json.loads(raw or b"null")
 
 
 def body_of(size, seed):
@@ -122,12 +106,7 @@ API = subprocess.Popen([BIN, "serve", "--data-dir", DATA, "--database", DATABASE
                         "--default-rate", "0", "--default-max-queued", "1000000"], stderr=api_log)
 results = []
 try:
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(BASE + "/healthz", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.1)
+    wait_healthy(BASE, API)
     bodies = {size: body_of(size, size) for _, size in MIX}
     total_jobs = sum(n for n, _ in MIX)
     total_bytes = sum(n * s for n, s in MIX)

@@ -22,8 +22,10 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../scripts"))
+from sluice_local import free_port, request, wait_healthy  # noqa: E402
+import sluice_local  # noqa: E402
 
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
@@ -44,17 +46,8 @@ def step(what):
     print(f"-- {what}", flush=True)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def admin(*args):
-    return subprocess.run([BIN, "admin", "--data-dir", DATA, *args], check=True,
-                          capture_output=True, text=True).stdout.strip()
+    return sluice_local.admin(BIN, "--data-dir", DATA, *args)
 
 
 admin("tenant", "create", "web")
@@ -67,21 +60,10 @@ server = subprocess.Popen([BIN, "serve", "--data-dir", DATA, "--listen", f"127.0
 
 
 def api(method, path, body=None, token=TOKEN):
-    req = urllib.request.Request(BASE + path, data=body, method=method,
-                                 headers={"Authorization": "Bearer " + token})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
+    return request(BASE + path, token, method, body, timeout=60)
 
 
-for _ in range(100):
-    try:
-        urllib.request.urlopen(BASE + "/healthz", timeout=1)
-        break
-    except OSError:
-        time.sleep(0.1)
+wait_healthy(BASE, server)
 
 options = webdriver.ChromeOptions()
 options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
