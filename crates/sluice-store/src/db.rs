@@ -246,9 +246,9 @@ impl Db {
             "SELECT rate_per_sec, burst, quota_bytes, max_queued FROM tenants WHERE name = $1{lock}"
         )))
         .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("tenant {name:?}")))?;
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("tenant {name:?}")))?;
         let old = limits_from(&row)?;
         let new = TenantLimits {
             rate_per_sec: update.rate_per_sec.unwrap_or(old.rate_per_sec),
