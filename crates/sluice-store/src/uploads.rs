@@ -169,16 +169,9 @@ impl Db {
 
     /// A tenant's session (another tenant's is "not found").
     pub async fn upload(&self, tenant_id: &str, id: &str) -> Result<Upload> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {UPLOAD_COLUMNS} FROM uploads WHERE tenant_id = $1 AND id = $2"
-        )))
-        .bind(tenant_id)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        match row {
-            Some(r) => upload_from(&r),
-            None => Err(Error::NotFound(format!("upload {id:?}"))),
+        match self.upload_by_id(id).await? {
+            u if u.tenant_id == tenant_id => Ok(u),
+            _ => Err(Error::NotFound(format!("upload {id:?}"))),
         }
     }
 

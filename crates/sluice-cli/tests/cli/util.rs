@@ -78,39 +78,37 @@ impl Env {
             .unwrap_or_else(|| format!("file://{}", self.path("data").join("store").display()))
     }
 
+    /// The answer to an S3 `GET /BUCKET?QUERY&prefix=ROOT/UNDER` on this
+    /// test's bucket, with ROOT (the test's prefix); `None` on a local store.
+    fn s3_listing(&self, query: &str, under: &str) -> Option<(String, String)> {
+        let url = self.shared("SLUICE_STORE")?;
+        let endpoint = self.shared("AWS_ENDPOINT_URL")?;
+        let (bucket, root) = url.trim_start_matches("s3://").split_once('/').unwrap();
+        let mut r = ureq::get(format!("{endpoint}/{bucket}?{query}&prefix={root}/{under}"))
+            .call()
+            .unwrap();
+        Some((root.to_string(), r.body_mut().read_to_string().unwrap()))
+    }
+
     /// S3 multipart uploads in progress under this test's store prefix
     /// (none on a local store).
     pub fn multipart_uploads(&self) -> usize {
-        match (self.shared("SLUICE_STORE"), self.shared("AWS_ENDPOINT_URL")) {
-            (Some(url), Some(endpoint)) => {
-                let (bucket, root) = url.trim_start_matches("s3://").split_once('/').unwrap();
-                let mut r = ureq::get(format!("{endpoint}/{bucket}?uploads&prefix={root}/"))
-                    .call()
-                    .unwrap();
-                r.body_mut().read_to_string().unwrap().matches("<UploadId>").count()
-            }
-            _ => 0,
-        }
+        self.s3_listing("uploads", "")
+            .map_or(0, |(_, xml)| xml.matches("<UploadId>").count())
     }
 
     /// Names of everything stored under `prefix` (relative to the
     /// service's store: `uploads/`, `staging/`, `objects/`), whichever
     /// store the test uses.
     pub fn stored_names(&self, prefix: &str) -> Vec<String> {
-        match (self.shared("SLUICE_STORE"), self.shared("AWS_ENDPOINT_URL")) {
-            (Some(url), Some(endpoint)) => {
-                let (bucket, root) = url.trim_start_matches("s3://").split_once('/').unwrap();
-                let mut r = ureq::get(format!("{endpoint}/{bucket}?list-type=2&prefix={root}/{prefix}"))
-                    .call()
-                    .unwrap();
-                let xml = r.body_mut().read_to_string().unwrap();
-                xml.split("<Key>")
-                    .skip(1)
-                    .filter_map(|k| k.split("</Key>").next())
-                    .map(|k| k.trim_start_matches(&format!("{root}/")).to_string())
-                    .collect()
-            }
-            _ => {
+        match self.s3_listing("list-type=2", prefix) {
+            Some((root, xml)) => xml
+                .split("<Key>")
+                .skip(1)
+                .filter_map(|k| k.split("</Key>").next())
+                .map(|k| k.trim_start_matches(&format!("{root}/")).to_string())
+                .collect(),
+            None => {
                 let root = self.path("data").join("store");
                 let mut names = Vec::new();
                 let mut dirs = vec![root.clone()];
