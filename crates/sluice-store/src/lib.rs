@@ -6,30 +6,20 @@
 
 #![forbid(unsafe_code)]
 
-mod connect;
 mod db;
 mod error;
 mod model;
 mod objects;
-mod queue;
-pub mod resilient;
-mod stats;
-pub mod tracked;
-mod uploads;
-mod wake;
 
-pub use connect::Backend;
-pub use db::{Db, DbConfig};
+pub use db::{Backend, Db, DbConfig, Fenced, NewJob, NewUpload, PoolStats, Upload, UploadPart, UploadState};
 pub use error::{Error, Result};
 pub use model::{
     Job, JobKind, JobProgress, JobState, LimitsUpdate, ObjectInfo, Pipeline, Principal, Scope, Tenant, TenantLimits,
     TokenInfo,
 };
+pub use objects::resilient::{self, BreakerState, Resilience, Resilient};
+pub use objects::tracked;
 pub use objects::{Objects, StoreLocation, S3_MIN_PART, STREAM_BUFFER};
-pub use queue::{Fenced, NewJob};
-pub use resilient::{BreakerState, Resilience, Resilient};
-pub use stats::PoolStats;
-pub use uploads::{NewUpload, Upload, UploadPart, UploadState};
 
 /// Now, in unix milliseconds.
 pub fn now_ms() -> i64 {

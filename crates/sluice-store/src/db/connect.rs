@@ -9,7 +9,7 @@ use sqlx::any::{install_default_drivers, AnyPoolOptions};
 use sqlx::migrate::{MigrateDatabase, Migration, Migrator};
 use sqlx::{Any, Executor, SqlSafeStr};
 
-use crate::db::{Db, DbConfig};
+use super::{Db, DbConfig};
 use crate::error::{Error, Result};
 
 /// The SQL database behind [`Db`].

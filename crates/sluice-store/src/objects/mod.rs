@@ -18,9 +18,14 @@ use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
+pub mod resilient;
+pub mod tracked;
+
 use crate::error::{Error, Result};
-use crate::resilient::{BreakerState, Resilience, Resilient};
-use crate::tracked::{Marker, Tracked, MARKERS};
+use resilient::{BreakerState, Resilience, Resilient};
+#[cfg(any(feature = "s3", test))]
+use tracked::Tracked;
+use tracked::{Marker, MARKERS};
 
 /// Bytes buffered per reader or writer (memory per stream: this, not the object's size).
 pub const STREAM_BUFFER: usize = 1 << 20;
@@ -136,30 +141,40 @@ impl Objects {
     pub fn open(location: &StoreLocation, resilience: Resilience) -> Result<Objects> {
         match location {
             StoreLocation::Local(dir) => Objects::local(dir, resilience),
-            StoreLocation::S3 { bucket, prefix } => {
-                let s3 = Arc::new(
-                    object_store::aws::AmazonS3Builder::from_env()
-                        .with_bucket_name(bucket)
-                        .build()?,
-                );
-                let tracked = Arc::new(Tracked::new(Arc::clone(&s3), prefix));
-                let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
-                    tracked
-                } else {
-                    Arc::new(object_store::prefix::PrefixStore::new(tracked, prefix.as_str()))
-                };
-                let guard = Arc::new(Resilient::new(store, "s3", resilience));
-                Ok(Objects {
-                    store: guard.clone(),
-                    guard,
-                    local_root: None,
-                    multipart: Some(PartsTarget {
-                        store: s3,
-                        prefix: prefix.clone(),
-                    }),
-                })
-            }
+            StoreLocation::S3 { bucket, prefix } => Objects::s3(bucket, prefix, resilience),
         }
+    }
+
+    #[cfg(feature = "s3")]
+    fn s3(bucket: &str, prefix: &str, resilience: Resilience) -> Result<Objects> {
+        let s3 = Arc::new(
+            object_store::aws::AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .build()?,
+        );
+        let tracked = Arc::new(Tracked::new(Arc::clone(&s3), prefix));
+        let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            tracked
+        } else {
+            Arc::new(object_store::prefix::PrefixStore::new(tracked, prefix))
+        };
+        let guard = Arc::new(Resilient::new(store, "s3", resilience));
+        Ok(Objects {
+            store: guard.clone(),
+            guard,
+            local_root: None,
+            multipart: Some(PartsTarget {
+                store: s3,
+                prefix: prefix.to_string(),
+            }),
+        })
+    }
+
+    #[cfg(not(feature = "s3"))]
+    fn s3(_bucket: &str, _prefix: &str, _resilience: Resilience) -> Result<Objects> {
+        Err(Error::Config(
+            "this build has no S3 support (sluice-store's `s3` feature)".into(),
+        ))
     }
 
     /// Wraps any object store (one whose completed writes are durable),

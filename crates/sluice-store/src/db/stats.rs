@@ -117,7 +117,7 @@ mod tests {
 
     #[tokio::test]
     async fn counts_by_tenant_and_state_and_oldest_age() {
-        for (db, _dir) in crate::connect::test_dbs().await {
+        for (db, _dir) in crate::db::test_dbs().await {
             counts_by_tenant_and_state_and_oldest_age_on(&db).await;
         }
     }

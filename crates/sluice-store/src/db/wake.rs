@@ -11,8 +11,8 @@ use sqlx::postgres::PgListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::connect::Backend;
-use crate::db::Db;
+use super::Backend;
+use super::Db;
 use crate::error::Result;
 
 /// The channel a queued job is announced on.

@@ -4,7 +4,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::queue::enqueue_with;
+use super::jobs::enqueue_with;
 use crate::{now_ms, Db, Error, Job, NewJob, Result};
 
 /// A session's state.
@@ -335,7 +335,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_session_completes_once_into_a_job() {
-        for (db, _dir) in crate::connect::test_dbs().await {
+        for (db, _dir) in crate::db::test_dbs().await {
             a_session_completes_once_into_a_job_on(&db).await;
         }
     }

@@ -11,8 +11,9 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::connect::Backend;
-use crate::db::{Db, OBJECT_COLUMNS};
+use super::objects::OBJECT_COLUMNS;
+use super::Backend;
+use super::Db;
 use crate::error::{Error, Result};
 use crate::model::{Job, JobKind, JobProgress, JobState, ObjectInfo};
 use crate::now_ms;
@@ -451,7 +452,7 @@ mod tests {
 
     /// A database with tenant `t`, on every backend the test can reach.
     async fn dbs() -> Vec<(Db, Option<tempfile::TempDir>)> {
-        let dbs = crate::connect::test_dbs().await;
+        let dbs = crate::db::test_dbs().await;
         for (db, _) in &dbs {
             db.create_tenant("t", b"sealed", "sluice1x").await.unwrap();
         }

@@ -1,0 +1,126 @@
+//! [`Db`]: the metadata database (SQLite by default, PostgreSQL for several
+//! nodes), one file per table: [`tenants`], [`tokens`], [`pipelines`],
+//! [`objects`], [`jobs`] (the queue), [`uploads`] (resumable sessions); plus
+//! how it is opened ([`connect`]), what metrics read ([`stats`]) and how
+//! other nodes are woken when a job is queued ([`wake`]).
+
+mod connect;
+mod jobs;
+mod objects;
+mod pipelines;
+mod stats;
+mod tenants;
+mod tokens;
+mod uploads;
+mod wake;
+
+use std::time::Duration;
+
+use sqlx::AnyPool;
+
+pub use connect::Backend;
+pub use jobs::{Fenced, NewJob};
+pub use stats::PoolStats;
+pub use uploads::{NewUpload, Upload, UploadPart, UploadState};
+
+#[cfg(test)]
+pub(crate) use connect::test_dbs;
+
+use crate::error::Result;
+
+/// Connection pool settings.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DbConfig {
+    /// Most open connections.
+    pub max_connections: u32,
+    /// Connections kept open when idle.
+    pub min_connections: u32,
+    /// Longest wait for a free connection.
+    pub acquire_timeout: Duration,
+    /// An idle connection is closed after this.
+    pub idle_timeout: Duration,
+    /// A connection is replaced after this.
+    pub max_lifetime: Duration,
+}
+
+impl Default for DbConfig {
+    fn default() -> Self {
+        DbConfig {
+            max_connections: 8,
+            min_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(300),
+            max_lifetime: Duration::from_secs(1800),
+        }
+    }
+}
+
+/// The metadata database: SQLite or PostgreSQL, chosen by URL, behind
+/// one set of portable statements (the few that differ ask
+/// [`Db::backend`]).
+#[derive(Clone)]
+pub struct Db {
+    pub(crate) pool: AnyPool,
+    pub(crate) backend: Backend,
+    pub(crate) url: std::sync::Arc<str>,
+}
+
+// The URL may hold a password: never printed.
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Db {
+    /// Opens the database at `url` — `sqlite://PATH` (created if missing)
+    /// or `postgres://USER@HOST/NAME` (the database is created if missing
+    /// and the role may) — and runs the migrations.
+    pub async fn open(url: &str, config: &DbConfig) -> Result<Db> {
+        connect::open(url, config).await
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a transaction that will write. On SQLite it takes the write
+    /// lock at once (`BEGIN IMMEDIATE`): a deferred transaction that reads
+    /// first and writes later fails at once with "database is locked" when
+    /// another connection committed in between (its busy timeout does not
+    /// apply to that upgrade), which an admin command met under load.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Pool size and idle connections, for health and metrics.
+    pub fn pool_state(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Moves the auth revision: running servers then drop their caches and
+/// reload limits.
+pub(crate) async fn bump_revision(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
+    sqlx::query("UPDATE revisions SET value = value + 1 WHERE name = 'auth'")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
