@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+pub use sluice_service::Settings;
 
 /// sluice: parallel, compressed, encrypted, tamper-evident containers.
 #[derive(Debug, Parser)]
@@ -26,7 +27,14 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// Worker threads for compression, encryption and hashing [default: all cores]
-    #[arg(short = 'j', long, global = true, env = "SLUICE_THREADS", value_name = "N")]
+    #[arg(
+        short = 'j',
+        long,
+        global = true,
+        env = "SLUICE_THREADS",
+        value_name = "N",
+        alias = "cpu-threads"
+    )]
     pub threads: Option<usize>,
     /// Chunks in flight per file (bounds memory to about 2 x N x chunk size) [default: 2 x threads + 2]
     #[arg(
@@ -37,13 +45,14 @@ pub struct Global {
         hide_short_help = true
     )]
     pub in_flight: Option<usize>,
-    /// Most MiB of chunk buffers per file; files with big chunks get fewer in flight [default: 16 x (threads + 2)]
+    /// Most MiB of chunk buffers per file (serve: shared by all running jobs); files with big chunks get fewer in flight [default: 16 x (threads + 2); serve: twice that]
     #[arg(
         long,
         global = true,
         env = "SLUICE_MAX_MEMORY",
         value_name = "MIB",
-        hide_short_help = true
+        hide_short_help = true,
+        alias = "engine-memory-mib"
     )]
     pub max_memory: Option<usize>,
     /// No progress bar and no informational messages.
@@ -97,16 +106,16 @@ sluice serve                                   # ./sluice-data, 127.0.0.1:8470\n
 sluice serve --data-dir /srv/sluice --listen 0.0.0.0:8470 --config sluice.toml\n\n\
 Every setting also comes from SLUICE_<NAME> (e.g. SLUICE_MAX_RUNNING_JOBS) or\n\
 the config file (the same names with underscores); flags > env > file > default.")]
-    Serve(Box<ServeArgs>),
+    Serve(Box<Settings>),
     /// Run jobs from a shared queue without serving HTTP (same settings as serve).
     #[command(after_help = "Examples:\n  \
 sluice worker --database sqlite:///srv/sluice/sluice.db --store file:///srv/sluice/store \\\n    \
 --master-key /srv/sluice/master.key --workers 4\n  \
 sluice serve --workers 0 …                     # an API-only node beside workers\n\n\
 Only /metrics is served, on --metrics-listen if given.")]
-    Worker(Box<ServeArgs>),
+    Worker(Box<Settings>),
     /// Manage the service's tenants and tokens (works with or without a running server).
-    Admin(AdminArgs),
+    Admin(Box<AdminArgs>),
     /// Upload a file to a server as a resumable upload, in parallel parts.
     #[command(after_help = "Examples:\n  \
 SLUICE_TOKEN=sluice_… sluice push backup.tar --server http://127.0.0.1:8470\n  \
@@ -121,182 +130,6 @@ sluice pull logs/big.log --server URL --range 1048576..2097152 -o part.log\n  \
 sluice pull dumps/db.dump --server URL -o - | pg_restore …\n\n\
 The token comes from SLUICE_TOKEN.")]
     Pull(PullArgs),
-}
-
-/// `sluice serve`.
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// Config file (TOML; keys as the flags, with underscores).
-    #[arg(long, env = "SLUICE_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Directory of the database, the local object store and the master key [default: ./sluice-data]
-    #[arg(long, env = "SLUICE_DATA_DIR", value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Metadata database: sqlite://PATH or postgres://USER@HOST:PORT/NAME [default: sqlite://DIR/sluice.db]
-    #[arg(long, env = "SLUICE_DATABASE", value_name = "URL")]
-    pub database: Option<String>,
-    /// Object store: file:///DIR or s3://BUCKET/PREFIX (endpoint, region and credentials from AWS_* env) [default: file://DIR/store]
-    #[arg(long, env = "SLUICE_STORE", value_name = "URL")]
-    pub store: Option<String>,
-    /// Jobs this node runs at once; 0 serves without running jobs [default: --max-running-jobs]
-    #[arg(long, env = "SLUICE_WORKERS", value_name = "N")]
-    pub workers: Option<usize>,
-    /// Address to listen on [default: 127.0.0.1:8470]
-    #[arg(long, env = "SLUICE_LISTEN", value_name = "ADDR")]
-    pub listen: Option<std::net::SocketAddr>,
-    /// Server master key file (32 bytes; created with mode 0600 if absent) [default: DIR/master.key]
-    #[arg(long, env = "SLUICE_MASTER_KEY_FILE", value_name = "FILE")]
-    pub master_key: Option<PathBuf>,
-    /// Async runtime worker threads [default: cores]
-    #[arg(long, env = "SLUICE_RUNTIME_THREADS", value_name = "N")]
-    pub runtime_threads: Option<usize>,
-    /// Most threads for blocking work (engine runs, file I/O) [default: 64]
-    #[arg(long, env = "SLUICE_MAX_BLOCKING_THREADS", value_name = "N")]
-    pub max_blocking_threads: Option<usize>,
-    /// Runtime thread stack size in bytes [default: 2 MiB]
-    #[arg(long, env = "SLUICE_THREAD_STACK_SIZE", value_name = "BYTES")]
-    pub thread_stack_size: Option<usize>,
-    /// Engine CPU pool threads (compression, encryption, hashing) [default: cores]
-    #[arg(long, env = "SLUICE_CPU_THREADS", value_name = "N")]
-    pub cpu_threads: Option<usize>,
-    /// Requests in flight above which queued jobs run one at a time, so requests come first; 0 turns it off [default: 32]
-    #[arg(long, env = "SLUICE_BUSY_REQUESTS", value_name = "N")]
-    pub busy_requests: Option<usize>,
-    /// Jobs running at once on this node [default: 2 x cores, 2 to 16]
-    #[arg(long, env = "SLUICE_MAX_RUNNING_JOBS", value_name = "N")]
-    pub max_running_jobs: Option<usize>,
-    /// MiB of chunk buffers all running jobs share [default: 2 x 16 x (cpu threads + 2)]
-    #[arg(long, env = "SLUICE_ENGINE_MEMORY_MIB", value_name = "MIB")]
-    pub engine_memory_mib: Option<usize>,
-    /// Attempts before a transiently failing job fails [default: 5]
-    #[arg(long, env = "SLUICE_JOB_MAX_ATTEMPTS", value_name = "N")]
-    pub job_max_attempts: Option<u32>,
-    /// MiB of opened container indexes cached for range reads (0 turns the cache off) [default: 16]
-    #[arg(long, env = "SLUICE_INDEX_CACHE_MIB", value_name = "MIB")]
-    pub index_cache_mib: Option<usize>,
-    /// Job lease in seconds, renewed while it runs [default: 30]
-    #[arg(long, env = "SLUICE_JOB_LEASE_SECS", value_name = "SECS")]
-    pub job_lease_secs: Option<u64>,
-    /// Largest accepted upload in bytes [default: 1 TiB]
-    #[arg(long, env = "SLUICE_MAX_UPLOAD_BYTES", value_name = "BYTES")]
-    pub max_upload_bytes: Option<u64>,
-    /// Seconds SIGTERM waits for running jobs before releasing them [default: 30]
-    #[arg(long, env = "SLUICE_SHUTDOWN_GRACE_SECS", value_name = "SECS")]
-    pub shutdown_grace_secs: Option<u64>,
-    /// Seconds between reaper passes (abandoned staging, unreferenced containers) [default: 60]
-    #[arg(long, env = "SLUICE_REAPER_INTERVAL_SECS", value_name = "SECS")]
-    pub reaper_interval_secs: Option<u64>,
-    /// Seconds an unreferenced staged upload or container must be old before it is reaped [default: 3600]
-    #[arg(long, env = "SLUICE_REAPER_MIN_AGE_SECS", value_name = "SECS")]
-    pub reaper_min_age_secs: Option<u64>,
-    /// Seconds without a part after which an S3 multipart upload counts as abandoned (a node killed mid-write) and is aborted [default: 3600]
-    #[arg(long, env = "SLUICE_REAPER_MULTIPART_AGE_SECS", value_name = "SECS")]
-    pub reaper_multipart_age_secs: Option<u64>,
-    /// Seconds a resumable upload may stay open before it expires and its parts are reclaimed [default: 86400]
-    #[arg(long, env = "SLUICE_UPLOAD_TTL_SECS", value_name = "SECS")]
-    pub upload_ttl_secs: Option<u64>,
-    /// MiB of resumable-upload parts buffered at once on their way into S3 multipart uploads (more: 503) [default: 256]
-    #[arg(long, env = "SLUICE_PART_BUFFER_MIB", value_name = "MIB")]
-    pub part_buffer_mib: Option<u64>,
-    /// Most database connections [default: 8]
-    #[arg(long, env = "SLUICE_DB_MAX_CONNECTIONS", value_name = "N")]
-    pub db_max_connections: Option<u32>,
-    /// Database connections kept open when idle [default: 1]
-    #[arg(long, env = "SLUICE_DB_MIN_CONNECTIONS", value_name = "N")]
-    pub db_min_connections: Option<u32>,
-    /// Longest wait for a database connection, seconds [default: 5]
-    #[arg(long, env = "SLUICE_DB_ACQUIRE_TIMEOUT_SECS", value_name = "SECS")]
-    pub db_acquire_timeout_secs: Option<u64>,
-    /// Idle database connections close after this many seconds [default: 300]
-    #[arg(long, env = "SLUICE_DB_IDLE_TIMEOUT_SECS", value_name = "SECS")]
-    pub db_idle_timeout_secs: Option<u64>,
-    /// Database connections are replaced after this many seconds [default: 1800]
-    #[arg(long, env = "SLUICE_DB_MAX_LIFETIME_SECS", value_name = "SECS")]
-    pub db_max_lifetime_secs: Option<u64>,
-    /// Log lines as text or json [default: text]
-    #[arg(long, env = "SLUICE_LOG_FORMAT", value_name = "FORMAT")]
-    pub log_format: Option<String>,
-    /// Requests per token for tenants without their own rate, e.g. 100/s; 0 is unlimited [default: 1000/s]
-    #[arg(long, env = "SLUICE_DEFAULT_RATE", value_name = "N/s")]
-    pub default_rate: Option<String>,
-    /// Burst above the rate for tenants without their own [default: 2000]
-    #[arg(long, env = "SLUICE_DEFAULT_BURST", value_name = "N")]
-    pub default_burst: Option<u32>,
-    /// Stored-bytes quota for tenants without their own, e.g. 100GiB [default: none]
-    #[arg(long, env = "SLUICE_DEFAULT_QUOTA", value_name = "BYTES")]
-    pub default_quota: Option<String>,
-    /// Queued jobs per tenant without its own limit [default: 10000]
-    #[arg(long, env = "SLUICE_DEFAULT_MAX_QUEUED", value_name = "N")]
-    pub default_max_queued: Option<u64>,
-    /// Queued and running jobs over all tenants before uploads are refused with 503 [default: 100000]
-    #[arg(long, env = "SLUICE_MAX_QUEUE_DEPTH", value_name = "N")]
-    pub max_queue_depth: Option<u64>,
-    /// Requests handled at once; more are shed with 503 [default: 1024]
-    #[arg(long, env = "SLUICE_MAX_IN_FLIGHT", value_name = "N")]
-    pub max_in_flight: Option<usize>,
-    /// Open connections at most; more wait in the listen backlog [default: 4096]
-    #[arg(long, env = "SLUICE_MAX_CONNECTIONS", value_name = "N")]
-    pub max_connections: Option<usize>,
-    /// Seconds a client has to send a request's headers [default: 10]
-    #[arg(long, env = "SLUICE_HEADER_TIMEOUT_SECS", value_name = "SECS")]
-    pub header_timeout_secs: Option<u64>,
-    /// Seconds an upload or download may stall before it is cut [default: 60]
-    #[arg(long, env = "SLUICE_IDLE_BODY_TIMEOUT_SECS", value_name = "SECS")]
-    pub idle_body_timeout_secs: Option<u64>,
-    /// Seconds any other request may take [default: 30]
-    #[arg(long, env = "SLUICE_REQUEST_TIMEOUT_SECS", value_name = "SECS")]
-    pub request_timeout_secs: Option<u64>,
-    /// Largest request head (request line and headers), bytes [default: 16384]
-    #[arg(long, env = "SLUICE_MAX_HEADER_BYTES", value_name = "BYTES")]
-    pub max_header_bytes: Option<usize>,
-    /// Largest JSON request body, bytes [default: 65536]
-    #[arg(long, env = "SLUICE_MAX_JSON_BYTES", value_name = "BYTES")]
-    pub max_json_bytes: Option<usize>,
-    /// Longest request path and query, bytes [default: 8192]
-    #[arg(long, env = "SLUICE_MAX_URI_BYTES", value_name = "BYTES")]
-    pub max_uri_bytes: Option<usize>,
-    /// Serve /metrics on this address instead of the service port (e.g. 127.0.0.1:9470)
-    #[arg(long, env = "SLUICE_METRICS_LISTEN", value_name = "ADDR")]
-    pub metrics_listen: Option<std::net::SocketAddr>,
-    /// Require this file's token (Bearer) on /metrics [default: none, open]
-    #[arg(long, env = "SLUICE_METRICS_TOKEN_FILE", value_name = "FILE")]
-    pub metrics_token_file: Option<PathBuf>,
-    /// Seconds one object-store call may take [default: 30]
-    #[arg(long, env = "SLUICE_STORE_TIMEOUT_SECS", value_name = "SECS")]
-    pub store_timeout_secs: Option<u64>,
-    /// Retries of a failed object-store request (exponential backoff with jitter) [default: 3]
-    #[arg(long, env = "SLUICE_STORE_RETRIES", value_name = "N")]
-    pub store_retries: Option<usize>,
-    /// Consecutive object-store failures that open its circuit breaker [default: 5]
-    #[arg(long, env = "SLUICE_BREAKER_FAILURES", value_name = "N")]
-    pub breaker_failures: Option<u32>,
-    /// Seconds the breaker stays open before it probes the store again [default: 5]
-    #[arg(long, env = "SLUICE_BREAKER_OPEN_SECS", value_name = "SECS")]
-    pub breaker_open_secs: Option<u64>,
-    /// URL of an OIDC issuer's JWKS: JWT bearer tokens are then accepted too
-    #[arg(long, env = "SLUICE_JWT_JWKS_URL", value_name = "URL")]
-    pub jwt_jwks_url: Option<String>,
-    /// Expected JWT issuer (iss); required with --jwt-jwks-url
-    #[arg(long, env = "SLUICE_JWT_ISSUER", value_name = "ISS")]
-    pub jwt_issuer: Option<String>,
-    /// Expected JWT audience (aud); required with --jwt-jwks-url
-    #[arg(long, env = "SLUICE_JWT_AUDIENCE", value_name = "AUD")]
-    pub jwt_audience: Option<String>,
-    /// JWT claim holding the tenant name [default: tenant]
-    #[arg(long, env = "SLUICE_JWT_TENANT_CLAIM", value_name = "CLAIM")]
-    pub jwt_tenant_claim: Option<String>,
-    /// JWT claim holding the scope (read, write, admin) [default: scope]
-    #[arg(long, env = "SLUICE_JWT_SCOPE_CLAIM", value_name = "CLAIM")]
-    pub jwt_scope_claim: Option<String>,
-    /// Seconds of clock skew allowed on exp and nbf [default: 30]
-    #[arg(long, env = "SLUICE_JWT_LEEWAY_SECS", value_name = "SECS")]
-    pub jwt_leeway_secs: Option<u64>,
-    /// Least seconds between JWKS fetches (an unknown kid refetches) [default: 60]
-    #[arg(long, env = "SLUICE_JWKS_REFRESH_SECS", value_name = "SECS")]
-    pub jwks_refresh_secs: Option<u64>,
-    /// Longest a JWKS fetch may take, seconds [default: 5]
-    #[arg(long, env = "SLUICE_JWKS_TIMEOUT_SECS", value_name = "SECS")]
-    pub jwks_timeout_secs: Option<u64>,
 }
 
 /// `sluice push`.
@@ -349,21 +182,13 @@ pub struct PullArgs {
     pub quiet: bool,
 }
 
-/// `sluice admin`.
+/// `sluice admin`: the service's settings (only the database and the
+/// master key matter to it) and what to manage.
 #[derive(Debug, Args)]
 pub struct AdminArgs {
-    /// The service's data directory.
-    #[arg(long, env = "SLUICE_DATA_DIR", value_name = "DIR", default_value = "./sluice-data")]
-    pub data_dir: PathBuf,
-    /// Metadata database: sqlite://PATH or postgres://USER@HOST:PORT/NAME [default: sqlite://DIR/sluice.db]
-    #[arg(long, env = "SLUICE_DATABASE", value_name = "URL")]
-    pub database: Option<String>,
-    /// Object store URL (accepted for symmetry with serve; admin only touches the database)
-    #[arg(long, env = "SLUICE_STORE", value_name = "URL")]
-    pub store: Option<String>,
-    /// Server master key file [default: DIR/master.key]
-    #[arg(long, env = "SLUICE_MASTER_KEY_FILE", value_name = "FILE")]
-    pub master_key: Option<PathBuf>,
+    /// The service's settings, as `serve` takes them.
+    #[command(flatten)]
+    pub settings: Settings,
     /// What to manage.
     #[command(subcommand)]
     pub what: AdminCommand,
@@ -636,4 +461,26 @@ pub struct KeygenArgs {
     /// Generate a raw 32-byte key file (for --key-file) instead of an identity.
     #[arg(long, requires = "output")]
     pub raw: bool,
+}
+
+/// The command line, with every service setting's default in its help.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    for name in ["serve", "worker", "admin"] {
+        command = command.mut_subcommand(name, sluice_service::settings::defaults::with_defaults_in_help);
+    }
+    command
+}
+
+/// Where each service setting of the command line came from (a flag or
+/// its environment variable), for messages that name it as it was given.
+pub fn setting_origins(matches: &clap::ArgMatches, command: &clap::Command) -> sluice_service::settings::Origins {
+    match matches.subcommand() {
+        Some((name, sub)) => match command.find_subcommand(name) {
+            Some(sub_command) => sluice_service::settings::Origins::from_matches(sub, sub_command),
+            None => sluice_service::settings::Origins::default(),
+        },
+        None => sluice_service::settings::Origins::default(),
+    }
 }

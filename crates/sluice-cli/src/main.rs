@@ -14,7 +14,7 @@ mod progress;
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::FromArgMatches;
 
 /// jemalloc returns freed memory to the system (background purging); with
 /// glibc's malloc, the service's many I/O threads left freed upload buffers
@@ -25,7 +25,18 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use sluice_engine::{CancelToken, Engine, EngineConfig};
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    // Settings renamed to one name per knob: their old variables still work.
+    for (old, new) in sluice_service::settings::RENAMED_ENV {
+        if std::env::var_os(new).is_none() {
+            if let Some(v) = std::env::var_os(old) {
+                std::env::set_var(new, v);
+            }
+        }
+    }
+    let command = cli::command();
+    let matches = command.clone().get_matches();
+    let cli = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let origins = cli::setting_origins(&matches, &command);
     let cancel = CancelToken::new();
     let on_signal = cancel.clone();
     // On Ctrl-C or SIGTERM: stop, delete temporary outputs, exit 130 — unless
@@ -42,7 +53,7 @@ fn main() -> ExitCode {
             }
         })
     });
-    match run(cli, cancel) {
+    match run(cli, origins, cancel) {
         Ok(code) => ExitCode::from(code as u8),
         Err(err) => {
             if is_broken_pipe(&err) {
@@ -59,7 +70,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: cli::Cli, cancel: CancelToken) -> anyhow::Result<exit::Code> {
+fn run(cli: cli::Cli, origins: sluice_service::settings::Origins, cancel: CancelToken) -> anyhow::Result<exit::Code> {
     let engine = || -> anyhow::Result<Engine> {
         Ok(Engine::new(EngineConfig {
             threads: cli.global.threads,
@@ -75,9 +86,9 @@ fn run(cli: cli::Cli, cancel: CancelToken) -> anyhow::Result<exit::Code> {
         cli::Command::Info(args) => cmd::info::run(&args),
         cli::Command::Keygen(args) => cmd::keygen::run(&args),
         cli::Command::Bench(args) => cmd::bench::run(&args, &engine()?, &cli.global),
-        cli::Command::Serve(args) => cmd::serve::run(*args),
-        cli::Command::Worker(args) => cmd::serve::run_worker(*args),
-        cli::Command::Admin(args) => cmd::admin::run(&args),
+        cli::Command::Serve(args) => cmd::serve::run(*args, &cli.global, origins),
+        cli::Command::Worker(args) => cmd::serve::run_worker(*args, &cli.global, origins),
+        cli::Command::Admin(args) => cmd::admin::run(*args, &cli.global, origins),
         cli::Command::Push(args) => cmd::push::run(&args),
         cli::Command::Pull(args) => cmd::pull::run(&args),
     }

@@ -1,54 +1,32 @@
-//! The sluice service: uploads become jobs in a persistent queue, a pool of
-//! workers runs them through the engine, and results are served back —
-//! whole containers, restored content, or byte ranges of it.
+//! The native HTTP face of the sluice service: routes that parse a
+//! request, call one [`sluice_service::Service`] method and map its answer
+//! (errors through [`problem::Problem`], built in one place); server-sent
+//! events, the web dashboard's assets, the OpenAPI document, request ids
+//! and HTTP metrics; and the process that hosts it (runtime, listeners,
+//! signals, drain).
 //!
-//! One multi-thread Tokio runtime carries HTTP, the workers and the
-//! database pool; the engine's CPU work runs on its own pool, reached
-//! through `spawn_blocking`, never on the async workers. State lives only in
-//! the database and the object store ([`sluice_store`]).
-//!
-//! The CLI's `sluice serve` calls [`serve`], `sluice worker` [`work`] and
-//! `sluice admin` [`admin`]. Any number of them may share one database and
-//! one object store.
+//! The CLI's `sluice serve` calls [`serve`] and `sluice worker` [`work`].
+//! Any number of them may share one database and one object store.
 
 #![forbid(unsafe_code)]
 
-pub mod admin;
-mod auth;
-mod bridge;
-pub mod config;
+pub mod api;
+pub mod extract;
 mod http;
-mod inline;
-mod json;
-pub mod jwt;
-mod keys;
-pub mod limits;
-mod problem;
-mod query;
+mod jwks;
+pub mod observe;
+pub mod openapi;
+pub mod problem;
 mod routes;
-mod sink;
-mod source;
-mod state;
-mod telemetry;
 mod ui;
-mod watch;
-mod worker;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::Context;
-use sluice_engine::{Engine, EngineConfig};
-use sluice_store::{Db, Objects};
-use tokio::sync::Notify;
+use sluice_service::settings::LogFormat;
+use sluice_service::{Config, Service, SettingsError};
 
-pub use config::{Config, LogFormat, Settings};
-pub use routes::{health::OPENAPI, ROUTES};
-
-use crate::keys::Keys;
-use crate::limits::Limits;
-use crate::source::OpenedCache;
-use crate::state::{AppState, Running};
+pub use routes::{router, ROUTES};
 
 /// Sets up logging (`RUST_LOG` filters, default `info`).
 pub fn init_logging(format: LogFormat) {
@@ -64,34 +42,64 @@ pub fn init_logging(format: LogFormat) {
     };
 }
 
+/// Why serving stopped before it began, or could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A setting does not allow this role.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// The service could not open or start.
+    #[error(transparent)]
+    Service(#[from] sluice_service::Error),
+    /// An address cannot be listened on.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The async runtime could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    /// The JWKS client could not start.
+    #[error("{0}")]
+    Jwks(String),
+}
+
 /// What a process of the service does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// `sluice serve`: the HTTP API and dashboard, and (unless
-    /// `--workers 0`) jobs.
+    /// `sluice serve`: the HTTP API and dashboard, and (unless it has no
+    /// job slots) jobs.
     Serve,
-    /// `sluice worker`: jobs only (and `/metrics` on `--metrics-listen`).
+    /// `sluice worker`: jobs only (and `/metrics` on `metrics_listen`).
     Worker,
 }
 
 /// Builds the runtime described by `config` and serves until SIGTERM or
 /// SIGINT, then drains: stops accepting, lets running jobs finish within
 /// the grace period, releases the rest.
-pub fn serve(config: Config) -> anyhow::Result<()> {
+pub fn serve(config: Config) -> Result<(), ServeError> {
     start(config, Role::Serve)
 }
 
 /// Runs jobs from the shared queue without serving the API, until SIGTERM
 /// or SIGINT; then lets running jobs finish within the grace period and
 /// releases the rest.
-pub fn work(config: Config) -> anyhow::Result<()> {
+pub fn work(config: Config) -> Result<(), ServeError> {
     if config.max_running_jobs == 0 {
-        anyhow::bail!("a worker runs at least one job at a time (--workers N, N >= 1)");
+        return Err(config
+            .invalid(
+                "max_running_jobs",
+                "a worker runs at least one job at a time (1 or more)",
+            )
+            .into());
     }
     start(config, Role::Worker)
 }
 
-fn start(config: Config, role: Role) -> anyhow::Result<()> {
+fn start(config: Config, role: Role) -> Result<(), ServeError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.runtime_threads)
         .max_blocking_threads(config.max_blocking_threads)
@@ -99,157 +107,71 @@ fn start(config: Config, role: Role) -> anyhow::Result<()> {
         .thread_name("sluice-rt")
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
+        .map_err(ServeError::Runtime)?;
     runtime.block_on(run(config, role))
 }
 
-/// Most valid tokens kept in memory.
-const PRINCIPAL_CACHE: u64 = 100_000;
-
-async fn open_state(config: Config) -> anyhow::Result<AppState> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("{}: cannot create the data directory", config.data_dir.display()))?;
-    let engine = Engine::new(EngineConfig {
-        threads: Some(config.cpu_threads),
-        shared_memory: Some(config.engine_memory),
-        ..EngineConfig::default()
-    })?;
-    let key_path = config.master_key.clone();
-    let key_engine = engine.clone();
-    let (keys, created) = tokio::task::spawn_blocking(move || Keys::load_or_create(&key_path, key_engine)).await??;
-    if created {
-        tracing::warn!(path = %config.master_key.display(), "generated a new server master key (mode 0600): back it up, every stored object depends on it");
+/// Opens the service `config` describes, with what this face provides
+/// (the HTTP client that fetches a JWT issuer's keys).
+pub async fn open(config: Config) -> Result<Service, ServeError> {
+    let mut builder = Service::builder(config.clone());
+    if let Some(jwt) = &config.jwt {
+        builder = builder.jwks(Arc::new(jwks::HttpJwks::new(jwt.timeout).map_err(ServeError::Jwks)?));
     }
-    let db = Db::open(&config.database, &config.db)
-        .await
-        .context("opening the database")?;
-    let objects = Objects::open(&config.objects, config.store).context("opening the object store")?;
-    let job_slots = config.max_running_jobs;
-    let part_buffer_mib = config.part_buffer_mib as usize;
-    let opened = OpenedCache::new(config.index_cache);
-    let jwt = match &config.jwt {
-        Some(j) => Some(Arc::new(jwt::JwtVerifier::new(j.clone())?)),
-        None => None,
-    };
-    let limits = Arc::new(Limits::new(config.limits));
-    let metrics_token = match &config.metrics_token_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("{}: cannot read the metrics token", path.display()))?
-                .trim()
-                .to_string(),
-        ),
-        None => None,
-    };
-    let telemetry = Arc::new(telemetry::Telemetry::new(metrics_token)?);
-    Ok(AppState {
-        config: Arc::new(config),
-        db,
-        objects,
-        engine,
-        keys: Arc::new(keys),
-        opened,
-        principals: moka::future::Cache::builder()
-            .max_capacity(PRINCIPAL_CACHE)
-            .time_to_live(std::time::Duration::from_secs(300))
-            .build(),
-        limits,
-        auth_revision: Arc::new(std::sync::atomic::AtomicI64::new(-1)),
-        jwt,
-        running: Arc::new(Running::default()),
-        job_slots: Arc::new(tokio::sync::Semaphore::new(job_slots)),
-        part_buffers: Arc::new(tokio::sync::Semaphore::new(part_buffer_mib)),
-        requests_in_flight: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
-        job_queued: Arc::new(Notify::new()),
-        shutting_down: Arc::new(AtomicBool::new(false)),
-        telemetry,
-    })
+    Ok(builder.open().await?)
 }
 
-async fn run(config: Config, role: Role) -> anyhow::Result<()> {
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ServeError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Listen { addr, source })
+}
+
+async fn run(config: Config, role: Role) -> Result<(), ServeError> {
     tracing::info!(role = ?role, config = %serde_json::to_string(&config).unwrap_or_default(), "effective configuration");
     let listen = config.listen;
     let grace = config.shutdown_grace;
-    let state = open_state(config).await?;
+    let service = open(config).await?;
     let listener = match role {
         Role::Serve => {
-            let l = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("cannot listen on {listen}"))?;
-            tracing::info!(address = %l.local_addr()?, "listening");
+            let l = bind(listen).await?;
+            tracing::info!(address = %l.local_addr().unwrap_or(listen), "listening");
             Some(l)
         }
         Role::Worker => None,
     };
-    let watcher = watch::start(&state).await?;
-    if let Some(jwt) = &state.jwt {
-        jwt.prefetch().await;
-    }
-    let sampler = telemetry::start_sampler(&state);
-    let metrics_listener = match state.config.metrics_listen {
+    let background = service.start().await?;
+    let metrics_listener = match service.config().metrics_listen {
         Some(addr) => {
-            let l = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr} for /metrics"))?;
-            tracing::info!(address = %l.local_addr()?, "metrics listening");
-            Some(tokio::spawn(telemetry::serve_separately(l, state.clone())))
+            let l = bind(addr).await?;
+            tracing::info!(address = %l.local_addr().unwrap_or(addr), "metrics listening");
+            Some(tokio::spawn(observe::serve_separately(l, service.clone())))
         }
         None => None,
     };
-    // `--workers 0`: this node serves; others run the jobs.
-    let dispatcher = (state.config.max_running_jobs > 0).then(|| worker::start(&state));
-    if dispatcher.is_none() {
-        tracing::info!("--workers 0: jobs are left to worker nodes");
-    }
-    let reaper = worker::start_reaper(&state);
-    // PostgreSQL: a node that runs jobs wakes on jobs other nodes queue,
-    // instead of at its next poll.
-    let waker = dispatcher
-        .as_ref()
-        .and_then(|_| state.db.wake_on_queued_jobs(state.job_queued.clone()));
-    let stopping = state.shutting_down.clone();
-    let notify = state.job_queued.clone();
+    let stopping = service.clone();
     let stop = async move {
         shutdown_signal().await;
         tracing::info!("shutdown: no new requests or jobs");
-        stopping.store(true, Ordering::SeqCst);
-        notify.notify_waiters();
+        stopping.begin_shutdown();
     };
     match listener {
         Some(listener) => {
-            let app = routes::router(state.clone());
+            let c = service.config();
             let limits = http::Limits {
-                max_connections: state.config.max_connections,
-                header_timeout: state.config.header_timeout,
-                max_header_bytes: state.config.max_header_bytes,
+                max_connections: c.max_connections,
+                header_timeout: c.header_timeout,
+                max_header_bytes: c.max_header_bytes,
                 drain: grace,
             };
-            http::serve(listener, app, limits, stop).await;
+            http::serve(listener, router(service.clone()), limits, stop).await;
         }
         None => stop.await,
     }
-    // Running jobs get the grace period, then are cancelled and released.
-    let deadline = tokio::time::Instant::now() + grace;
-    while !state.running.is_empty() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    if !state.running.is_empty() {
-        tracing::info!(jobs = state.running.len(), "grace period over: releasing running jobs");
-        state.running.cancel_all();
-    }
-    if let Some(d) = dispatcher {
-        let _ = d.await;
-    }
-    reaper.abort();
-    if let Some(w) = waker {
-        w.abort();
-    }
-    watcher.abort();
-    sampler.abort();
+    background.stop(&service, grace).await;
     if let Some(m) = metrics_listener {
         m.abort();
     }
-    state.db.close().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -11,12 +11,11 @@
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use sluice_service::Service;
 
-use crate::auth::{principal_for, Caller, CSRF_HEADER, SESSION_COOKIE};
+use crate::api::{SignInRequest, WhoBody};
+use crate::extract::{json, Authed, CSRF_HEADER, SESSION_COOKIE};
 use crate::problem::{ApiResult, Problem};
-use crate::state::AppState;
 
 const INDEX_HTML: &str = include_str!("../ui/index.html");
 const APP_JS: &str = include_str!("../ui/app.js");
@@ -55,14 +54,6 @@ pub async fn asset(Path(file): Path<String>) -> Response {
     }
 }
 
-/// Body of `POST /ui/session`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SignIn {
-    /// An API token (or a JWT, if the server accepts them).
-    pub token: String,
-}
-
 fn session_cookie(value: &str, max_age: u64, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
@@ -82,9 +73,9 @@ fn over_https(headers: &HeaderMap) -> bool {
 /// `POST /ui/session`: signs in with a token (JSON `{"token": …}`, with the
 /// CSRF header); sets the session cookie. 401 for a token that is not valid.
 pub async fn sign_in(
-    State(st): State<AppState>,
+    State(st): State<Service>,
     headers: HeaderMap,
-    body: Result<axum::Json<SignIn>, axum::extract::rejection::JsonRejection>,
+    body: Result<axum::Json<SignInRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Response> {
     // Also here: another site must not sign a visitor in to its account.
     if headers.get(CSRF_HEADER).is_none() {
@@ -94,7 +85,7 @@ pub async fn sign_in(
             format!("sign in from the dashboard (with {CSRF_HEADER})"),
         ));
     }
-    let axum::Json(body) = body.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let body = json(body)?;
     let token = body.token.trim();
     if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(Problem::new(
@@ -103,10 +94,13 @@ pub async fn sign_in(
             "that is not a token",
         ));
     }
-    let who = principal_for(&st, token).await?;
-    st.limits.check_rate(&who.tenant_id, &who.token_id)?;
+    let who = st.authenticate(token).await?.0;
     tracing::info!(tenant = %who.tenant_name, token_id = %who.token_id, "dashboard sign-in");
-    let mut resp = axum::Json(json!({"tenant": who.tenant_name, "scope": who.scope.as_str()})).into_response();
+    let mut resp = axum::Json(WhoBody {
+        tenant: who.tenant_name,
+        scope: who.scope.as_str().into(),
+    })
+    .into_response();
     resp.headers_mut().insert(
         header::SET_COOKIE,
         session_cookie(token, SESSION_SECS, over_https(&headers)),
@@ -117,8 +111,12 @@ pub async fn sign_in(
 }
 
 /// `GET /ui/session`: who is signed in (401 if nobody).
-pub async fn whoami(caller: Caller) -> Response {
-    axum::Json(json!({"tenant": caller.0.tenant_name, "scope": caller.0.scope.as_str()})).into_response()
+pub async fn whoami(Authed(caller): Authed) -> Response {
+    axum::Json(WhoBody {
+        tenant: caller.0.tenant_name,
+        scope: caller.0.scope.as_str().into(),
+    })
+    .into_response()
 }
 
 /// `DELETE /ui/session`: signs out (clears the cookie).

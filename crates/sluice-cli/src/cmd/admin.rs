@@ -1,28 +1,33 @@
-//! `sluice admin`: tenants and tokens (all of it in `sluice-server`'s admin module).
+//! `sluice admin`: tenants and tokens, straight on the database (the
+//! service's `tenants::admin`, the same operations as the admin API).
 
 use anyhow::Result;
-use sluice_server::admin::Admin;
-use sluice_server::limits;
+use sluice_service::settings::Origins;
+use sluice_service::tenants::admin::Admin;
+use sluice_service::tenants::limits;
 
-use crate::cli::{AdminArgs, AdminCommand, TenantCommand, TokenCommand};
+use crate::cli::{AdminArgs, AdminCommand, Global, TenantCommand, TokenCommand};
 use crate::exit::{usage, Code};
 
 /// Runs the command.
-pub fn run(args: &AdminArgs) -> Result<Code> {
+pub fn run(args: AdminArgs, global: &Global, origins: Origins) -> Result<Code> {
+    let config = super::serve::config(args.settings, global, origins)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
-        if let Some(store) = &args.store {
-            sluice_store::StoreLocation::parse(store).map_err(|e| usage(format!("--store: {e}")))?;
-        }
-        let database = match &args.database {
-            Some(url) => Some(sluice_server::config::check_database_url(url).map_err(|e| usage(format!("{e:#}")))?),
-            None => None,
-        };
-        let admin = Admin::open(&args.data_dir, database.as_deref(), args.master_key.as_deref()).await?;
+        let admin = Admin::open(&config).await?;
         match &args.what {
             AdminCommand::Tenant(TenantCommand::Create { name }) => {
-                let recipient = admin.create_tenant(name).await?;
-                println!("{recipient}");
+                let t = admin.create_tenant(name).await.map_err(|e| match e {
+                    sluice_service::Error::BadRequest(why) => usage(why),
+                    e => e.into(),
+                })?;
+                if let Some(path) = &t.created_master_key {
+                    eprintln!(
+                        "generated a new server master key at {} (mode 0600): back it up",
+                        path.display()
+                    );
+                }
+                println!("{}", t.recipient);
             }
             AdminCommand::Tenant(TenantCommand::List) => {
                 for (name, limits) in admin.tenants().await? {
@@ -42,16 +47,16 @@ pub fn run(args: &AdminArgs) -> Result<Code> {
                     quota.as_deref(),
                     max_queued.as_deref(),
                 )
-                .map_err(usage)?;
+                .map_err(|e| usage(format!("--{} {:?}: {}", e.limit.replace('_', "-"), e.value, e.problem)))?;
                 let now = admin.set_limits(name, &update).await?;
                 eprintln!("{name}: {}", limits::describe(&now));
             }
             AdminCommand::Token(TokenCommand::Create { tenant, scope }) => {
-                let scope = sluice_store::Scope::parse(scope)
+                let scope = sluice_service::Scope::parse(scope)
                     .ok_or_else(|| usage(format!("--scope {scope:?}: expected read, write or admin")))?;
-                let (token, id) = admin.create_token(tenant, scope).await?;
-                eprintln!("token id {id} (scope {}); the token is shown once:", scope.as_str());
-                println!("{token}");
+                let t = admin.create_token(tenant, scope).await?;
+                eprintln!("token id {} (scope {}); the token is shown once:", t.id, scope.as_str());
+                println!("{}", t.token.as_str());
             }
             AdminCommand::Token(TokenCommand::List { tenant }) => {
                 for t in admin.tokens(tenant).await? {

@@ -1,4 +1,6 @@
-//! The HTTP routes, one module per resource.
+//! The HTTP routes, one module per resource. Each handler parses the
+//! request, calls one service method and maps its answer; no SQL and no
+//! job logic here.
 
 pub mod admin;
 pub mod health;
@@ -8,23 +10,22 @@ pub mod overview;
 pub mod pipelines;
 pub mod uploads;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, delete, get, post, put};
 use axum::{BoxError, Router};
+use sluice_service::{Job, Service};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
+use crate::api::JobBody;
 use crate::problem::Problem;
-use crate::state::AppState;
 
 /// Every API route (method and path template), as the OpenAPI document
 /// lists them. The dashboard's page, assets and session routes (`/`,
@@ -72,10 +73,10 @@ pub const ROUTES: &[(&str, &str)] = &[
 /// the idle-body timeout instead of a total one; the others get the request
 /// timeout. Health routes are neither limited nor shed, so probes see an
 /// overloaded server as alive.
-pub fn router(state: AppState) -> Router {
-    let c = &state.config;
+pub fn router(state: Service) -> Router {
+    let c = state.config();
     let bounded = Router::new()
-        .route("/v1/openapi.json", get(health::openapi))
+        .route("/v1/openapi.json", get(crate::openapi::get))
         .route("/v1/objects", get(objects::list))
         .route("/v1/jobs", get(jobs::list))
         .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
@@ -121,10 +122,7 @@ pub fn router(state: AppState) -> Router {
                 .load_shed()
                 .layer(GlobalConcurrencyLimitLayer::new(c.max_in_flight)),
         )
-        .layer(middleware::from_fn_with_state(
-            Arc::clone(&state.requests_in_flight),
-            count_in_flight,
-        ));
+        .layer(middleware::from_fn_with_state(state.clone(), count_in_flight));
     let mut app = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -139,14 +137,14 @@ pub fn router(state: AppState) -> Router {
         );
     // Not behind tenant tokens, nor shed: scrapes must see an overloaded server.
     if c.metrics_listen.is_none() {
-        app = app.route("/metrics", get(crate::telemetry::metrics));
+        app = app.route("/metrics", get(crate::observe::metrics));
     }
     app.merge(v1)
         .layer(middleware::from_fn_with_state(c.max_uri_bytes, limit_uri))
         // A bug must cost one request a 500, not its connection.
         .layer(CatchPanicLayer::custom(panicked))
         .fallback(|| async { Problem::not_found("route") })
-        .layer(middleware::from_fn(crate::telemetry::observe))
+        .layer(middleware::from_fn(crate::observe::observe))
         .with_state(state)
 }
 
@@ -184,16 +182,19 @@ async fn timed_out(err: BoxError) -> Problem {
 }
 
 /// Counts the request while it is handled (the dispatcher yields to them).
-async fn count_in_flight(State(n): State<Arc<AtomicUsize>>, req: Request, next: Next) -> Response {
-    struct Held(Arc<AtomicUsize>);
-    impl Drop for Held {
-        fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-    n.fetch_add(1, Ordering::Relaxed);
-    let _held = Held(n);
+async fn count_in_flight(State(st): State<Service>, req: Request, next: Next) -> Response {
+    let _counted = st.request_started();
     next.run(req).await
+}
+
+/// A job as JSON (live progress if it runs here) with `status` and
+/// `Location: /v1/jobs/{id}`.
+pub(crate) fn job_response(st: &Service, status: StatusCode, job: &Job) -> Response {
+    let mut resp = (status, axum::Json(JobBody::new(job, st.progress(job)))).into_response();
+    if let Ok(loc) = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)) {
+        resp.headers_mut().insert(header::LOCATION, loc);
+    }
+    resp
 }
 
 /// 414 for a path and query longer than the limit.
@@ -217,7 +218,7 @@ mod tests {
     /// The OpenAPI document lists exactly the routes served.
     #[test]
     fn openapi_matches_the_routes() {
-        let doc: serde_json::Value = serde_json::from_str(health::OPENAPI).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(crate::openapi::OPENAPI).unwrap();
         let mut documented = Vec::new();
         for (path, ops) in doc["paths"].as_object().unwrap() {
             for method in ops.as_object().unwrap().keys() {

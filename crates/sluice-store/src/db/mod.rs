@@ -43,6 +43,9 @@ pub struct DbConfig {
     pub max_lifetime: Duration,
 }
 
+// The service's settings hold the real defaults; these are for this
+// crate's own tests.
+#[cfg(test)]
 impl Default for DbConfig {
     fn default() -> Self {
         DbConfig {
@@ -108,6 +111,13 @@ impl Db {
     /// Pool size and idle connections, for health and metrics.
     pub fn pool_state(&self) -> (u32, usize) {
         (self.pool.size(), self.pool.num_idle())
+    }
+
+    /// Runs `sql` as it is: for tests that plant a damaged row.
+    #[cfg(feature = "testing")]
+    pub async fn execute_for_tests(&self, sql: &str) -> Result<u64> {
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        Ok(sqlx::query(sql).execute(&self.pool).await?.rows_affected())
     }
 
     /// Closes the pool.

@@ -50,6 +50,9 @@ pub struct Resilience {
     pub breaker_open: Duration,
 }
 
+// The service's settings hold the real defaults; these are for this
+// crate's own tests.
+#[cfg(test)]
 impl Default for Resilience {
     fn default() -> Self {
         Resilience {

@@ -1,11 +1,7 @@
-//! What operators see: Prometheus metrics and request-scoped logs.
+//! What operators see of the service: Prometheus metrics. (Each face
+//! counts its own requests; the native API's are in `sluice-server`.)
 //!
 //! - [`recorder`] installs the process's `metrics` recorder (once).
-//! - [`observe`] is the outermost HTTP middleware: it gives every request
-//!   an id (`X-Request-Id`, accepted when well-formed, else made here, and
-//!   always returned), runs the request inside a `request` span carrying it,
-//!   and counts and times the request by route template and status;
-//!   rejections (rate limit, quota, shed, timeout…) are counted by reason.
 //! - [`Telemetry::job_finished`] records a job attempt's outcome, duration,
 //!   bytes and ratio.
 //! - [`start_sampler`] refreshes, every few seconds, what is read rather
@@ -20,21 +16,13 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{OnceLock, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
-use axum::middleware::Next;
-use axum::response::Response;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sluice_store::{BreakerState, JobProgress};
-use tracing::Instrument;
 
-use crate::state::AppState;
-
-/// The request id header, read and written.
-pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+use crate::Service;
 
 /// Request and store latency buckets, seconds: P50/P95/P99 stay meaningful
 /// from 1 ms to 60 s.
@@ -53,22 +41,32 @@ const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
 /// The process's Prometheus recorder, installed on first use. The
 /// recorder is global to the process (the `metrics` facade's design).
-pub fn recorder() -> anyhow::Result<PrometheusHandle> {
+pub fn recorder() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    if let Some(h) = HANDLE.get() {
-        return Ok(h.clone());
-    }
-    let recorder = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("request_duration_seconds".into()), LATENCY_BUCKETS)?
-        .set_buckets_for_metric(Matcher::Full("sluice_db_pool_acquire_seconds".into()), LATENCY_BUCKETS)?
-        .set_buckets_for_metric(Matcher::Full("sluice_job_duration_seconds".into()), JOB_BUCKETS)?
-        .set_buckets_for_metric(Matcher::Full("sluice_job_compression_ratio".into()), RATIO_BUCKETS)?
-        .build_recorder();
-    let handle = recorder.handle();
-    if metrics::set_global_recorder(recorder).is_err() {
-        tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
-    }
-    Ok(HANDLE.get_or_init(|| handle).clone())
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [
+                (Matcher::Suffix("request_duration_seconds".into()), LATENCY_BUCKETS),
+                (Matcher::Full("sluice_db_pool_acquire_seconds".into()), LATENCY_BUCKETS),
+                (Matcher::Full("sluice_job_duration_seconds".into()), JOB_BUCKETS),
+                (Matcher::Full("sluice_job_compression_ratio".into()), RATIO_BUCKETS),
+            ];
+            let mut builder = PrometheusBuilder::new();
+            for (matcher, values) in buckets {
+                // Fails only for an empty bucket list, which these are not.
+                builder = match builder.set_buckets_for_metric(matcher, values) {
+                    Ok(b) => b,
+                    Err(_) => PrometheusBuilder::new(),
+                };
+            }
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
+            }
+            handle
+        })
+        .clone()
 }
 
 /// Metrics state shared by the server.
@@ -119,16 +117,16 @@ impl JobEnd {
 
 impl Telemetry {
     /// Metrics on the process recorder; `/metrics` requires `token` if set.
-    pub fn new(token: Option<String>) -> anyhow::Result<Telemetry> {
+    pub fn new(token: Option<String>) -> Telemetry {
         let t = Telemetry {
-            handle: recorder()?,
+            handle: recorder(),
             names: RwLock::new(HashMap::new()),
             job_series: std::sync::Mutex::new(HashSet::new()),
             token: token.map(zeroize::Zeroizing::new),
             processed: std::sync::Mutex::new(HashMap::new()),
         };
         gauge!("sluice_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
-        Ok(t)
+        t
     }
 
     /// Whether `header` (the request's `Authorization`) may read `/metrics`.
@@ -205,7 +203,7 @@ impl Telemetry {
 
     /// Sets the gauges read exactly at scrape time and renders the text
     /// exposition.
-    pub fn render(&self, st: &AppState) -> String {
+    pub fn render(&self, st: &Service) -> String {
         gauge!("sluice_http_requests_in_flight").set(st.requests_in_flight.load(Ordering::Relaxed) as f64);
         let pool = st.engine.pool();
         gauge!("sluice_cpu_pool_threads").set(pool.threads() as f64);
@@ -224,7 +222,7 @@ impl Telemetry {
     }
 
     /// One sampler pass: what the database and the runtime say now.
-    async fn sample(&self, st: &AppState) -> sluice_store::Result<()> {
+    async fn sample(&self, st: &Service) -> sluice_store::Result<()> {
         if let Ok(names) = st.db.tenant_names().await {
             if let Ok(mut m) = self.names.write() {
                 *m = names.into_iter().collect();
@@ -268,7 +266,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Starts the sampler: database aggregates and runtime metrics every few
 /// seconds (also drives the recorder's upkeep).
-pub fn start_sampler(st: &AppState) -> tokio::task::JoinHandle<()> {
+pub(crate) fn start_sampler(st: &Service) -> tokio::task::JoinHandle<()> {
     let st = st.clone();
     tokio::spawn(async move {
         let monitor = tokio_metrics::RuntimeMonitor::new(&tokio::runtime::Handle::current());
@@ -305,148 +303,15 @@ fn record_runtime(rt: &tokio_metrics::RuntimeMetrics) {
     });
 }
 
-/// The route label: the matched template, with the objects wildcard told
-/// apart as the three routes it serves; `unmatched` for 404s of no route.
-fn route_label(req: &Request) -> String {
-    let Some(matched) = req.extensions().get::<MatchedPath>() else {
-        return "unmatched".into();
-    };
-    let template = matched.as_str();
-    if template != "/v1/objects/{*path}" {
-        return template.to_string();
-    }
-    let path = req.uri().path();
-    if path.ends_with("/content") {
-        "/v1/objects/{key}/content".into()
-    } else if path.ends_with("/verify") {
-        "/v1/objects/{key}/verify".into()
-    } else {
-        "/v1/objects/{key}".into()
-    }
-}
-
-/// A request id from the client is kept if it is short and plain.
-fn acceptable_id(v: &HeaderValue) -> Option<String> {
-    let s = v.to_str().ok()?;
-    let ok = !s.is_empty()
-        && s.len() <= 128
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
-    ok.then(|| s.to_string())
-}
-
-fn new_request_id() -> String {
-    sluice_store::new_id().unwrap_or_else(|_| {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        format!("local-{}", NEXT.fetch_add(1, Ordering::Relaxed))
-    })
-}
-
-/// The code a problem response carries (set by `Problem`), for metrics.
-#[derive(Debug, Clone, Copy)]
-pub struct ProblemCode(pub &'static str);
-
-/// The outermost middleware: request id, span, metrics.
-pub async fn observe(mut req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let id = req
-        .headers()
-        .get(&REQUEST_ID)
-        .and_then(acceptable_id)
-        .unwrap_or_else(new_request_id);
-    let value = HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("invalid"));
-    req.headers_mut().insert(REQUEST_ID.clone(), value.clone());
-    let method = req.method().as_str().to_string();
-    let route = route_label(&req);
-    let span = tracing::info_span!("request", id = %id, method = %method, route = %route);
-    let mut resp = next.run(req).instrument(span.clone()).await;
-    resp.headers_mut().insert(REQUEST_ID.clone(), value);
-    let status = resp.status();
-    let took = started.elapsed();
-    histogram!("sluice_http_request_duration_seconds", "method" => method.clone(), "route" => route.clone())
-        .record(took.as_secs_f64());
-    counter!("sluice_http_requests_total", "method" => method, "route" => route, "status" => status.as_str().to_string())
-        .increment(1);
-    let rejection = matches!(
-        status,
-        StatusCode::REQUEST_TIMEOUT
-            | StatusCode::PAYLOAD_TOO_LARGE
-            | StatusCode::TOO_MANY_REQUESTS
-            | StatusCode::SERVICE_UNAVAILABLE
-            | StatusCode::URI_TOO_LONG
-    );
-    if rejection {
-        let reason = resp.extensions().get::<ProblemCode>().map_or("other", |c| c.0);
-        counter!("sluice_http_rejected_total", "reason" => reason).increment(1);
-    }
-    span.in_scope(|| {
-        if status.is_server_error() {
-            tracing::warn!(status = status.as_u16(), ms = took.as_millis() as u64, "request failed");
-        } else {
-            tracing::debug!(status = status.as_u16(), ms = took.as_millis() as u64, "request");
-        }
-    });
-    resp
-}
-
-/// `GET /metrics`: the Prometheus text exposition.
-pub async fn metrics(
-    axum::extract::State(st): axum::extract::State<AppState>,
-    headers: axum::http::HeaderMap,
-) -> Response {
-    use axum::response::IntoResponse;
-    let auth = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if !st.telemetry.allows(auth) {
-        return crate::problem::Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "/metrics needs its token")
-            .into_response();
-    }
-    let body = st.telemetry.render(&st);
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-        )],
-        body,
-    )
-        .into_response()
-}
-
-/// The router of a separate metrics listener (`--metrics-listen`).
-pub fn router(st: AppState) -> axum::Router {
-    axum::Router::new()
-        .route("/metrics", axum::routing::get(metrics))
-        .with_state(st)
-}
-
-/// Serves `/metrics` alone on `listener` (the admin listener).
-pub async fn serve_separately(listener: tokio::net::TcpListener, st: AppState) {
-    if let Err(e) = axum::serve(listener, router(st)).await {
-        tracing::warn!(error = %e, "metrics listener stopped");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn request_ids_from_clients_are_kept_only_when_plain() {
-        let ok = HeaderValue::from_static("abc-123_x.y:z");
-        assert_eq!(acceptable_id(&ok).as_deref(), Some("abc-123_x.y:z"));
-        for bad in ["", "has space", "new\tline", &"x".repeat(129)] {
-            let v = HeaderValue::from_str(bad).unwrap();
-            assert!(acceptable_id(&v).is_none(), "{bad:?}");
-        }
-        assert_ne!(new_request_id(), new_request_id());
-    }
-
-    #[test]
     fn the_metrics_token_is_checked_when_set() {
-        let open = Telemetry::new(None).unwrap();
+        let open = Telemetry::new(None);
         assert!(open.allows(None));
-        let closed = Telemetry::new(Some("s3cret".into())).unwrap();
+        let closed = Telemetry::new(Some("s3cret".into()));
         assert!(!closed.allows(None));
         assert!(!closed.allows(Some("Bearer wrong")));
         assert!(!closed.allows(Some("s3cret")));
@@ -456,7 +321,7 @@ mod tests {
 
     #[test]
     fn job_metrics_are_rendered() {
-        let t = Telemetry::new(None).unwrap();
+        let t = Telemetry::new(None);
         let done = JobProgress {
             bytes_in: 1000,
             bytes_out: 250,

@@ -1,4 +1,6 @@
-//! Where a job's engine run writes its container, from its blocking thread.
+//! Writing objects: a job's container from the engine's blocking thread
+//! ([`encode_into_container`]), and an upload's body as it arrives
+//! ([`store_body`], for staged uploads and resumable parts).
 //!
 //! On a local store the container is written straight to a temporary file
 //! beside its final name through the engine's [`OutputFile`] (write-back
@@ -14,6 +16,11 @@ use sluice_engine::{Control, EncodeOptions, EncodeSummary, Engine, OutputFile};
 use sluice_store::Objects;
 use tokio::runtime::Handle;
 use tokio_util::io::SyncIoBridge;
+
+use crate::body::{Body, BodyReader};
+use crate::bridge;
+use crate::tenants::limits::{BodyLimit, Refusal};
+use crate::{Error, Result, Service};
 
 /// Encodes `input` into a new container at `location` (call from a blocking
 /// thread): durable and under its name on success, removed on failure.
@@ -122,4 +129,75 @@ impl Write for ContainerSink {
             ContainerSink::Remote(w) => w.flush(),
         }
     }
+}
+
+/// Streams an upload's body to `location`, durably, through a blocking
+/// writer: on a local store a temporary file with overlapped write-back,
+/// synced and renamed (so the final fsync is short and does not stall
+/// other requests' commits); elsewhere the object store's multipart writer.
+/// Returns the bytes received and, if `hash`, their BLAKE3 (small parts
+/// only: hashing runs on the async worker). On any failure nothing is left
+/// at `location` (a partial write is deleted or left to the reaper).
+pub(crate) async fn store_body(
+    st: &Service,
+    body: Body,
+    location: &str,
+    limit: &BodyLimit,
+    hash: bool,
+) -> Result<(u64, Option<[u8; 32]>)> {
+    let (tx, input) = bridge::reader_channel();
+    let objects = st.objects.clone();
+    let target = location.to_string();
+    let rt = Handle::current();
+    let writing = tokio::task::spawn_blocking(move || -> io::Result<()> {
+        let mut input = input;
+        let mut sink = ContainerSink::open(&objects, &target, rt.clone())?;
+        match io::copy(&mut input, &mut sink) {
+            Ok(_) => sink.finish(),
+            Err(e) => {
+                sink.abort(&rt);
+                Err(e)
+            }
+        }
+    });
+    let mut reader = BodyReader::new(body, st.config.idle_body_timeout, limit);
+    let mut hasher = blake3::Hasher::new();
+    let fed: std::result::Result<(), crate::JobError> = async {
+        while let Some(data) = reader.next().await? {
+            if hash {
+                hasher.update(&data);
+            }
+            // Fails only once the writer stopped: its error is reported below.
+            if tx.send(bridge::Msg::Data(data)).await.is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    let _ = match &fed {
+        Ok(()) => tx.send(bridge::Msg::End).await,
+        Err(e) => tx.send(bridge::Msg::Fail(e.detail().to_string())).await,
+    };
+    drop(tx);
+    let written = writing.await.map_err(Error::internal)?;
+    // Accepted means durable: the stored copy was synced before this.
+    let stored = match (fed, written) {
+        (Err(e), _) => Err(Error::upload(e)),
+        (Ok(()), Err(e)) => {
+            // The store is failing, not the request.
+            tracing::warn!(error = %e, "storing an upload failed");
+            Err(Refusal::StorageUnavailable {
+                retry_after: st.config.store.breaker_open,
+            }
+            .into())
+        }
+        (Ok(()), Ok(())) => Ok(()),
+    };
+    if let Err(e) = stored {
+        // Whatever was written (a partial file, parts) is the reaper's.
+        let _ = st.objects.delete(location).await;
+        return Err(e);
+    }
+    Ok((reader.received, hash.then(|| *hasher.finalize().as_bytes())))
 }

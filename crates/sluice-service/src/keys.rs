@@ -4,7 +4,7 @@
 //! its objects. It is stored sealed under the master key — as a tiny sluice
 //! container with one raw-key slot, so no new cryptography is written here —
 //! and unsealed identities are kept in a bounded in-memory cache with a
-//! time to live, emptied whenever tenants change (see `watch.rs`).
+//! time to live, emptied whenever tenants change (see `refresh.rs`).
 
 use std::io::Write;
 use std::path::Path;
@@ -20,6 +20,32 @@ const CACHE_LIMIT: u64 = 4096;
 /// An unsealed identity is dropped after this long (and zeroized once the
 /// last job using it is done).
 const CACHE_TTL: Duration = Duration::from_secs(600);
+
+/// What can go wrong with the master key or an identity.
+#[derive(Debug, thiserror::Error)]
+pub enum KeysError {
+    /// The master key file cannot be read or written.
+    #[error("{}: {what}: {source}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What was being done.
+        what: &'static str,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// The master key file holds something else.
+    #[error("{}: not a master key: {reason}", path.display())]
+    NotAKey {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A tenant's identity cannot be unsealed or made.
+    #[error("{0}")]
+    Identity(String),
+}
 
 /// The master key and the identity cache.
 pub struct Keys {
@@ -37,25 +63,34 @@ impl std::fmt::Debug for Keys {
 impl Keys {
     /// Loads the master key from `path`, creating it (mode 0600) if absent.
     /// Returns whether it was created.
-    pub fn load_or_create(path: &Path, engine: Engine) -> anyhow::Result<(Keys, bool)> {
+    pub fn load_or_create(path: &Path, engine: Engine) -> Result<(Keys, bool), KeysError> {
+        let file = |what: &'static str| {
+            move |source| KeysError::File {
+                path: path.to_path_buf(),
+                what,
+                source,
+            }
+        };
         let (master, created) = match std::fs::read(path) {
             Ok(bytes) => {
                 let bytes = Zeroizing::new(bytes);
-                let key = RawKey::from_bytes(&bytes)
-                    .map_err(|e| anyhow::anyhow!("{}: not a master key: {e}", path.display()))?;
+                let key = RawKey::from_bytes(&bytes).map_err(|e| KeysError::NotAKey {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                })?;
                 (key, false)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key = RawKey::generate()?;
+                let key = RawKey::generate().map_err(|e| KeysError::Identity(e.to_string()))?;
                 if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)?;
+                    std::fs::create_dir_all(dir).map_err(file("cannot create the master key's directory"))?;
                 }
-                let mut f = open_private(path)?;
-                f.write_all(key.expose())?;
-                f.sync_all()?;
+                let mut f = open_private(path).map_err(file("cannot create the master key"))?;
+                f.write_all(key.expose()).map_err(file("cannot write the master key"))?;
+                f.sync_all().map_err(file("cannot write the master key"))?;
                 (key, true)
             }
-            Err(e) => return Err(anyhow::anyhow!("{}: cannot read the master key: {e}", path.display())),
+            Err(e) => return Err(file("cannot read the master key")(e)),
         };
         Ok((
             Keys {
@@ -71,8 +106,8 @@ impl Keys {
     }
 
     /// A new identity, and its sealed form to store.
-    pub fn new_identity(&self) -> anyhow::Result<(Identity, Vec<u8>)> {
-        let identity = Identity::generate()?;
+    pub fn new_identity(&self) -> Result<(Identity, Vec<u8>), KeysError> {
+        let identity = Identity::generate().map_err(|e| KeysError::Identity(e.to_string()))?;
         let secret = identity.to_secret_string();
         let opts = EncodeOptions {
             params: FileParams::default(),
@@ -81,12 +116,13 @@ impl Keys {
         };
         let mut sealed = Vec::new();
         self.engine
-            .encode(secret.as_bytes(), &mut sealed, &opts, &Control::new())?;
+            .encode(secret.as_bytes(), &mut sealed, &opts, &Control::new())
+            .map_err(|e| KeysError::Identity(format!("cannot seal a new identity: {e}")))?;
         Ok((identity, sealed))
     }
 
     /// A tenant's identity, unsealed (cached).
-    pub fn identity(&self, tenant_id: &str, sealed: &[u8]) -> anyhow::Result<Arc<Identity>> {
+    pub fn identity(&self, tenant_id: &str, sealed: &[u8]) -> Result<Arc<Identity>, KeysError> {
         if let Some(id) = self.cache.get(tenant_id) {
             return Ok(id);
         }
@@ -94,9 +130,11 @@ impl Keys {
         let mut secret = Zeroizing::new(Vec::new());
         self.engine
             .decode(sealed, &mut *secret, &keys, &Control::new())
-            .map_err(|e| anyhow::anyhow!("tenant identity cannot be unsealed (wrong master key?): {e}"))?;
-        let text = std::str::from_utf8(&secret).map_err(|_| anyhow::anyhow!("tenant identity is not text"))?;
-        let identity = Arc::new(Identity::parse(text.trim())?);
+            .map_err(|e| KeysError::Identity(format!("tenant identity cannot be unsealed (wrong master key?): {e}")))?;
+        let text =
+            std::str::from_utf8(&secret).map_err(|_| KeysError::Identity("tenant identity is not text".into()))?;
+        let identity =
+            Arc::new(Identity::parse(text.trim()).map_err(|e| KeysError::Identity(format!("tenant identity: {e}")))?);
         self.cache.insert(tenant_id.to_string(), Arc::clone(&identity));
         Ok(identity)
     }

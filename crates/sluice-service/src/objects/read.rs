@@ -1,5 +1,5 @@
-//! Stored containers as the engine's [`ReadAt`] sources, and the cache of
-//! opened ones.
+//! Reading objects: stored containers as the engine's [`ReadAt`] sources,
+//! and the cache of opened ones.
 //!
 //! A range request reads only the chunks it needs, one read per chunk: on
 //! the local store a `pread` of the container file, elsewhere one ranged GET
@@ -173,7 +173,7 @@ mod tests {
             .encode(&original[..], &mut container, &opts, &Control::new())
             .unwrap();
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        let objects = Objects::new(Arc::clone(&store), sluice_store::Resilience::default());
+        let objects = Objects::new(Arc::clone(&store), crate::Config::defaults().unwrap().store);
         rt.block_on(store.put(&Path::from("objects/t/c.sluice"), PutPayload::from(container)))
             .unwrap();
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::state::AppState;
+use crate::{Result, Service};
 
 /// How often the revision is read.
 pub const POLL: Duration = Duration::from_millis(250);
@@ -18,16 +18,16 @@ pub const POLL: Duration = Duration::from_millis(250);
 const PRUNE: Duration = Duration::from_secs(60);
 
 /// Loads the tenant limits once, then starts following changes.
-pub async fn start(st: &AppState) -> anyhow::Result<JoinHandle<()>> {
+pub(crate) async fn start(st: &Service) -> Result<JoinHandle<()>> {
     refresh_counts(st).await?;
     let revision = st.db.auth_revision().await?;
-    st.auth_revision.store(revision, Ordering::SeqCst);
+    st.auth.revision.store(revision, Ordering::SeqCst);
     st.limits.apply(st.db.all_tenant_limits().await?);
     let st = st.clone();
     Ok(tokio::spawn(async move { follow(st, revision).await }))
 }
 
-async fn follow(st: AppState, mut seen: i64) {
+async fn follow(st: Service, mut seen: i64) {
     let mut since_prune = Duration::ZERO;
     loop {
         tokio::time::sleep(POLL).await;
@@ -51,8 +51,8 @@ async fn follow(st: AppState, mut seen: i64) {
         }
         // Publish the new revision, then forget: a lookup that started before
         // sees the revision move and does not cache what it read.
-        st.auth_revision.store(now, Ordering::SeqCst);
-        st.principals.invalidate_all();
+        st.auth.revision.store(now, Ordering::SeqCst);
+        st.auth.principals.invalidate_all();
         st.keys.forget_all();
         match st.db.all_tenant_limits().await {
             Ok(all) => {
@@ -69,7 +69,7 @@ async fn follow(st: AppState, mut seen: i64) {
 }
 
 /// Reads the queue depth and per-tenant queued jobs for admission.
-async fn refresh_counts(st: &AppState) -> anyhow::Result<()> {
+async fn refresh_counts(st: &Service) -> Result<()> {
     let depth = st.db.queue_depth().await?.max(0) as u64;
     let queued = st
         .db

@@ -130,3 +130,23 @@ impl io::Read for ChannelReader {
         Ok(n)
     }
 }
+
+/// Ends a streamed response from the engine's thread: flushes, or cuts the
+/// body off with the error (the client sees a broken body, never wrong
+/// bytes).
+pub fn finish_stream(result: sluice_engine::Result<()>, mut writer: ChannelWriter) {
+    match result.and_then(|()| io::Write::flush(&mut writer).map_err(sluice_engine::Error::Write)) {
+        Ok(()) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "content stream failed");
+            writer.fail(io::Error::other(e.to_string()));
+        }
+    }
+}
+
+/// The receiving end of [`channel`] as a stream of chunks.
+pub fn receiver_stream(
+    mut rx: mpsc::Receiver<io::Result<Bytes>>,
+) -> impl futures_util::Stream<Item = io::Result<Bytes>> + Send {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}

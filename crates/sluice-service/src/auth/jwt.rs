@@ -1,7 +1,8 @@
 //! OIDC/JWT bearer tokens: RS256/ES256/EdDSA (and their longer siblings)
 //! JWTs, checked against the configured issuer's JWKS.
 //!
-//! Keys are fetched over HTTP(S) with a timeout and cached by `kid`; a
+//! Keys are fetched (by a [`JwksFetch`] the face provides: the service
+//! itself speaks no HTTP) with a timeout and cached by `kid`; a
 //! token with an unknown `kid` makes the cache refresh, at most once per
 //! refresh interval (so a flood of made-up `kid`s costs one fetch per
 //! interval, not one per request). `exp`, `nbf`, `iss` and `aud` are
@@ -11,7 +12,9 @@
 //! claim names the tenant, another the scope.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, KeyAlgorithm};
@@ -41,9 +44,16 @@ pub struct JwtConfig {
     pub timeout: Duration,
 }
 
+/// Fetches the document at a JWKS URL (the bytes of its JSON), within
+/// `timeout`. The face that owns an HTTP client implements it.
+pub trait JwksFetch: Send + Sync + 'static {
+    /// The document at `url`, or why it could not be fetched.
+    fn fetch(&self, url: &str, timeout: Duration) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, String>> + Send>>;
+}
+
 /// What a valid token says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
+pub struct Claims {
     /// Tenant name.
     pub tenant: String,
     /// Scope granted.
@@ -112,7 +122,7 @@ impl KeyKind {
 /// Checks JWTs against a JWKS it keeps fresh.
 pub struct JwtVerifier {
     config: JwtConfig,
-    client: reqwest::Client,
+    fetch: Arc<dyn JwksFetch>,
     keys: RwLock<HashMap<String, std::sync::Arc<Key>>>,
     /// When the keys were last fetched (or tried); one fetch at a time.
     fetched: tokio::sync::Mutex<Option<Instant>>,
@@ -127,18 +137,14 @@ impl std::fmt::Debug for JwtVerifier {
 }
 
 impl JwtVerifier {
-    /// A verifier for `config`; keys are fetched on first use.
-    pub fn new(config: JwtConfig) -> anyhow::Result<JwtVerifier> {
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            .build()?;
-        Ok(JwtVerifier {
+    /// A verifier for `config` whose keys `fetch` brings (on first use).
+    pub fn new(config: JwtConfig, fetch: Arc<dyn JwksFetch>) -> JwtVerifier {
+        JwtVerifier {
             config,
-            client,
+            fetch,
             keys: RwLock::new(HashMap::new()),
             fetched: tokio::sync::Mutex::new(None),
-        })
+        }
     }
 
     /// Fetches the keys now (at start, so the first request does not wait).
@@ -147,7 +153,7 @@ impl JwtVerifier {
     }
 
     /// Checks `token`; returns who it is for.
-    pub async fn verify(&self, token: &str) -> Result<Identity, JwtError> {
+    pub async fn verify(&self, token: &str) -> Result<Claims, JwtError> {
         let bad = |why: &str| JwtError::Invalid(why.to_string());
         let header = jsonwebtoken::decode_header(token).map_err(|_| bad("malformed JWT or unsupported algorithm"))?;
         if !ALLOWED.contains(&header.alg) {
@@ -195,7 +201,7 @@ impl JwtVerifier {
             .to_string();
         let scope = scope_of(claims.get(&self.config.scope_claim));
         let subject = claims.get("sub").and_then(|v| v.as_str()).unwrap_or("").to_string();
-        Ok(Identity { tenant, scope, subject })
+        Ok(Claims { tenant, scope, subject })
     }
 
     fn key(&self, kid: &str) -> Option<std::sync::Arc<Key>> {
@@ -225,15 +231,9 @@ impl JwtVerifier {
         }
     }
 
-    async fn fetch(&self) -> anyhow::Result<HashMap<String, std::sync::Arc<Key>>> {
-        let set: JwkSet = self
-            .client
-            .get(&self.config.jwks_url)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
+    async fn fetch(&self) -> Result<HashMap<String, std::sync::Arc<Key>>, String> {
+        let body = self.fetch.fetch(&self.config.jwks_url, self.config.timeout).await?;
+        let set: JwkSet = serde_json::from_slice(&body).map_err(|e| format!("not a JWKS document: {e}"))?;
         let mut keys = HashMap::new();
         for jwk in &set.keys {
             let Some(kid) = jwk.common.key_id.clone() else {

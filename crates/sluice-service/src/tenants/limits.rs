@@ -1,23 +1,97 @@
 //! Per-tenant limits: request rates (GCRA, per token), stored-bytes and
-//! queued-jobs quotas, and the global queue depth cap.
+//! queued-jobs quotas, and the global queue depth cap. What they refuse is
+//! a [`Refusal`], which each face answers in its own terms.
 //!
-//! Each tenant's own settings (from `sluice admin tenant set`) override the
-//! server's defaults. They live in the database; a running server reloads
-//! them whenever the database's auth revision changes (see `watch.rs`), so a
-//! change takes effect within a poll interval, on every node.
+//! Each tenant's own settings (from `sluice admin tenant set` or the admin
+//! API) override the server's defaults. They live in the database; a
+//! running node reloads them whenever the database's auth revision changes
+//! (see `refresh.rs`), so a change takes effect within a poll interval, on
+//! every node.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::Serialize;
 use sluice_store::{LimitsUpdate, TenantLimits};
 
-use crate::problem::Problem;
+use crate::jobs::JobError;
+
+/// What a limit refused; each carries when trying again may succeed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    /// The token sent more requests than its tenant's rate allows.
+    #[error("this token is limited to {rate_per_sec} requests per second (burst {burst}); retry later")]
+    RateLimited {
+        /// The rate.
+        rate_per_sec: f64,
+        /// The burst.
+        burst: u32,
+        /// When the next request fits.
+        retry_after: Duration,
+    },
+    /// The upload would not fit the tenant's stored-bytes quota.
+    #[error("the tenant's storage quota is {quota} bytes and {used} are used or being uploaded")]
+    QuotaBytes {
+        /// The quota.
+        quota: u64,
+        /// Bytes stored or being uploaded.
+        used: u64,
+    },
+    /// The tenant has as many queued jobs as it may.
+    #[error("the tenant has {queued} queued jobs, its limit of {max}; retry later")]
+    QuotaQueued {
+        /// Queued now.
+        queued: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The whole queue is full.
+    #[error("the job queue holds {depth} jobs, its limit; retry later")]
+    QueueFull {
+        /// Jobs queued and running.
+        depth: u64,
+    },
+    /// The object store is failing (its circuit breaker is open).
+    #[error("the object store is failing; retry later")]
+    StorageUnavailable {
+        /// How long the breaker stays open.
+        retry_after: Duration,
+    },
+    /// Too much is in memory at once (parts on their way to S3).
+    #[error("{what}; send it again shortly")]
+    Busy {
+        /// What is full.
+        what: &'static str,
+    },
+}
+
+impl Refusal {
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::RateLimited { .. } => "rate_limited",
+            Refusal::QuotaBytes { .. } => "quota_bytes",
+            Refusal::QuotaQueued { .. } => "quota_queued",
+            Refusal::QueueFull { .. } => "queue_full",
+            Refusal::StorageUnavailable { .. } => "storage_unavailable",
+            Refusal::Busy { .. } => "overloaded",
+        }
+    }
+
+    /// When trying again may succeed (at least a second).
+    pub fn retry_after(&self) -> Duration {
+        let wait = match self {
+            Refusal::RateLimited { retry_after, .. } | Refusal::StorageUnavailable { retry_after } => *retry_after,
+            Refusal::QuotaQueued { .. } | Refusal::QueueFull { .. } => QUEUE_RETRY,
+            Refusal::QuotaBytes { .. } | Refusal::Busy { .. } => Duration::from_secs(1),
+        };
+        wait.max(Duration::from_secs(1))
+    }
+}
 
 /// The server's defaults for tenants that set nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -156,23 +230,16 @@ impl Limits {
     /// Refuses a new queued job when the queue is full (503 `queue_full`)
     /// or the tenant has its most queued jobs (429 `quota_queued`), both
     /// with `Retry-After`.
-    pub fn admit_queued(&self, tenant_id: &str, depth: u64, tenant_queued: u64) -> Result<(), Problem> {
+    pub fn admit_queued(&self, tenant_id: &str, depth: u64, tenant_queued: u64) -> Result<(), Refusal> {
         if depth >= self.defaults.max_queue_depth {
-            return Err(Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "queue_full",
-                format!("the job queue holds {depth} jobs, its limit; retry later"),
-            )
-            .retry_after(QUEUE_RETRY));
+            return Err(Refusal::QueueFull { depth });
         }
         let max = self.of(tenant_id).max_queued;
         if tenant_queued >= max {
-            return Err(Problem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "quota_queued",
-                format!("the tenant has {tenant_queued} queued jobs, its limit of {max}; retry later"),
-            )
-            .retry_after(QUEUE_RETRY));
+            return Err(Refusal::QuotaQueued {
+                queued: tenant_queued,
+                max,
+            });
         }
         Ok(())
     }
@@ -185,7 +252,7 @@ impl Limits {
 
     /// Counts one request of `token_id` against its tenant's rate; 429 with
     /// `Retry-After` when over it.
-    pub fn check_rate(&self, tenant_id: &str, token_id: &str) -> Result<(), Problem> {
+    pub fn check_rate(&self, tenant_id: &str, token_id: &str) -> Result<(), Refusal> {
         let e = self.of(tenant_id);
         let Some(quota) = quota_of(&e) else {
             return Ok(());
@@ -193,18 +260,11 @@ impl Limits {
         let limiter = self.limiter(tenant_id, &e, quota);
         match limiter.by_token.check_key(&token_id.to_string()) {
             Ok(()) => Ok(()),
-            Err(not_until) => {
-                let wait = not_until.wait_time_from(self.clock.now());
-                Err(Problem::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
-                    format!(
-                        "this token is limited to {} requests per second (burst {}); retry later",
-                        e.rate_per_sec, e.burst
-                    ),
-                )
-                .retry_after(wait))
-            }
+            Err(not_until) => Err(Refusal::RateLimited {
+                rate_per_sec: e.rate_per_sec,
+                burst: e.burst,
+                retry_after: not_until.wait_time_from(self.clock.now()),
+            }),
         }
     }
 
@@ -240,7 +300,7 @@ impl Limits {
         tenant_id: &str,
         stored: u64,
         declared: Option<u64>,
-    ) -> Result<Reservation, Problem> {
+    ) -> Result<Reservation, Refusal> {
         let Some(quota) = self.of(tenant_id).quota_bytes else {
             return Ok(Reservation {
                 limits: Arc::clone(self),
@@ -262,7 +322,7 @@ impl Limits {
             None => room == 0,
         };
         if over {
-            return Err(quota_exceeded(quota, used));
+            return Err(Refusal::QuotaBytes { quota, used });
         }
         // A body of unknown length may take all the room left.
         let bytes = declared.unwrap_or(room);
@@ -301,30 +361,20 @@ impl BodyLimit {
         }
     }
 
-    /// The answer to a body longer than [`Self::bytes`].
-    pub fn exceeded(&self) -> Problem {
+    /// An upload limited to `bytes` by the server alone.
+    pub fn bytes(bytes: u64) -> BodyLimit {
+        BodyLimit { bytes, quota: None }
+    }
+
+    /// The failure of a body longer than [`Self::bytes`].
+    pub fn exceeded(&self) -> JobError {
         match self.quota {
-            Some(q) => Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "quota_bytes",
-                format!("the upload does not fit the tenant's storage quota of {q} bytes"),
-            ),
-            None => Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "upload_too_large",
-                format!("uploads are limited to {} bytes", self.bytes),
-            ),
+            Some(q) => JobError::QuotaBytes(format!(
+                "the upload does not fit the tenant's storage quota of {q} bytes"
+            )),
+            None => JobError::UploadTooLarge(format!("uploads are limited to {} bytes", self.bytes)),
         }
     }
-}
-
-/// 413 with code `quota_bytes`.
-pub fn quota_exceeded(quota: u64, used: u64) -> Problem {
-    Problem::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "quota_bytes",
-        format!("the tenant's storage quota is {quota} bytes and {used} are used or being uploaded"),
-    )
 }
 
 /// Bytes of an upload counted against its tenant's quota while it runs.
@@ -398,49 +448,69 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
     let n: f64 = n
         .trim()
         .parse()
-        .map_err(|_| format!("rate {s:?}: expected e.g. 20/s or 600/min"))?;
+        .map_err(|_| "expected e.g. 20/s or 600/min".to_string())?;
     let per = match unit.trim() {
         "s" | "sec" | "second" => 1.0,
         "m" | "min" | "minute" => 60.0,
         "h" | "hour" => 3600.0,
-        other => return Err(format!("rate {s:?}: unknown unit {other:?} (s, min or h)")),
+        other => return Err(format!("unknown unit {other:?} (s, min or h)")),
     };
     if !n.is_finite() || n < 0.0 {
-        return Err(format!("rate {s:?}: must be 0 (unlimited) or more"));
+        return Err("must be 0 (unlimited) or more".into());
     }
     Ok(n / per)
 }
 
-/// Parses `tenant set`'s values: each a value, `default`, or absent.
+/// A limit given as text that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{limit} {value:?}: {problem}")]
+pub struct LimitValueError {
+    /// Which limit: `rate`, `burst`, `quota` or `max_queued`.
+    pub limit: &'static str,
+    /// The value given.
+    pub value: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+/// Parses a limits change given as text (`sluice admin tenant set`): each
+/// a value, `default`, or absent. An error names the limit; the caller
+/// names it as its user wrote it (a flag, say).
 pub fn parse_update(
     rate: Option<&str>,
     burst: Option<&str>,
     quota: Option<&str>,
     max_queued: Option<&str>,
-) -> Result<LimitsUpdate, String> {
-    fn field<T>(v: Option<&str>, parse: impl Fn(&str) -> Result<T, String>) -> Result<Option<Option<T>>, String> {
+) -> Result<LimitsUpdate, LimitValueError> {
+    fn field<T>(
+        limit: &'static str,
+        v: Option<&str>,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<Option<T>>, LimitValueError> {
         match v.map(str::trim) {
             None => Ok(None),
             Some("default") => Ok(Some(None)),
-            Some(s) => parse(s).map(|x| Some(Some(x))),
+            Some(s) => parse(s).map(|x| Some(Some(x))).map_err(|problem| LimitValueError {
+                limit,
+                value: s.to_string(),
+                problem,
+            }),
         }
     }
-    let count = |name: &'static str| {
-        move |s: &str| {
-            s.parse::<u32>()
-                .map(i64::from)
-                .map_err(|_| format!("--{name} {s:?}: expected a whole number"))
-        }
+    let count = |s: &str| {
+        s.parse::<u32>()
+            .map(i64::from)
+            .map_err(|_| "expected a whole number".to_string())
     };
     Ok(LimitsUpdate {
-        rate_per_sec: field(rate, parse_rate)?,
-        burst: field(burst, count("burst"))?,
-        quota_bytes: field(quota, |s| {
+        rate_per_sec: field("rate", rate, parse_rate)?,
+        burst: field("burst", burst, count)?,
+        quota_bytes: field("quota", quota, |s| {
             sluice_engine::format::parse_size(s)
-                .map_err(|e| format!("--quota {s:?}: {e}"))
-                .and_then(|n| i64::try_from(n).map_err(|_| format!("--quota {s:?}: too large")))
+                .map_err(|e| e.to_string())
+                .and_then(|n| i64::try_from(n).map_err(|_| "too large".to_string()))
         })?,
-        max_queued: field(max_queued, count("max-queued"))?,
+        max_queued: field("max_queued", max_queued, count)?,
     })
 }
 
@@ -505,9 +575,9 @@ mod tests {
         for _ in 0..3 {
             limits.check_rate("t", "tok").unwrap();
         }
-        let p = limits.check_rate("t", "tok").unwrap_err();
-        assert_eq!(p.status, StatusCode::TOO_MANY_REQUESTS);
-        assert!(p.retry_after_secs().unwrap() >= 1);
+        let refused = limits.check_rate("t", "tok").unwrap_err();
+        assert_eq!(refused.code(), "rate_limited");
+        assert!(refused.retry_after() >= Duration::from_secs(1));
         // Another token of the same tenant has its own budget; another
         // tenant is not limited.
         limits.check_rate("t", "other").unwrap();
@@ -536,8 +606,8 @@ mod tests {
         )]);
         let a = limits.reserve("t", 200, Some(500)).unwrap();
         assert_eq!(a.allowance(), Some(800));
-        let p = limits.reserve("t", 200, Some(400)).unwrap_err();
-        assert_eq!(p.code, "quota_bytes");
+        let refused = limits.reserve("t", 200, Some(400)).unwrap_err();
+        assert_eq!(refused.code(), "quota_bytes");
         let b = limits.reserve("t", 200, None).unwrap();
         assert_eq!(b.allowance(), Some(300), "an unknown length gets what is left");
         assert!(limits.reserve("t", 200, None).is_err(), "nothing left");

@@ -1,0 +1,246 @@
+//! One attempt of a job: what it needs (a tenant's pipeline as engine
+//! settings, a tenant's keys) and what it does (process a staged upload
+//! into a container, verify a stored container), ending in an [`Outcome`].
+//! Queued jobs (`dispatcher.rs`) and uploads processed as they stream in
+//! (`streamed.rs`) share it.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use sluice_engine::format::{ChunkSize, Compression, FileParams, KeyRing, Recipient, SlotSpec, Suite};
+use sluice_engine::{CancelToken, Control, EncodeOptions, EncodeSummary, Progress};
+use sluice_store::{now_ms, Job, ObjectInfo};
+use tokio::io::AsyncRead;
+use tokio_util::io::SyncIoBridge;
+
+use super::JobError;
+use crate::objects::write::encode_into_container;
+use crate::{Error, Service};
+
+/// How a job attempt ended.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Stored (process, with the object to make visible) or verified.
+    Done(Option<ObjectInfo>),
+    /// Failed: for good, or (if transient) worth another attempt.
+    Failed(JobError),
+    /// Stopped by its cancel token (user cancel, lost lease or shutdown).
+    Stopped,
+}
+
+impl Outcome {
+    /// The outcome of an engine error.
+    pub(crate) fn of_engine(e: &sluice_engine::Error) -> Outcome {
+        match JobError::of_engine(e) {
+            Some(error) => Outcome::Failed(error),
+            None => Outcome::Stopped,
+        }
+    }
+}
+
+/// A store error met by an attempt: transient ones may pass, the rest are
+/// internal (the store's data is not what the service wrote).
+fn store_failure(e: sluice_store::Error) -> JobError {
+    if e.is_transient() {
+        JobError::Unavailable(e.to_string())
+    } else {
+        JobError::Internal(e.to_string())
+    }
+}
+
+impl Service {
+    /// The engine settings of a tenant's pipeline: its codec, cipher and
+    /// chunk size, and key slots for the tenant's identity and the
+    /// pipeline's recipients.
+    pub(crate) async fn encode_options(&self, tenant_id: &str, pipeline_name: &str) -> Result<EncodeOptions, JobError> {
+        let pipeline = match self.db.pipeline(tenant_id, pipeline_name).await {
+            Ok(p) => p,
+            Err(sluice_store::Error::NotFound(_)) => {
+                return Err(JobError::BadRequest(format!(
+                    "pipeline {pipeline_name:?} no longer exists"
+                )))
+            }
+            Err(e) => return Err(store_failure(e)),
+        };
+        let tenant = self.db.tenant(tenant_id).await.map_err(store_failure)?;
+        let params = match (
+            Suite::from_name(&pipeline.encrypt),
+            Compression::parse(&pipeline.compress),
+            ChunkSize::parse(&pipeline.chunk_size),
+        ) {
+            (Ok(suite), Ok(compression), Ok(chunk_size)) => FileParams {
+                suite,
+                compression,
+                chunk_size,
+            },
+            _ => {
+                return Err(JobError::BadRequest(format!(
+                    "pipeline {:?} has invalid settings",
+                    pipeline.name
+                )))
+            }
+        };
+        let mut slots = Vec::new();
+        if params.suite.is_encrypted() {
+            // The tenant's own recipient is the server's data: if it does
+            // not parse, that is a bug or a damaged database.
+            let own = Recipient::parse(&tenant.recipient)
+                .map_err(|e| JobError::Internal(format!("the tenant's recipient cannot be read: {e}")))?;
+            slots.push(SlotSpec::Recipient(own));
+            for r in &pipeline.recipients {
+                match Recipient::parse(r) {
+                    Ok(r) => slots.push(SlotSpec::Recipient(r)),
+                    Err(e) => return Err(JobError::Key(format!("recipient {r:?}: {e}"))),
+                }
+            }
+        }
+        Ok(EncodeOptions {
+            params,
+            slots,
+            adaptive: true,
+        })
+    }
+
+    /// The keys that open a tenant's object (unsealing runs off the async
+    /// workers).
+    pub(crate) async fn keyring_for(&self, tenant_id: &str, encrypted: bool) -> crate::Result<KeyRing> {
+        let identity = match self.keys.cached(tenant_id) {
+            Some(id) => id,
+            None => {
+                let tenant = self.db.tenant(tenant_id).await?;
+                let keys = Arc::clone(&self.keys);
+                tokio::task::spawn_blocking(move || keys.identity(&tenant.id, &tenant.sealed_identity))
+                    .await
+                    .map_err(Error::internal)?
+                    .map_err(Error::internal)?
+            }
+        };
+        let ring = KeyRing::new().with_identity((*identity).clone());
+        Ok(if encrypted { ring } else { ring.allowing_unencrypted() })
+    }
+
+    /// Processes a queued upload's staged copy into the container at
+    /// `location`.
+    pub(crate) async fn process_staged(
+        &self,
+        job: &Job,
+        location: &str,
+        cancel: CancelToken,
+        progress: Arc<Progress>,
+    ) -> Outcome {
+        let Some(staging) = job.staging.clone() else {
+            // Only uploads processed as they streamed in have no staged
+            // copy; this one's node stopped before it was stored.
+            return Outcome::Failed(JobError::Interrupted(
+                "the upload was interrupted before it was stored (the server stopped); upload it again".into(),
+            ));
+        };
+        let opts = match self.encode_options(&job.tenant_id, &job.pipeline).await {
+            Ok(o) => o,
+            Err(e) => return Outcome::Failed(e),
+        };
+        // One staged object, or the parts of a resumable upload in order.
+        let opened = if staging.ends_with('/') {
+            self.objects
+                .staged_stream(&staging, job.staged_bytes.max(0) as u64)
+                .await
+                .map(|parts| {
+                    let parts = futures_util::TryStreamExt::map_err(parts, std::io::Error::other);
+                    Box::pin(tokio_util::io::StreamReader::new(parts)) as Pin<Box<dyn AsyncRead + Send>>
+                })
+        } else {
+            self.objects
+                .reader(&staging)
+                .await
+                .map(|(r, _)| Box::pin(r) as Pin<Box<dyn AsyncRead + Send>>)
+        };
+        let reader = match opened {
+            Ok(r) => r,
+            Err(sluice_store::Error::NotFound(_)) => {
+                return Outcome::Failed(JobError::Internal("the staged upload is missing".into()))
+            }
+            Err(e) => return Outcome::Failed(store_failure(e)),
+        };
+        let encrypted = opts.params.suite.is_encrypted();
+        let objects = self.objects.clone();
+        let location_owned = location.to_string();
+        let engine = self.engine.clone();
+        let rt = tokio::runtime::Handle::current();
+        let ran = tokio::task::spawn_blocking(move || {
+            let ctl = Control { cancel, progress };
+            let input = SyncIoBridge::new_with_handle(reader, rt.clone());
+            encode_into_container(&engine, &objects, &location_owned, input, &opts, &ctl, rt)
+        })
+        .await;
+        match ran {
+            Ok(Ok(summary)) => stored(job, location, encrypted, &summary),
+            Ok(Err(e)) => Outcome::of_engine(&e),
+            Err(e) => Outcome::Failed(JobError::Internal(format!("worker thread failed: {e}"))),
+        }
+    }
+
+    /// Authenticates a stored object completely.
+    pub(crate) async fn verify_stored(&self, job: &Job, cancel: CancelToken, progress: Arc<Progress>) -> Outcome {
+        let object = match self.db.object(&job.tenant_id, &job.object_key).await {
+            Ok(o) => o,
+            Err(sluice_store::Error::NotFound(_)) => {
+                return Outcome::Failed(JobError::NotFound(format!(
+                    "object {:?} no longer exists",
+                    job.object_key
+                )))
+            }
+            Err(e) => return Outcome::Failed(store_failure(e)),
+        };
+        let keys = match self.keyring_for(&job.tenant_id, object.encrypted).await {
+            Ok(k) => k,
+            Err(e) => return Outcome::Failed(JobError::Unavailable(e.to_string())),
+        };
+        let (reader, _) = match self.objects.reader(&object.location).await {
+            Ok(r) => r,
+            Err(sluice_store::Error::NotFound(_)) => {
+                return Outcome::Failed(JobError::Integrity("the stored container is missing".into()))
+            }
+            Err(e) => return Outcome::Failed(store_failure(e)),
+        };
+        let engine = self.engine.clone();
+        let rt = tokio::runtime::Handle::current();
+        let ran = tokio::task::spawn_blocking(move || {
+            let ctl = Control { cancel, progress };
+            engine.verify(SyncIoBridge::new_with_handle(reader, rt), &keys, &ctl)
+        })
+        .await;
+        match ran {
+            Ok(Ok(summary)) if hex::encode(summary.digest) == object.digest => Outcome::Done(None),
+            Ok(Ok(_)) => Outcome::Failed(JobError::Integrity(
+                "the container's digest differs from the one recorded".into(),
+            )),
+            Ok(Err(e)) => Outcome::of_engine(&e),
+            Err(e) => Outcome::Failed(JobError::Internal(format!("worker thread failed: {e}"))),
+        }
+    }
+}
+
+/// The object a process job stored, once its digest is what the client
+/// expected.
+pub(crate) fn stored(job: &Job, location: &str, encrypted: bool, summary: &EncodeSummary) -> Outcome {
+    let digest = hex::encode(summary.digest);
+    if let Some(expected) = &job.expected_digest {
+        if *expected != digest {
+            return Outcome::Failed(JobError::DigestMismatch(format!(
+                "the upload's BLAKE3 is {digest}, the client expected {expected}"
+            )));
+        }
+    }
+    Outcome::Done(Some(ObjectInfo {
+        key: job.object_key.clone(),
+        location: location.to_string(),
+        pipeline: job.pipeline.clone(),
+        encrypted,
+        container_len: summary.container_len as i64,
+        plaintext_len: summary.plaintext_len as i64,
+        chunk_count: summary.chunk_count as i64,
+        digest,
+        job_id: job.id.clone(),
+        created_at: now_ms(),
+    }))
+}

@@ -1,0 +1,246 @@
+//! Uploads processed while they stream in: for a client that waits
+//! (`?wait=true`, S3 PUTs) when a job slot is free, the body goes straight
+//! into the engine instead of to staging first, so receiving and
+//! processing overlap.
+//!
+//! The job is recorded as running (attempt 1, with a lease its heartbeat
+//! renews) before the first byte is processed, so it can be listed, watched
+//! and cancelled like any other. The container is written under a name no
+//! object points at and synced; only then does the usual fenced success
+//! make it the object, in one transaction. A broken upload fails the job;
+//! a crash leaves a running job whose lease expires and which a worker then
+//! fails as interrupted (there is no staged copy to run again), plus an
+//! unreferenced container for the reaper. The client, which got no answer
+//! of success, uploads again. Staging exists to make an upload durable
+//! before it is answered; here the answer comes only once the object
+//! itself is durable.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use sluice_engine::{CancelToken, Control, EncodeOptions, EncodeSummary, Progress};
+use sluice_store::{Fenced, Job, JobProgress, JobState, NewJob, Objects};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::attempt::{stored, Outcome};
+use super::dispatcher::{heartbeat, progress_of};
+use super::running::RunningJob;
+use super::JobError;
+use crate::body::{Body, BodyReader};
+use crate::bridge::{reader_channel, Msg};
+use crate::objects::write::encode_into_container;
+use crate::telemetry::JobEnd;
+use crate::tenants::limits::BodyLimit;
+use crate::{Error, Result, Service};
+
+impl Service {
+    /// Runs `job` on `body` as it arrives; returns the job as recorded once
+    /// its object is stored.
+    pub(crate) async fn process_streaming(&self, job: NewJob, body: Body, limit: BodyLimit) -> Result<Job> {
+        let span = tracing::info_span!("job", id = %job.id, tenant = %job.tenant_id);
+        self.stream_and_record(job, body, limit).instrument(span).await
+    }
+
+    async fn stream_and_record(&self, job: NewJob, body: Body, limit: BodyLimit) -> Result<Job> {
+        let started = Instant::now();
+        let opts = self
+            .encode_options(&job.tenant_id, &job.pipeline)
+            .await
+            .map_err(Error::upload)?;
+        let encrypted = opts.params.suite.is_encrypted();
+        let lease_ms = self.config.job_lease.as_millis() as i64;
+        let row = self.db.start_streamed(&job, lease_ms).await?;
+        self.limits.note_job(&row.tenant_id, false);
+        let failed = |error: JobError| Error::Job {
+            job: Some(row.id.clone()),
+            error,
+        };
+        // Fails the row if this future is dropped (the client went away).
+        let mut guard = FailOnDrop {
+            st: Some(self.clone()),
+            job: row.clone(),
+        };
+        let location = Objects::container_path(&row.tenant_id, &row.id, row.attempts);
+        // Unregistered when dropped, even if the client goes away mid-upload.
+        let registered = self.running.register(&row.id);
+        let RunningJob { cancel, progress } = registered.job.clone();
+        let beat = heartbeat(self, &row, &cancel, &progress);
+        let ran = self
+            .run_streaming(body, limit, opts, &location, cancel, Arc::clone(&progress))
+            .await;
+        drop(beat);
+        drop(registered);
+        let done = progress_of(&progress);
+        guard.disarm();
+        let outcome = match ran {
+            Ok(summary) => stored(&row, &location, encrypted, &summary),
+            Err(Some(error)) => Outcome::Failed(error),
+            Err(None) => Outcome::Stopped,
+        };
+        let object = match outcome {
+            Outcome::Done(object) => object,
+            Outcome::Failed(error) => {
+                // Fenced: a job the user cancelled stays cancelled.
+                let _ = self.record_failure(&row, &error, Some(&location)).await;
+                self.note_end(&row, JobEnd::Failed, Some(&error), started, &done);
+                return Err(failed(error));
+            }
+            Outcome::Stopped => {
+                let error = if self.is_shutting_down() {
+                    JobError::Interrupted("the server shut down before the upload was stored; upload it again".into())
+                } else {
+                    JobError::Cancelled("the job was cancelled".into())
+                };
+                let _ = self.record_failure(&row, &error, Some(&location)).await;
+                self.note_end(&row, JobEnd::Stopped, None, started, &done);
+                return Err(failed(error));
+            }
+        };
+        match self.commit_success(&row, done, object.as_ref()).await {
+            Ok(Fenced::Done(())) => {}
+            Ok(Fenced::Lost) => {
+                // Cancelled while the last bytes were stored.
+                self.discard(Some(&location)).await;
+                self.note_end(&row, JobEnd::Stopped, None, started, &done);
+                return Err(failed(JobError::Cancelled("the job was cancelled".into())));
+            }
+            Err(e) => {
+                // The commit's outcome is unknown: the connection may have
+                // died after the database applied it. A fenced failure tells.
+                let lost = JobError::Unavailable("recording the result failed".into());
+                match self.db.fail(&row, lost.code(), lost.detail()).await {
+                    Ok(Fenced::Done(())) => {
+                        self.discard(Some(&location)).await;
+                        return Err(e.into());
+                    }
+                    Ok(Fenced::Lost) => match self.db.job(&row.tenant_id, &row.id).await {
+                        Ok(now) if now.state == JobState::Succeeded => {
+                            tracing::info!(job = %row.id, "the result was recorded although its commit reported an error");
+                        }
+                        Ok(_) => {
+                            // Cancelled, so the success never committed.
+                            self.discard(Some(&location)).await;
+                            return Err(failed(JobError::Cancelled("the job was cancelled".into())));
+                        }
+                        Err(_) => return Err(e.into()),
+                    },
+                    // Still unreachable: the reaper removes the container
+                    // once this attempt is over, unless the commit landed.
+                    Err(_) => return Err(e.into()),
+                }
+            }
+        }
+        self.note_end(&row, JobEnd::Succeeded, None, started, &done);
+        tracing::info!(job = %row.id, bytes_in = done.bytes_in, bytes_out = done.bytes_out, "upload processed as it streamed in");
+        Ok(self.db.job(&row.tenant_id, &row.id).await?)
+    }
+
+    /// Feeds `body` to the engine, which writes the container at
+    /// `location`. `Err(None)`: stopped by its cancel token.
+    async fn run_streaming(
+        &self,
+        body: Body,
+        limit: BodyLimit,
+        opts: EncodeOptions,
+        location: &str,
+        cancel: CancelToken,
+        progress: Arc<Progress>,
+    ) -> std::result::Result<EncodeSummary, Option<JobError>> {
+        let (tx, input) = reader_channel();
+        let objects = self.objects.clone();
+        let location_owned = location.to_string();
+        let engine = self.engine.clone();
+        let rt = tokio::runtime::Handle::current();
+        let engine_cancel = cancel.clone();
+        let encoding = tokio::task::spawn_blocking(move || {
+            let ctl = Control {
+                cancel: engine_cancel,
+                progress,
+            };
+            encode_into_container(&engine, &objects, &location_owned, input, &opts, &ctl, rt)
+        });
+        // A cancel (user, lease lost, shutdown) must not wait for a client
+        // that sends nothing: it also stops this loop, which fails the
+        // engine's input.
+        let stop = CancellationToken::new();
+        cancel.on_cancel({
+            let stop = stop.clone();
+            move || stop.cancel()
+        });
+        let mut reader = BodyReader::new(body, self.config.idle_body_timeout, &limit);
+        // `Some(None)`: stopped by the cancel token.
+        let mut upload_error: Option<Option<JobError>> = None;
+        loop {
+            let next = tokio::select! {
+                n = reader.next() => n,
+                () = stop.cancelled() => {
+                    upload_error = Some(None);
+                    break;
+                }
+            };
+            match next {
+                Ok(Some(data)) => {
+                    // Fails only once the engine stopped: its error wins.
+                    if tx.send(Msg::Data(data)).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    upload_error = Some(Some(e));
+                    break;
+                }
+            }
+        }
+        match &upload_error {
+            Some(why) => {
+                let detail = why.as_ref().map_or("cancelled", JobError::detail).to_string();
+                let _ = tx.send(Msg::Fail(detail)).await;
+                cancel.cancel();
+            }
+            None => {
+                let _ = tx.send(Msg::End).await;
+            }
+        }
+        drop(tx);
+        let encoded = encoding
+            .await
+            .map_err(|e| Some(JobError::Internal(format!("worker thread failed: {e}"))))?;
+        if let Some(why) = upload_error {
+            return Err(why);
+        }
+        // Durable on success (encode_into_container): the database may
+        // point at it.
+        encoded.map_err(|e| match Outcome::of_engine(&e) {
+            Outcome::Failed(error) => Some(error),
+            _ => None,
+        })
+    }
+}
+
+/// Fails a streamed job's row unless disarmed: the future running it was
+/// dropped (the client went away) before it recorded an outcome.
+struct FailOnDrop {
+    st: Option<Service>,
+    job: Job,
+}
+
+impl FailOnDrop {
+    fn disarm(&mut self) {
+        self.st = None;
+    }
+}
+
+impl Drop for FailOnDrop {
+    fn drop(&mut self) {
+        let Some(st) = self.st.take() else { return };
+        let job = self.job.clone();
+        tokio::spawn(async move {
+            let location = Objects::container_path(&job.tenant_id, &job.id, job.attempts);
+            let error = JobError::Interrupted("the client went away before the upload was stored".into());
+            let _ = st.record_failure(&job, &error, Some(&location)).await;
+            st.note_end(&job, JobEnd::Stopped, None, Instant::now(), &JobProgress::default());
+        });
+    }
+}

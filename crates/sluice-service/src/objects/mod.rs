@@ -1,0 +1,345 @@
+//! Objects: uploads (which become jobs), stored containers, restored
+//! content (whole or by byte range), listing, deletion and verification —
+//! what every face offers, in one place. Writing goes through [`write`],
+//! reading through [`read`].
+
+pub mod read;
+pub mod write;
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use sluice_engine::{Archive, Control};
+use sluice_store::{JobKind, ObjectInfo, Objects, Scope};
+use tokio_util::io::SyncIoBridge;
+
+use crate::auth::Caller;
+use crate::body::{Body, ByteStream};
+use crate::bridge;
+use crate::jobs::{page, page_size, Job, Page};
+use crate::tenants::limits::BodyLimit;
+use crate::{Error, Result, Service};
+use read::ContainerSource;
+
+/// Longest object key, bytes.
+pub const MAX_KEY_LEN: usize = 1024;
+
+/// An upload of one object.
+#[derive(Debug, Clone, Default)]
+pub struct Put {
+    /// The object's key.
+    pub key: String,
+    /// The pipeline to store it through (`default` if none).
+    pub pipeline: Option<String>,
+    /// Answer only once the object is stored (and readable).
+    pub wait: bool,
+    /// The BLAKE3 (hex) the original must have.
+    pub expected_blake3: Option<String>,
+    /// The body's length, if the client announced it.
+    pub declared_len: Option<u64>,
+}
+
+/// How an accepted upload stands.
+#[derive(Debug, Clone)]
+pub enum Stored {
+    /// Stored: the object is durable and readable.
+    Now(Job),
+    /// Accepted (durably staged): its job is queued.
+    Queued(Job),
+}
+
+/// A byte range asked of an object's content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRange {
+    /// From `first` to the end.
+    From(u64),
+    /// From `first` to `last`, both included.
+    Span {
+        /// First byte.
+        first: u64,
+        /// Last byte (clipped to the content).
+        last: u64,
+    },
+    /// The last `n` bytes.
+    Suffix(u64),
+}
+
+impl ByteRange {
+    /// The bytes this range means in content of `len` bytes, or `None` if
+    /// it holds none of them.
+    pub fn resolve(self, len: u64) -> Option<Range<u64>> {
+        let range = match self {
+            ByteRange::From(first) => first..len,
+            ByteRange::Span { first, last } => first..last.saturating_add(1).min(len),
+            ByteRange::Suffix(0) => return None,
+            ByteRange::Suffix(n) => len.saturating_sub(n)..len,
+        };
+        (range.start < range.end).then_some(range)
+    }
+}
+
+/// An object's content on its way out.
+pub struct Content {
+    /// The object.
+    pub object: ObjectInfo,
+    /// The bytes sent: `None` for all of them.
+    pub range: Option<Range<u64>>,
+    /// The bytes.
+    pub body: ByteStream,
+}
+
+/// Checks an object key: 1..=1024 bytes of `A-Z a-z 0-9 . _ - /`, no empty,
+/// `.` or `..` segment, not ending in a `content` or `verify` segment (the
+/// native API's routes end so).
+pub fn check_key(key: &str) -> Result<()> {
+    let bad = |why: &str| Err(Error::InvalidKey(why.to_string()));
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return bad("must be 1 to 1024 bytes");
+    }
+    if !key
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'))
+    {
+        return bad("only letters, digits, '.', '_', '-' and '/' are allowed");
+    }
+    if key.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        return bad("no empty, '.' or '..' path segment (and no leading or trailing '/')");
+    }
+    if key.ends_with("/content") || key.ends_with("/verify") || key == "content" || key == "verify" {
+        return bad("may not end in a 'content' or 'verify' segment");
+    }
+    Ok(())
+}
+
+/// A BLAKE3 digest as 64 lowercase hex digits, or why it is not one.
+pub fn check_blake3(digest: &str) -> Result<String> {
+    let d = digest.trim().to_ascii_lowercase();
+    if d.len() != 64 || !d.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::BadRequest("a BLAKE3 digest is 64 hex digits".into()));
+    }
+    Ok(d)
+}
+
+impl Service {
+    /// Takes an upload: with `wait` and a job slot free, processed while it
+    /// streams in; otherwise staged durably and queued (and, with `wait`,
+    /// answered once its job is done).
+    pub async fn put_object(&self, caller: &Caller, put: Put, body: Body) -> Result<Stored> {
+        let who = caller.require(Scope::Write)?;
+        check_key(&put.key)?;
+        // A failing store: answer at once rather than take a body it cannot keep.
+        self.require_storage()?;
+        let pipeline = put.pipeline.as_deref().unwrap_or("default");
+        self.db.pipeline(&who.tenant_id, pipeline).await?;
+        let expected_digest = put.expected_blake3.as_deref().map(check_blake3).transpose()?;
+        let max_upload = self.config.max_upload_bytes;
+        if put.declared_len.is_some_and(|len| len > max_upload) {
+            return Err(Error::upload(BodyLimit::bytes(max_upload).exceeded()));
+        }
+        let stored = match self.limits.of(&who.tenant_id).quota_bytes {
+            Some(_) => self.db.stored_bytes(&who.tenant_id).await?.max(0) as u64,
+            None => 0,
+        };
+        // Counts against the quota until the upload is stored or refused.
+        let reservation = self.limits.reserve(&who.tenant_id, stored, put.declared_len)?;
+        let limit = BodyLimit::new(max_upload, &reservation);
+        let mut job = self.new_job(&who.tenant_id, JobKind::Process, &put.key, pipeline)?;
+        job.expected_digest = expected_digest;
+        // A client that waits, with a job slot free: process while it streams in.
+        if put.wait {
+            if let Ok(slot) = Arc::clone(&self.job_slots).try_acquire_owned() {
+                self.admit_running(&who.tenant_id)?;
+                let result = self.process_streaming(job, body, limit).await;
+                drop(slot);
+                return result.map(Stored::Now);
+            }
+        }
+        let mut admitted = self.admit(job)?;
+        let staging = Objects::staging_path(&who.tenant_id, &admitted.job.id);
+        let (received, _) = write::store_body(self, body, &staging, &limit, false).await?;
+        admitted.job.staging = Some(staging);
+        admitted.job.staged_bytes = received as i64;
+        // On an error the staged upload stays: the insert may have
+        // committed although its answer was lost, and then the queued job
+        // needs it. If no job points at it, the reaper deletes it.
+        let job = admitted.enqueue().await?;
+        // Queued: its bytes are now counted as staged, not reserved.
+        drop(reservation);
+        tracing::info!(job = %job.id, tenant = %who.tenant_name, bytes = received, "upload staged");
+        if put.wait {
+            return self.wait_for_job(&who.tenant_id, &job.id).await.map(Stored::Now);
+        }
+        Ok(Stored::Queued(job))
+    }
+
+    /// A stored object of the caller's tenant.
+    pub async fn object(&self, caller: &Caller, key: &str) -> Result<ObjectInfo> {
+        let who = caller.require(Scope::Read)?;
+        check_key(key).map_err(|_| Error::NotFound(format!("object {key:?}")))?;
+        Ok(self.db.object(&who.tenant_id, key).await?)
+    }
+
+    /// The caller's objects whose key starts with `prefix`, in key order.
+    pub async fn objects(
+        &self,
+        caller: &Caller,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Page<ObjectInfo>> {
+        let who = caller.require(Scope::Read)?;
+        let limit = page_size(limit)?;
+        let objects = self.db.objects(&who.tenant_id, prefix, cursor, limit).await?;
+        Ok(page(objects, limit, |o| o.key.clone()))
+    }
+
+    /// An object's stored container, as bytes, with its length.
+    pub async fn container(&self, caller: &Caller, key: &str) -> Result<(ObjectInfo, ByteStream, u64)> {
+        let o = self.object(caller, key).await?;
+        let (stream, size) = self.objects.stream(&o.location).await?;
+        let stream = futures_util::TryStreamExt::map_err(stream, std::io::Error::other);
+        Ok((o, Box::pin(stream), size))
+    }
+
+    /// Deletes an object. Its row goes first: a failure after that leaves
+    /// an unreferenced container for the reaper, never a row pointing at
+    /// nothing.
+    pub async fn delete_object(&self, caller: &Caller, key: &str) -> Result<()> {
+        let who = caller.require(Scope::Write)?;
+        check_key(key).map_err(|_| Error::NotFound(format!("object {key:?}")))?;
+        let location = self.db.delete_object(&who.tenant_id, key).await?;
+        self.opened.remove(&location);
+        if let Err(e) = self.objects.delete(&location).await {
+            tracing::warn!(error = %e, "deleting a container failed; the reaper will retry");
+        }
+        Ok(())
+    }
+
+    /// Queues a verify job of an object.
+    pub async fn verify_object(&self, caller: &Caller, key: &str) -> Result<Job> {
+        let who = caller.require(Scope::Write)?;
+        let o = self.object(caller, key).await?;
+        let job = self.new_job(&who.tenant_id, JobKind::Verify, &o.key, &o.pipeline)?;
+        self.admit(job)?.enqueue().await
+    }
+
+    /// An object's content, restored: all of it, or the bytes of `range`
+    /// (reading only the chunks they are in).
+    pub async fn content(&self, caller: &Caller, key: &str, range: Option<ByteRange>) -> Result<Content> {
+        let o = self.object(caller, key).await?;
+        let len = o.plaintext_len as u64;
+        let range = match range {
+            Some(r) => Some(r.resolve(len).ok_or(Error::RangeNotSatisfiable { len })?),
+            None => None,
+        };
+        let rt = tokio::runtime::Handle::current();
+        let (mut writer, rx) = bridge::channel(rt.clone(), self.config.idle_body_timeout);
+        let engine = self.engine.clone();
+        let ctl = Control::new();
+        match range.clone() {
+            None => {
+                let keys = self.keyring_for(caller.tenant(), o.encrypted).await?;
+                let (reader, _) = self.objects.reader(&o.location).await?;
+                tokio::task::spawn_blocking(move || {
+                    let input = SyncIoBridge::new_with_handle(reader, rt);
+                    let result = engine.decode(input, &mut writer, &keys, &ctl).map(|_| ());
+                    bridge::finish_stream(result, writer);
+                });
+            }
+            Some(r) => {
+                // Open (or take from the cache) before answering, so that a
+                // container that cannot be read answers with an error, not
+                // a cut-off body.
+                let archive = self.opened_archive(caller, &o, rt).await?;
+                tokio::task::spawn_blocking(move || {
+                    let result = archive.read_range(&engine, r, &mut writer, &ctl).map(|_| ());
+                    bridge::finish_stream(result, writer);
+                });
+            }
+        }
+        Ok(Content {
+            object: o,
+            range,
+            body: Box::pin(bridge::receiver_stream(rx)),
+        })
+    }
+
+    /// The object's container opened for range reads, from the cache or
+    /// opened now (and cached) on a blocking thread.
+    async fn opened_archive(
+        &self,
+        caller: &Caller,
+        o: &ObjectInfo,
+        rt: tokio::runtime::Handle,
+    ) -> Result<Archive<ContainerSource>> {
+        let cached = self.opened.get(&o.location);
+        let keys = match cached {
+            Some(_) => None,
+            None => Some(self.keyring_for(caller.tenant(), o.encrypted).await?),
+        };
+        let objects = self.objects.clone();
+        let location = o.location.clone();
+        let cache = self.opened.clone();
+        tokio::task::spawn_blocking(move || {
+            let source = ContainerSource::open(&objects, &location, rt).map_err(sluice_engine::Error::Read)?;
+            match (cached, keys) {
+                (Some(a), _) => Ok(a.with_source(source)),
+                (None, Some(keys)) => {
+                    let a = Archive::open(source, &keys)?;
+                    cache.insert(&location, &a);
+                    Ok(a)
+                }
+                (None, None) => Err(sluice_engine::Error::Internal("no keys to open the container".into())),
+            }
+        })
+        .await
+        .map_err(Error::internal)?
+        .map_err(Error::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        for ok in ["a", "backups/2026/db.dump", "x-1_2.tar.zst"] {
+            assert!(check_key(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "/abs",
+            "a//b",
+            "a/../b",
+            "..",
+            "a/",
+            "sp ace",
+            "a/content",
+            "verify",
+            "é",
+        ] {
+            assert!(check_key(bad).is_err(), "{bad}");
+        }
+        assert!(check_key(&"k".repeat(1025)).is_err());
+    }
+
+    #[test]
+    fn ranges_resolve_against_the_length() {
+        assert_eq!(ByteRange::Span { first: 0, last: 9 }.resolve(100), Some(0..10));
+        assert_eq!(ByteRange::From(90).resolve(100), Some(90..100));
+        assert_eq!(ByteRange::Suffix(10).resolve(100), Some(90..100));
+        assert_eq!(ByteRange::Suffix(1000).resolve(100), Some(0..100));
+        assert_eq!(ByteRange::Span { first: 50, last: 500 }.resolve(100), Some(50..100));
+        assert_eq!(ByteRange::From(100).resolve(100), None);
+        assert_eq!(ByteRange::Span { first: 5, last: 2 }.resolve(100), None);
+        assert_eq!(ByteRange::Suffix(0).resolve(100), None);
+    }
+
+    #[test]
+    fn digests_are_64_hex_digits() {
+        assert_eq!(check_blake3(&"AB".repeat(32)).unwrap(), "ab".repeat(32));
+        assert!(check_blake3("abc").is_err());
+        assert!(check_blake3(&"zz".repeat(32)).is_err());
+    }
+}
