@@ -47,6 +47,8 @@ PY
 echo "S3 (moto) at $s3, bucket sluice-e2e"
 
 export SLUICE_TEST_POSTGRES="$pg_url" SLUICE_TEST_S3="$s3"
+# Provided here, so required: a test that finds one missing fails.
+export SLUICE_TEST_REQUIRE=moto,postgres,s3
 export SLUICE_TEST_PG_CTL="$PWD/scripts/postgres.sh"
 export SLUICE_TEST_PG_DIR="$pg"
 export SLUICE_TEST_MOTO="$PWD/$MOTO_VENV/bin/moto_server"
@@ -58,4 +60,4 @@ echo "== the service's end-to-end tests on PostgreSQL + S3"
 # Everything that starts `sluice serve`, `worker` or `admin`; the CLI's own
 # file tests (roundtrip, keys, errors, signals, verify_info) keep no state.
 cargo test --workspace --locked --test cli -- \
-  serve:: service:: abuse:: limits:: jwt:: observe:: nodes:: resumable:: push_pull:: s3:: shared_state:: "$@"
+  serve:: harness:: abuse:: limits:: jwt:: observe:: nodes:: resumable:: push_pull:: s3:: shared_state:: "$@"

@@ -82,10 +82,11 @@ impl Api {
         unreachable!("the loop returns")
     }
 
-    /// A JSON answer of `send_retrying`.
-    pub fn json(&self, make: impl Fn() -> RequestBuilder) -> Result<serde_json::Value> {
+    /// The answer of `send_retrying` as one of the API's bodies
+    /// (`sluice_server::api`).
+    pub fn json<T: serde::de::DeserializeOwned>(&self, make: impl Fn() -> RequestBuilder) -> Result<T> {
         let resp = self.send_retrying(make)?;
-        resp.json().context("the server's answer is not JSON")
+        resp.json().context("the server's answer is not what the API says")
     }
 }
 
@@ -112,14 +113,14 @@ impl Failure {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
             .map(|s| Duration::from_secs(s.min(60)));
-        let body: serde_json::Value = resp.json().unwrap_or_default();
+        let (code, detail) = match resp.json::<sluice_server::api::ProblemBody>() {
+            Ok(p) => (p.code, p.detail),
+            Err(_) => ("error".into(), status.canonical_reason().unwrap_or("").to_string()),
+        };
         Failure {
             status,
-            code: body["code"].as_str().unwrap_or("error").to_string(),
-            detail: body["detail"]
-                .as_str()
-                .unwrap_or(status.canonical_reason().unwrap_or(""))
-                .to_string(),
+            code,
+            detail,
             retry_after,
         }
     }

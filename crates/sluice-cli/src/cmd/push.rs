@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use reqwest::Method;
 use serde_json::{json, Value};
+use sluice_server::api::{JobBody, SessionBody, SessionRequest};
 
 use crate::cli::PushArgs;
 use crate::client::Api;
@@ -47,29 +48,29 @@ pub fn run(args: &PushArgs) -> Result<Code> {
         Some(s) => {
             eprintln!(
                 "resuming upload {} ({} of {} parts already stored)",
-                s["id"].as_str().unwrap_or("?"),
-                s["received"].as_array().map_or(0, Vec::len),
-                s["parts"]
+                s.id,
+                s.received.len(),
+                s.parts
             );
             s
         }
         None => {
-            let mut body = json!({"key": key, "size": size, "part_size": part_size});
-            if let Some(p) = &args.pipeline {
-                body["pipeline"] = json!(p);
-            }
-            let s = api.json(|| api.request(Method::POST, "/v1/uploads").json(&body))?;
-            record.save(s["id"].as_str().unwrap_or_default())?;
+            let body = SessionRequest {
+                key: key.clone(),
+                size,
+                pipeline: args.pipeline.clone(),
+                part_size: Some(part_size),
+                blake3: None,
+            };
+            let s: SessionBody = api.json(|| api.request(Method::POST, "/v1/uploads").json(&body))?;
+            record.save(&s.id)?;
             s
         }
     };
-    let id = session["id"].as_str().context("the session has no id")?.to_string();
-    let parts = session["parts"].as_u64().context("the session has no part count")?;
-    let part_size = session["part_size"].as_u64().context("the session has no part size")?;
-    let received: Vec<u64> = session["received"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_u64).collect())
-        .unwrap_or_default();
+    let id = session.id.clone();
+    let parts = u64::try_from(session.parts).context("the session has no part count")?;
+    let part_size = u64::try_from(session.part_size).context("the session has no part size")?;
+    let received: Vec<u64> = session.received.iter().filter_map(|n| u64::try_from(*n).ok()).collect();
     let todo: Vec<u64> = (0..parts).filter(|n| !received.contains(n)).collect();
 
     let sent = Arc::new(AtomicU64::new(
@@ -119,23 +120,22 @@ pub fn run(args: &PushArgs) -> Result<Code> {
     if let Some(e) = failed.into_inner().ok().flatten() {
         return Err(e.context("the upload stopped; run the same command again to resume it"));
     }
-    let job = api.json(|| api.request(Method::POST, &format!("/v1/uploads/{id}/complete")))?;
+    let job: JobBody = api.json(|| api.request(Method::POST, &format!("/v1/uploads/{id}/complete")))?;
     record.forget();
-    let job_id = job["id"].as_str().context("the answer has no job")?.to_string();
+    let job_id = job.id;
     if args.no_wait {
         println!("{job_id}");
         return Ok(Code::Ok);
     }
     let done = wait_for_job(&api, &job_id)?;
-    match done["state"].as_str() {
-        Some("succeeded") => {
+    match done.state.as_str() {
+        "succeeded" => {
             eprintln!("stored {key} ({size} bytes; job {job_id})");
             Ok(Code::Ok)
         }
-        _ => bail!(
-            "job {job_id} {}: {}",
-            done["state"].as_str().unwrap_or("?"),
-            done["error"].as_str().unwrap_or("no error given")
+        state => bail!(
+            "job {job_id} {state}: {}",
+            done.error.as_deref().unwrap_or("no error given")
         ),
     }
 }
@@ -149,18 +149,18 @@ fn part_len(n: u64, parts: u64, part_size: u64, size: u64) -> u64 {
 }
 
 /// The session `id` if the server still holds it open for this file.
-fn resumable(api: &Api, id: &str, size: u64, key: &str) -> Option<Value> {
-    let s = api
+fn resumable(api: &Api, id: &str, size: u64, key: &str) -> Option<SessionBody> {
+    let s: SessionBody = api
         .json(|| api.request(Method::GET, &format!("/v1/uploads/{id}")))
         .ok()?;
-    (s["state"] == "open" && s["size"].as_u64() == Some(size) && s["key"] == key).then_some(s)
+    (s.state == "open" && u64::try_from(s.size).ok() == Some(size) && s.key == key).then_some(s)
 }
 
 /// Polls a job until it ends.
-pub fn wait_for_job(api: &Api, id: &str) -> Result<Value> {
+pub fn wait_for_job(api: &Api, id: &str) -> Result<JobBody> {
     loop {
-        let j = api.json(|| api.request(Method::GET, &format!("/v1/jobs/{id}")))?;
-        if matches!(j["state"].as_str(), Some("succeeded" | "failed" | "cancelled")) {
+        let j: JobBody = api.json(|| api.request(Method::GET, &format!("/v1/jobs/{id}")))?;
+        if j.is_finished() {
             return Ok(j);
         }
         std::thread::sleep(Duration::from_millis(250));

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::service::*;
+use crate::harness::*;
 use crate::util::*;
 
 /// A connection that sent half a request head and then nothing.
@@ -66,7 +66,11 @@ fn requests_past_the_in_flight_limit_are_shed_with_503() {
     // Two uploads that stream slowly hold both in-flight slots.
     let a = stalled_upload(&s, &token, "a", 1 << 20, b"some bytes");
     let b = stalled_upload(&s, &token, "b", 1 << 20, b"some bytes");
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until(
+        "both slow uploads hold the in-flight slots",
+        Duration::from_secs(10),
+        || get(&s, &token, "/v1/objects").status == 503,
+    );
     let r = get(&s, &token, "/v1/objects");
     assert_problem(&r, 503, "overloaded");
     assert_eq!(r.header("retry-after"), Some("1"));
@@ -151,7 +155,7 @@ fn an_unwritable_store_answers_503_fast_jobs_wait_and_nothing_accepted_is_lost()
     );
     // A job accepted (staged) while the only slot is busy.
     let holder = stalled_upload(&s, &token, "holder", 1 << 20, b"x");
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until_running(&s, &token, 1);
     let data = sample(3 << 20);
     let accepted = put(&s, &token, "/v1/objects/accepted", &data);
     assert_eq!(accepted.status, 202);

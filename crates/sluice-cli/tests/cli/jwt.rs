@@ -15,7 +15,7 @@ use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
-use crate::service::*;
+use crate::harness::*;
 use crate::util::*;
 
 const ISS: &str = "https://issuer.test";

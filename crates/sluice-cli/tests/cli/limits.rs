@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::service::*;
+use crate::harness::*;
 use crate::util::*;
 
 /// Creates a token; returns `(token, token id)`.
@@ -145,8 +145,9 @@ fn queued_jobs_are_capped_per_tenant_and_over_all() {
     // An upload that streams in and then goes quiet holds the only job
     // slot (and counts as running); the uploads after it queue.
     let stalled = stalled_upload(&s, &a, "stalled", 64 << 20, &sample(1 << 20));
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until_running(&s, &a, 1);
     set(&env, &["acme", "--max-queued", "1"]);
+    // Limits apply within a second (the revision poll): not sooner is fine.
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(put(&s, &a, "/v1/objects/q1", b"queued").status, 202);
     let r = put(&s, &a, "/v1/objects/q2", b"refused");

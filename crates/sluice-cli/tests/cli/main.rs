@@ -2,6 +2,7 @@
 
 mod abuse;
 mod errors;
+mod harness;
 mod jwt;
 mod keys;
 mod limits;
@@ -12,7 +13,6 @@ mod resumable;
 mod roundtrip;
 mod s3;
 mod serve;
-mod service;
 mod shared_state;
 mod signals;
 mod util;

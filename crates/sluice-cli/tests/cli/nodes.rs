@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::service::*;
+use crate::harness::*;
 use crate::util::*;
 
 fn job_ids_succeeded_in(log: &str) -> usize {

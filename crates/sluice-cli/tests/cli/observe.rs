@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::service::*;
+use crate::harness::*;
 use crate::util::*;
 
 fn metrics(base: &str, token: Option<&str>) -> Reply {
@@ -108,7 +108,10 @@ fn metrics_request_ids_json_logs_and_no_secret_in_any_log_line() {
     assert_problem(&get(&s, &token, "/metrics"), 404, "not_found");
     assert_problem(&metrics(&metrics_base, None), 401, "unauthorized");
     assert_problem(&metrics(&metrics_base, Some(&token)), 401, "unauthorized");
-    std::thread::sleep(Duration::from_millis(5500)); // one sampler pass
+    wait_until("a sampler pass", Duration::from_secs(15), || {
+        String::from_utf8_lossy(&metrics(&metrics_base, Some(metrics_token)).body)
+            .contains("sluice_db_pool_max_connections")
+    });
     let m = metrics(&metrics_base, Some(metrics_token));
     assert_eq!(m.status, 200);
     assert!(m.header("content-type").unwrap_or("").starts_with("text/plain"));

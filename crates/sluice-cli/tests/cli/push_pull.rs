@@ -5,7 +5,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::service::*;
+use crate::harness::*;
 use crate::util::*;
 
 const MIB: usize = 1 << 20;

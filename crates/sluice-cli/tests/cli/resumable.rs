@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::service::*;
+use crate::harness::*;
 use crate::util::*;
 
 const MIB: usize = 1 << 20;

@@ -7,8 +7,8 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::harness::*;
 use crate::resumable::post_json;
-use crate::service::*;
 use crate::util::*;
 
 /// A moto S3 server on a free port of 127.0.0.1, killed when dropped.
@@ -18,17 +18,10 @@ struct Moto {
 }
 
 impl Moto {
-    /// Starts moto, or `None` (skipping) when it is not installed — except
-    /// in CI, where the test suite always installs it.
+    /// Starts moto, or `None` (skipping) when it is not installed — unless
+    /// the run requires it (scripts/test.sh installs it and says so).
     fn start() -> Option<Moto> {
-        let Ok(bin) = std::env::var("SLUICE_TEST_MOTO") else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI runs this test: scripts/test.sh sets SLUICE_TEST_MOTO"
-            );
-            eprintln!("skipped: set SLUICE_TEST_MOTO to a moto_server (scripts/test.sh does)");
-            return None;
-        };
+        let bin = required_env("SLUICE_TEST_MOTO", "moto")?;
         let port = free_port();
         let child = Command::new(bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -38,11 +31,9 @@ impl Moto {
             .spawn()
             .expect("moto_server starts");
         let endpoint = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_until("moto answers", Duration::from_secs(30), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
         Some(Moto { child, endpoint })
     }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::service::*;
+use crate::harness::*;
 use crate::util::*;
 
 #[test]
@@ -185,7 +185,11 @@ fn upload_process_restore_ranges_tenants_and_errors() {
         .header("Authorization", format!("Bearer {writer}"))
         .send(ureq::SendBody::from_reader(&mut cut));
     assert!(sent.is_err() || sent.unwrap().status() != 201);
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until("the cut-off upload's job failed", Duration::from_secs(10), || {
+        !get(&s, &writer, "/v1/jobs?state=failed").json()["jobs"]
+            .as_array()
+            .is_none_or(Vec::is_empty)
+    });
     assert_problem(&get(&s, &writer, "/v1/objects/cut"), 404, "not_found");
     let streamed = put(&s, &writer, "/v1/objects/streamed?wait=true", &data[..(3 << 20)]);
     assert_eq!(streamed.status, 201, "{}", String::from_utf8_lossy(&streamed.body));
@@ -239,7 +243,9 @@ fn a_job_survives_sigkill_and_is_stored_once() {
     assert_eq!(up.status, 202);
     let id = up.json()["id"].as_str().unwrap().to_string();
     wait_job(&s, &token, &id, &["running"], Duration::from_secs(60));
-    std::thread::sleep(Duration::from_millis(500));
+    wait_until("the job made progress", Duration::from_secs(60), || {
+        get(&s, &token, &format!("/v1/jobs/{id}")).json()["progress"]["bytes_in"].as_i64() > Some(0)
+    });
     let status = s.signal("-KILL");
     assert!(!status.success());
     s.spawn();

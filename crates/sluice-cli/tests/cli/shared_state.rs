@@ -2,7 +2,7 @@
 //! wrong in production — a worker killed in the middle of a large job, a
 //! database restart, an object store outage. Runs when
 //! `scripts/shared_state_test.sh` provides the servers (`SLUICE_TEST_*`);
-//! skipped otherwise.
+//! skipped otherwise, unless the run requires them (`SLUICE_TEST_REQUIRE`).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -11,18 +11,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::service::*;
+use crate::harness::*;
 use crate::util::*;
 
 /// The test PostgreSQL server's control script and data directory.
 fn postgres_control() -> Option<(String, String)> {
-    match (std::env::var("SLUICE_TEST_PG_CTL"), std::env::var("SLUICE_TEST_PG_DIR")) {
-        (Ok(ctl), Ok(dir)) => Some((ctl, dir)),
-        _ => {
-            eprintln!("skipped: needs scripts/shared_state_test.sh (a PostgreSQL it controls)");
-            None
-        }
-    }
+    let ctl = required_env("SLUICE_TEST_PG_CTL", "postgres")?;
+    let dir = required_env("SLUICE_TEST_PG_DIR", "postgres")?;
+    Some((ctl, dir))
 }
 
 /// Uploads `body` (not waiting for the job), retrying while the service
@@ -249,8 +245,7 @@ impl Outage {
 
 #[test]
 fn an_s3_outage_of_20_s_answers_503_fast_and_running_jobs_finish_after_it() {
-    let Ok(endpoint) = std::env::var("SLUICE_TEST_S3") else {
-        eprintln!("skipped: needs scripts/shared_state_test.sh (an S3 server)");
+    let Some(endpoint) = required_env("SLUICE_TEST_S3", "s3") else {
         return;
     };
     let upstream: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();

@@ -225,6 +225,37 @@ pub fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
     }
 }
 
+/// The value of `var`, which a test needs (`need` names what for: `moto`,
+/// `postgres`, `s3`). Missing, the test is skipped — unless
+/// `SLUICE_TEST_REQUIRE` (comma-separated, set by the scripts that provide
+/// them) names `need`: then it fails, so a broken set-up cannot pass as
+/// skipped tests.
+pub fn required_env(var: &str, need: &str) -> Option<String> {
+    if let Ok(v) = std::env::var(var) {
+        return Some(v);
+    }
+    let required = std::env::var("SLUICE_TEST_REQUIRE").is_ok_and(|r| r.split(',').any(|n| n == need));
+    assert!(
+        !required,
+        "{need} is required (SLUICE_TEST_REQUIRE) but {var} is not set"
+    );
+    eprintln!("skipped: needs {var} ({need}; scripts/test.sh and scripts/shared_state_test.sh set it)");
+    None
+}
+
+/// Waits until `check` holds, polling, or fails the test naming `what`
+/// (with `context()` for the failure message) after `limit`.
+pub fn wait_until(what: &str, limit: std::time::Duration, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting until {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+}
+
 /// Whether the service's store is the local directory; if not (the suite
 /// runs against S3), says that the calling test is skipped.
 pub fn local_store_or_skip() -> bool {

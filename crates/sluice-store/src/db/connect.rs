@@ -171,7 +171,15 @@ pub(crate) async fn test_dbs() -> Vec<(Db, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let mut dbs = vec![(Db::open(&url, &DbConfig::default()).await.unwrap(), Some(dir))];
-    if let Ok(base) = std::env::var("SLUICE_TEST_POSTGRES") {
+    let base = std::env::var("SLUICE_TEST_POSTGRES");
+    // The run that provides PostgreSQL says so: then a missing server is
+    // a failure, not a silent SQLite-only pass.
+    let required = std::env::var("SLUICE_TEST_REQUIRE").is_ok_and(|r| r.split(',').any(|n| n == "postgres"));
+    assert!(
+        base.is_ok() || !required,
+        "SLUICE_TEST_REQUIRE names postgres but SLUICE_TEST_POSTGRES is not set"
+    );
+    if let Ok(base) = base {
         let name = format!("t_{}", crate::new_id().unwrap());
         let url = format!("{}/{name}", base.trim_end_matches('/'));
         dbs.push((Db::open(&url, &DbConfig::default()).await.unwrap(), None));

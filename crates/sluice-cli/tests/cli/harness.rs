@@ -71,12 +71,11 @@ impl Server {
             .spawn()
             .unwrap();
         self.child = Some(child);
+        let healthz = format!("{}/healthz", self.base);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Ok(r) = agent().get(format!("{}/healthz", self.base)).call() {
-                if r.status() == 200 {
-                    return;
-                }
+            if agent().get(&healthz).call().is_ok_and(|r| r.status() == 200) {
+                return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -279,9 +278,21 @@ pub(crate) fn wait_job(s: &Server, token: &str, id: &str, states: &[&str], limit
         if states.contains(&j["state"].as_str().unwrap_or("")) {
             return j;
         }
+        // The server's log says why a job is stuck.
         assert!(Instant::now() < deadline, "job {id} stuck: {j}\n{}", s.log());
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Waits until `n` jobs of the token's tenant are running (e.g. an upload
+/// that streams in holds a job slot).
+pub(crate) fn wait_until_running(s: &Server, token: &str, n: usize) {
+    wait_until(&format!("{n} jobs are running"), Duration::from_secs(10), || {
+        get(s, token, "/v1/jobs?state=running").json()["jobs"]
+            .as_array()
+            .map_or(0, Vec::len)
+            == n
+    });
 }
 
 pub(crate) fn assert_problem(r: &Reply, status: u16, code: &str) {

@@ -1,0 +1,454 @@
+//! The native API's routes without a socket: each request goes through the
+//! real router (`tower::ServiceExt::oneshot`) to a service on a temporary
+//! SQLite database and an in-memory object store.
+//!
+//! The error table: a failing upload answers the same status and code
+//! whether it was processed while it streamed in (a job slot was free) or
+//! staged and queued (none was).
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use serde_json::Value;
+use sluice_server::api::{JobBody, ProblemBody};
+use sluice_service::testing::TestService;
+use sluice_service::{Scope, Settings};
+use tower::ServiceExt;
+
+/// An answer: status, headers and body.
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    fn problem(&self) -> ProblemBody {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not a problem: {} {}", self.status, String::from_utf8_lossy(&self.body)))
+    }
+
+    #[track_caller]
+    fn expect(&self, status: u16, code: &str) {
+        let p = self.problem();
+        assert_eq!(
+            (self.status.as_u16(), p.code.as_str()),
+            (status, code),
+            "{}",
+            String::from_utf8_lossy(&self.body)
+        );
+        assert_eq!(p.status, status);
+        assert_eq!(self.headers["content-type"], "application/problem+json");
+    }
+}
+
+async fn send(app: &Router, req: Request<Body>) -> Reply {
+    let resp = app.clone().oneshot(req).await.expect("the router answers");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .map(|b| b.to_vec())
+        .unwrap_or_else(|e| format!("(body broke off: {e})").into_bytes());
+    Reply { status, headers, body }
+}
+
+fn request(method: &str, path: &str, token: &str, body: Body) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"))
+        .body(body)
+        .expect("a request")
+}
+
+async fn setup(settings: Settings) -> (TestService, Router, String) {
+    let t = TestService::start(settings).await;
+    let token = t.tenant("acme", Scope::Write).await;
+    let app = sluice_server::router(t.service.clone());
+    (t, app, token)
+}
+
+/// Waits until `check` holds, or fails the test after `secs`.
+async fn wait_until<F: std::future::Future<Output = bool>>(secs: u64, what: &str, mut check: impl FnMut() -> F) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Which way an upload with `?wait=true` is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// A job slot is free: processed as it streams in.
+    Streamed,
+    /// No slot is free: staged, queued, run by the dispatcher once a slot
+    /// frees up.
+    Queued,
+}
+
+/// `PUT uri` with `?wait=true` on `path`'s way; `body` makes the body.
+async fn put_waiting(
+    t: &TestService,
+    app: &Router,
+    token: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: fn() -> Body,
+    path: Path,
+) -> Reply {
+    let mut req = request("PUT", uri, token, body());
+    for (k, v) in headers {
+        req.headers_mut().insert(
+            axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    match path {
+        Path::Streamed => send(app, req).await,
+        Path::Queued => {
+            let held = t.hold_job_slots().expect("free job slots to hold");
+            let before = queued_jobs(t, token).await;
+            let app = app.clone();
+            let answer = tokio::spawn(async move { send(&app, req).await });
+            // Once the job is queued (or the request ended without one),
+            // the slots are given back and the dispatcher runs it.
+            wait_until(10, "the upload is queued or answered", || {
+                let done = answer.is_finished();
+                async move { done || queued_jobs(t, token).await > before }
+            })
+            .await;
+            drop(held);
+            answer.await.expect("the request task")
+        }
+    }
+}
+
+async fn queued_jobs(t: &TestService, token: &str) -> usize {
+    let caller = t.caller(token).await;
+    t.service
+        .jobs(&caller, Some("queued"), None, Some(1000))
+        .await
+        .map(|p| p.items.len())
+        .unwrap_or(0)
+}
+
+fn data() -> Body {
+    Body::from(vec![7u8; 100_000])
+}
+
+fn broken() -> Body {
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = vec![
+        Ok(bytes::Bytes::from(vec![1u8; 70_000])),
+        Err(std::io::Error::other("connection reset by the client")),
+    ];
+    Body::from_stream(futures_util::stream::iter(chunks))
+}
+
+/// The same failure on both paths: one status, one code.
+async fn both_paths(
+    settings: Settings,
+    plant: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: fn() -> Body,
+) -> Vec<(u16, String)> {
+    let mut answers = Vec::new();
+    for path in [Path::Streamed, Path::Queued] {
+        let (t, app, token) = setup(settings.clone()).await;
+        if !plant.is_empty() {
+            let tenant = t.caller(&token).await.tenant().to_string();
+            t.sql(&plant.replace("TENANT", &tenant)).await;
+        }
+        if uri.contains("fail-storage") {
+            t.faults.fail_writes_under("objects/");
+        }
+        let r = put_waiting(&t, &app, &token, uri, headers, body, path).await;
+        let p = r.problem();
+        answers.push((r.status.as_u16(), p.code.clone()));
+        // Nothing is stored, whichever path ran.
+        let key = uri
+            .trim_start_matches("/v1/objects/")
+            .split('?')
+            .next()
+            .unwrap_or_default();
+        send(
+            &app,
+            request("GET", &format!("/v1/objects/{key}"), &token, Body::empty()),
+        )
+        .await
+        .expect(404, "not_found");
+        t.stop().await;
+    }
+    assert_eq!(answers[0], answers[1], "streamed vs queued");
+    answers
+}
+
+fn slots() -> Settings {
+    Settings {
+        max_running_jobs: Some(1),
+        ..Settings::default()
+    }
+}
+
+#[tokio::test]
+async fn a_digest_mismatch_is_422_on_both_paths() {
+    let zeros = "0".repeat(64);
+    let got = both_paths(
+        slots(),
+        "",
+        "/v1/objects/checked?wait=true",
+        &[("x-sluice-blake3", zeros.as_str())],
+        data,
+    )
+    .await;
+    assert_eq!(got[0], (422, "digest_mismatch".into()));
+}
+
+#[tokio::test]
+async fn an_unknown_pipeline_is_404_on_both_paths() {
+    let got = both_paths(slots(), "", "/v1/objects/p?wait=true&pipeline=nope", &[], data).await;
+    assert_eq!(got[0], (404, "not_found".into()));
+}
+
+#[tokio::test]
+async fn a_recipient_that_cannot_seal_is_a_key_failure_on_both_paths() {
+    // A pipeline row no API would accept (planted behind its back).
+    let plant = "INSERT INTO pipelines (tenant_id, name, compress, encrypt, chunk_size, recipients, updated_at) \
+                 VALUES ('TENANT', 'broken', 'zstd:3', 'aes256gcm', '1MiB', '[\"sluice1notarecipient\"]', 0)";
+    let got = both_paths(slots(), plant, "/v1/objects/k?wait=true&pipeline=broken", &[], data).await;
+    assert_eq!(got[0], (422, "key".into()));
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_is_interrupted_on_both_paths() {
+    let got = both_paths(slots(), "", "/v1/objects/cut?wait=true", &[], broken).await;
+    assert_eq!(got[0], (400, "interrupted".into()));
+}
+
+#[tokio::test]
+async fn a_transient_storage_failure_is_503_on_both_paths() {
+    // Failing container writes, no retries, a breaker that stays closed
+    // and one attempt: the failure is the job's, at once.
+    let settings = Settings {
+        max_running_jobs: Some(1),
+        store_retries: Some(0),
+        breaker_failures: Some(1000),
+        job_max_attempts: Some(1),
+        ..Settings::default()
+    };
+    let got = both_paths(settings, "", "/v1/objects/fail-storage?wait=true", &[], data).await;
+    assert_eq!(got[0], (503, "unavailable".into()));
+}
+
+#[tokio::test]
+async fn an_internal_error_is_500_on_both_paths() {
+    // The tenant's own recipient is the server's data: damaged, it is a bug
+    // or a broken database, not the client's fault.
+    let plant = "UPDATE tenants SET recipient = 'garbage' WHERE id = 'TENANT'";
+    let got = both_paths(slots(), plant, "/v1/objects/i?wait=true", &[], data).await;
+    assert_eq!(got[0], (500, "internal".into()));
+}
+
+#[tokio::test]
+async fn a_job_records_the_same_code_the_answer_carries() {
+    let (t, app, token) = setup(slots()).await;
+    let zeros = "0".repeat(64);
+    for path in [Path::Streamed, Path::Queued] {
+        let r = put_waiting(
+            &t,
+            &app,
+            &token,
+            "/v1/objects/d?wait=true",
+            &[("x-sluice-blake3", zeros.as_str())],
+            data,
+            path,
+        )
+        .await;
+        r.expect(422, "digest_mismatch");
+    }
+    let failed = send(&app, request("GET", "/v1/jobs?state=failed", &token, Body::empty())).await;
+    let jobs: Vec<JobBody> = serde_json::from_value(failed.json()["jobs"].clone()).unwrap();
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    for j in jobs {
+        assert_eq!(j.error_code.as_deref(), Some("digest_mismatch"), "{j:?}");
+    }
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn uploads_are_stored_and_read_back_on_both_paths() {
+    let (t, app, token) = setup(slots()).await;
+    for (path, key) in [(Path::Streamed, "a"), (Path::Queued, "b")] {
+        let r = put_waiting(
+            &t,
+            &app,
+            &token,
+            &format!("/v1/objects/{key}?wait=true"),
+            &[],
+            data,
+            path,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&r.body));
+        let job: JobBody = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(job.state, "succeeded");
+        assert_eq!(r.headers["location"], format!("/v1/jobs/{}", job.id));
+        let content = send(
+            &app,
+            request("GET", &format!("/v1/objects/{key}/content"), &token, Body::empty()),
+        )
+        .await;
+        assert_eq!(content.status, StatusCode::OK);
+        assert_eq!(content.body, vec![7u8; 100_000]);
+    }
+    let mut ranged = request("GET", "/v1/objects/a/content", &token, Body::empty());
+    ranged.headers_mut().insert("range", "bytes=10-19".parse().unwrap());
+    let r = send(&app, ranged).await;
+    assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(r.headers["content-range"], "bytes 10-19/100000");
+    assert_eq!(r.body.len(), 10);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn request_errors_are_problems_with_stable_codes() {
+    let (t, app, writer) = setup(slots()).await;
+    let reader = t.tenant("acme", Scope::Read).await;
+    let other = t.tenant("other", Scope::Write).await;
+    let none = Request::builder().uri("/v1/objects").body(Body::empty()).unwrap();
+    send(&app, none).await.expect(401, "unauthorized");
+    send(&app, request("GET", "/v1/objects", "sluice_00", Body::empty()))
+        .await
+        .expect(401, "unauthorized");
+    send(&app, request("PUT", "/v1/objects/x", &reader, data()))
+        .await
+        .expect(403, "forbidden");
+    send(&app, request("PUT", "/v1/objects/a/../b", &writer, data()))
+        .await
+        .expect(400, "invalid_key");
+    send(&app, request("GET", "/v1/objects/missing", &writer, Body::empty()))
+        .await
+        .expect(404, "not_found");
+    send(&app, request("PATCH", "/v1/objects/x", &writer, Body::empty()))
+        .await
+        .expect(405, "method_not_allowed");
+    send(&app, request("GET", "/v1/jobs?state=sideways", &writer, Body::empty()))
+        .await
+        .expect(400, "bad_request");
+    send(&app, request("GET", "/v1/objects?limit=0", &writer, Body::empty()))
+        .await
+        .expect(400, "bad_request");
+    send(
+        &app,
+        request("PUT", "/v1/pipelines/p", &writer, Body::from("{not json")),
+    )
+    .await
+    .expect(400, "invalid_json");
+    send(
+        &app,
+        request("PUT", "/v1/pipelines/Bad%20Name", &writer, Body::from("{}")),
+    )
+    .await
+    .expect(400, "invalid_name");
+    send(
+        &app,
+        request("PUT", "/v1/pipelines/p", &writer, Body::from(r#"{"compress":"gzip"}"#)),
+    )
+    .await
+    .expect(400, "invalid_pipeline");
+    send(&app, request("GET", "/v1/nothing-here", &writer, Body::empty()))
+        .await
+        .expect(404, "not_found");
+    send(&app, request("GET", "/v1/admin/tenants", &writer, Body::empty()))
+        .await
+        .expect(403, "forbidden");
+
+    // A stored object: another tenant does not see it; a bad range is 416.
+    let stored = send(&app, request("PUT", "/v1/objects/kept?wait=true", &writer, data())).await;
+    assert_eq!(stored.status, StatusCode::CREATED);
+    send(&app, request("GET", "/v1/objects/kept", &other, Body::empty()))
+        .await
+        .expect(404, "not_found");
+    let mut ranged = request("GET", "/v1/objects/kept/content", &writer, Body::empty());
+    ranged.headers_mut().insert("range", "bytes=200000-".parse().unwrap());
+    let r = send(&app, ranged).await;
+    r.expect(416, "range_not_satisfiable");
+    assert_eq!(r.headers["content-range"], "bytes */100000");
+    // A finished job cannot be cancelled; an upload cannot be retried.
+    let job: JobBody = serde_json::from_slice(&stored.body).unwrap();
+    send(
+        &app,
+        request("DELETE", &format!("/v1/jobs/{}", job.id), &writer, Body::empty()),
+    )
+    .await
+    .expect(409, "already_finished");
+    send(
+        &app,
+        request("POST", &format!("/v1/jobs/{}/retry", job.id), &writer, Body::empty()),
+    )
+    .await
+    .expect(409, "not_finished");
+    // A closed upload session takes no parts.
+    let mut open = request("POST", "/v1/uploads", &writer, Body::from(r#"{"key":"s","size":10}"#));
+    open.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    let session = send(&app, open).await;
+    assert_eq!(
+        session.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&session.body)
+    );
+    let id = session.json()["id"].as_str().unwrap().to_string();
+    send(
+        &app,
+        request("POST", &format!("/v1/uploads/{id}/complete"), &writer, Body::empty()),
+    )
+    .await
+    .expect(409, "incomplete");
+    let aborted = send(
+        &app,
+        request("DELETE", &format!("/v1/uploads/{id}"), &writer, Body::empty()),
+    )
+    .await;
+    assert_eq!(aborted.status, StatusCode::NO_CONTENT);
+    send(
+        &app,
+        request(
+            "PUT",
+            &format!("/v1/uploads/{id}/parts/0"),
+            &writer,
+            Body::from("0123456789"),
+        ),
+    )
+    .await
+    .expect(409, "upload_closed");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn limits_refuse_with_retry_after() {
+    let settings = Settings {
+        max_running_jobs: Some(1),
+        default_max_queued: Some(1),
+        ..Settings::default()
+    };
+    let (t, app, token) = setup(settings).await;
+    let held = t.hold_job_slots();
+    let first = send(&app, request("PUT", "/v1/objects/q1", &token, data())).await;
+    assert_eq!(first.status, StatusCode::ACCEPTED);
+    let second = send(&app, request("PUT", "/v1/objects/q2", &token, data())).await;
+    second.expect(429, "quota_queued");
+    assert!(second.headers.contains_key("retry-after"));
+    drop(held);
+    t.stop().await;
+}
