@@ -19,6 +19,8 @@ step "cargo fmt --check"
 cargo fmt --all --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+step "layers: the service core names no HTTP crate, routes call the service"
+scripts/check_layers.sh
 step "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 # The S3 end-to-end tests need an S3-compatible server: moto (PyPI), in a

@@ -157,6 +157,8 @@ impl From<sluice_engine::Error> for Error {
                 Error::Unavailable
             }
             Some(JobError::Internal(cause)) => Error::internal(cause),
+            // Outside a job, a request the engine refuses is a bad request.
+            Some(JobError::BadRequest(why)) => Error::BadRequest(why),
             Some(error) => Error::upload(error),
             None => Error::upload(JobError::Cancelled("cancelled".into())),
         }

@@ -4,7 +4,7 @@
 //! - [`recorder`] installs the process's `metrics` recorder (once).
 //! - [`Telemetry::job_finished`] records a job attempt's outcome, duration,
 //!   bytes and ratio.
-//! - [`start_sampler`] refreshes, every few seconds, what is read rather
+//! - the sampler refreshes, every few seconds, what is read rather
 //!   than counted: jobs by tenant and state, queue age, bytes per tenant,
 //!   the database pool, and the Tokio runtime's own metrics.
 //! - [`Telemetry::render`] sets the gauges that are cheap to read exactly

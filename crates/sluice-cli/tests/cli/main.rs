@@ -13,6 +13,7 @@ mod resumable;
 mod roundtrip;
 mod s3;
 mod serve;
+mod settings;
 mod shared_state;
 mod signals;
 mod util;

@@ -108,9 +108,11 @@ fn metrics_request_ids_json_logs_and_no_secret_in_any_log_line() {
     assert_problem(&get(&s, &token, "/metrics"), 404, "not_found");
     assert_problem(&metrics(&metrics_base, None), 401, "unauthorized");
     assert_problem(&metrics(&metrics_base, Some(&token)), 401, "unauthorized");
-    wait_until("a sampler pass", Duration::from_secs(15), || {
+    // The sampler reads the database every few seconds: wait for a pass
+    // that saw both jobs.
+    wait_until("a sampler pass counted the jobs", Duration::from_secs(20), || {
         String::from_utf8_lossy(&metrics(&metrics_base, Some(metrics_token)).body)
-            .contains("sluice_db_pool_max_connections")
+            .contains(r#"sluice_jobs{tenant="acme",state="succeeded"} 2"#)
     });
     let m = metrics(&metrics_base, Some(metrics_token));
     assert_eq!(m.status, 200);

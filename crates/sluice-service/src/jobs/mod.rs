@@ -1,5 +1,5 @@
-//! A job's life: submitted ([`submit`](self::submit)), claimed and run
-//! (`dispatcher.rs`, one [`attempt`](self::attempt) at a time), or run
+//! A job's life: submitted (`submit.rs`), claimed and run
+//! (`dispatcher.rs`, one attempt at a time: `attempt.rs`), or run
 //! while its upload streams in (`streamed.rs`); its outcome recorded with
 //! fencing (`record.rs`); what it leaves behind reaped (`reaper.rs`).
 //! Failures are one table, [`JobError`]. Here too: what a caller may do

@@ -1,7 +1,7 @@
 //! Objects: uploads (which become jobs), stored containers, restored
 //! content (whole or by byte range), listing, deletion and verification —
-//! what every face offers, in one place. Writing goes through [`write`],
-//! reading through [`read`].
+//! what every face offers, in one place. Writing goes through
+//! [`write`](mod@write), reading through [`read`](mod@read).
 
 pub mod read;
 pub mod write;

@@ -1,6 +1,6 @@
 //! Writing objects: a job's container from the engine's blocking thread
 //! ([`encode_into_container`]), and an upload's body as it arrives
-//! ([`store_body`], for staged uploads and resumable parts).
+//! (`store_body`, for staged uploads and resumable parts).
 //!
 //! On a local store the container is written straight to a temporary file
 //! beside its final name through the engine's [`OutputFile`] (write-back
