@@ -40,6 +40,10 @@ pub struct JobBody {
     pub finished_at: Option<i64>,
     /// Last change.
     pub updated_at: i64,
+    /// Succeeded, but a write to the same key accepted after this upload
+    /// had already taken effect: this upload's object was never visible.
+    #[serde(default)]
+    pub superseded: bool,
 }
 
 impl JobBody {
@@ -65,6 +69,7 @@ impl JobBody {
             started_at: job.started_at,
             finished_at: job.finished_at,
             updated_at: job.updated_at,
+            superseded: job.superseded,
         }
     }
 

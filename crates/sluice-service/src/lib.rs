@@ -36,7 +36,7 @@ pub mod settings;
 pub mod status;
 pub mod telemetry;
 pub mod tenants;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod uploads;
 

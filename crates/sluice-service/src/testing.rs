@@ -128,11 +128,17 @@ pub struct TestService {
 
 impl TestService {
     /// Starts a service with `settings` over the defaults (its data
-    /// directory is made here).
+    /// directory is made here; its database is SQLite there, or a fresh
+    /// database on the PostgreSQL server `SLUICE_TEST_POSTGRES` names).
     pub async fn start(settings: Settings) -> TestService {
         let dir = tempfile::tempdir().expect("a temporary directory");
+        let database = std::env::var("SLUICE_TEST_POSTGRES").ok().map(|base| {
+            let name = format!("t_{}", sluice_store::new_id().expect("an id"));
+            format!("{}/{name}", base.trim_end_matches('/'))
+        });
         let given = Settings {
             data_dir: Some(dir.path().to_path_buf()),
+            database: settings.database.clone().or(database),
             ..settings
         };
         let config = Config::resolve(given, Origins::default()).expect("test settings");

@@ -11,7 +11,7 @@ mod error;
 mod model;
 mod objects;
 
-pub use db::{Backend, Db, DbConfig, Fenced, NewJob, NewUpload, PoolStats, Upload, UploadPart, UploadState};
+pub use db::{Backend, Db, DbConfig, Fenced, NewJob, NewUpload, Placed, PoolStats, Upload, UploadPart, UploadState};
 pub use error::{Error, Result};
 pub use model::{
     Job, JobKind, JobProgress, JobState, LimitsUpdate, ObjectInfo, Pipeline, Principal, Scope, Tenant, TenantLimits,

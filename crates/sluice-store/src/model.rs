@@ -259,6 +259,12 @@ pub struct Job {
     pub finished_at: Option<i64>,
     /// Last change.
     pub updated_at: i64,
+    /// Its place in its key's order of writes (process jobs; 0 for verify
+    /// jobs and jobs from before the order was kept).
+    pub accept_seq: i64,
+    /// Succeeded, but a write to its key accepted later had already taken
+    /// effect: its object was never visible.
+    pub superseded: bool,
 }
 
 impl Job {

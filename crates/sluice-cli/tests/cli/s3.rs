@@ -86,7 +86,20 @@ fn uploads_ranges_and_deletes_on_an_s3_store() {
     let token = tenant(&env, "acme", "write");
     let vars = moto.env();
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let s = Server::start_with(&env, &["--store", "s3://sluice-test/node-a"], &vars);
+    // A deleted object's container is kept for readers for the retired
+    // grace period: none here, and a reaper pass every second.
+    let s = Server::start_with(
+        &env,
+        &[
+            "--store",
+            "s3://sluice-test/node-a",
+            "--retired-grace-secs",
+            "0",
+            "--reaper-interval-secs",
+            "1",
+        ],
+        &vars,
+    );
 
     // Small, one part, and several parts (multipart uploads of 8 MiB parts).
     let mut sent = Vec::new();
@@ -144,12 +157,12 @@ fn uploads_ranges_and_deletes_on_an_s3_store() {
     let listing = moto.keys("sluice-test", "node-a/");
     assert_eq!(listing.matches("<Key>node-a/objects/").count(), 4, "{listing}");
     assert_eq!(delete(&s, &token, "/v1/objects/s3/0").status, 204);
-    assert_eq!(
+    eventually("the deleted object's container is reaped", || {
         moto.keys("sluice-test", "node-a/")
             .matches("<Key>node-a/objects/")
-            .count(),
-        3
-    );
+            .count()
+            == 3
+    });
     // A resumable upload (parts as objects under uploads/) through `sluice push`.
     let pushed = sample(13 << 20);
     let file = env.write("pushed.bin", &pushed);

@@ -135,7 +135,7 @@ async fn run_job(st: &Service, job: Job) {
     let container = container.as_deref();
     match outcome {
         Outcome::Done(object) => match st.commit_success(&job, done, object.as_ref()).await {
-            Ok(Fenced::Done(())) => {
+            Ok(Fenced::Done(_)) => {
                 st.note_end(&job, JobEnd::Succeeded, None, started, &done);
                 tracing::info!(bytes_in = done.bytes_in, bytes_out = done.bytes_out, "job succeeded");
             }

@@ -65,6 +65,19 @@ pub(crate) async fn reap(st: &Service, age: Duration) -> sluice_store::Result<us
             removed += 1;
         }
     }
+    // Containers replaced or deleted: kept for readers for the grace
+    // period, then deleted. A location is never reused, so no object can
+    // point at a retired one again.
+    let before = sluice_store::now_ms() - st.config.retired_grace.as_millis() as i64;
+    for location in st.db.retired_before(before, 500).await? {
+        match st.objects.delete(&location).await {
+            Ok(()) | Err(sluice_store::Error::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        st.opened.remove(&location);
+        st.db.forget_retired(&location).await?;
+        removed += 1;
+    }
     for location in st.objects.old_containers(age).await? {
         if !st.db.location_in_use(&location).await? {
             st.objects.delete(&location).await?;

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use sluice_store::{now_ms, Fenced, Job, JobKind, JobProgress, ObjectInfo};
+use sluice_store::{now_ms, Fenced, Job, JobKind, JobProgress, ObjectInfo, Placed};
 
 use super::JobError;
 use crate::telemetry::JobEnd;
@@ -13,8 +13,12 @@ use crate::Service;
 
 impl Service {
     /// Marks an attempt succeeded and, for a process job, makes `object`
-    /// the visible object under its key (one transaction); then deletes
-    /// what it replaced and the staged upload. On `Err` the commit's
+    /// the visible object under its key (one transaction) — unless a write
+    /// to the key accepted later already took effect: then the job is
+    /// superseded and its container deleted. What an object replaced is
+    /// retired (the reaper deletes it after the grace period, so readers
+    /// that looked the old object up can finish). The staged upload is
+    /// deleted. On `Err` the commit's
     /// outcome is unknown (the connection may have died after the database
     /// applied it), so the container is left in place: if the commit
     /// landed it is the object, otherwise the reaper removes it once the
@@ -24,21 +28,19 @@ impl Service {
         job: &Job,
         done: JobProgress,
         object: Option<&ObjectInfo>,
-    ) -> sluice_store::Result<Fenced<()>> {
-        match self.db.succeed(job, done, object).await? {
-            Fenced::Done(replaced) => {
-                if let Some(old) = replaced {
-                    self.opened.remove(&old);
-                    let _ = self.objects.delete(&old).await;
-                }
-                // The row already forgot it (one commit less per job).
-                if let Some(staging) = &job.staging {
-                    let _ = self.objects.delete_staging(staging).await;
-                }
-                Ok(Fenced::Done(()))
+    ) -> sluice_store::Result<Fenced<Placed>> {
+        let placed = self.db.succeed(job, done, object).await?;
+        if let Fenced::Done(placed) = placed {
+            if placed == Placed::Superseded {
+                tracing::info!(job = %job.id, "superseded: a later write to the key took effect first");
+                self.discard(object.map(|o| o.location.as_str())).await;
             }
-            Fenced::Lost => Ok(Fenced::Lost),
+            // The row already forgot it (one commit less per job).
+            if let Some(staging) = &job.staging {
+                let _ = self.objects.delete_staging(staging).await;
+            }
         }
+        Ok(placed)
     }
 
     /// Fails an attempt for good with `error`: its container (if any) is

@@ -98,7 +98,7 @@ impl Service {
             }
         };
         match self.commit_success(&row, done, object.as_ref()).await {
-            Ok(Fenced::Done(())) => {}
+            Ok(Fenced::Done(_)) => {}
             Ok(Fenced::Lost) => {
                 // Cancelled while the last bytes were stored.
                 self.discard(Some(&location)).await;

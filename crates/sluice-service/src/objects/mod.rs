@@ -201,18 +201,14 @@ impl Service {
         Ok((o, Box::pin(stream), size))
     }
 
-    /// Deletes an object. Its row goes first: a failure after that leaves
-    /// an unreferenced container for the reaper, never a row pointing at
-    /// nothing.
+    /// Deletes an object, ordered after every upload of its key accepted
+    /// before: their jobs, finishing later, do not bring it back. Its
+    /// container is retired (readers that already looked it up finish;
+    /// the reaper deletes it after the grace period).
     pub async fn delete_object(&self, caller: &Caller, key: &str) -> Result<()> {
         let who = caller.require(Scope::Write)?;
         check_key(key).map_err(|_| Error::NotFound(format!("object {key:?}")))?;
-        let location = self.db.delete_object(&who.tenant_id, key).await?;
-        self.opened.remove(&location);
-        if let Err(e) = self.objects.delete(&location).await {
-            tracing::warn!(error = %e, "deleting a container failed; the reaper will retry");
-        }
-        Ok(())
+        Ok(self.db.delete_object(&who.tenant_id, key).await?)
     }
 
     /// Queues a verify job of an object.
@@ -341,5 +337,82 @@ mod tests {
         assert_eq!(check_blake3(&"AB".repeat(32)).unwrap(), "ab".repeat(32));
         assert!(check_blake3("abc").is_err());
         assert!(check_blake3(&"zz".repeat(32)).is_err());
+    }
+}
+
+#[cfg(test)]
+mod overwrite_tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use sluice_store::Scope;
+
+    use super::*;
+    use crate::testing::TestService;
+    use crate::Settings;
+
+    fn body(data: &'static [u8]) -> Body {
+        Box::pin(futures_util::stream::iter([Ok(Bytes::from_static(data))]))
+    }
+
+    async fn content_of(t: &TestService, caller: &Caller, key: &str) -> Vec<u8> {
+        let mut c = t.service.content(caller, key, None).await.unwrap();
+        let mut all = Vec::new();
+        while let Some(chunk) = futures_util::StreamExt::next(&mut c.body).await {
+            all.extend_from_slice(&chunk.unwrap());
+        }
+        all
+    }
+
+    /// #23: a reader that looked an object up before an overwrite committed
+    /// still finds the container it was told about; the reaper deletes it
+    /// only after the grace period.
+    #[tokio::test]
+    async fn a_reader_of_the_replaced_object_can_still_read_it() {
+        let t = TestService::start(Settings {
+            retired_grace_secs: Some(1),
+            ..Settings::default()
+        })
+        .await;
+        let caller = t.caller(&t.tenant("acme", Scope::Write).await).await;
+        let put = |data| {
+            let put = Put {
+                key: "k".into(),
+                wait: true,
+                ..Put::default()
+            };
+            t.service.put_object(&caller, put, body(data))
+        };
+        assert!(matches!(put(b"first version").await.unwrap(), Stored::Now(_)));
+        // A reader looks the object up ...
+        let seen = t.service.object(&caller, "k").await.unwrap();
+        // ... an overwrite commits ...
+        assert!(matches!(put(b"second version").await.unwrap(), Stored::Now(_)));
+        // ... and the reader goes on to read what it was told about.
+        let (_, size) = t
+            .service
+            .objects
+            .reader(&seen.location)
+            .await
+            .expect("the old container is kept");
+        assert_eq!(size as i64, seen.container_len);
+        assert_eq!(content_of(&t, &caller, "k").await, b"second version");
+        // A delete retires the container likewise.
+        let now = t.service.object(&caller, "k").await.unwrap();
+        t.service.delete_object(&caller, "k").await.unwrap();
+        assert!(t.service.objects.reader(&now.location).await.is_ok());
+        // Past the grace period the reaper reclaims both.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let removed = crate::jobs::reaper::reap(&t.service, Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert_eq!(removed, 2);
+        for gone in [&seen.location, &now.location] {
+            assert!(matches!(
+                t.service.objects.reader(gone).await,
+                Err(sluice_store::Error::NotFound(_))
+            ));
+        }
+        t.stop().await;
     }
 }

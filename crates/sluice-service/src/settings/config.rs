@@ -60,6 +60,8 @@ pub struct Config {
     pub reaper_min_age: Duration,
     /// Silence after which a multipart upload counts as abandoned.
     pub reaper_multipart_age: Duration,
+    /// How long a replaced or deleted object's container stays readable.
+    pub retired_grace: Duration,
     /// Database pool.
     pub db: DbConfig,
     /// Log format.
@@ -170,6 +172,7 @@ impl Config {
             part_buffer_mib: u32::try_from(get!(part_buffer_mib)).unwrap_or(u32::MAX),
             reaper_min_age: secs(get!(reaper_min_age_secs)),
             reaper_multipart_age: secs(get!(reaper_multipart_age_secs)),
+            retired_grace: secs(get!(retired_grace_secs)),
             db: DbConfig {
                 max_connections: get!(db_max_connections),
                 min_connections: get!(db_min_connections),

@@ -99,6 +99,9 @@ pub struct Settings {
     /// Seconds without a part after which an S3 multipart upload counts as abandoned (a node killed mid-write) and is aborted
     #[arg(long, env = "SLUICE_REAPER_MULTIPART_AGE_SECS", value_name = "SECS")]
     pub reaper_multipart_age_secs: Option<u64>,
+    /// Seconds a replaced or deleted object's container stays readable for reads that already looked it up, before the reaper deletes it
+    #[arg(long, env = "SLUICE_RETIRED_GRACE_SECS", value_name = "SECS")]
+    pub retired_grace_secs: Option<u64>,
     /// Seconds a resumable upload may stay open before it expires and its parts are reclaimed
     #[arg(long, env = "SLUICE_UPLOAD_TTL_SECS", value_name = "SECS")]
     pub upload_ttl_secs: Option<u64>,

@@ -172,7 +172,7 @@ impl Service {
     }
 }
 
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 impl Admin {
     /// Administration of a running service without a caller (tests).
     pub(crate) fn for_tests(service: &Service) -> Admin {

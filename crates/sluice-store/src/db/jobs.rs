@@ -11,7 +11,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::objects::OBJECT_COLUMNS;
+use super::objects::{accept, place_object, Placed};
 use super::Backend;
 use super::Db;
 use crate::error::{Error, Result};
@@ -20,7 +20,8 @@ use crate::now_ms;
 
 const JOB_COLUMNS: &str =
     "id, tenant_id, kind, object_key, pipeline, state, attempts, max_attempts, storage_waits, staging, staged_bytes, \
-     expected_digest, bytes_in, bytes_out, chunks, error, error_code, created_at, started_at, finished_at, updated_at";
+     expected_digest, bytes_in, bytes_out, chunks, error, error_code, created_at, started_at, finished_at, updated_at, \
+     accept_seq, superseded";
 
 /// A job to add.
 #[derive(Debug, Clone)]
@@ -55,9 +56,12 @@ pub enum Fenced<T> {
 }
 
 impl Db {
-    /// Adds a queued job.
+    /// Adds a queued job (a process job takes its place in its key's
+    /// order of writes now).
     pub async fn enqueue(&self, job: &NewJob) -> Result<Job> {
-        let job = enqueue_with(&self.pool, job).await?;
+        let mut tx = self.begin_write().await?;
+        let job = enqueue_in(&mut tx, job).await?;
+        tx.commit().await?;
         self.announce_job().await;
         Ok(job)
     }
@@ -178,16 +182,20 @@ impl Db {
     }
 
     /// Marks an attempt succeeded; for a process job, in the same
-    /// transaction, makes `object` the visible object under its key. Returns
-    /// the location of the object it replaced, to delete. The job no longer
-    /// points at its staged upload: the caller deletes it (if that fails,
-    /// the reaper removes the unreferenced file), saving a second commit.
+    /// transaction, makes `object` the visible object under its key — or,
+    /// if a write to the key accepted after this job's upload already took
+    /// effect, marks the job superseded ([`Placed::Superseded`]: its
+    /// container is unused). A replaced container is retired, not deleted:
+    /// readers that looked the old object up can still read it until the
+    /// reaper's retired pass. The job no longer points at its staged
+    /// upload: the caller deletes it (if that fails, the reaper removes the
+    /// unreferenced file), saving a second commit.
     pub async fn succeed(
         &self,
         job: &Job,
         progress: JobProgress,
         object: Option<&ObjectInfo>,
-    ) -> Result<Fenced<Option<String>>> {
+    ) -> Result<Fenced<Placed>> {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
         let r = sqlx::query(
@@ -206,12 +214,18 @@ impl Db {
         if r.rows_affected() != 1 {
             return Ok(Fenced::Lost);
         }
-        let replaced = match object {
-            Some(o) => upsert_object(&mut tx, &job.tenant_id, o).await?,
-            None => None,
+        let placed = match object {
+            Some(o) => place_object(&mut tx, self.backend, &job.tenant_id, o, job.accept_seq).await?,
+            None => Placed::Stored,
         };
+        if placed == Placed::Superseded {
+            sqlx::query("UPDATE jobs SET superseded = 1 WHERE id = $1")
+                .bind(&job.id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
-        Ok(Fenced::Done(replaced))
+        Ok(Fenced::Done(placed))
     }
 
     /// Adds a process job that this node runs at once, outside the queue
@@ -222,10 +236,12 @@ impl Db {
     /// staged upload and fails it as interrupted.
     pub async fn start_streamed(&self, job: &NewJob, lease_ms: i64) -> Result<Job> {
         let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let seq = accept(&mut tx, &job.tenant_id, &job.object_key).await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO jobs (id, tenant_id, kind, object_key, pipeline, state, attempts, max_attempts, \
-             expected_digest, lease_until, run_after, created_at, started_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 'running', 1, $6, $7, $8, $9, $9, $9, $9) RETURNING {JOB_COLUMNS}"
+             expected_digest, lease_until, run_after, created_at, started_at, updated_at, accept_seq) \
+             VALUES ($1, $2, $3, $4, $5, 'running', 1, $6, $7, $8, $9, $9, $9, $9, $10) RETURNING {JOB_COLUMNS}"
         )))
         .bind(&job.id)
         .bind(&job.tenant_id)
@@ -236,8 +252,10 @@ impl Db {
         .bind(&job.expected_digest)
         .bind(now + lease_ms)
         .bind(now)
-        .fetch_one(&self.pool)
+        .bind(seq)
+        .fetch_one(&mut *tx)
         .await?;
+        tx.commit().await?;
         job_from(&row)
     }
 
@@ -347,58 +365,18 @@ fn fenced(r: &sqlx::any::AnyQueryResult) -> Fenced<()> {
     }
 }
 
-/// Points `tenant`'s key at `o`; returns the location it pointed at before.
-async fn upsert_object(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    tenant: &str,
-    o: &ObjectInfo,
-) -> Result<Option<String>> {
-    let old = sqlx::query("SELECT location FROM objects WHERE tenant_id = $1 AND key = $2")
-        .bind(tenant)
-        .bind(&o.key)
-        .fetch_optional(&mut **tx)
-        .await?;
-    let mut replaced = None;
-    if let Some(old) = old {
-        let loc: String = old.try_get("location")?;
-        if loc != o.location {
-            replaced = Some(loc);
-        }
-    }
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO objects (tenant_id, {OBJECT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-         ON CONFLICT (tenant_id, key) DO UPDATE SET location = excluded.location, \
-         pipeline = excluded.pipeline, encrypted = excluded.encrypted, container_len = excluded.container_len, \
-         plaintext_len = excluded.plaintext_len, chunk_count = excluded.chunk_count, digest = excluded.digest, \
-         job_id = excluded.job_id, created_at = excluded.created_at"
-    )))
-    .bind(tenant)
-    .bind(&o.key)
-    .bind(&o.location)
-    .bind(&o.pipeline)
-    .bind(i64::from(o.encrypted))
-    .bind(o.container_len)
-    .bind(o.plaintext_len)
-    .bind(o.chunk_count)
-    .bind(&o.digest)
-    .bind(&o.job_id)
-    .bind(o.created_at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(replaced)
-}
-
-/// Adds a queued job through `ex` (the pool, or a transaction that also
-/// records what the job is for).
-pub(crate) async fn enqueue_with<'c, E>(ex: E, job: &NewJob) -> Result<Job>
-where
-    E: sqlx::Executor<'c, Database = sqlx::Any>,
-{
+/// Adds a queued job in `tx` (which may also record what the job is for);
+/// a process job takes the next place in its key's order of writes.
+pub(crate) async fn enqueue_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>, job: &NewJob) -> Result<Job> {
     let now = now_ms();
+    let seq = match job.kind {
+        JobKind::Process => accept(tx, &job.tenant_id, &job.object_key).await?,
+        JobKind::Verify => 0,
+    };
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO jobs (id, tenant_id, kind, object_key, pipeline, state, max_attempts, staging, \
-         expected_digest, run_after, created_at, updated_at, staged_bytes) \
-         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9, $9, $10) RETURNING {JOB_COLUMNS}"
+         expected_digest, run_after, created_at, updated_at, staged_bytes, accept_seq) \
+         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9, $9, $10, $11) RETURNING {JOB_COLUMNS}"
     )))
     .bind(&job.id)
     .bind(&job.tenant_id)
@@ -410,7 +388,8 @@ where
     .bind(&job.expected_digest)
     .bind(now)
     .bind(job.staged_bytes)
-    .fetch_one(ex)
+    .bind(seq)
+    .fetch_one(&mut **tx)
     .await?;
     job_from(&row)
 }
@@ -442,6 +421,8 @@ fn job_from(row: &AnyRow) -> Result<Job> {
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
         updated_at: row.try_get("updated_at")?,
+        accept_seq: row.try_get("accept_seq")?,
+        superseded: row.try_get::<i64, _>("superseded")? != 0,
     })
 }
 
@@ -536,7 +517,7 @@ mod tests {
             db.succeed(&again[0], progress, Some(&object(&again[0], "new")))
                 .await
                 .unwrap(),
-            Fenced::Done(None)
+            Fenced::Done(Placed::Stored)
         );
         assert_eq!(db.object(&tenant, &job.object_key).await.unwrap().location, "new");
 
@@ -692,13 +673,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn replacing_an_object_returns_the_old_location_and_requeue_delays() {
+    async fn replacing_an_object_retires_the_old_container_and_requeue_delays() {
         for (db, _dir) in dbs().await {
-            replacing_an_object_returns_the_old_location_and_requeue_delays_on(&db).await;
+            replacing_an_object_retires_the_old_container_and_requeue_delays_on(&db).await;
         }
     }
 
-    async fn replacing_an_object_returns_the_old_location_and_requeue_delays_on(db: &Db) {
+    async fn replacing_an_object_retires_the_old_container_and_requeue_delays_on(db: &Db) {
         let tenant = db.tenant_by_name("t").await.unwrap().id;
         enqueue(db, &tenant, "k").await;
         let first = db.claim(1, 60_000).await.unwrap().pop().unwrap();
@@ -721,11 +702,106 @@ mod tests {
             .unwrap();
         let second = db.claim(1, 60_000).await.unwrap().pop().unwrap();
         assert_eq!(second.attempts, 2);
-        let replaced = db
+        let placed = db
             .succeed(&second, JobProgress::default(), Some(&object(&second, "v2")))
             .await
             .unwrap();
-        assert_eq!(replaced, Fenced::Done(Some("v1".to_string())));
+        assert_eq!(placed, Fenced::Done(Placed::Stored));
+        // The replaced container is kept for readers, and counts as in use
+        // until the reaper's retired pass.
+        assert!(db.location_in_use("v1").await.unwrap());
+        assert_eq!(
+            db.retired_before(now_ms() + 1, 10).await.unwrap(),
+            vec!["v1".to_string()]
+        );
+        assert!(db.retired_before(now_ms() - 60_000, 10).await.unwrap().is_empty());
+        db.forget_retired("v1").await.unwrap();
+        assert!(!db.location_in_use("v1").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn an_older_upload_never_replaces_a_newer_write_nor_undoes_a_delete() {
+        for (db, _dir) in dbs().await {
+            an_older_upload_never_replaces_a_newer_write_nor_undoes_a_delete_on(&db).await;
+        }
+    }
+
+    /// #23: accepted writes to a key take effect in the order they were
+    /// accepted, whatever order their jobs finish in.
+    async fn an_older_upload_never_replaces_a_newer_write_nor_undoes_a_delete_on(db: &Db) {
+        let tenant = db.tenant_by_name("t").await.unwrap().id;
+        // A is accepted (queued); B, accepted after it, streams in and is
+        // stored first.
+        let a = enqueue(db, &tenant, "k").await;
+        let b = db
+            .start_streamed(
+                &NewJob {
+                    id: crate::new_id().unwrap(),
+                    tenant_id: tenant.clone(),
+                    kind: JobKind::Process,
+                    object_key: "k".into(),
+                    pipeline: "default".into(),
+                    staging: None,
+                    expected_digest: None,
+                    max_attempts: 3,
+                    staged_bytes: 0,
+                },
+                60_000,
+            )
+            .await
+            .unwrap();
+        assert!(b.accept_seq > a.accept_seq, "{} {}", b.accept_seq, a.accept_seq);
+        let placed = db
+            .succeed(&b, JobProgress::default(), Some(&object(&b, "b")))
+            .await
+            .unwrap();
+        assert_eq!(placed, Fenced::Done(Placed::Stored));
+        // A's job finishes now: superseded, B stays.
+        let a = db.claim(1, 60_000).await.unwrap().pop().unwrap();
+        assert_eq!(a.object_key, "k");
+        let placed = db
+            .succeed(&a, JobProgress::default(), Some(&object(&a, "a")))
+            .await
+            .unwrap();
+        assert_eq!(placed, Fenced::Done(Placed::Superseded));
+        assert_eq!(db.object(&tenant, "k").await.unwrap().location, "b");
+        let a = db.job(&tenant, &a.id).await.unwrap();
+        assert!(a.superseded && a.state == JobState::Succeeded, "{a:?}");
+        assert!(!db.job(&tenant, &b.id).await.unwrap().superseded);
+        assert!(
+            !db.location_in_use("a").await.unwrap(),
+            "a superseded container is nobody's"
+        );
+
+        // C is accepted, then the key is deleted: C's job, finishing after
+        // the delete, does not bring the object back.
+        enqueue(db, &tenant, "k").await;
+        db.delete_object(&tenant, "k").await.unwrap();
+        let c = db.claim(1, 60_000).await.unwrap().pop().unwrap();
+        let placed = db
+            .succeed(&c, JobProgress::default(), Some(&object(&c, "c")))
+            .await
+            .unwrap();
+        assert_eq!(placed, Fenced::Done(Placed::Superseded));
+        assert!(db.object(&tenant, "k").await.is_err(), "the delete wins");
+        // A delete of nothing is not found, yet takes its place too.
+        enqueue(db, &tenant, "k").await;
+        assert!(matches!(db.delete_object(&tenant, "k").await, Err(Error::NotFound(_))));
+        let d = db.claim(1, 60_000).await.unwrap().pop().unwrap();
+        let placed = db
+            .succeed(&d, JobProgress::default(), Some(&object(&d, "d")))
+            .await
+            .unwrap();
+        assert_eq!(placed, Fenced::Done(Placed::Superseded));
+        // An upload accepted after the delete is stored.
+        enqueue(db, &tenant, "k").await;
+        let e = db.claim(1, 60_000).await.unwrap().pop().unwrap();
+        let placed = db
+            .succeed(&e, JobProgress::default(), Some(&object(&e, "e")))
+            .await
+            .unwrap();
+        assert_eq!(placed, Fenced::Done(Placed::Stored));
+        assert_eq!(db.object(&tenant, "k").await.unwrap().location, "e");
     }
 
     #[tokio::test]

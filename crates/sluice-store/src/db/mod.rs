@@ -20,6 +20,7 @@ use sqlx::AnyPool;
 
 pub use connect::Backend;
 pub use jobs::{Fenced, NewJob};
+pub use objects::Placed;
 pub use stats::PoolStats;
 pub use uploads::{NewUpload, Upload, UploadPart, UploadState};
 

@@ -1,13 +1,130 @@
 //! The `objects` table: stored objects (key, container location, sizes,
-//! digest), and whether a container may still be in use.
+//! digest), and whether a container may still be in use; with it, the
+//! order of writes to one key (`key_versions`: an upload's job never
+//! replaces an object, or undoes a delete, accepted after it) and the
+//! containers retired by overwrites and deletes (`retired`: kept for a
+//! grace period, so a reader that looked an object up can still read it).
 
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::Db;
+use super::{Backend, Db};
 use crate::error::{Error, Result};
 use crate::model::ObjectInfo;
-use crate::Objects;
+use crate::{now_ms, Objects};
+
+/// A transaction that writes.
+type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+
+/// The next acceptance number of `key`: an upload accepted or a delete
+/// (every one is higher than all before it for the key).
+pub(crate) async fn accept(tx: &mut Tx<'_>, tenant_id: &str, key: &str) -> Result<i64> {
+    let row = sqlx::query(
+        "INSERT INTO key_versions (tenant_id, key, last) VALUES ($1, $2, 1) \
+         ON CONFLICT (tenant_id, key) DO UPDATE SET last = key_versions.last + 1 RETURNING last",
+    )
+    .bind(tenant_id)
+    .bind(key)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(row.try_get("last")?)
+}
+
+/// Keeps `location` for the grace period before the reaper deletes it.
+async fn retire(tx: &mut Tx<'_>, location: &str) -> Result<()> {
+    sqlx::query("INSERT INTO retired (location, retired_at) VALUES ($1, $2) ON CONFLICT (location) DO NOTHING")
+        .bind(location)
+        .bind(now_ms())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// What committing an upload's object did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placed {
+    /// The object is now the one under its key.
+    Stored,
+    /// A write to the key accepted after this upload (an upload or a
+    /// delete) already took effect: this one is superseded, its container
+    /// unused.
+    Superseded,
+}
+
+/// Makes `o`, the object of an upload accepted as number `seq`, the object
+/// under its key — unless a later acceptance already took effect. Locks
+/// the key's version row first, so commits to one key are serialized on
+/// every backend; the replaced container is retired.
+pub(crate) async fn place_object(
+    tx: &mut Tx<'_>,
+    backend: Backend,
+    tenant: &str,
+    o: &ObjectInfo,
+    seq: i64,
+) -> Result<Placed> {
+    sqlx::query(
+        "INSERT INTO key_versions (tenant_id, key, last) VALUES ($1, $2, 0) ON CONFLICT (tenant_id, key) DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(&o.key)
+    .execute(&mut **tx)
+    .await?;
+    let lock = match backend {
+        Backend::Postgres => " FOR UPDATE",
+        Backend::Sqlite => "",
+    };
+    let version = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT deleted FROM key_versions WHERE tenant_id = $1 AND key = $2{lock}"
+    )))
+    .bind(tenant)
+    .bind(&o.key)
+    .fetch_one(&mut **tx)
+    .await?;
+    let deleted: i64 = version.try_get("deleted")?;
+    let old = sqlx::query("SELECT location, accept_seq FROM objects WHERE tenant_id = $1 AND key = $2")
+        .bind(tenant)
+        .bind(&o.key)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let (old_location, old_seq) = match old {
+        Some(row) => (
+            Some(row.try_get::<String, _>("location")?),
+            row.try_get::<i64, _>("accept_seq")?,
+        ),
+        None => (None, 0),
+    };
+    // Rows written before acceptance numbers existed hold 0: an upload
+    // accepted then still replaces an object stored then.
+    if seq < old_seq || seq < deleted {
+        return Ok(Placed::Superseded);
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO objects (tenant_id, {OBJECT_COLUMNS}, accept_seq) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         ON CONFLICT (tenant_id, key) DO UPDATE SET location = excluded.location, \
+         pipeline = excluded.pipeline, encrypted = excluded.encrypted, container_len = excluded.container_len, \
+         plaintext_len = excluded.plaintext_len, chunk_count = excluded.chunk_count, digest = excluded.digest, \
+         job_id = excluded.job_id, created_at = excluded.created_at, accept_seq = excluded.accept_seq"
+    )))
+    .bind(tenant)
+    .bind(&o.key)
+    .bind(&o.location)
+    .bind(&o.pipeline)
+    .bind(i64::from(o.encrypted))
+    .bind(o.container_len)
+    .bind(o.plaintext_len)
+    .bind(o.chunk_count)
+    .bind(&o.digest)
+    .bind(&o.job_id)
+    .bind(o.created_at)
+    .bind(seq)
+    .execute(&mut **tx)
+    .await?;
+    if let Some(old) = old_location.filter(|l| *l != o.location) {
+        retire(tx, &old).await?;
+    }
+    Ok(Placed::Stored)
+}
 
 impl Db {
     /// A stored object.
@@ -44,19 +161,58 @@ impl Db {
         rows.iter().map(object_from).collect()
     }
 
-    /// Deletes an object's row; returns its location, to delete from the store.
-    pub async fn delete_object(&self, tenant_id: &str, key: &str) -> Result<String> {
+    /// Deletes the object under `key`, and orders the delete after every
+    /// upload of the key accepted before it: their jobs, if they finish
+    /// later, do not bring it back. The container is retired (the reaper
+    /// deletes it after the grace period). Not found if there was no object
+    /// (the delete still takes its place in the order).
+    pub async fn delete_object(&self, tenant_id: &str, key: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let seq = accept(&mut tx, tenant_id, key).await?;
+        sqlx::query("UPDATE key_versions SET deleted = $1 WHERE tenant_id = $2 AND key = $3")
+            .bind(seq)
+            .bind(tenant_id)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
         let row = sqlx::query("DELETE FROM objects WHERE tenant_id = $1 AND key = $2 RETURNING location")
             .bind(tenant_id)
             .bind(key)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("object {key:?}")))?;
-        Ok(row.try_get("location")?)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(row) = &row {
+            retire(&mut tx, &row.try_get::<String, _>("location")?).await?;
+        }
+        tx.commit().await?;
+        match row {
+            Some(_) => Ok(()),
+            None => Err(Error::NotFound(format!("object {key:?}"))),
+        }
+    }
+
+    /// Containers retired before `before` (unix ms), oldest first: the
+    /// reaper's to delete.
+    pub async fn retired_before(&self, before: i64, limit: u32) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT location FROM retired WHERE retired_at < $1 ORDER BY retired_at LIMIT $2")
+            .bind(before)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("location")?)).collect()
+    }
+
+    /// Forgets a retired container (it was deleted).
+    pub async fn forget_retired(&self, location: &str) -> Result<()> {
+        sqlx::query("DELETE FROM retired WHERE location = $1")
+            .bind(location)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Whether `location` is, or may still become, a stored object: an
-    /// object row points at it, or it is the container of a job attempt
+    /// object row points at it, it is retired (kept for readers until the
+    /// reaper's retired pass), or it is the container of a job attempt
     /// still running (written, its success not yet committed). Age alone
     /// cannot tell: a commit may wait out a database restart. One
     /// statement, so a commit landing between two checks cannot slip
@@ -66,6 +222,7 @@ impl Db {
         let (job_id, attempt) = Objects::container_owner(location).unwrap_or(("", -1));
         let row = sqlx::query(
             "SELECT 1 WHERE EXISTS (SELECT 1 FROM objects WHERE location = $1) \
+             OR EXISTS (SELECT 1 FROM retired WHERE location = $1) \
              OR EXISTS (SELECT 1 FROM jobs WHERE id = $2 AND attempts = $3 AND state = 'running')",
         )
         .bind(location)

@@ -4,7 +4,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::jobs::enqueue_with;
+use super::jobs::enqueue_in;
 use crate::{now_ms, Db, Error, Job, NewJob, Result};
 
 /// A session's state.
@@ -272,7 +272,7 @@ impl Db {
         if r.rows_affected() == 0 {
             return Err(Error::Conflict(format!("a completion of upload {:?}", upload.id)));
         }
-        let job = enqueue_with(&mut *tx, job).await?;
+        let job = enqueue_in(&mut tx, job).await?;
         tx.commit().await?;
         self.announce_job().await;
         Ok(job)
