@@ -19,7 +19,10 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "installing cargo-fuzz"
   cargo install cargo-fuzz --version 0.13.2 --locked
 fi
-cargo run --quiet --release -p sluice-engine --example make_fuzz_seeds -- fuzz/corpus
+# The dev profile and the workspace's features, so the test suite's build
+# is reused (its dependencies are optimised anyway); a release build of its
+# own cost CI minutes.
+cargo run --quiet --example make_fuzz_seeds -- fuzz/corpus
 for t in "${targets[@]}"; do
   echo "== fuzzing $t for ${secs}s"
   mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"

@@ -54,8 +54,10 @@ export SLUICE_TEST_PG_DIR="$pg"
 export SLUICE_TEST_MOTO="$PWD/$MOTO_VENV/bin/moto_server"
 # `--workspace` as in scripts/test.sh: the same feature set, so nothing is
 # built again.
-echo "== the store's tests on SQLite and PostgreSQL"
+echo "== the store's and the service's tests on SQLite and PostgreSQL"
 cargo test --workspace --locked --lib -- db:: objects::
+echo "== the native API's router tests (the error table on both paths) on PostgreSQL"
+cargo test --workspace --locked --test routes
 echo "== the service's end-to-end tests on PostgreSQL + S3"
 # Everything that starts `sluice serve`, `worker` or `admin`; the CLI's own
 # file tests (roundtrip, keys, errors, signals, verify_info) keep no state.

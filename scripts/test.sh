@@ -61,7 +61,7 @@ if [ "${SLUICE_SKIP_SERVICE_CHECKS:-0}" != 1 ]; then
 fi
 if [ "${SLUICE_SKIP_FUZZ:-0}" != 1 ] && [ -x scripts/fuzz.sh ]; then
   step "short fuzz pass"
-  scripts/fuzz.sh "${SLUICE_FUZZ_SECONDS:-20}"
+  scripts/fuzz.sh "${SLUICE_FUZZ_SECONDS:-15}"
 fi
 step "done"
 du -sh target fuzz/target 2>/dev/null | awk '{ print "disk used by " $2 ": " $1 }'

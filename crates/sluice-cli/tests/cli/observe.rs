@@ -110,10 +110,17 @@ fn metrics_request_ids_json_logs_and_no_secret_in_any_log_line() {
     assert_problem(&metrics(&metrics_base, Some(&token)), 401, "unauthorized");
     // The sampler reads the database every few seconds: wait for a pass
     // that saw both jobs.
-    wait_until("a sampler pass counted the jobs", Duration::from_secs(20), || {
-        String::from_utf8_lossy(&metrics(&metrics_base, Some(metrics_token)).body)
-            .contains(r#"sluice_jobs{tenant="acme",state="succeeded"} 2"#)
-    });
+    // (A scrape may land in the middle of a pass: wait for both what it sets
+    // first and what it sets last.)
+    wait_until(
+        "a sampler pass counted the jobs and the bytes",
+        Duration::from_secs(20),
+        || {
+            let text = String::from_utf8_lossy(&metrics(&metrics_base, Some(metrics_token)).body).into_owned();
+            value_of(&text, r#"sluice_jobs{tenant="acme",state="succeeded"}"#) == Some(2.0)
+                && value_of(&text, r#"sluice_tenant_stored_bytes{tenant="acme"}"#).is_some_and(|b| b > 0.0)
+        },
+    );
     let m = metrics(&metrics_base, Some(metrics_token));
     assert_eq!(m.status, 200);
     assert!(m.header("content-type").unwrap_or("").starts_with("text/plain"));
