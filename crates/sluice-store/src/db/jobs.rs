@@ -440,8 +440,9 @@ mod tests {
         dbs
     }
 
-    async fn enqueue(db: &Db, tenant: &str, key: &str) -> Job {
-        db.enqueue(&NewJob {
+    /// A process job of `key`, staged.
+    fn new_job(tenant: &str, key: &str) -> NewJob {
+        NewJob {
             id: new_id().unwrap(),
             tenant_id: tenant.into(),
             kind: JobKind::Process,
@@ -451,9 +452,11 @@ mod tests {
             expected_digest: None,
             max_attempts: 3,
             staged_bytes: 100,
-        })
-        .await
-        .unwrap()
+        }
+    }
+
+    async fn enqueue(db: &Db, tenant: &str, key: &str) -> Job {
+        db.enqueue(&new_job(tenant, key)).await.unwrap()
     }
 
     fn object(job: &Job, location: &str) -> ObjectInfo {
@@ -733,23 +736,7 @@ mod tests {
         // A is accepted (queued); B, accepted after it, streams in and is
         // stored first.
         let a = enqueue(db, &tenant, "k").await;
-        let b = db
-            .start_streamed(
-                &NewJob {
-                    id: crate::new_id().unwrap(),
-                    tenant_id: tenant.clone(),
-                    kind: JobKind::Process,
-                    object_key: "k".into(),
-                    pipeline: "default".into(),
-                    staging: None,
-                    expected_digest: None,
-                    max_attempts: 3,
-                    staged_bytes: 0,
-                },
-                60_000,
-            )
-            .await
-            .unwrap();
+        let b = db.start_streamed(&new_job(&tenant, "k"), 60_000).await.unwrap();
         assert!(b.accept_seq > a.accept_seq, "{} {}", b.accept_seq, a.accept_seq);
         let placed = db
             .succeed(&b, JobProgress::default(), Some(&object(&b, "b")))
