@@ -23,6 +23,9 @@ use read::ContainerSource;
 
 /// Longest object key, bytes.
 pub const MAX_KEY_LEN: usize = 1024;
+/// How long a waiting upload waits for a job slot the dispatcher holds
+/// only while it claims.
+const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// An upload of one object.
 #[derive(Debug, Clone, Default)]
@@ -147,7 +150,7 @@ impl Service {
         job.expected_digest = expected_digest;
         // A client that waits, with a job slot free: process while it streams in.
         if put.wait {
-            if let Ok(slot) = Arc::clone(&self.job_slots).try_acquire_owned() {
+            if let Some(slot) = self.free_job_slot().await {
                 self.admit_running(&who.tenant_id)?;
                 let result = self.process_streaming(job, body, limit).await;
                 drop(slot);
@@ -170,6 +173,21 @@ impl Service {
             return self.wait_for_job(&who.tenant_id, &job.id).await.map(Stored::Now);
         }
         Ok(Stored::Queued(job))
+    }
+
+    /// A job slot of this node, if one is free. The dispatcher holds every
+    /// free slot for the moment of its claim query, so while fewer jobs
+    /// run here than there are slots, a slot is waited for briefly rather
+    /// than the upload sent the slower, staged way.
+    async fn free_job_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        if let Ok(slot) = Arc::clone(&self.job_slots).try_acquire_owned() {
+            return Some(slot);
+        }
+        if self.running.len() >= self.config.max_running_jobs {
+            return None;
+        }
+        let wait = Arc::clone(&self.job_slots).acquire_owned();
+        tokio::time::timeout(CLAIM_WAIT, wait).await.ok()?.ok()
     }
 
     /// A stored object of the caller's tenant.
