@@ -11,7 +11,7 @@ pub enum Error {
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// The object store failed.
     #[error("object store: {0}")]
-    Objects(#[from] object_store::Error),
+    Objects(#[from] crate::BlobError),
     /// Something named does not exist (or belongs to another tenant).
     #[error("{0} not found")]
     NotFound(String),

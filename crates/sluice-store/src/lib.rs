@@ -1,8 +1,10 @@
 //! Where the sluice service keeps its state: metadata (tenants, tokens,
 //! pipelines, the job queue, object rows) in a SQL database through `sqlx`
-//! ([`Db`], SQLite by default, PostgreSQL for several nodes), and containers and staged uploads in an
-//! object store through `object_store` ([`Objects`], a local directory by
-//! default). Nothing here knows HTTP or the engine.
+//! ([`Db`], SQLite by default, PostgreSQL for several nodes), and containers
+//! and staged uploads in an object store ([`Objects`]: a local directory by
+//! default; with the `remote` feature, any `object_store` store, and with
+//! `s3` an S3-compatible bucket). Nothing here knows the engine, and without
+//! `remote` nothing here knows HTTP either.
 
 #![forbid(unsafe_code)]
 
@@ -17,9 +19,9 @@ pub use model::{
     Job, JobKind, JobProgress, JobState, LimitsUpdate, ObjectInfo, Pipeline, Principal, Scope, Tenant, TenantLimits,
     TokenInfo,
 };
-pub use objects::resilient::{self, BreakerState, Resilience, Resilient};
-pub use objects::tracked;
-pub use objects::{Objects, StoreLocation, S3_MIN_PART, STREAM_BUFFER};
+pub use objects::blob::{BlobError, BlobStore, ByteStream, Listed, ObjectReader, ObjectWrite, ObjectWriter};
+pub use objects::guard::{BreakerState, Resilience};
+pub use objects::{Marker, Objects, StoreLocation, S3_MIN_PART, STREAM_BUFFER};
 
 /// Now, in unix milliseconds.
 pub fn now_ms() -> i64 {

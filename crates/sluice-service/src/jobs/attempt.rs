@@ -144,10 +144,7 @@ impl Service {
             self.objects
                 .staged_stream(&staging, job.staged_bytes.max(0) as u64)
                 .await
-                .map(|parts| {
-                    let parts = futures_util::TryStreamExt::map_err(parts, std::io::Error::other);
-                    Box::pin(tokio_util::io::StreamReader::new(parts)) as Pin<Box<dyn AsyncRead + Send>>
-                })
+                .map(|parts| Box::pin(tokio_util::io::StreamReader::new(parts)) as Pin<Box<dyn AsyncRead + Send>>)
         } else {
             self.objects
                 .reader(&staging)

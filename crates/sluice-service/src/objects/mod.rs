@@ -215,8 +215,7 @@ impl Service {
     pub async fn container(&self, caller: &Caller, key: &str) -> Result<(ObjectInfo, ByteStream, u64)> {
         let o = self.object(caller, key).await?;
         let (stream, size) = self.objects.stream(&o.location).await?;
-        let stream = futures_util::TryStreamExt::map_err(stream, std::io::Error::other);
-        Ok((o, Box::pin(stream), size))
+        Ok((o, stream, size))
     }
 
     /// Deletes an object, ordered after every upload of its key accepted

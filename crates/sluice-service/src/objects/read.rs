@@ -11,11 +11,8 @@
 
 use std::fs::File;
 use std::io;
-use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
 use sluice_engine::{Archive, ReadAt};
 use sluice_store::Objects;
 use tokio::runtime::Handle;
@@ -27,9 +24,9 @@ pub enum ContainerSource {
     /// An object in a remote store.
     Remote {
         /// The store.
-        store: Arc<dyn ObjectStore>,
+        objects: Objects,
         /// The object.
-        path: Path,
+        location: String,
         /// Its size.
         size: u64,
         /// The runtime that drives the requests.
@@ -43,21 +40,24 @@ impl ContainerSource {
         if let Some(path) = objects.local_path(location) {
             return File::open(path).map(ContainerSource::Local);
         }
-        let store = Arc::clone(objects.store());
-        let path = Path::from(location);
-        let meta = rt.block_on(store.head(&path)).map_err(to_io)?;
+        let size = rt
+            .block_on(objects.size_of(location))
+            .map_err(to_io)?
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{location} not found")))?;
         Ok(ContainerSource::Remote {
-            store,
-            path,
-            size: meta.size,
+            objects: objects.clone(),
+            location: location.to_string(),
+            size,
             rt,
         })
     }
 }
 
-fn to_io(e: object_store::Error) -> io::Error {
+fn to_io(e: sluice_store::Error) -> io::Error {
     match e {
-        object_store::Error::NotFound { .. } => io::Error::new(io::ErrorKind::NotFound, e),
+        sluice_store::Error::Objects(sluice_store::BlobError::NotFound(_)) | sluice_store::Error::NotFound(_) => {
+            io::Error::new(io::ErrorKind::NotFound, e)
+        }
         other => io::Error::other(other),
     }
 }
@@ -73,12 +73,17 @@ impl ReadAt for ContainerSource {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         match self {
             ContainerSource::Local(f) => ReadAt::read_exact_at(f, buf, offset),
-            ContainerSource::Remote { store, path, size, rt } => {
+            ContainerSource::Remote {
+                objects,
+                location,
+                size,
+                rt,
+            } => {
                 let end = offset
                     .checked_add(buf.len() as u64)
                     .filter(|end| end <= size)
                     .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
-                let bytes = rt.block_on(store.get_range(path, offset..end)).map_err(to_io)?;
+                let bytes = rt.block_on(objects.read_range(location, offset..end)).map_err(to_io)?;
                 if bytes.len() != buf.len() {
                     return Err(io::ErrorKind::UnexpectedEof.into());
                 }
@@ -142,7 +147,8 @@ impl OpenedCache {
 mod tests {
     use super::*;
     use object_store::memory::InMemory;
-    use object_store::PutPayload;
+    use object_store::path::Path;
+    use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
     use sluice_engine::format::{KeyRing, RawKey, SlotSpec};
     use sluice_engine::{Control, EncodeOptions, Engine, EngineConfig};
 
@@ -172,8 +178,8 @@ mod tests {
         engine
             .encode(&original[..], &mut container, &opts, &Control::new())
             .unwrap();
-        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        let objects = Objects::new(Arc::clone(&store), crate::Config::defaults().unwrap().store);
+        let store: std::sync::Arc<dyn ObjectStore> = std::sync::Arc::new(InMemory::new());
+        let objects = Objects::new(std::sync::Arc::clone(&store), crate::Config::defaults().unwrap().store);
         rt.block_on(store.put(&Path::from("objects/t/c.sluice"), PutPayload::from(container)))
             .unwrap();
 

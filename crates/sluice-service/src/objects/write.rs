@@ -55,7 +55,7 @@ pub enum ContainerSink {
         dest: PathBuf,
     },
     /// An object store's multipart writer.
-    Remote(SyncIoBridge<object_store::buffered::BufWriter>),
+    Remote(SyncIoBridge<sluice_store::ObjectWriter>),
 }
 
 impl ContainerSink {

@@ -1,6 +1,8 @@
-//! [`Objects`]: where containers and staged uploads live, through the
-//! `object_store` crate (a local directory by default; S3-compatible
-//! stores implement the same interface).
+//! [`Objects`]: where containers and staged uploads live: a local
+//! directory by default ([`local`], this crate's own), or an S3-compatible
+//! bucket through the `object_store` crate ([`remote`], feature `remote`;
+//! `s3` adds the AWS client). Both sit behind [`BlobStore`], so nothing
+//! above this module sees the backend's crate.
 //!
 //! Layout: `staging/{tenant}/{job}` holds an upload until its job is done;
 //! `objects/{tenant}/{job}-{attempt}.sluice` holds a container. A container
@@ -11,28 +13,43 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
-use object_store::buffered::{BufReader, BufWriter};
-use object_store::local::LocalFileSystem;
-use object_store::multipart::{MultipartStore, PartId};
-use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
 
+pub mod blob;
+pub mod guard;
+pub mod local;
+#[cfg(feature = "remote")]
+pub mod remote;
+#[cfg(feature = "remote")]
 pub mod resilient;
+#[cfg(feature = "remote")]
 pub mod tracked;
 
 use crate::error::{Error, Result};
-use resilient::{BreakerState, Resilience, Resilient};
-#[cfg(any(feature = "s3", test))]
-use tracked::Tracked;
-use tracked::{Marker, MARKERS};
+use blob::{BlobError, BlobStore, ByteStream, ObjectReader, ObjectWriter, PartsStore};
+use guard::{BreakerState, Guard, Resilience};
 
 /// Bytes buffered per reader or writer (memory per stream: this, not the object's size).
 pub const STREAM_BUFFER: usize = 1 << 20;
 
 /// A remote writer's part size: S3 refuses parts below 5 MiB (but the
 /// last), and the writer buffers one part while two upload.
+#[cfg(feature = "remote")]
 pub const PART_SIZE: usize = 8 << 20;
+
+/// Where markers of multipart uploads live (see `tracked`), under the
+/// store's prefix.
+pub const MARKERS: &str = "pending-multipart";
+
+/// A marker: the multipart upload to abort if its writer never finished.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Marker {
+    /// The object's path in the bucket (prefix included).
+    pub path: String,
+    /// The store's upload id.
+    pub id: String,
+}
 
 /// Where the objects live, as named by a `--store` URL.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -80,40 +97,12 @@ impl StoreLocation {
 /// The object store and the names the service uses in it.
 #[derive(Debug, Clone)]
 pub struct Objects {
-    store: Arc<dyn ObjectStore>,
-    /// The same store, seen as the wrapper that guards it.
-    guard: Arc<Resilient>,
-    /// The directory of a local store, whose files must be synced to be
-    /// durable (`LocalFileSystem` does not fsync).
+    blobs: Arc<dyn BlobStore>,
+    /// The backend's timeout, retries and breaker.
+    guard: Arc<Guard>,
+    /// The directory of a local store (a writer may write its files
+    /// directly).
     local_root: Option<std::path::PathBuf>,
-    /// The store's own multipart uploads (S3), for resumable uploads whose
-    /// parts become the parts of one object.
-    multipart: Option<PartsTarget>,
-}
-
-/// A store's multipart API and the key prefix the service's names live
-/// under in it (the `PrefixStore` that serves everything else does not
-/// offer the multipart API).
-#[derive(Clone)]
-struct PartsTarget {
-    store: Arc<dyn MultipartStore>,
-    prefix: String,
-}
-
-impl std::fmt::Debug for PartsTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PartsTarget").field("prefix", &self.prefix).finish()
-    }
-}
-
-impl PartsTarget {
-    fn path(&self, location: &str) -> Path {
-        if self.prefix.is_empty() {
-            Path::from(location)
-        } else {
-            Path::from(format!("{}/{location}", self.prefix))
-        }
-    }
 }
 
 /// The smallest part S3 accepts in a multipart upload (but the last).
@@ -123,14 +112,13 @@ impl Objects {
     /// A store in a local directory (created if missing), every call
     /// guarded by `resilience`.
     pub fn local(dir: &std::path::Path, resilience: Resilience) -> Result<Objects> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Config(format!("{}: {e}", dir.display())))?;
-        let fs = LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true);
-        let guard = Arc::new(Resilient::new(Arc::new(fs), "local", resilience));
+        let guard = Arc::new(Guard::new("local", resilience));
+        let local = local::LocalDir::new(dir, Arc::clone(&guard))
+            .map_err(|e| Error::Config(format!("{}: {e}", dir.display())))?;
         Ok(Objects {
-            store: guard.clone(),
+            blobs: Arc::new(local),
             guard,
             local_root: Some(dir.to_path_buf()),
-            multipart: None,
         })
     }
 
@@ -147,26 +135,26 @@ impl Objects {
 
     #[cfg(feature = "s3")]
     fn s3(bucket: &str, prefix: &str, resilience: Resilience) -> Result<Objects> {
+        use object_store::ObjectStore;
         let s3 = Arc::new(
             object_store::aws::AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
-                .build()?,
+                .build()
+                .map_err(|e| Error::Config(format!("S3 store: {e}")))?,
         );
-        let tracked = Arc::new(Tracked::new(Arc::clone(&s3), prefix));
+        let tracked = Arc::new(tracked::Tracked::new(Arc::clone(&s3), prefix));
         let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
             tracked
         } else {
             Arc::new(object_store::prefix::PrefixStore::new(tracked, prefix))
         };
-        let guard = Arc::new(Resilient::new(store, "s3", resilience));
+        let guard = Arc::new(Guard::new("s3", resilience));
+        let store = Arc::new(resilient::Resilient::new(store, Arc::clone(&guard)));
+        let remote = remote::RemoteStore::new(store, Some((s3, prefix.to_string())));
         Ok(Objects {
-            store: guard.clone(),
+            blobs: Arc::new(remote),
             guard,
             local_root: None,
-            multipart: Some(PartsTarget {
-                store: s3,
-                prefix: prefix.to_string(),
-            }),
         })
     }
 
@@ -177,31 +165,36 @@ impl Objects {
         ))
     }
 
-    /// Wraps any object store (one whose completed writes are durable),
-    /// every call guarded by `resilience`.
-    pub fn new(store: Arc<dyn ObjectStore>, resilience: Resilience) -> Objects {
-        let guard = Arc::new(Resilient::new(store, "remote", resilience));
-        Objects {
-            store: guard.clone(),
-            guard,
-            local_root: None,
-            multipart: None,
-        }
+    /// Wraps any `object_store` store (one whose completed writes are
+    /// durable), every call guarded by `resilience`.
+    #[cfg(feature = "remote")]
+    pub fn new(store: Arc<dyn object_store::ObjectStore>, resilience: Resilience) -> Objects {
+        Objects::remote(store, None, resilience)
     }
 
     /// Like [`Objects::new`], with the store's multipart API for resumable
     /// uploads (`store` and `multipart` the same store).
+    #[cfg(feature = "remote")]
     pub fn with_multipart(
-        store: Arc<dyn ObjectStore>,
-        multipart: Arc<dyn MultipartStore>,
+        store: Arc<dyn object_store::ObjectStore>,
+        multipart: Arc<dyn object_store::multipart::MultipartStore>,
         resilience: Resilience,
     ) -> Objects {
+        Objects::remote(store, Some((multipart, String::new())), resilience)
+    }
+
+    #[cfg(feature = "remote")]
+    fn remote(
+        store: Arc<dyn object_store::ObjectStore>,
+        parts: Option<(Arc<dyn object_store::multipart::MultipartStore>, String)>,
+        resilience: Resilience,
+    ) -> Objects {
+        let guard = Arc::new(Guard::new("remote", resilience));
+        let store = Arc::new(resilient::Resilient::new(store, Arc::clone(&guard)));
         Objects {
-            multipart: Some(PartsTarget {
-                store: multipart,
-                prefix: String::new(),
-            }),
-            ..Objects::new(store, resilience)
+            blobs: Arc::new(remote::RemoteStore::new(store, parts)),
+            guard,
+            local_root: None,
         }
     }
 
@@ -221,11 +214,6 @@ impl Objects {
     /// write-back, and rename it into place).
     pub fn local_path(&self, location: &str) -> Option<std::path::PathBuf> {
         self.local_root.as_ref().map(|root| root.join(location))
-    }
-
-    /// The underlying store.
-    pub fn store(&self) -> &Arc<dyn ObjectStore> {
-        &self.store
     }
 
     /// Where a job's upload is staged.
@@ -248,44 +236,31 @@ impl Objects {
         Some((job_id, attempt.parse().ok()?))
     }
 
-    /// A buffered writer to `location` (multipart for large objects;
-    /// finished only by `shutdown`, abandoned on drop).
-    pub fn writer(&self, location: &str) -> BufWriter {
-        let part = if self.local_root.is_some() {
-            STREAM_BUFFER
-        } else {
-            PART_SIZE
-        };
-        BufWriter::with_capacity(Arc::clone(&self.store), Path::from(location), part).with_max_concurrency(2)
+    /// A writer of a new object at `location` (multipart for large objects
+    /// on S3; finished only by `shutdown`, abandoned on drop or abort).
+    pub fn writer(&self, location: &str) -> ObjectWriter {
+        self.blobs.writer(location)
     }
 
-    /// A buffered, seekable reader of `location` and its size.
-    pub async fn reader(&self, location: &str) -> Result<(BufReader, u64)> {
-        let meta = self.store.head(&Path::from(location)).await.map_err(not_found)?;
-        let size = meta.size;
-        Ok((
-            BufReader::with_capacity(Arc::clone(&self.store), &meta, STREAM_BUFFER),
-            size,
-        ))
+    /// A reader of `location` and its size.
+    pub async fn reader(&self, location: &str) -> Result<(ObjectReader, u64)> {
+        self.blobs.read(location).await.map_err(not_found)
     }
 
     /// The bytes of `location` as a stream, and its size.
-    pub async fn stream(
-        &self,
-        location: &str,
-    ) -> Result<(
-        futures_util::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>,
-        u64,
-    )> {
-        let got = self.store.get(&Path::from(location)).await.map_err(not_found)?;
-        let size = got.meta.size;
-        Ok((got.into_stream(), size))
+    pub async fn stream(&self, location: &str) -> Result<(ByteStream, u64)> {
+        self.blobs.stream(location).await.map_err(not_found)
+    }
+
+    /// The bytes of `range` of `location`.
+    pub async fn read_range(&self, location: &str, range: std::ops::Range<u64>) -> Result<Bytes> {
+        self.blobs.read_range(location, range).await.map_err(not_found)
     }
 
     /// Deletes `location`; a missing object is not an error.
     pub async fn delete(&self, location: &str) -> Result<()> {
-        match self.store.delete(&Path::from(location)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        match self.blobs.delete(location).await {
+            Ok(()) | Err(BlobError::NotFound(_)) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
@@ -313,68 +288,38 @@ impl Objects {
     /// when the parts are at least S3's minimum. Otherwise each part is an
     /// object of its own, read in order by the job.
     pub fn multipart_parts(&self, part_size: u64) -> bool {
-        self.multipart.is_some() && part_size >= S3_MIN_PART
+        self.blobs.parts().is_some() && part_size >= S3_MIN_PART
     }
 
-    fn parts_target(&self) -> Result<&PartsTarget> {
-        self.multipart
-            .as_ref()
+    fn parts(&self) -> Result<&dyn PartsStore> {
+        self.blobs
+            .parts()
             .ok_or_else(|| Error::Config("this store has no multipart uploads".into()))
     }
 
     /// Starts a multipart upload to `location`; returns its id.
     pub async fn begin_parts(&self, location: &str) -> Result<String> {
-        let t = self.parts_target()?;
-        let path = t.path(location);
-        let id = self
-            .guard
-            .call("multipart_create", || t.store.create_multipart(&path))
-            .await?;
-        Ok(id)
+        Ok(self.parts()?.begin(location).await?)
     }
 
     /// Uploads part `number` (0-based) of multipart upload `id`; returns
     /// the store's id for it. Sending a part again replaces it, so this is
     /// retried like any single request.
-    pub async fn put_part(&self, location: &str, id: &str, number: i64, data: Vec<bytes::Bytes>) -> Result<String> {
-        let t = self.parts_target()?;
-        let path = t.path(location);
-        let id = id.to_string();
-        let idx = usize::try_from(number).map_err(|_| Error::Config(format!("part number {number}")))?;
-        let payload: object_store::PutPayload = data.into_iter().collect();
-        let part = self
-            .guard
-            .call("multipart_part", || t.store.put_part(&path, &id, idx, payload.clone()))
-            .await?;
-        Ok(part.content_id)
+    pub async fn put_part(&self, location: &str, id: &str, number: i64, data: Vec<Bytes>) -> Result<String> {
+        let index = usize::try_from(number).map_err(|_| Error::Config(format!("part number {number}")))?;
+        Ok(self.parts()?.put_part(location, id, index, data).await?)
     }
 
     /// Completes multipart upload `id` from its parts' ids, in order.
     pub async fn complete_parts(&self, location: &str, id: &str, parts: Vec<String>) -> Result<()> {
-        let t = self.parts_target()?;
-        let path = t.path(location);
-        let id = id.to_string();
-        let parts: Vec<PartId> = parts.into_iter().map(|content_id| PartId { content_id }).collect();
-        self.guard
-            .call("multipart_complete", || {
-                t.store.complete_multipart(&path, &id, parts.clone())
-            })
-            .await?;
-        Ok(())
+        Ok(self.parts()?.complete(location, id, parts).await?)
     }
 
     /// Aborts multipart upload `id` (its parts are dropped); one already
     /// completed or aborted is not an error.
     pub async fn abort_parts(&self, location: &str, id: &str) -> Result<()> {
-        let t = self.parts_target()?;
-        let path = t.path(location);
-        let id = id.to_string();
-        match self
-            .guard
-            .call("multipart_abort", || t.store.abort_multipart(&path, &id))
-            .await
-        {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        match self.parts()?.abort(location, id, false).await {
+            Ok(()) | Err(BlobError::NotFound(_)) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
@@ -384,10 +329,13 @@ impl Objects {
     pub async fn abandoned_multipart(&self, age: Duration) -> Result<Vec<(String, Marker)>> {
         let mut out = Vec::new();
         for location in self.older_than(MARKERS, age).await? {
-            let got = self.store.get(&Path::from(location.as_str())).await;
-            let bytes = match got {
-                Ok(g) => g.bytes().await?,
-                Err(object_store::Error::NotFound { .. }) => continue,
+            let bytes = match self.blobs.stream(&location).await {
+                Ok((stream, _)) => stream
+                    .try_collect::<Vec<Bytes>>()
+                    .await
+                    .map_err(BlobError::failing)?
+                    .concat(),
+                Err(BlobError::NotFound(_)) => continue,
                 Err(e) => return Err(e.into()),
             };
             match serde_json::from_slice::<Marker>(&bytes) {
@@ -402,14 +350,8 @@ impl Objects {
     /// Aborts an abandoned multipart upload and deletes its marker (an
     /// upload already completed or aborted is not an error).
     pub async fn abort_abandoned(&self, location: &str, marker: &Marker) -> Result<()> {
-        let t = self.parts_target()?;
-        let path = Path::from(marker.path.as_str());
-        match self
-            .guard
-            .call("multipart_abort", || t.store.abort_multipart(&path, &marker.id))
-            .await
-        {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+        match self.parts()?.abort(&marker.path, &marker.id, true).await {
+            Ok(()) | Err(BlobError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
         self.delete(location).await
@@ -417,21 +359,22 @@ impl Objects {
 
     /// The size of `location`, if it exists.
     pub async fn size_of(&self, location: &str) -> Result<Option<u64>> {
-        match self.store.head(&Path::from(location)).await {
-            Ok(meta) => Ok(Some(meta.size)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
+        match self.blobs.size(location).await {
+            Ok(size) => Ok(Some(size)),
+            Err(BlobError::NotFound(_)) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
 
     /// The objects under `prefix` and their sizes, sorted by name.
-    async fn listed(&self, prefix: &str) -> Result<Vec<(Path, u64)>> {
-        let mut list = self.store.list(Some(&Path::from(prefix.trim_end_matches('/'))));
-        let mut out = Vec::new();
-        while let Some(meta) = list.next().await {
-            let meta = meta?;
-            out.push((meta.location, meta.size));
-        }
+    async fn listed(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        let mut out: Vec<(String, u64)> = self
+            .blobs
+            .list(prefix)
+            .await?
+            .into_iter()
+            .map(|l| (l.location, l.size))
+            .collect();
         out.sort();
         Ok(out)
     }
@@ -443,7 +386,7 @@ impl Objects {
             return self.delete(staging).await;
         }
         for (location, _) in self.listed(staging).await? {
-            self.delete(location.as_ref()).await?;
+            self.delete(&location).await?;
         }
         Ok(())
     }
@@ -454,20 +397,16 @@ impl Objects {
     /// count (a scratch copy left by a cut-off resend does not), and the
     /// parts must add up to `expected_len`: a missing part is an error,
     /// never a shorter object.
-    pub async fn staged_stream(
-        &self,
-        staging: &str,
-        expected_len: u64,
-    ) -> Result<futures_util::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>> {
+    pub async fn staged_stream(&self, staging: &str, expected_len: u64) -> Result<ByteStream> {
         if !staging.ends_with('/') {
             return Ok(self.stream(staging).await?.0);
         }
-        let parts: Vec<(Path, u64)> = self
+        let parts: Vec<(String, u64)> = self
             .listed(staging)
             .await?
             .into_iter()
             .filter(|(location, _)| {
-                let name = location.filename().unwrap_or_default();
+                let name = location.rsplit('/').next().unwrap_or_default();
                 name.len() == 8 && name.bytes().all(|b| b.is_ascii_digit())
             })
             .collect();
@@ -477,11 +416,17 @@ impl Objects {
                 "the parts of {staging:?} ({total} of {expected_len} bytes)"
             )));
         }
-        let store = Arc::clone(&self.store);
+        let blobs = Arc::clone(&self.blobs);
         let stream = futures_util::stream::iter(parts)
             .then(move |(part, _)| {
-                let store = Arc::clone(&store);
-                async move { store.get(&part).await.map(|got| got.into_stream()) }
+                let blobs = Arc::clone(&blobs);
+                async move {
+                    blobs
+                        .stream(&part)
+                        .await
+                        .map(|(stream, _)| stream)
+                        .map_err(std::io::Error::other)
+                }
             })
             .try_flatten();
         Ok(stream.boxed())
@@ -490,15 +435,13 @@ impl Objects {
     /// Moves `from` to `to`, replacing `to` (a rename on local disk, a
     /// server-side copy and delete on S3).
     pub async fn rename(&self, from: &str, to: &str) -> Result<()> {
-        self.store.rename(&Path::from(from), &Path::from(to)).await?;
-        Ok(())
+        Ok(self.blobs.rename(from, to).await?)
     }
 
     /// Writes and deletes a probe object: is the store writable?
     pub async fn check_writable(&self) -> Result<()> {
-        let probe = Path::from("health/probe");
-        self.store.put(&probe, bytes::Bytes::from_static(b"ok").into()).await?;
-        self.store.delete(&probe).await?;
+        self.blobs.put("health/probe", Bytes::from_static(b"ok")).await?;
+        self.blobs.delete("health/probe").await?;
         Ok(())
     }
 
@@ -521,22 +464,20 @@ impl Objects {
 
     async fn older_than(&self, prefix: &str, age: Duration) -> Result<Vec<String>> {
         let cutoff = crate::now_ms() - age.as_millis() as i64;
-        let prefix = Path::from(prefix);
-        let mut list = self.store.list(Some(&prefix));
-        let mut out = Vec::new();
-        while let Some(meta) = list.next().await {
-            let meta = meta?;
-            if meta.last_modified.timestamp_millis() <= cutoff {
-                out.push(meta.location.to_string());
-            }
-        }
-        Ok(out)
+        Ok(self
+            .blobs
+            .list(prefix)
+            .await?
+            .into_iter()
+            .filter(|l| l.modified_ms <= cutoff)
+            .map(|l| l.location)
+            .collect())
     }
 }
 
-fn not_found(e: object_store::Error) -> Error {
+fn not_found(e: BlobError) -> Error {
     match e {
-        object_store::Error::NotFound { .. } => Error::NotFound("stored object".into()),
+        BlobError::NotFound(_) => Error::NotFound("stored object".into()),
         e => Error::Objects(e),
     }
 }
@@ -544,11 +485,14 @@ fn not_found(e: object_store::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(feature = "remote")]
+    use object_store::{multipart::MultipartStore, path::Path, ObjectStore};
 
+    #[cfg(feature = "remote")]
     #[tokio::test]
     async fn a_writer_that_died_mid_multipart_is_found_and_aborted() {
         let mem = Arc::new(object_store::memory::InMemory::new());
-        let tracked: Arc<dyn ObjectStore> = Arc::new(Tracked::new(Arc::clone(&mem), ""));
+        let tracked: Arc<dyn ObjectStore> = Arc::new(tracked::Tracked::new(Arc::clone(&mem), ""));
         let objects = Objects::with_multipart(tracked, mem.clone(), Resilience::default());
         let mut w = objects.writer("objects/t/j-1.sluice");
         tokio::io::AsyncWriteExt::write_all(&mut w, &vec![7u8; PART_SIZE * 2 + 10])
@@ -582,6 +526,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "remote")]
     #[tokio::test]
     async fn parts_sent_in_any_order_and_again_become_one_object() {
         let mem = Arc::new(object_store::memory::InMemory::new());
@@ -623,10 +568,9 @@ mod tests {
     async fn staged_parts_are_read_in_order_without_scratch_copies_and_must_add_up() {
         let dir = tempfile::tempdir().unwrap();
         let objects = Objects::local(dir.path(), Resilience::default()).unwrap();
-        let put = |name: &str, data: &'static [u8]| {
-            let store = Arc::clone(objects.store());
-            let path = Path::from(name);
-            async move { store.put(&path, bytes::Bytes::from_static(data).into()).await.unwrap() }
+        let put = |name: &'static str, data: &'static [u8]| {
+            let blobs = Arc::clone(&objects.blobs);
+            async move { blobs.put(name, Bytes::from_static(data)).await.unwrap() }
         };
         put("uploads/t/u/00000001", b"de").await;
         put("uploads/t/u/00000000", b"abc").await;

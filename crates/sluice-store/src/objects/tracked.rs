@@ -25,17 +25,7 @@ use object_store::{
     PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, UploadPart,
 };
 
-/// Where markers live, under the store's prefix.
-pub const MARKERS: &str = "pending-multipart";
-
-/// A marker: the multipart upload to abort if its writer never finished.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Marker {
-    /// The object's path in the bucket (prefix included).
-    pub path: String,
-    /// The store's upload id.
-    pub id: String,
-}
+use super::{Marker, MARKERS};
 
 /// An object store whose multipart uploads leave markers.
 pub struct Tracked<T> {
