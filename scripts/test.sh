@@ -4,9 +4,10 @@
 # the alert rules and dashboard (promtool, Debian's prometheus), the web
 # dashboard in headless Chromium (Debian's chromium + chromium-driver,
 # Selenium from PyPI in a venv), API fuzzing (schemathesis, PyPI, in a
-# venv), a short load test and a short fuzzing pass. .ci/run calls exactly
-# this. It installs what it needs, starts no package's service, binds only
-# to 127.0.0.1 and stops what it started.
+# venv), a short load test, randomized fault runs checked against the
+# consistency model (scripts/nemesis.sh) and a short fuzzing pass.
+# .ci/run calls exactly this. It installs what it needs, starts no
+# package's service, binds only to 127.0.0.1 and stops what it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -48,6 +49,15 @@ cargo test --workspace --locked -- --skip shared_state:: 2>&1 | tee "$log"
 if [ "${SLUICE_SKIP_SERVICE_CHECKS:-0}" != 1 ]; then
   step "several nodes on shared state: PostgreSQL (Debian) + S3 (moto)"
   scripts/shared_state_test.sh 2>&1 | tee -a "$log"
+  # The consistency model checked under random faults (tests/nemesis/):
+  # the checker's self-tests, then a short run on each backend. A failing
+  # run prints its seed; its history stays in target/nemesis/.
+  step "randomized faults: SQLite, kill -9 and SIGSTOP"
+  SLUICE=target/debug/sluice scripts/nemesis.sh --backend sqlite --faults kill,pause \
+    --seconds "${SLUICE_NEMESIS_SECONDS:-60}"
+  step "randomized faults: PostgreSQL + S3, every kind that applies"
+  SLUICE=target/debug/sluice scripts/nemesis.sh --backend postgres --faults all \
+    --seconds "${SLUICE_NEMESIS_SECONDS:-60}"
 fi
 step "deploy/: alert rules (promtool check + unit tests), dashboard queries"
 deploy/check.sh

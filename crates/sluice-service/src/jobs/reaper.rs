@@ -9,7 +9,8 @@ use crate::Service;
 
 /// Background cleanup, every `reaper_interval` (default a minute): staged
 /// uploads of finished jobs; staged uploads no job refers to (an upload cut
-/// off by a crash); and containers no object refers to (an attempt that lost
+/// off by a crash); files of resumable uploads that are closed and no job
+/// reads; and containers no object refers to (an attempt that lost
 /// its lease, a streamed upload cut off), each only once older than
 /// `reaper_min_age` (default an hour, far longer than any write in progress
 /// goes without touching its file); and S3 multipart uploads whose writer
@@ -58,6 +59,25 @@ pub(crate) async fn reap(st: &Service, age: Duration) -> sluice_store::Result<us
         st.release_upload(&u).await?;
         tracing::info!(upload = %u.id, "a closed upload's multipart upload was aborted");
         removed += 1;
+    }
+    // Files of sessions that no longer need them (a release that failed
+    // or never ran: the store was down, the node was killed between
+    // closing a session and deleting its parts, a part that landed after
+    // its session was aborted).
+    let mut needed = std::collections::HashMap::new();
+    for (location, upload) in st.objects.old_upload_files(age).await? {
+        let in_use = match needed.get(&upload) {
+            Some(in_use) => *in_use,
+            None => {
+                let in_use = st.upload_files_in_use(&upload).await?;
+                needed.insert(upload, in_use);
+                in_use
+            }
+        };
+        if !in_use {
+            st.objects.delete(&location).await?;
+            removed += 1;
+        }
     }
     for (location, job_id) in st.objects.old_staging(age).await? {
         if !st.db.staging_in_use(&job_id, &location).await? {

@@ -457,6 +457,21 @@ impl Objects {
             .collect())
     }
 
+    /// Files of resumable uploads (parts, scratch copies of parts, assembled
+    /// wholes) older than `age`: `(location, upload id)`, to be checked
+    /// against the sessions.
+    pub async fn old_upload_files(&self, age: Duration) -> Result<Vec<(String, String)>> {
+        let old = self.older_than("uploads", age).await?;
+        Ok(old
+            .into_iter()
+            .filter_map(|l| {
+                // uploads/{tenant}/{upload}/...
+                let upload = l.split('/').nth(2)?.to_string();
+                Some((l, upload))
+            })
+            .collect())
+    }
+
     /// Containers older than `age` (to be checked against the object rows).
     pub async fn old_containers(&self, age: Duration) -> Result<Vec<String>> {
         self.older_than("objects", age).await
