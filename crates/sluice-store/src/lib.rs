@@ -21,6 +21,7 @@ pub use model::{
 };
 pub use objects::blob::{BlobError, BlobStore, ByteStream, Listed, ObjectReader, ObjectWrite, ObjectWriter};
 pub use objects::guard::{BreakerState, Resilience};
+pub use objects::local::commit_file;
 pub use objects::{Marker, Objects, StoreLocation, S3_MIN_PART, STREAM_BUFFER};
 
 /// Now, in unix milliseconds.

@@ -91,11 +91,7 @@ impl ContainerSink {
                 let mut file = out.into_inner().map_err(|e| e.into_error())?;
                 file.sync()?;
                 drop(file);
-                std::fs::rename(&temp, &dest)?;
-                if let Some(dir) = dest.parent() {
-                    File::open(dir)?.sync_all()?;
-                }
-                Ok(())
+                sluice_store::commit_file(&temp, &dest)
             }
             ContainerSink::Remote(mut w) => w.shutdown(),
         }

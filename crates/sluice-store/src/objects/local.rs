@@ -78,6 +78,14 @@ fn sync_parent(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Puts the synced file `temp` in place as `dest` for good: renames it over
+/// `dest`, then syncs their directory so that the rename survives a power
+/// cut. Every durable write to a local directory ends with this.
+pub fn commit_file(temp: &Path, dest: &Path) -> io::Result<()> {
+    fs::rename(temp, dest)?;
+    sync_parent(dest)
+}
+
 /// A temporary name beside `path`, unique within this process.
 fn temporary(path: &Path) -> PathBuf {
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -99,13 +107,13 @@ fn write_durably(path: &Path, data: &[u8]) -> io::Result<()> {
         let mut file = File::create(&temp)?;
         file.write_all(data)?;
         file.sync_all()?;
-        fs::rename(&temp, path)
+        drop(file);
+        commit_file(&temp, path)
     })();
     if written.is_err() {
         let _ = fs::remove_file(&temp);
     }
-    written?;
-    sync_parent(path)
+    written
 }
 
 fn size_of(path: &Path) -> io::Result<u64> {
@@ -412,8 +420,7 @@ impl AsyncWrite for LocalWriter {
                 tokio::task::spawn_blocking(move || {
                     file.sync_all()?;
                     drop(file);
-                    fs::rename(&temp, &dest)?;
-                    sync_parent(&dest)
+                    commit_file(&temp, &dest)
                 })
                 .map(|joined| joined.map_err(io::Error::other).and_then(|r| r))
                 .boxed(),
