@@ -32,6 +32,9 @@ FAULTS = ("kill", "pause", "pg-restart", "s3-outage", "s3-latency", "disk-full",
 LOCAL_FAULTS = ("kill", "pause", "disk-full")
 SHARED_FAULTS = ("kill", "pause", "pg-restart", "s3-outage", "s3-latency", "clock-skew")
 TENANT = "nem"
+# The store's top-level prefixes that hold data: containers, staged uploads,
+# resumable uploads' parts, markers of multipart uploads in progress.
+DATA_PREFIXES = ("objects", "staging", "uploads", "pending-multipart")
 LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
 
@@ -202,7 +205,8 @@ class Cluster:
             pass
 
     def stored_files(self):
-        """Files in the store under each top-level prefix."""
+        """Files in the store under each top-level prefix that holds data
+        (not `health/`, the readiness probe's scratch object)."""
         counts = {}
         if self.args.backend == "sqlite":
             root = os.path.join(self.data, "store")
@@ -215,7 +219,7 @@ class Cluster:
             for key in _s3_keys(self.args.s3_endpoint, self.args.bucket, self.args.prefix + "/"):
                 top = key[len(self.args.prefix) + 1:].split("/", 1)[0]
                 counts[top] = counts.get(top, 0) + 1
-        return counts
+        return {k: v for k, v in counts.items() if k in DATA_PREFIXES}
 
 
 def _s3_keys(endpoint, bucket, prefix):
@@ -262,6 +266,22 @@ class Api:
             return r.status, dict(r.getheaders()), data
         finally:
             c.close()
+
+
+    def call_settled(self, method, path, body=None, headers=None, port=None, within=30):
+        """`call` for the checks after the workload, when every fault is
+        healed: a connection error or a 503 (a breaker still open, a node
+        still starting) is tried again for up to `within` seconds."""
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                status, hdrs, data = self.call(method, path, body, headers, port)
+                if status != 503 or time.monotonic() > deadline:
+                    return status, hdrs, data
+            except (OSError, http.client.HTTPException):
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(0.5)
 
 
 def obj_path(key):
@@ -705,12 +725,16 @@ class Run:
         present = set()
         for key in keys:
             for port in self.cluster.ports:
-                rec = self.read(key, -1, final=True, port=port)
+                for _ in range(60):  # answered at last, once every fault is healed
+                    rec = self.read(key, -1, final=True, port=port)
+                    if rec["outcome"] != "info":
+                        break
+                    time.sleep(0.5)
                 if rec["outcome"] == "ok" and not rec["read"]["absent"]:
                     present.add(key)
         # Jobs still queued or running.
         for state in ("queued", "running"):
-            status, _, data = self.api.call("GET", f"/v1/jobs?state={state}&limit=100")
+            status, _, data = self.api.call_settled("GET", f"/v1/jobs?state={state}&limit=100")
             for j in json.loads(data).get("jobs", []) if status == 200 else []:
                 self.history.add({"op": "job", "job": j["id"], "state": state, "observed": self.clock.now(),
                                   "superseded": False, "error": None, "error_code": None, "stuck": True})
@@ -718,7 +742,7 @@ class Run:
         listed, cursor = [], None
         while True:
             q = "?prefix=nem/&limit=1000" + (f"&cursor={urllib.parse.quote(cursor)}" if cursor else "")
-            status, _, data = self.api.call("GET", "/v1/objects" + q)
+            status, _, data = self.api.call_settled("GET", "/v1/objects" + q)
             page = json.loads(data)
             listed += [o["key"] for o in page["objects"]]
             cursor = page.get("next_cursor")
@@ -732,7 +756,7 @@ class Run:
         # Verify every stored object.
         verify = {}
         for key in sorted(set(listed)):
-            status, _, data = self.api.call("POST", obj_path(key) + "/verify")
+            status, _, data = self.api.call_settled("POST", obj_path(key) + "/verify")
             if status == 202:
                 verify[json.loads(data)["id"]] = key
             else:
@@ -740,7 +764,7 @@ class Run:
         deadline = time.monotonic() + 60
         while verify and time.monotonic() < deadline:
             for job, key in list(verify.items()):
-                status, _, data = self.api.call("GET", f"/v1/jobs/{job}")
+                status, _, data = self.api.call_settled("GET", f"/v1/jobs/{job}")
                 j = json.loads(data) if status == 200 else {}
                 if j.get("state") == "succeeded":
                     del verify[job]
