@@ -234,6 +234,58 @@ async fn a_client_that_goes_away_is_interrupted_on_both_paths() {
     assert_eq!(got[0], (400, "interrupted".into()));
 }
 
+/// Found by the nemesis (`scripts/nemesis.sh --backend postgres --minutes
+/// 30 --seed 30`): a node paused past a streamed upload's lease answered
+/// its client 409 `cancelled` when it woke, though nobody had cancelled
+/// anything (another node had taken the job over and failed it). That is
+/// the server's fault: 503 `unavailable`, send it again. A user's cancel
+/// is still 409 `cancelled`.
+#[tokio::test]
+async fn a_streamed_upload_that_lost_its_lease_is_503_and_a_cancelled_one_409() {
+    use futures_util::StreamExt;
+    let (t, app, token) = setup(Settings {
+        job_lease_secs: Some(3),
+        ..slots()
+    })
+    .await;
+    let caller = t.caller(&token).await;
+    for (key, lost_lease) in [("stalled", true), ("cancelled", false)] {
+        // Some bytes, then a client that sends no more (until cut off).
+        let first: Result<bytes::Bytes, std::io::Error> = Ok(bytes::Bytes::from(vec![1u8; 70_000]));
+        let body = Body::from_stream(futures_util::stream::iter([first]).chain(futures_util::stream::pending()));
+        let req = request("PUT", &format!("/v1/objects/{key}?wait=true"), &token, body);
+        let router = app.clone();
+        let answer = tokio::spawn(async move { send(&router, req).await });
+        let job = loop {
+            let running = t.service.jobs(&caller, Some("running"), None, Some(10)).await.unwrap();
+            if let Some(job) = running.items.into_iter().find(|j| j.object_key == key) {
+                break job;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        if lost_lease {
+            // What a takeover does to the row: a new attempt holds it.
+            t.sql(&format!(
+                "UPDATE jobs SET attempts = attempts + 1 WHERE id = '{}'",
+                job.id
+            ))
+            .await;
+        } else {
+            t.service.cancel_job(&caller, &job.id).await.unwrap();
+        }
+        let reply = tokio::time::timeout(Duration::from_secs(10), answer)
+            .await
+            .expect("the upload is answered once its attempt stops")
+            .unwrap();
+        if lost_lease {
+            reply.expect(503, "unavailable");
+        } else {
+            reply.expect(409, "cancelled");
+        }
+    }
+    t.stop().await;
+}
+
 #[tokio::test]
 async fn a_transient_storage_failure_is_503_on_both_paths() {
     // Failing container writes, no retries, a breaker that stays closed

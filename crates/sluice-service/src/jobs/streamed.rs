@@ -90,7 +90,7 @@ impl Service {
                 let error = if self.is_shutting_down() {
                     JobError::Interrupted("the server shut down before the upload was stored; upload it again".into())
                 } else {
-                    JobError::Cancelled("the job was cancelled".into())
+                    self.why_stopped(&row).await
                 };
                 let _ = self.record_failure(&row, &error, Some(&location)).await;
                 self.note_end(&row, JobEnd::Stopped, None, started, &done);
@@ -100,10 +100,10 @@ impl Service {
         match self.commit_success(&row, done, object.as_ref()).await {
             Ok(Fenced::Done(_)) => {}
             Ok(Fenced::Lost) => {
-                // Cancelled while the last bytes were stored.
+                // Cancelled, or the lease lost, while the last bytes were stored.
                 self.discard(Some(&location)).await;
                 self.note_end(&row, JobEnd::Stopped, None, started, &done);
-                return Err(failed(JobError::Cancelled("the job was cancelled".into())));
+                return Err(failed(self.why_stopped(&row).await));
             }
             Err(e) => {
                 // The commit's outcome is unknown: the connection may have
@@ -119,9 +119,9 @@ impl Service {
                             tracing::info!(job = %row.id, "the result was recorded although its commit reported an error");
                         }
                         Ok(_) => {
-                            // Cancelled, so the success never committed.
+                            // Cancelled or taken over, so the success never committed.
                             self.discard(Some(&location)).await;
-                            return Err(failed(JobError::Cancelled("the job was cancelled".into())));
+                            return Err(failed(self.why_stopped(&row).await));
                         }
                         Err(_) => return Err(e.into()),
                     },
@@ -134,6 +134,25 @@ impl Service {
         self.note_end(&row, JobEnd::Succeeded, None, started, &done);
         tracing::info!(job = %row.id, bytes_in = done.bytes_in, bytes_out = done.bytes_out, "upload processed as it streamed in");
         Ok(self.db.job(&row.tenant_id, &row.id).await?)
+    }
+
+    /// Why a streamed upload's attempt was stopped while the server runs:
+    /// a user cancelled the job, or this node lost the job's lease (it
+    /// stalled past the lease, and another node failed the job since its
+    /// body could not be had again). The second is the server's fault, not
+    /// the client's: 503, send it again.
+    async fn why_stopped(&self, row: &Job) -> JobError {
+        match self.db.job(&row.tenant_id, &row.id).await {
+            Ok(now) if now.state == JobState::Cancelled => JobError::Cancelled("the job was cancelled".into()),
+            Ok(_) => JobError::Unavailable(
+                "this node stalled past the job's lease and another took it over before the upload was \
+                 stored; upload it again"
+                    .into(),
+            ),
+            Err(_) => {
+                JobError::Unavailable("the job's lease was lost and its state cannot be read; upload it again".into())
+            }
+        }
     }
 
     /// Feeds `body` to the engine, which writes the container at
