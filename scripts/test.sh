@@ -50,14 +50,27 @@ if [ "${SLUICE_SKIP_SERVICE_CHECKS:-0}" != 1 ]; then
   step "several nodes on shared state: PostgreSQL (Debian) + S3 (moto)"
   scripts/shared_state_test.sh 2>&1 | tee -a "$log"
   # The consistency model checked under random faults (tests/nemesis/):
-  # the checker's self-tests, then a short run on each backend. A failing
-  # run prints its seed; its history stays in target/nemesis/.
-  step "randomized faults: SQLite, kill -9 and SIGSTOP"
+  # the checker's self-tests, then a short run on each backend, side by
+  # side (each mostly waits on its faults; together they take the time of
+  # one). A failing run prints its seed; its history stays in
+  # target/nemesis/.
+  step "randomized faults: SQLite (kill -9, SIGSTOP) beside PostgreSQL + S3 (every kind that applies)"
+  nemesis_secs=${SLUICE_NEMESIS_SECONDS:-60}
+  mkdir -p target/nemesis
   SLUICE=target/debug/sluice scripts/nemesis.sh --backend sqlite --faults kill,pause \
-    --seconds "${SLUICE_NEMESIS_SECONDS:-60}"
-  step "randomized faults: PostgreSQL + S3, every kind that applies"
+    --seconds "$nemesis_secs" >target/nemesis/ci-sqlite.log 2>&1 &
+  sqlite_run=$!
   SLUICE=target/debug/sluice scripts/nemesis.sh --backend postgres --faults all \
-    --seconds "${SLUICE_NEMESIS_SECONDS:-60}"
+    --seconds "$nemesis_secs" >target/nemesis/ci-postgres.log 2>&1 &
+  postgres_run=$!
+  sqlite_rc=0 postgres_rc=0
+  wait "$sqlite_run" || sqlite_rc=$?
+  wait "$postgres_run" || postgres_rc=$?
+  cat target/nemesis/ci-sqlite.log target/nemesis/ci-postgres.log
+  if [ "$sqlite_rc" != 0 ] || [ "$postgres_rc" != 0 ]; then
+    echo "randomized faults: the SQLite run exited $sqlite_rc, the PostgreSQL run $postgres_rc"
+    exit 1
+  fi
 fi
 step "deploy/: alert rules (promtool check + unit tests), dashboard queries"
 deploy/check.sh
@@ -71,7 +84,7 @@ if [ "${SLUICE_SKIP_SERVICE_CHECKS:-0}" != 1 ]; then
 fi
 if [ "${SLUICE_SKIP_FUZZ:-0}" != 1 ] && [ -x scripts/fuzz.sh ]; then
   step "short fuzz pass"
-  scripts/fuzz.sh "${SLUICE_FUZZ_SECONDS:-15}"
+  scripts/fuzz.sh "${SLUICE_FUZZ_SECONDS:-10}"
 fi
 step "done"
 du -sh target fuzz/target 2>/dev/null | awk '{ print "disk used by " $2 ": " $1 }'
