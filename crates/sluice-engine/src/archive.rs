@@ -12,8 +12,8 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use sluice_format::{
-    parse_footer, Error as FormatError, Header, Index, KeyRing, RecordHeader, Region, StreamContext, TruncatedAt,
-    FOOTER_LEN, RECORD_HEADER_LEN,
+    hash_chunk, parse_footer, ChunkHash, DigestBuilder, Error as FormatError, Header, Index, KeyRing, RecordHeader,
+    Region, StreamContext, TruncatedAt, FOOTER_LEN, RECORD_HEADER_LEN,
 };
 
 use crate::codec_cache::with_decompressor;
@@ -53,6 +53,84 @@ struct Opened {
     ctx: Arc<StreamContext>,
     index: Index,
     offsets: Vec<u64>,
+}
+
+impl Opened {
+    /// Checks the record header at the start of `record` (chunk `i`'s whole
+    /// record) against the stream and the index.
+    fn check_record(&self, i: u64, record: &[u8]) -> Result<RecordHeader> {
+        let slot = usize::try_from(i).map_err(|_| Error::Internal("chunk number overflow".into()))?;
+        let body_len = *self
+            .index
+            .body_lens
+            .get(slot)
+            .ok_or_else(|| Error::Internal(format!("chunk {i} missing from the index")))?;
+        let rh_bytes: &[u8; RECORD_HEADER_LEN] = record
+            .first_chunk()
+            .ok_or(FormatError::Truncated(TruncatedAt::InsideChunk(i)))?;
+        let rh = RecordHeader::parse(rh_bytes, Region::Chunk(i))?;
+        self.ctx.check_data_record(i, &rh)?;
+        if rh.body_len != body_len
+            || u64::from(rh.plain_len) != self.ctx.expected_chunk_len(i, self.index.plaintext_len)
+        {
+            return Err(FormatError::IndexMismatch(format!("chunk {i} record disagrees with the index")).into());
+        }
+        if record.len() != RECORD_HEADER_LEN + body_len as usize {
+            return Err(FormatError::Truncated(TruncatedAt::InsideChunk(i)).into());
+        }
+        Ok(rh)
+    }
+}
+
+/// Where one chunk's record lies in the container: what a caller that does
+/// its own I/O reads (in one piece) for [`Archive::open_record`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordRead {
+    /// The chunk's number.
+    pub index: u64,
+    /// The record's bytes in the container (header and body).
+    pub bytes: Range<u64>,
+}
+
+/// A chunk opened by [`Archive::open_record`]: its plaintext, authenticated.
+#[derive(Debug)]
+pub struct OpenedChunk {
+    /// The chunk's number.
+    pub index: u64,
+    /// Its plaintext.
+    pub plaintext: Vec<u8>,
+    /// Its hash, for the whole-file digest ([`DigestCheck`]).
+    pub hash: ChunkHash,
+}
+
+/// Checks, chunk by chunk in order, that a whole read matches the digest the
+/// authenticated index holds (see [`Archive::digest_check`]).
+pub struct DigestCheck {
+    builder: DigestBuilder,
+    expected: [u8; 32],
+    chunks: u64,
+    expected_chunks: u64,
+}
+
+impl DigestCheck {
+    /// Adds the next chunk's hash.
+    pub fn push(&mut self, hash: ChunkHash) {
+        self.builder.push(hash);
+        self.chunks += 1;
+    }
+
+    /// Whether every chunk was pushed and the digest matches.
+    pub fn finish(self) -> Result<()> {
+        if self.chunks != self.expected_chunks {
+            return Err(
+                FormatError::IndexMismatch(format!("{} of {} chunks read", self.chunks, self.expected_chunks)).into(),
+            );
+        }
+        if self.builder.finish() != self.expected {
+            return Err(FormatError::DigestMismatch.into());
+        }
+        Ok(())
+    }
 }
 
 /// What a range read did.
@@ -228,6 +306,73 @@ impl<S> Archive<S> {
     }
 }
 
+/// Sans-I/O range reads: the caller reads each record where
+/// [`Archive::record_reads`] says (with any I/O it likes, e.g. async) and
+/// hands it to [`Archive::open_record`], which is pure CPU work (run it on
+/// the [`crate::CpuPool`]).
+impl<S> Archive<S> {
+    /// The records a read of `range` needs, in order (none for an empty
+    /// range).
+    pub fn record_reads(&self, range: &Range<u64>) -> Result<Vec<RecordRead>> {
+        let len = self.plaintext_len();
+        if range.start > range.end || range.end > len {
+            return Err(Error::RangeOutOfBounds {
+                start: range.start,
+                end: range.end,
+                len,
+            });
+        }
+        let Some((first, last)) = self.chunks_of(range) else {
+            return Ok(Vec::new());
+        };
+        let opened = &*self.opened;
+        (first..=last)
+            .map(|i| {
+                let slot = usize::try_from(i).map_err(|_| Error::Internal("chunk number overflow".into()))?;
+                let (Some(&off), Some(&body_len)) = (opened.offsets.get(slot), opened.index.body_lens.get(slot)) else {
+                    return Err(Error::Internal(format!("chunk {i} missing from the index")));
+                };
+                Ok(RecordRead {
+                    index: i,
+                    bytes: off..off + RECORD_HEADER_LEN as u64 + u64::from(body_len),
+                })
+            })
+            .collect()
+    }
+
+    /// Authenticates and opens chunk `index` from its whole `record` (as
+    /// read at [`RecordRead::bytes`]): checks it against the index, opens
+    /// it, hashes the plaintext. CPU work; blocks on nothing.
+    pub fn open_record(&self, index: u64, mut record: Vec<u8>) -> Result<OpenedChunk> {
+        let opened = &*self.opened;
+        let rh = opened.check_record(index, &record)?;
+        record.drain(..RECORD_HEADER_LEN);
+        let mut plaintext = Vec::with_capacity(rh.plain_len as usize);
+        with_decompressor(|dec| opened.ctx.open_chunk(index, &rh, &mut record, dec, &mut plaintext))?;
+        let hash = hash_chunk(index, opened.ctx.chunk_size(), &plaintext);
+        Ok(OpenedChunk { index, plaintext, hash })
+    }
+
+    /// The part of chunk `index`'s plaintext (`chunk_len` bytes) that lies
+    /// in `range`, as a range of the chunk.
+    pub fn slice_in(&self, range: &Range<u64>, index: u64, chunk_len: usize) -> Range<usize> {
+        let start = index.saturating_mul(self.opened.ctx.chunk_size() as u64);
+        let from = range.start.saturating_sub(start).min(chunk_len as u64);
+        let to = range.end.saturating_sub(start).min(chunk_len as u64).max(from);
+        from as usize..to as usize
+    }
+
+    /// A check of the whole-file digest, for a read of every chunk in order.
+    pub fn digest_check(&self) -> DigestCheck {
+        DigestCheck {
+            builder: DigestBuilder::new(),
+            expected: self.opened.index.digest,
+            chunks: 0,
+            expected_chunks: self.opened.index.chunk_count,
+        }
+    }
+}
+
 impl<S: ReadAt> Archive<S> {
     /// Writes bytes `range` of the original to `output`, in order, reading
     /// and authenticating only the chunks that overlap it.
@@ -284,17 +429,7 @@ impl<S: ReadAt> Archive<S> {
             // One read for the record header and its body.
             bufs.input.resize(RECORD_HEADER_LEN + body_len as usize, 0);
             read_at_or(source, &mut bufs.input, off, TruncatedAt::InsideChunk(i))?;
-            let rh_bytes: &[u8; RECORD_HEADER_LEN] = bufs
-                .input
-                .first_chunk()
-                .ok_or_else(|| Error::Internal("record buffer shorter than its header".into()))?;
-            let rh = RecordHeader::parse(rh_bytes, Region::Chunk(i))?;
-            opened.ctx.check_data_record(i, &rh)?;
-            if rh.body_len != body_len
-                || u64::from(rh.plain_len) != opened.ctx.expected_chunk_len(i, opened.index.plaintext_len)
-            {
-                return Err(FormatError::IndexMismatch(format!("chunk {i} record disagrees with the index")).into());
-            }
+            let rh = opened.check_record(i, &bufs.input)?;
             bufs.input.drain(..RECORD_HEADER_LEN);
             progress.add_in(rh.record_len());
             next += 1;

@@ -62,7 +62,7 @@ mod pool;
 mod source;
 mod target;
 
-pub use archive::{Archive, RangeSummary};
+pub use archive::{Archive, DigestCheck, OpenedChunk, RangeSummary, RecordRead};
 pub use buffers::BufferPool;
 pub use container::{open_header, read_header};
 pub use control::{CancelToken, Control, Progress};
@@ -72,7 +72,7 @@ pub use engine::{available_cores, default_memory_budget, Engine, EngineConfig, M
 pub use error::{Error, Result};
 pub use inspect::{inspect, inspect_stream, ContainerInfo};
 pub use output_file::OutputFile;
-pub use pool::{CpuPool, Lane};
+pub use pool::{CpuPool, Lane, PoolResult};
 pub use sluice_format as format;
 pub use source::ReadAt;
 pub use target::Target;

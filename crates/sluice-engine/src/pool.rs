@@ -15,9 +15,12 @@
 //! limit), so no lane grows without bound.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
@@ -114,6 +117,29 @@ impl CpuPool {
         Lane(self.next_lane.fetch_add(1, Ordering::Relaxed))
     }
 
+    /// Queued jobs per lane, for metrics (lanes with none are absent).
+    pub fn lane_depths(&self) -> Vec<(Lane, usize)> {
+        let state = lock(&self.shared.state);
+        state.lanes.iter().map(|(lane, q)| (*lane, q.jobs.len())).collect()
+    }
+
+    /// Runs `job` on `lane` (weighed by `cost`, as [`CpuPool::spawn_in`])
+    /// and hands its result to whoever awaits the returned future: the way
+    /// async code runs CPU work without holding a thread while it waits.
+    /// Dropping the future does not stop a job already queued.
+    pub fn run<T: Send + 'static>(
+        &self,
+        lane: Lane,
+        cost: u64,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> PoolResult<T> {
+        let (tx, rx) = futures_channel::oneshot::channel();
+        self.spawn_in(lane, cost, move || {
+            let _ = tx.send(catch_unwind(AssertUnwindSafe(job)));
+        });
+        PoolResult(rx)
+    }
+
     /// Queues `job` on a lane shared by all callers of this method, with a
     /// cost of one quantum. Jobs must not block on each other.
     pub fn spawn(&self, job: impl FnOnce() + Send + 'static) {
@@ -137,6 +163,22 @@ impl CpuPool {
         self.shared.queued.fetch_add(1, Ordering::Relaxed);
         drop(state);
         self.shared.work_ready.notify_one();
+    }
+}
+
+/// The result of a job queued by [`CpuPool::run`], as a future.
+#[derive(Debug)]
+pub struct PoolResult<T>(futures_channel::oneshot::Receiver<std::thread::Result<T>>);
+
+impl<T> Future for PoolResult<T> {
+    type Output = crate::Result<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|got| match got {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(_)) => Err(crate::Error::Internal("a CPU pool job panicked".into())),
+            Err(_) => Err(crate::Error::Internal("the CPU pool shut down".into())),
+        })
     }
 }
 
@@ -275,6 +317,35 @@ mod tests {
         }
         let order = order.lock().unwrap().clone();
         order
+    }
+
+    #[test]
+    fn run_hands_results_and_panics_to_the_awaiter() {
+        let pool = CpuPool::new(2).unwrap();
+        let lane = pool.lane();
+        let got = futures_executor_lite(pool.run(lane, 1, || 6 * 7));
+        assert_eq!(got.unwrap(), 42);
+        let failed = futures_executor_lite(pool.run(lane, 1, || -> u8 { panic!("on purpose") }));
+        assert!(matches!(failed, Err(crate::Error::Internal(_))));
+    }
+
+    /// Waits for a future on this thread (the engine has no runtime).
+    fn futures_executor_lite<F: Future>(f: F) -> F::Output {
+        struct Unpark(std::thread::Thread);
+        impl std::task::Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        let mut f = std::pin::pin!(f);
+        loop {
+            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+            std::thread::park();
+        }
     }
 
     #[test]

@@ -9,6 +9,11 @@
 //!   `header_timeout` (slow-loris); it also closes idle keep-alive
 //!   connections after that long. A head larger than `max_header_bytes`
 //!   is refused by hyper (431).
+//! - **Write-idle timeout**: a socket write that makes no progress for
+//!   `write_idle` (a client that stopped reading its download) fails and
+//!   ends the connection, which drops the response body and ends its
+//!   transfer. A client reading slowly is not cut: each write that
+//!   completes starts the clock again. Nothing waits on a thread for it.
 //! - **Shutdown**: on the signal the listener closes, each connection
 //!   finishes its current request and closes; [`serve`] returns when all
 //!   have, or after the drain period (an event stream never finishes).
@@ -23,6 +28,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_io_timeout::TimeoutStream;
 
 /// How the connections are served.
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +39,8 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// Largest request head.
     pub max_header_bytes: usize,
+    /// Longest a socket write may make no progress.
+    pub write_idle: Duration,
     /// How long shutdown waits for open connections (SSE streams, long
     /// transfers) before it drops them.
     pub drain: Duration,
@@ -72,13 +80,19 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown:
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let mut stream = TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(limits.write_idle));
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(Box::pin(stream)), service));
         metrics::counter!("sluice_http_connections_total").increment(1);
         metrics::gauge!("sluice_http_connections_open").increment(1.0);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 // Slow-loris heads end here as timeouts, malformed heads as parse errors.
-                let kind = if e.is_timeout() {
+                let kind = if write_stalled(&e) {
+                    metrics::counter!("sluice_transfers_cut_total", "reason" => "idle_timeout", "direction" => "download")
+                        .increment(1);
+                    "write_idle_timeout"
+                } else if e.is_timeout() {
                     "header_timeout"
                 } else if e.is_parse() || e.is_parse_too_large() {
                     "bad_request_head"
@@ -96,4 +110,16 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown:
     if tokio::time::timeout(limits.drain, graceful.shutdown()).await.is_err() {
         tracing::info!("connections still open after the grace period: closing them");
     }
+}
+
+/// Whether a connection ended because a write made no progress in time.
+fn write_stalled(e: &hyper::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::TimedOut;
+        }
+        source = s.source();
+    }
+    false
 }

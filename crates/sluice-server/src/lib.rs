@@ -162,6 +162,7 @@ async fn run(config: Config, role: Role) -> Result<(), ServeError> {
                 max_connections: c.max_connections,
                 header_timeout: c.header_timeout,
                 max_header_bytes: c.max_header_bytes,
+                write_idle: c.idle_body_timeout,
                 drain: grace,
             };
             http::serve(listener, router(service.clone()), limits, stop).await;

@@ -91,11 +91,14 @@ pub fn job_status(e: &JobError) -> StatusCode {
 /// The status of a refusal.
 pub fn refusal_status(r: &Refusal) -> StatusCode {
     match r {
-        Refusal::RateLimited { .. } | Refusal::QuotaQueued { .. } => StatusCode::TOO_MANY_REQUESTS,
-        Refusal::QuotaBytes { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        Refusal::QueueFull { .. } | Refusal::StorageUnavailable { .. } | Refusal::Busy { .. } => {
-            StatusCode::SERVICE_UNAVAILABLE
+        Refusal::RateLimited { .. } | Refusal::QuotaQueued { .. } | Refusal::TenantTransfers { .. } => {
+            StatusCode::TOO_MANY_REQUESTS
         }
+        Refusal::QuotaBytes { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        Refusal::QueueFull { .. }
+        | Refusal::StorageUnavailable { .. }
+        | Refusal::Busy { .. }
+        | Refusal::Transfers { .. } => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 

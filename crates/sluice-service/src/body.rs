@@ -43,9 +43,11 @@ impl<'a> BodyReader<'a> {
     /// The next non-empty chunk, or `None` at the end.
     pub async fn next(&mut self) -> Result<Option<Bytes>, JobError> {
         loop {
-            let frame = tokio::time::timeout(self.idle, self.body.next())
-                .await
-                .map_err(|_| idle_timeout(self.idle))?;
+            let frame = tokio::time::timeout(self.idle, self.body.next()).await.map_err(|_| {
+                metrics::counter!("sluice_transfers_cut_total", "reason" => "idle_timeout", "direction" => "upload")
+                    .increment(1);
+                idle_timeout(self.idle)
+            })?;
             let Some(frame) = frame else { return Ok(None) };
             let data = frame.map_err(|e| JobError::Interrupted(format!("the upload was interrupted: {e}")))?;
             self.received += data.len() as u64;

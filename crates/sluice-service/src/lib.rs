@@ -17,7 +17,9 @@
 //!
 //! One multi-thread Tokio runtime carries the faces, the background tasks
 //! and the database pool; the engine's CPU work runs on its own pool,
-//! reached through `spawn_blocking`, never on the async workers. State
+//! never on the async workers. Downloads drive the engine's sans-I/O
+//! chunk calls from async streams and hold no thread while a client is
+//! slow ([`transfers`] caps them per tenant and per node). State
 //! lives only in the database and the object store ([`sluice_store`]).
 
 #![forbid(unsafe_code)]
@@ -38,6 +40,7 @@ pub mod telemetry;
 pub mod tenants;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod transfers;
 pub mod uploads;
 
 pub use auth::Caller;

@@ -18,6 +18,7 @@ use crate::objects::read::OpenedCache;
 use crate::settings::Config;
 use crate::telemetry::Telemetry;
 use crate::tenants::limits::Limits;
+use crate::transfers::{ReadAhead, TenantLanes, Transfers};
 use crate::{Error, Result};
 
 /// The service: its configuration, database, object store, engine, keys,
@@ -48,6 +49,12 @@ pub struct Service {
     /// Set once shutdown began: no new work is claimed.
     pub(crate) shutting_down: Arc<AtomicBool>,
     pub(crate) telemetry: Arc<Telemetry>,
+    /// Uploads and downloads in flight, within their caps.
+    pub(crate) transfers: Arc<Transfers>,
+    /// The bytes downloads decode ahead of their clients.
+    pub(crate) read_ahead: Arc<ReadAhead>,
+    /// Each tenant's lane in the CPU pool.
+    pub(crate) lanes: Arc<TenantLanes>,
 }
 
 /// How to open a [`Service`] beyond its configuration.
@@ -90,7 +97,7 @@ impl Builder {
         .map_err(|e| Error::Setup(format!("cannot start the engine: {e}")))?;
         let key_path = config.master_key.clone();
         let key_engine = engine.clone();
-        let (keys, created) = tokio::task::spawn_blocking(move || Keys::load_or_create(&key_path, key_engine))
+        let (keys, created) = sluice_store::blocking::spawn(move || Keys::load_or_create(&key_path, key_engine))
             .await
             .map_err(Error::internal)?
             .map_err(|e| Error::Setup(e.to_string()))?;
@@ -134,6 +141,9 @@ impl Builder {
             job_queued: Arc::new(Notify::new()),
             shutting_down: Arc::new(AtomicBool::new(false)),
             telemetry: Arc::new(Telemetry::new(metrics_token)),
+            transfers: Arc::new(Transfers::new(config.max_transfers, config.max_transfers_per_tenant)),
+            read_ahead: Arc::new(ReadAhead::new(config.transfer_memory)),
+            lanes: Arc::new(TenantLanes::default()),
             config: Arc::new(config),
         })
     }

@@ -102,6 +102,9 @@ pub enum NotReady {
     /// Shutdown began.
     #[error("shutting down")]
     ShuttingDown,
+    /// A bounded resource is full: new work would be refused or wait.
+    #[error("saturated: {0}")]
+    Saturated(&'static str),
 }
 
 impl Service {
@@ -173,6 +176,25 @@ impl Service {
         if self.is_shutting_down() {
             return Err(NotReady::ShuttingDown);
         }
+        if let Some(what) = self.saturated() {
+            return Err(NotReady::Saturated(what));
+        }
         Ok(())
+    }
+
+    /// The bounded resource that is full now, if any: transfers at their
+    /// cap, requests at theirs, every blocking thread busy with more
+    /// waiting. A load balancer then sends new clients elsewhere.
+    pub fn saturated(&self) -> Option<&'static str> {
+        let c = &self.config;
+        if self.transfers.total() >= self.transfers.max_total() {
+            Some("transfers at their cap (max_transfers)")
+        } else if self.requests_in_flight.load(std::sync::atomic::Ordering::Relaxed) >= c.max_in_flight {
+            Some("requests at their cap (max_in_flight)")
+        } else if sluice_store::blocking::queued() > 0 && sluice_store::blocking::running() >= c.max_blocking_threads {
+            Some("every blocking thread busy (max_blocking_threads)")
+        } else {
+            None
+        }
     }
 }

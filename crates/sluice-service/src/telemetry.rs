@@ -76,6 +76,9 @@ pub struct Telemetry {
     names: RwLock<HashMap<String, String>>,
     /// `(tenant, state)` job gauges set last time, so vanished ones go to 0.
     job_series: std::sync::Mutex<HashSet<(String, String)>>,
+    /// `(tenant, direction)` transfer gauges and CPU-pool lane gauges set
+    /// last time, likewise.
+    scrape_series: std::sync::Mutex<HashSet<(&'static str, String, &'static str)>>,
     /// The token `/metrics` requires, if any.
     token: Option<zeroize::Zeroizing<String>>,
     /// Original bytes and jobs each tenant (by id) had processed on this
@@ -122,6 +125,7 @@ impl Telemetry {
             handle: recorder(),
             names: RwLock::new(HashMap::new()),
             job_series: std::sync::Mutex::new(HashSet::new()),
+            scrape_series: std::sync::Mutex::new(HashSet::new()),
             token: token.map(zeroize::Zeroizing::new),
             processed: std::sync::Mutex::new(HashMap::new()),
         };
@@ -218,7 +222,57 @@ impl Telemetry {
             BreakerState::Open => 2.0,
         };
         gauge!("sluice_store_breaker_state").set(breaker);
+        self.render_saturation(st);
         self.handle.render()
+    }
+
+    /// What can fill up: blocking threads, the CPU pool's lanes, buffers,
+    /// transfers, the process's memory.
+    fn render_saturation(&self, st: &Service) {
+        gauge!("sluice_blocking_tasks", "state" => "queued").set(sluice_store::blocking::queued() as f64);
+        gauge!("sluice_blocking_tasks", "state" => "running").set(sluice_store::blocking::running() as f64);
+        gauge!("sluice_blocking_threads_max").set(st.config.max_blocking_threads as f64);
+        let buffers = st.engine.buffers();
+        gauge!("sluice_engine_buffer_bytes", "state" => "lent").set(buffers.lent() as f64);
+        gauge!("sluice_engine_buffer_budget_bytes").set(buffers.budget() as f64);
+        gauge!("sluice_read_ahead_bytes").set(st.read_ahead.lent() as f64);
+        gauge!("sluice_read_ahead_budget_bytes").set(st.read_ahead.budget() as f64);
+        if let Some(rss) = resident_bytes() {
+            gauge!("sluice_process_resident_bytes").set(rss as f64);
+        }
+        gauge!("sluice_transfers_max").set(st.transfers.max_total() as f64);
+        gauge!("sluice_transfers_per_tenant_max").set(st.config.max_transfers_per_tenant as f64);
+        gauge!("sluice_transfers_in_flight").set(st.transfers.total() as f64);
+        let mut now: HashMap<(&'static str, String, &'static str), f64> = HashMap::new();
+        for (tenant_id, direction, n) in st.transfers.by_tenant() {
+            now.insert(
+                ("transfers", self.tenant_name(&tenant_id), direction.as_str()),
+                n as f64,
+            );
+        }
+        // Lanes: each tenant's transfers by name; every other lane (one per
+        // job run by the engine's blocking pipeline) counted as "jobs".
+        let tenants = st.lanes.tenants();
+        for (lane, depth) in st.engine.pool().lane_depths() {
+            let name = match tenants.get(&lane) {
+                Some(t) => format!("tenant:{}", self.tenant_name(t)),
+                None => "jobs".to_string(),
+            };
+            *now.entry(("lane", name, "")).or_default() += depth as f64;
+        }
+        let Ok(mut seen) = self.scrape_series.lock() else {
+            return;
+        };
+        for key in seen.iter() {
+            if !now.contains_key(key) {
+                set_scrape_series(key, 0.0);
+            }
+        }
+        seen.clear();
+        for (key, v) in now {
+            set_scrape_series(&key, v);
+            seen.insert(key);
+        }
     }
 
     /// One sampler pass: what the database and the runtime say now.
@@ -260,6 +314,20 @@ impl Telemetry {
 }
 
 /// Compares without stopping at the first difference.
+fn set_scrape_series(key: &(&'static str, String, &'static str), v: f64) {
+    match key.0 {
+        "transfers" => gauge!("sluice_transfers", "tenant" => key.1.clone(), "direction" => key.2).set(v),
+        _ => gauge!("sluice_cpu_pool_lane_queued_tasks", "lane" => key.1.clone()).set(v),
+    }
+}
+
+/// The process's resident memory, from `/proc/self/statm` (Linux).
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages.saturating_mul(4096))
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod blocking;
 mod db;
 mod error;
 mod model;

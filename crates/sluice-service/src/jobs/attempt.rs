@@ -109,7 +109,7 @@ impl Service {
             None => {
                 let tenant = self.db.tenant(tenant_id).await?;
                 let keys = Arc::clone(&self.keys);
-                tokio::task::spawn_blocking(move || keys.identity(&tenant.id, &tenant.sealed_identity))
+                sluice_store::blocking::spawn(move || keys.identity(&tenant.id, &tenant.sealed_identity))
                     .await
                     .map_err(Error::internal)?
                     .map_err(Error::internal)?
@@ -163,7 +163,7 @@ impl Service {
         let location_owned = location.to_string();
         let engine = self.engine.clone();
         let rt = tokio::runtime::Handle::current();
-        let ran = tokio::task::spawn_blocking(move || {
+        let ran = sluice_store::blocking::spawn(move || {
             let ctl = Control { cancel, progress };
             let input = SyncIoBridge::new_with_handle(reader, rt.clone());
             encode_into_container(&engine, &objects, &location_owned, input, &opts, &ctl, rt)
@@ -201,7 +201,7 @@ impl Service {
         };
         let engine = self.engine.clone();
         let rt = tokio::runtime::Handle::current();
-        let ran = tokio::task::spawn_blocking(move || {
+        let ran = sluice_store::blocking::spawn(move || {
             let ctl = Control { cancel, progress };
             engine.verify(SyncIoBridge::new_with_handle(reader, rt), &keys, &ctl)
         })

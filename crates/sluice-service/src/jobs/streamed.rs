@@ -172,7 +172,7 @@ impl Service {
         let engine = self.engine.clone();
         let rt = tokio::runtime::Handle::current();
         let engine_cancel = cancel.clone();
-        let encoding = tokio::task::spawn_blocking(move || {
+        let encoding = sluice_store::blocking::spawn(move || {
             let ctl = Control {
                 cancel: engine_cancel,
                 progress,

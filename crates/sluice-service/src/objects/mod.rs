@@ -3,23 +3,22 @@
 //! what every face offers, in one place. Writing goes through
 //! [`write`](mod@write), reading through [`read`](mod@read).
 
+mod download;
 pub mod read;
 pub mod write;
 
 use std::ops::Range;
 use std::sync::Arc;
 
-use sluice_engine::{Archive, Control};
+use sluice_engine::Archive;
 use sluice_store::{JobKind, ObjectInfo, Objects, Scope};
-use tokio_util::io::SyncIoBridge;
 
 use crate::auth::Caller;
 use crate::body::{Body, ByteStream};
-use crate::bridge;
 use crate::jobs::{page, page_size, Job, Page};
 use crate::tenants::limits::BodyLimit;
+use crate::transfers::Direction;
 use crate::{Error, Result, Service};
-use read::ContainerSource;
 
 /// Longest object key, bytes.
 pub const MAX_KEY_LEN: usize = 1024;
@@ -245,69 +244,41 @@ impl Service {
             Some(r) => Some(r.resolve(len).ok_or(Error::RangeNotSatisfiable { len })?),
             None => None,
         };
-        let rt = tokio::runtime::Handle::current();
-        let (mut writer, rx) = bridge::channel(rt.clone(), self.config.idle_body_timeout);
-        let engine = self.engine.clone();
-        let ctl = Control::new();
-        match range.clone() {
-            None => {
-                let keys = self.keyring_for(caller.tenant(), o.encrypted).await?;
-                let (reader, _) = self.objects.reader(&o.location).await?;
-                tokio::task::spawn_blocking(move || {
-                    let input = SyncIoBridge::new_with_handle(reader, rt);
-                    let result = engine.decode(input, &mut writer, &keys, &ctl).map(|_| ());
-                    bridge::finish_stream(result, writer);
-                });
-            }
-            Some(r) => {
-                // Open (or take from the cache) before answering, so that a
-                // container that cannot be read answers with an error, not
-                // a cut-off body.
-                let archive = self.opened_archive(caller, &o, rt).await?;
-                tokio::task::spawn_blocking(move || {
-                    let result = archive.read_range(&engine, r, &mut writer, &ctl).map(|_| ());
-                    bridge::finish_stream(result, writer);
-                });
-            }
-        }
+        let permit = self.transfers.enter(caller.tenant(), Direction::Download)?;
+        let archive = self.opened_archive(caller, &o).await?;
+        let chunk_size = archive.header().chunk_size.bytes();
+        let d = download::Download {
+            range: range.clone().unwrap_or(0..len),
+            whole: range.is_none(),
+            archive,
+            objects: self.objects.clone(),
+            location: o.location.clone(),
+            pool: Arc::clone(self.engine.pool()),
+            lane: self.lanes.of(caller.tenant(), self.engine.pool()),
+            window: self.engine.in_flight_for(chunk_size),
+            read_ahead: Arc::clone(&self.read_ahead),
+            permit,
+        };
+        let body = download::stream(d)?;
         Ok(Content {
             object: o,
             range,
-            body: Box::pin(bridge::receiver_stream(rx)),
+            body: Box::pin(body),
         })
     }
 
-    /// The object's container opened for range reads, from the cache or
-    /// opened now (and cached) on a blocking thread.
-    async fn opened_archive(
-        &self,
-        caller: &Caller,
-        o: &ObjectInfo,
-        rt: tokio::runtime::Handle,
-    ) -> Result<Archive<ContainerSource>> {
-        let cached = self.opened.get(&o.location);
-        let keys = match cached {
-            Some(_) => None,
-            None => Some(self.keyring_for(caller.tenant(), o.encrypted).await?),
-        };
-        let objects = self.objects.clone();
-        let location = o.location.clone();
-        let cache = self.opened.clone();
-        tokio::task::spawn_blocking(move || {
-            let source = ContainerSource::open(&objects, &location, rt).map_err(sluice_engine::Error::Read)?;
-            match (cached, keys) {
-                (Some(a), _) => Ok(a.with_source(source)),
-                (None, Some(keys)) => {
-                    let a = Archive::open(source, &keys)?;
-                    cache.insert(&location, &a);
-                    Ok(a)
-                }
-                (None, None) => Err(sluice_engine::Error::Internal("no keys to open the container".into())),
-            }
-        })
-        .await
-        .map_err(Error::internal)?
-        .map_err(Error::from)
+    /// The object's container opened for reads: from the cache, or opened
+    /// now (ranged reads and the CPU pool, no thread held) and cached.
+    async fn opened_archive(&self, caller: &Caller, o: &ObjectInfo) -> Result<Archive<()>> {
+        if let Some(a) = self.opened.get(&o.location) {
+            return Ok(a);
+        }
+        let keys = self.keyring_for(caller.tenant(), o.encrypted).await?;
+        let pool = self.engine.pool();
+        let lane = self.lanes.of(caller.tenant(), pool);
+        let a = download::open(&self.objects, &o.location, keys, pool, lane).await?;
+        self.opened.insert(&o.location, &a);
+        Ok(a)
     }
 }
 

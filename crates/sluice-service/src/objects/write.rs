@@ -145,7 +145,7 @@ pub(crate) async fn store_body(
     let objects = st.objects.clone();
     let target = location.to_string();
     let rt = Handle::current();
-    let writing = tokio::task::spawn_blocking(move || -> io::Result<()> {
+    let writing = sluice_store::blocking::spawn(move || -> io::Result<()> {
         let mut input = input;
         let mut sink = ContainerSink::open(&objects, &target, rt.clone())?;
         match io::copy(&mut input, &mut sink) {

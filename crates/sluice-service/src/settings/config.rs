@@ -72,6 +72,12 @@ pub struct Config {
     pub max_in_flight: usize,
     /// Open connections at most.
     pub max_connections: usize,
+    /// Transfers in flight on this node at most (more: 503).
+    pub max_transfers: usize,
+    /// Transfers in flight per tenant at most (more: 429).
+    pub max_transfers_per_tenant: usize,
+    /// Bytes downloads may decode ahead of their clients, all together.
+    pub transfer_memory: usize,
     /// Time to send a request's headers.
     pub header_timeout: Duration,
     /// Longest stall of a streaming body.
@@ -177,6 +183,8 @@ impl Config {
                 max_connections: get!(db_max_connections),
                 min_connections: get!(db_min_connections),
                 acquire_timeout: secs(get!(db_acquire_timeout_secs)),
+                connect_timeout: secs(get!(db_connect_timeout_secs).max(1)),
+                statement_timeout: secs(get!(db_statement_timeout_secs)),
                 idle_timeout: secs(get!(db_idle_timeout_secs)),
                 max_lifetime: secs(get!(db_max_lifetime_secs)),
             },
@@ -203,6 +211,9 @@ impl Config {
             },
             max_in_flight: get!(max_in_flight),
             max_connections: get!(max_connections),
+            max_transfers: get!(max_transfers),
+            max_transfers_per_tenant: get!(max_transfers_per_tenant),
+            transfer_memory: get!(transfer_memory_mib).saturating_mul(1 << 20),
             header_timeout: secs(get!(header_timeout_secs)),
             idle_body_timeout: secs(get!(idle_body_timeout_secs)),
             request_timeout: secs(get!(request_timeout_secs)),
@@ -276,6 +287,8 @@ impl Config {
         )?;
         in_range("max_in_flight", self.max_in_flight, 1, usize::MAX)?;
         in_range("max_connections", self.max_connections, 1, usize::MAX)?;
+        in_range("max_transfers", self.max_transfers, 1, usize::MAX)?;
+        in_range("max_transfers_per_tenant", self.max_transfers_per_tenant, 1, usize::MAX)?;
         for (key, t) in [
             ("header_timeout_secs", self.header_timeout),
             ("idle_body_timeout_secs", self.idle_body_timeout),

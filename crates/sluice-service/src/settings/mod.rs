@@ -117,6 +117,12 @@ pub struct Settings {
     /// Longest wait for a database connection, seconds
     #[arg(long, env = "SLUICE_DB_ACQUIRE_TIMEOUT_SECS", value_name = "SECS")]
     pub db_acquire_timeout_secs: Option<u64>,
+    /// Longest wait for a new database connection to open, seconds
+    #[arg(long, env = "SLUICE_DB_CONNECT_TIMEOUT_SECS", value_name = "SECS")]
+    pub db_connect_timeout_secs: Option<u64>,
+    /// Longest a PostgreSQL statement may run, seconds (statement_timeout; 0 turns it off)
+    #[arg(long, env = "SLUICE_DB_STATEMENT_TIMEOUT_SECS", value_name = "SECS")]
+    pub db_statement_timeout_secs: Option<u64>,
     /// Idle database connections close after this many seconds
     #[arg(long, env = "SLUICE_DB_IDLE_TIMEOUT_SECS", value_name = "SECS")]
     pub db_idle_timeout_secs: Option<u64>,
@@ -147,6 +153,15 @@ pub struct Settings {
     /// Open connections at most; more wait in the listen backlog
     #[arg(long, env = "SLUICE_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
+    /// Uploads and downloads in flight on this node; more are refused with 503 and Retry-After
+    #[arg(long, env = "SLUICE_MAX_TRANSFERS", value_name = "N")]
+    pub max_transfers: Option<usize>,
+    /// Uploads and downloads in flight per tenant; more are refused with 429 and Retry-After
+    #[arg(long, env = "SLUICE_MAX_TRANSFERS_PER_TENANT", value_name = "N")]
+    pub max_transfers_per_tenant: Option<usize>,
+    /// MiB of chunks downloads may decode ahead of their clients, over all downloads
+    #[arg(long, env = "SLUICE_TRANSFER_MEMORY_MIB", value_name = "MIB")]
+    pub transfer_memory_mib: Option<usize>,
     /// Seconds a client has to send a request's headers
     #[arg(long, env = "SLUICE_HEADER_TIMEOUT_SECS", value_name = "SECS")]
     pub header_timeout_secs: Option<u64>,

@@ -100,14 +100,14 @@ impl Admin {
                 })
                 .map_err(Error::internal)?;
                 let file = path.clone();
-                let (keys, created) = tokio::task::spawn_blocking(move || Keys::load_or_create(&file, engine))
+                let (keys, created) = sluice_store::blocking::spawn(move || Keys::load_or_create(&file, engine))
                     .await
                     .map_err(Error::internal)?
                     .map_err(|e| Error::Setup(e.to_string()))?;
                 (Arc::new(keys), created.then(|| path.clone()))
             }
         };
-        let (identity, sealed) = tokio::task::spawn_blocking(move || keys.new_identity())
+        let (identity, sealed) = sluice_store::blocking::spawn(move || keys.new_identity())
             .await
             .map_err(Error::internal)?
             .map_err(Error::internal)?;

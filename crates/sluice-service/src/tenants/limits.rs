@@ -61,6 +61,18 @@ pub enum Refusal {
         /// How long the breaker stays open.
         retry_after: Duration,
     },
+    /// The tenant has as many uploads and downloads in flight as it may.
+    #[error("the tenant has {max} uploads and downloads in flight, its limit; retry later")]
+    TenantTransfers {
+        /// The limit.
+        max: usize,
+    },
+    /// This node has as many uploads and downloads in flight as it may.
+    #[error("this node has {max} uploads and downloads in flight, its limit; retry later")]
+    Transfers {
+        /// The limit.
+        max: usize,
+    },
     /// Too much is in memory at once (parts on their way to S3).
     #[error("{what}; send it again shortly")]
     Busy {
@@ -79,6 +91,8 @@ impl Refusal {
             Refusal::QueueFull { .. } => "queue_full",
             Refusal::StorageUnavailable { .. } => "storage_unavailable",
             Refusal::Busy { .. } => "overloaded",
+            Refusal::TenantTransfers { .. } => "too_many_transfers",
+            Refusal::Transfers { .. } => "transfers_full",
         }
     }
 
@@ -87,7 +101,10 @@ impl Refusal {
         let wait = match self {
             Refusal::RateLimited { retry_after, .. } | Refusal::StorageUnavailable { retry_after } => *retry_after,
             Refusal::QuotaQueued { .. } | Refusal::QueueFull { .. } => QUEUE_RETRY,
-            Refusal::QuotaBytes { .. } | Refusal::Busy { .. } => Duration::from_secs(1),
+            Refusal::QuotaBytes { .. }
+            | Refusal::Busy { .. }
+            | Refusal::TenantTransfers { .. }
+            | Refusal::Transfers { .. } => Duration::from_secs(1),
         };
         wait.max(Duration::from_secs(1))
     }

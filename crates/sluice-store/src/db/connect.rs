@@ -57,11 +57,22 @@ pub(crate) async fn open(url: &str, config: &DbConfig) -> Result<Db> {
         Backend::Sqlite => sqlite_create_url(url),
         Backend::Postgres => url.to_string(),
     };
+    let within = |what: &'static str| {
+        let limit = config.connect_timeout;
+        move |_| {
+            Error::Config(format!(
+                "database: {what} took longer than the connect timeout ({limit:?})"
+            ))
+        }
+    };
     match backend {
         Backend::Sqlite => create_sqlite_parent(url).await?,
-        Backend::Postgres => create_postgres_database(&connect_url).await?,
+        Backend::Postgres => tokio::time::timeout(config.connect_timeout, create_postgres_database(&connect_url))
+            .await
+            .map_err(within("reaching the server"))??,
     }
-    let pool = AnyPoolOptions::new()
+    let statement_timeout_ms = config.statement_timeout.as_millis();
+    let opening = AnyPoolOptions::new()
         .max_connections(config.max_connections.max(1))
         .min_connections(config.min_connections)
         .acquire_timeout(config.acquire_timeout)
@@ -72,14 +83,22 @@ pub(crate) async fn open(url: &str, config: &DbConfig) -> Result<Db> {
         .test_before_acquire(true)
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
-                if backend == Backend::Sqlite {
-                    conn.execute(SQLITE_PRAGMAS).await?;
+                match backend {
+                    Backend::Sqlite => {
+                        conn.execute(SQLITE_PRAGMAS).await?;
+                    }
+                    Backend::Postgres => {
+                        let set = format!("SET statement_timeout = {statement_timeout_ms}");
+                        conn.execute(sqlx::AssertSqlSafe(set).into_sql_str()).await?;
+                    }
                 }
                 Ok(())
             })
         })
-        .connect(&connect_url)
-        .await?;
+        .connect(&connect_url);
+    let pool = tokio::time::timeout(config.connect_timeout, opening)
+        .await
+        .map_err(within("connecting"))??;
     migrator(backend).run(&pool).await?;
     Ok(Db {
         pool,

@@ -38,6 +38,12 @@ pub struct DbConfig {
     pub min_connections: u32,
     /// Longest wait for a free connection.
     pub acquire_timeout: Duration,
+    /// Longest wait for the database when opening (creating the database,
+    /// the first connections, the migrations' lock).
+    pub connect_timeout: Duration,
+    /// Longest a PostgreSQL statement may run (zero: no limit); SQLite has
+    /// no server-side limit and waits at most its busy timeout for a lock.
+    pub statement_timeout: Duration,
     /// An idle connection is closed after this.
     pub idle_timeout: Duration,
     /// A connection is replaced after this.
@@ -53,6 +59,8 @@ impl Default for DbConfig {
             max_connections: 8,
             min_connections: 1,
             acquire_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(300),
             max_lifetime: Duration::from_secs(1800),
         }

@@ -64,7 +64,7 @@ async fn blocking<T: Send + 'static>(
     location: String,
     f: impl FnOnce() -> io::Result<T> + Send + 'static,
 ) -> BlobResult<T> {
-    match tokio::task::spawn_blocking(f).await {
+    match crate::blocking::spawn(f).await {
         Ok(result) => result.map_err(|e| BlobError::io(&location, e)),
         Err(e) => Err(BlobError::failing(e)),
     }
@@ -417,7 +417,7 @@ impl AsyncWrite for LocalWriter {
                 .map_err(|_| io::Error::other("a write is still in flight"))?;
             let (temp, dest) = (self.temp.clone(), self.dest.clone());
             self.finishing = Some(
-                tokio::task::spawn_blocking(move || {
+                crate::blocking::spawn(move || {
                     file.sync_all()?;
                     drop(file);
                     commit_file(&temp, &dest)
@@ -452,7 +452,8 @@ impl LocalWriter {
         }
         let temp = self.temp.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn_blocking(move || fs::remove_file(temp));
+            let _enter = rt.enter();
+            crate::blocking::spawn(move || fs::remove_file(temp));
         }
     }
 }
