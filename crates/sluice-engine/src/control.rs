@@ -117,19 +117,23 @@ impl Progress {
         self.chunks.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn add_in(&self, n: u64) {
+    /// Counts `n` more bytes read (callers that drive a sans-I/O operation count their own I/O).
+    pub fn add_in(&self, n: u64) {
         self.bytes_in.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub(crate) fn add_out(&self, n: u64) {
+    /// Counts `n` more bytes written.
+    pub fn add_out(&self, n: u64) {
         self.bytes_out.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub(crate) fn add_done(&self, n: u64) {
+    /// Counts `n` more bytes of input fully processed.
+    pub fn add_done(&self, n: u64) {
         self.done.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub(crate) fn add_chunk(&self) {
+    /// Counts one more chunk processed.
+    pub fn add_chunk(&self) {
         self.chunks.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -50,6 +50,192 @@ pub struct EncodeSummary {
     pub digest: [u8; 32],
 }
 
+/// How chunks are sealed: the part of [`EncodeOptions`] the CPU stage needs.
+#[derive(Debug, Clone, Copy)]
+struct Sealing {
+    compression: sluice_format::Compression,
+    chunk_param: sluice_format::ChunkSize,
+    adaptive: bool,
+}
+
+impl Sealing {
+    /// Hashes and seals chunk `index` of `input` into `output` (the body).
+    fn seal(
+        &self,
+        ctx: &StreamContext,
+        index: u64,
+        input: &[u8],
+        output: &mut Vec<u8>,
+    ) -> Result<(ChunkHash, RecordHeader)> {
+        let hash = hash_chunk(index, ctx.chunk_size(), input);
+        let record = with_compressor(self.compression, self.chunk_param, self.adaptive, |comp| {
+            ctx.seal_chunk(index, input, comp, output).map_err(Error::from)
+        })?;
+        Ok((hash, record))
+    }
+}
+
+/// An encode driven by its caller (sans I/O): the caller cuts the
+/// plaintext into chunks of [`Encoder::chunk_size`] bytes (only the last
+/// may be shorter), has each sealed by a [`ChunkSealer`] (pure CPU work:
+/// run it on the [`crate::CpuPool`], in any order), hands the results back
+/// in order to [`Encoder::push`] and writes what it gets, then the tail
+/// from [`Encoder::finish`]. The bytes written are exactly those of
+/// [`Engine::encode`] with the same options. Async servers drive it from a
+/// request body; nothing in it blocks or waits.
+pub struct Encoder {
+    ctx: Arc<StreamContext>,
+    sealing: Sealing,
+    next_index: u64,
+    next_push: u64,
+    digest: DigestBuilder,
+    body_lens: Vec<u32>,
+    offset: u64,
+    plaintext_len: u64,
+    compressed_chunks: u64,
+    short_seen: bool,
+}
+
+/// Seals one chunk: made by [`Encoder::sealer`], run anywhere.
+pub struct ChunkSealer {
+    ctx: Arc<StreamContext>,
+    sealing: Sealing,
+    index: u64,
+}
+
+/// A sealed chunk, for [`Encoder::push`].
+pub struct SealedChunk {
+    index: u64,
+    hash: ChunkHash,
+    record: RecordHeader,
+    plain_len: usize,
+    /// The whole record: header then sealed body.
+    bytes: Vec<u8>,
+}
+
+impl SealedChunk {
+    /// The record's bytes, as they go into the container.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Bytes of plaintext in it.
+    pub fn plain_len(&self) -> usize {
+        self.plain_len
+    }
+}
+
+impl ChunkSealer {
+    /// Hashes, compresses and seals `plaintext` (CPU work).
+    pub fn seal(self, plaintext: &[u8]) -> Result<SealedChunk> {
+        let mut body = Vec::with_capacity(plaintext.len() + 64);
+        let (hash, record) = self.sealing.seal(&self.ctx, self.index, plaintext, &mut body)?;
+        let mut bytes = Vec::with_capacity(sluice_format::RECORD_HEADER_LEN + body.len());
+        bytes.extend_from_slice(&record.to_bytes());
+        bytes.extend_from_slice(&body);
+        Ok(SealedChunk {
+            index: self.index,
+            hash,
+            record,
+            plain_len: plaintext.len(),
+            bytes,
+        })
+    }
+}
+
+impl Encoder {
+    /// Starts a container: the encoder and the header bytes to write first.
+    /// Builds the header (Argon2 for a passphrase slot: run it off async
+    /// workers).
+    pub fn new(opts: &EncodeOptions) -> Result<(Encoder, Vec<u8>)> {
+        let (header, cipher) = Header::create(&opts.params, &opts.slots)?;
+        let ctx = Arc::new(StreamContext::new(header, cipher));
+        let head = ctx.header().as_bytes().to_vec();
+        let encoder = Encoder {
+            offset: head.len() as u64,
+            ctx,
+            sealing: Sealing {
+                compression: opts.params.compression,
+                chunk_param: opts.params.chunk_size,
+                adaptive: opts.adaptive,
+            },
+            next_index: 0,
+            next_push: 0,
+            digest: DigestBuilder::new(),
+            body_lens: Vec::new(),
+            plaintext_len: 0,
+            compressed_chunks: 0,
+            short_seen: false,
+        };
+        Ok((encoder, head))
+    }
+
+    /// The plaintext bytes of every chunk but the last.
+    pub fn chunk_size(&self) -> usize {
+        self.ctx.chunk_size()
+    }
+
+    /// The sealer of the next chunk (numbered in the order asked for).
+    pub fn sealer(&mut self) -> Result<ChunkSealer> {
+        self.ctx.check_chunk_count(self.next_index + 1)?;
+        let index = self.next_index;
+        self.next_index += 1;
+        Ok(ChunkSealer {
+            ctx: Arc::clone(&self.ctx),
+            sealing: self.sealing,
+            index,
+        })
+    }
+
+    /// Takes the next chunk in order; its [`SealedChunk::bytes`] go into
+    /// the container next.
+    pub fn push(&mut self, chunk: &SealedChunk) -> Result<()> {
+        if chunk.index != self.next_push {
+            return Err(Error::Internal(format!(
+                "chunk {} pushed where chunk {} belongs",
+                chunk.index, self.next_push
+            )));
+        }
+        if self.short_seen || chunk.plain_len == 0 || chunk.plain_len > self.chunk_size() {
+            return Err(Error::Internal("only the last chunk may be short".into()));
+        }
+        self.short_seen = chunk.plain_len != self.chunk_size();
+        self.next_push += 1;
+        self.digest.push(chunk.hash);
+        self.compressed_chunks += u64::from(chunk.record.compressed);
+        self.body_lens.push(chunk.record.body_len);
+        self.offset += chunk.record.record_len();
+        self.plaintext_len += chunk.plain_len as u64;
+        Ok(())
+    }
+
+    /// Ends the container: the bytes of its index and footer (to write
+    /// last) and what was written.
+    pub fn finish(self) -> Result<(Vec<u8>, EncodeSummary)> {
+        if self.next_push != self.next_index {
+            return Err(Error::Internal("a sealed chunk was never pushed".into()));
+        }
+        let digest = self.digest.finish();
+        let index = Index {
+            chunk_count: self.body_lens.len() as u64,
+            plaintext_len: self.plaintext_len,
+            index_offset: self.offset,
+            digest,
+            body_lens: self.body_lens,
+        };
+        let mut tail = self.ctx.seal_index(&index)?;
+        tail.extend_from_slice(&footer(self.offset));
+        let summary = EncodeSummary {
+            plaintext_len: self.plaintext_len,
+            container_len: self.offset + tail.len() as u64,
+            chunk_count: index.chunk_count,
+            compressed_chunks: self.compressed_chunks,
+            digest,
+        };
+        Ok((tail, summary))
+    }
+}
+
 struct ChunkJob {
     index: u64,
     hash: Option<ChunkHash>,
@@ -101,13 +287,14 @@ impl Engine {
             }))
         };
         let work_ctx = Arc::clone(&ctx);
+        let sealing = Sealing {
+            compression,
+            chunk_param,
+            adaptive,
+        };
         let work: Work<ChunkJob> = Arc::new(move |job: &mut ChunkJob, bufs: &mut Buffers| {
-            job.hash = Some(hash_chunk(job.index, chunk_size, &bufs.input));
-            let record = with_compressor(compression, chunk_param, adaptive, |comp| {
-                work_ctx
-                    .seal_chunk(job.index, &bufs.input, comp, &mut bufs.output)
-                    .map_err(Error::from)
-            })?;
+            let (hash, record) = sealing.seal(&work_ctx, job.index, &bufs.input, &mut bufs.output)?;
+            job.hash = Some(hash);
             job.record = Some(record);
             Ok(())
         });
@@ -152,5 +339,78 @@ impl Engine {
             compressed_chunks,
             digest,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_format::{KeyRing, RawKey};
+
+    use super::*;
+    use crate::EngineConfig;
+
+    /// The sans-I/O encoder, chunks sealed out of order, writes a container
+    /// the blocking decoder restores, with the same digest and length as
+    /// `Engine::encode`.
+    #[test]
+    fn the_sans_io_encoder_writes_what_encode_writes() {
+        let engine = Engine::new(EngineConfig::default()).unwrap();
+        let key = RawKey::generate().unwrap();
+        let opts = EncodeOptions {
+            slots: vec![SlotSpec::RawKey(key.clone())],
+            params: FileParams {
+                chunk_size: sluice_format::ChunkSize::from_log2(12).unwrap(),
+                ..FileParams::default()
+            },
+            ..EncodeOptions::default()
+        };
+        let original: Vec<u8> = (0..50_001u32).map(|i| (i % 97) as u8).collect();
+        let (mut enc, mut out) = Encoder::new(&opts).unwrap();
+        let pieces: Vec<&[u8]> = original.chunks(enc.chunk_size()).collect();
+        let sealers: Vec<ChunkSealer> = pieces.iter().map(|_| enc.sealer().unwrap()).collect();
+        // Sealed in reverse order, pushed in order.
+        let mut sealed: Vec<SealedChunk> = sealers
+            .into_iter()
+            .zip(&pieces)
+            .rev()
+            .map(|(s, p)| s.seal(p).unwrap())
+            .collect();
+        sealed.reverse();
+        for c in &sealed {
+            enc.push(c).unwrap();
+            out.extend_from_slice(c.bytes());
+        }
+        let (tail, summary) = enc.finish().unwrap();
+        out.extend_from_slice(&tail);
+        assert_eq!(summary.container_len, out.len() as u64);
+        assert_eq!(summary.digest, *blake3::hash(&original).as_bytes());
+        let mut restored = Vec::new();
+        let keys = KeyRing::new().with_raw_key(key.clone());
+        engine.decode(&out[..], &mut restored, &keys, &Control::new()).unwrap();
+        assert_eq!(restored, original);
+        let mut blocking = Vec::new();
+        let same = engine
+            .encode(&original[..], &mut blocking, &opts, &Control::new())
+            .unwrap();
+        assert_eq!(
+            (same.digest, same.container_len),
+            (summary.digest, summary.container_len)
+        );
+    }
+
+    #[test]
+    fn chunks_out_of_order_or_short_before_the_end_are_refused() {
+        let opts = EncodeOptions {
+            slots: vec![SlotSpec::RawKey(RawKey::generate().unwrap())],
+            ..EncodeOptions::default()
+        };
+        let (mut enc, _) = Encoder::new(&opts).unwrap();
+        let a = enc.sealer().unwrap();
+        let b = enc.sealer().unwrap();
+        let sb = b.seal(b"short").unwrap();
+        assert!(enc.push(&sb).is_err(), "chunk 1 before chunk 0");
+        let sa = a.seal(b"short").unwrap();
+        enc.push(&sa).unwrap();
+        assert!(enc.push(&sb).is_err(), "a chunk after a short one");
     }
 }

@@ -67,7 +67,7 @@ pub use buffers::BufferPool;
 pub use container::{open_header, read_header};
 pub use control::{CancelToken, Control, Progress};
 pub use decode::DecodeSummary;
-pub use encode::{EncodeOptions, EncodeSummary};
+pub use encode::{ChunkSealer, EncodeOptions, EncodeSummary, Encoder, SealedChunk};
 pub use engine::{available_cores, default_memory_budget, Engine, EngineConfig, MAX_THREADS};
 pub use error::{Error, Result};
 pub use inspect::{inspect, inspect_stream, ContainerInfo};

@@ -91,9 +91,10 @@ pub fn job_status(e: &JobError) -> StatusCode {
 /// The status of a refusal.
 pub fn refusal_status(r: &Refusal) -> StatusCode {
     match r {
-        Refusal::RateLimited { .. } | Refusal::QuotaQueued { .. } | Refusal::TenantTransfers { .. } => {
-            StatusCode::TOO_MANY_REQUESTS
-        }
+        Refusal::RateLimited { .. }
+        | Refusal::QuotaQueued { .. }
+        | Refusal::TenantTransfers { .. }
+        | Refusal::TenantMemory => StatusCode::TOO_MANY_REQUESTS,
         Refusal::QuotaBytes { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         Refusal::QueueFull { .. }
         | Refusal::StorageUnavailable { .. }

@@ -40,6 +40,18 @@ impl<'a> BodyReader<'a> {
         }
     }
 
+    /// The chunks as a stream (ends after the first error).
+    pub fn into_stream(self) -> impl Stream<Item = Result<Bytes, JobError>> + Send + 'a {
+        futures_util::stream::unfold(Some(self), |reader| async move {
+            let mut r = reader?;
+            match r.next().await {
+                Ok(Some(data)) => Some((Ok(data), Some(r))),
+                Ok(None) => None,
+                Err(e) => Some((Err(e), None)),
+            }
+        })
+    }
+
     /// The next non-empty chunk, or `None` at the end.
     pub async fn next(&mut self) -> Result<Option<Bytes>, JobError> {
         loop {

@@ -26,7 +26,6 @@
 
 pub mod auth;
 pub mod body;
-mod bridge;
 mod error;
 pub mod jobs;
 mod keys;

@@ -18,7 +18,7 @@ use crate::objects::read::OpenedCache;
 use crate::settings::Config;
 use crate::telemetry::Telemetry;
 use crate::tenants::limits::Limits;
-use crate::transfers::{ReadAhead, TenantLanes, Transfers};
+use crate::transfers::{TenantLanes, TransferMemory, Transfers};
 use crate::{Error, Result};
 
 /// The service: its configuration, database, object store, engine, keys,
@@ -51,8 +51,8 @@ pub struct Service {
     pub(crate) telemetry: Arc<Telemetry>,
     /// Uploads and downloads in flight, within their caps.
     pub(crate) transfers: Arc<Transfers>,
-    /// The bytes downloads decode ahead of their clients.
-    pub(crate) read_ahead: Arc<ReadAhead>,
+    /// The memory transfers' chunks are held in.
+    pub(crate) memory: Arc<TransferMemory>,
     /// Each tenant's lane in the CPU pool.
     pub(crate) lanes: Arc<TenantLanes>,
 }
@@ -142,7 +142,7 @@ impl Builder {
             shutting_down: Arc::new(AtomicBool::new(false)),
             telemetry: Arc::new(Telemetry::new(metrics_token)),
             transfers: Arc::new(Transfers::new(config.max_transfers, config.max_transfers_per_tenant)),
-            read_ahead: Arc::new(ReadAhead::new(config.transfer_memory)),
+            memory: Arc::new(TransferMemory::new(config.transfer_memory)),
             lanes: Arc::new(TenantLanes::default()),
             config: Arc::new(config),
         })

@@ -235,8 +235,8 @@ impl Telemetry {
         let buffers = st.engine.buffers();
         gauge!("sluice_engine_buffer_bytes", "state" => "lent").set(buffers.lent() as f64);
         gauge!("sluice_engine_buffer_budget_bytes").set(buffers.budget() as f64);
-        gauge!("sluice_read_ahead_bytes").set(st.read_ahead.lent() as f64);
-        gauge!("sluice_read_ahead_budget_bytes").set(st.read_ahead.budget() as f64);
+        gauge!("sluice_transfer_memory_bytes").set(st.memory.lent() as f64);
+        gauge!("sluice_transfer_memory_budget_bytes").set(st.memory.budget() as f64);
         if let Some(rss) = resident_bytes() {
             gauge!("sluice_process_resident_bytes").set(rss as f64);
         }

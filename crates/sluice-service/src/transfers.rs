@@ -6,19 +6,22 @@
 //!   the [`TransferPermit`] it returns is held by the body stream and let
 //!   go when the stream ends or is dropped (the client went away, or the
 //!   server cut it).
-//! - [`ReadAhead`] is the byte budget downloads share for chunks decoded
-//!   before their client asked for them. A download always gets the chunk
-//!   its client waits for; it decodes further ahead only while the budget
-//!   has room, so slow clients cannot take memory others need, and nobody
-//!   ever waits for it.
+//! - [`TransferMemory`] is the byte budget every transfer's chunks come
+//!   out of (a chunk being received, sealed, opened or sent), of which one
+//!   tenant may hold at most half. The chunk a transfer needs next is
+//!   waited for (briefly: past it, 429 or 503; no thread waits); chunks
+//!   decoded or sealed ahead are taken only while there is room, so slow
+//!   clients cannot take the memory others need.
 //!
 //! Counts are read at scrape time for the metrics (`sluice_transfers`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use sluice_engine::{CpuPool, Lane};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::tenants::limits::Refusal;
 
@@ -144,33 +147,87 @@ impl Drop for TransferPermit {
     }
 }
 
-/// The bytes downloads hold in chunks decoded ahead of their clients.
+/// The memory transfers hold in chunks: one budget for the node, of which
+/// one tenant may hold at most half, so one tenant's transfers can never
+/// take all of it. Counted in KiB.
 #[derive(Debug)]
-pub struct ReadAhead {
+pub struct TransferMemory {
     budget: usize,
-    lent: Arc<AtomicUsize>,
+    total: Arc<Semaphore>,
+    per_tenant_kib: u32,
+    tenants: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
-impl ReadAhead {
+/// Memory of a [`TransferMemory`], given back on drop.
+#[derive(Debug)]
+pub struct Held {
+    _tenant: OwnedSemaphorePermit,
+    _total: OwnedSemaphorePermit,
+}
+
+impl TransferMemory {
     /// A budget of `budget` bytes.
-    pub fn new(budget: usize) -> ReadAhead {
-        ReadAhead {
+    pub fn new(budget: usize) -> TransferMemory {
+        let kib = u32::try_from(budget >> 10).unwrap_or(u32::MAX).max(2);
+        TransferMemory {
             budget,
-            lent: Arc::new(AtomicUsize::new(0)),
+            total: Arc::new(Semaphore::new(kib as usize)),
+            per_tenant_kib: kib / 2,
+            tenants: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Holds `bytes` if the budget has room for them.
-    pub fn try_hold(&self, bytes: usize) -> Option<Held> {
-        self.lent
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |lent| {
-                lent.checked_add(bytes).filter(|&after| after <= self.budget)
-            })
-            .ok()
-            .map(|_| Held {
-                lent: Arc::clone(&self.lent),
-                bytes,
-            })
+    /// `bytes` in KiB, at most a tenant's share (a chunk larger than that
+    /// is counted as the whole share, so it can always run alone).
+    fn kib(&self, bytes: usize) -> u32 {
+        u32::try_from(bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.per_tenant_kib.max(1))
+    }
+
+    fn tenant(&self, tenant_id: &str) -> Arc<Semaphore> {
+        let mut tenants = self.tenants.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(
+            tenants
+                .entry(tenant_id.to_string())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.per_tenant_kib as usize))),
+        )
+    }
+
+    /// Holds `bytes` for `tenant_id` if both its share and the node's
+    /// budget have room now.
+    pub fn try_hold(&self, tenant_id: &str, bytes: usize) -> Option<Held> {
+        let kib = self.kib(bytes);
+        let tenant = self.tenant(tenant_id).try_acquire_many_owned(kib).ok()?;
+        let total = Arc::clone(&self.total).try_acquire_many_owned(kib).ok()?;
+        Some(Held {
+            _tenant: tenant,
+            _total: total,
+        })
+    }
+
+    /// Holds `bytes` for `tenant_id`, waiting (without a thread) for room
+    /// in its share, then in the node's budget, at most `within`. Past it,
+    /// the refusal says which was full: the tenant's share (429) or the
+    /// node's (503).
+    pub async fn hold(&self, tenant_id: &str, bytes: usize, within: Duration) -> Result<Held, Refusal> {
+        let kib = self.kib(bytes);
+        let share = self.tenant(tenant_id);
+        let waiting = async {
+            let tenant = Arc::clone(&share).acquire_many_owned(kib).await.ok();
+            let total = Arc::clone(&self.total).acquire_many_owned(kib).await.ok();
+            (tenant, total)
+        };
+        match tokio::time::timeout(within, waiting).await {
+            Ok((Some(tenant), Some(total))) => Ok(Held {
+                _tenant: tenant,
+                _total: total,
+            }),
+            _ if share.available_permits() < kib as usize => Err(Refusal::TenantMemory),
+            _ => Err(Refusal::Busy {
+                what: "transfers hold all the memory this node gives them",
+            }),
+        }
     }
 
     /// The budget in bytes.
@@ -178,22 +235,15 @@ impl ReadAhead {
         self.budget
     }
 
+    /// Bytes one tenant may hold.
+    pub fn share(&self) -> usize {
+        (self.per_tenant_kib as usize) << 10
+    }
+
     /// Bytes held now.
     pub fn lent(&self) -> usize {
-        self.lent.load(Ordering::Relaxed)
-    }
-}
-
-/// Bytes of a [`ReadAhead`] budget, given back on drop.
-#[derive(Debug)]
-pub struct Held {
-    lent: Arc<AtomicUsize>,
-    bytes: usize,
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.lent.fetch_sub(self.bytes, Ordering::AcqRel);
+        let total_kib = self.budget >> 10;
+        total_kib.saturating_sub(self.total.available_permits()) << 10
     }
 }
 
@@ -248,16 +298,26 @@ mod tests {
         assert!(seen.contains(&("c".into(), Direction::Download, 1)));
     }
 
-    #[test]
-    fn read_ahead_lends_within_its_budget() {
-        let r = ReadAhead::new(10);
-        let a = r.try_hold(6).unwrap();
-        assert!(r.try_hold(5).is_none());
-        let b = r.try_hold(4).unwrap();
-        assert_eq!(r.lent(), 10);
-        drop(a);
-        drop(b);
-        assert_eq!(r.lent(), 0);
-        assert!(r.try_hold(11).is_none());
+    #[tokio::test]
+    async fn memory_is_shared_with_a_cap_per_tenant() {
+        let m = TransferMemory::new(8 << 20);
+        let short = Duration::from_millis(50);
+        // A tenant may hold half of the budget: 4 MiB.
+        let a1 = m.try_hold("a", 3 << 20).unwrap();
+        assert!(m.try_hold("a", 2 << 20).is_none());
+        assert!(matches!(m.hold("a", 2 << 20, short).await, Err(Refusal::TenantMemory)));
+        // Another tenant still has its share.
+        let b1 = m.hold("b", 4 << 20, short).await.unwrap();
+        assert_eq!(m.lent(), 7 << 20);
+        // The node's budget is full for a third tenant.
+        assert!(matches!(m.hold("c", 2 << 20, short).await, Err(Refusal::Busy { .. })));
+        drop(a1);
+        let c = m.hold("c", 2 << 20, short).await.unwrap();
+        // A chunk larger than a share counts as the whole share.
+        drop((b1, c));
+        let huge = m.try_hold("d", 64 << 20).unwrap();
+        assert_eq!(m.lent(), 4 << 20);
+        drop(huge);
+        assert_eq!(m.lent(), 0);
     }
 }

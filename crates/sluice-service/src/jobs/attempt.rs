@@ -4,17 +4,17 @@
 //! Queued jobs (`dispatcher.rs`) and uploads processed as they stream in
 //! (`streamed.rs`) share it.
 
-use std::pin::Pin;
 use std::sync::Arc;
 
+use futures_util::StreamExt;
 use sluice_engine::format::{ChunkSize, Compression, FileParams, KeyRing, Recipient, SlotSpec, Suite};
 use sluice_engine::{CancelToken, Control, EncodeOptions, EncodeSummary, Progress};
+use sluice_store::ByteStream;
 use sluice_store::{now_ms, Job, ObjectInfo};
-use tokio::io::AsyncRead;
-use tokio_util::io::SyncIoBridge;
 
 use super::JobError;
-use crate::objects::write::encode_into_container;
+use crate::objects::download::{self, ReadFailure, VerifyAt};
+use crate::objects::encode::encode_stream;
 use crate::{Error, Service};
 
 /// How a job attempt ended.
@@ -144,35 +144,35 @@ impl Service {
             self.objects
                 .staged_stream(&staging, job.staged_bytes.max(0) as u64)
                 .await
-                .map(|parts| Box::pin(tokio_util::io::StreamReader::new(parts)) as Pin<Box<dyn AsyncRead + Send>>)
         } else {
-            self.objects
-                .reader(&staging)
-                .await
-                .map(|(r, _)| Box::pin(r) as Pin<Box<dyn AsyncRead + Send>>)
+            // Opened through the store's guard, so a failing store opens its
+            // breaker (and the job waits instead of using up attempts).
+            self.objects.reader(&staging).await.map(|(r, _)| {
+                Box::pin(tokio_util::io::ReaderStream::with_capacity(
+                    r,
+                    sluice_store::STREAM_BUFFER,
+                )) as ByteStream
+            })
         };
-        let reader = match opened {
-            Ok(r) => r,
+        let staged = match opened {
+            Ok(s) => s,
             Err(sluice_store::Error::NotFound(_)) => {
                 return Outcome::Failed(JobError::Internal("the staged upload is missing".into()))
             }
             Err(e) => return Outcome::Failed(store_failure(e)),
         };
+        let source = StreamExt::map(staged, |piece| {
+            piece.map_err(|e| JobError::Unavailable(format!("reading the staged upload failed: {e}")))
+        });
         let encrypted = opts.params.suite.is_encrypted();
-        let objects = self.objects.clone();
-        let location_owned = location.to_string();
-        let engine = self.engine.clone();
-        let rt = tokio::runtime::Handle::current();
-        let ran = sluice_store::blocking::spawn(move || {
-            let ctl = Control { cancel, progress };
-            let input = SyncIoBridge::new_with_handle(reader, rt.clone());
-            encode_into_container(&engine, &objects, &location_owned, input, &opts, &ctl, rt)
-        })
-        .await;
-        match ran {
-            Ok(Ok(summary)) => stored(job, location, encrypted, &summary),
-            Ok(Err(e)) => Outcome::of_engine(&e),
-            Err(e) => Outcome::Failed(JobError::Internal(format!("worker thread failed: {e}"))),
+        let lanes = self.encode_lanes(&job.tenant_id, &opts);
+        let ctl = Control { cancel, progress };
+        match encode_stream(&self.objects, location, lanes, source, opts, &ctl).await {
+            Ok(summary) => stored(job, location, encrypted, &summary),
+            Err(stop) => match stop.into_job_error() {
+                Some(error) => Outcome::Failed(error),
+                None => Outcome::Stopped,
+            },
         }
     }
 
@@ -192,27 +192,28 @@ impl Service {
             Ok(k) => k,
             Err(e) => return Outcome::Failed(JobError::Unavailable(e.to_string())),
         };
-        let (reader, _) = match self.objects.reader(&object.location).await {
-            Ok(r) => r,
-            Err(sluice_store::Error::NotFound(_)) => {
-                return Outcome::Failed(JobError::Integrity("the stored container is missing".into()))
-            }
-            Err(e) => return Outcome::Failed(store_failure(e)),
+        let pool = self.engine.pool();
+        let at = VerifyAt {
+            objects: self.objects.clone(),
+            location: object.location.clone(),
+            pool: Arc::clone(pool),
+            lane: self.lanes.of(&job.tenant_id, pool),
+            window: self.engine.in_flight(),
+            tenant_id: job.tenant_id.clone(),
+            memory: Arc::clone(&self.memory),
+            memory_wait: self.config.idle_body_timeout,
         };
-        let engine = self.engine.clone();
-        let rt = tokio::runtime::Handle::current();
-        let ran = sluice_store::blocking::spawn(move || {
-            let ctl = Control { cancel, progress };
-            engine.verify(SyncIoBridge::new_with_handle(reader, rt), &keys, &ctl)
-        })
-        .await;
-        match ran {
-            Ok(Ok(summary)) if hex::encode(summary.digest) == object.digest => Outcome::Done(None),
-            Ok(Ok(_)) => Outcome::Failed(JobError::Integrity(
+        let ctl = Control { cancel, progress };
+        match download::verify(at, keys, &ctl).await {
+            Ok(digest) if hex::encode(digest) == object.digest => Outcome::Done(None),
+            Ok(_) => Outcome::Failed(JobError::Integrity(
                 "the container's digest differs from the one recorded".into(),
             )),
-            Ok(Err(e)) => Outcome::of_engine(&e),
-            Err(e) => Outcome::Failed(JobError::Internal(format!("worker thread failed: {e}"))),
+            Err(ReadFailure::Store(sluice_store::Error::NotFound(_))) => {
+                Outcome::Failed(JobError::Integrity("the stored container is missing".into()))
+            }
+            Err(ReadFailure::Store(e)) => Outcome::Failed(store_failure(e)),
+            Err(ReadFailure::Engine(e)) => Outcome::of_engine(&e),
         }
     }
 }

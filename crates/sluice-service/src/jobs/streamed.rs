@@ -20,7 +20,6 @@ use std::time::Instant;
 
 use sluice_engine::{CancelToken, Control, EncodeOptions, EncodeSummary, Progress};
 use sluice_store::{Fenced, Job, JobProgress, JobState, NewJob, Objects};
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::attempt::{stored, Outcome};
@@ -28,8 +27,7 @@ use super::dispatcher::{heartbeat, progress_of};
 use super::running::RunningJob;
 use super::JobError;
 use crate::body::{Body, BodyReader};
-use crate::bridge::{reader_channel, Msg};
-use crate::objects::write::encode_into_container;
+use crate::objects::encode::{encode_stream, EncodeStop};
 use crate::telemetry::JobEnd;
 use crate::tenants::limits::BodyLimit;
 use crate::{Error, Result, Service};
@@ -67,7 +65,15 @@ impl Service {
         let RunningJob { cancel, progress } = registered.job.clone();
         let beat = heartbeat(self, &row, &cancel, &progress);
         let ran = self
-            .run_streaming(body, limit, opts, &location, cancel, Arc::clone(&progress))
+            .run_streaming(
+                &row.tenant_id,
+                body,
+                limit,
+                opts,
+                &location,
+                cancel,
+                Arc::clone(&progress),
+            )
             .await;
         drop(beat);
         drop(registered);
@@ -155,10 +161,13 @@ impl Service {
         }
     }
 
-    /// Feeds `body` to the engine, which writes the container at
-    /// `location`. `Err(None)`: stopped by its cancel token.
+    /// Encodes `body` into the container at `location` as it arrives, on
+    /// the CPU pool in the tenant's lane; no thread waits for the client.
+    /// `Err(None)`: stopped by its cancel token.
+    #[allow(clippy::too_many_arguments)]
     async fn run_streaming(
         &self,
+        tenant_id: &str,
         body: Body,
         limit: BodyLimit,
         opts: EncodeOptions,
@@ -166,75 +175,14 @@ impl Service {
         cancel: CancelToken,
         progress: Arc<Progress>,
     ) -> std::result::Result<EncodeSummary, Option<JobError>> {
-        let (tx, input) = reader_channel();
-        let objects = self.objects.clone();
-        let location_owned = location.to_string();
-        let engine = self.engine.clone();
-        let rt = tokio::runtime::Handle::current();
-        let engine_cancel = cancel.clone();
-        let encoding = sluice_store::blocking::spawn(move || {
-            let ctl = Control {
-                cancel: engine_cancel,
-                progress,
-            };
-            encode_into_container(&engine, &objects, &location_owned, input, &opts, &ctl, rt)
-        });
-        // A cancel (user, lease lost, shutdown) must not wait for a client
-        // that sends nothing: it also stops this loop, which fails the
-        // engine's input.
-        let stop = CancellationToken::new();
-        cancel.on_cancel({
-            let stop = stop.clone();
-            move || stop.cancel()
-        });
-        let mut reader = BodyReader::new(body, self.config.idle_body_timeout, &limit);
-        // `Some(None)`: stopped by the cancel token.
-        let mut upload_error: Option<Option<JobError>> = None;
-        loop {
-            let next = tokio::select! {
-                n = reader.next() => n,
-                () = stop.cancelled() => {
-                    upload_error = Some(None);
-                    break;
-                }
-            };
-            match next {
-                Ok(Some(data)) => {
-                    // Fails only once the engine stopped: its error wins.
-                    if tx.send(Msg::Data(data)).await.is_err() {
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    upload_error = Some(Some(e));
-                    break;
-                }
-            }
-        }
-        match &upload_error {
-            Some(why) => {
-                let detail = why.as_ref().map_or("cancelled", JobError::detail).to_string();
-                let _ = tx.send(Msg::Fail(detail)).await;
-                cancel.cancel();
-            }
-            None => {
-                let _ = tx.send(Msg::End).await;
-            }
-        }
-        drop(tx);
-        let encoded = encoding
+        let reader = BodyReader::new(body, self.config.idle_body_timeout, &limit);
+        let source = Box::pin(reader.into_stream());
+        let lanes = self.encode_lanes(tenant_id, &opts);
+        let ctl = Control { cancel, progress };
+        // Durable on success: the database may point at it.
+        encode_stream(&self.objects, location, lanes, source, opts, &ctl)
             .await
-            .map_err(|e| Some(JobError::Internal(format!("worker thread failed: {e}"))))?;
-        if let Some(why) = upload_error {
-            return Err(why);
-        }
-        // Durable on success (encode_into_container): the database may
-        // point at it.
-        encoded.map_err(|e| match Outcome::of_engine(&e) {
-            Outcome::Failed(error) => Some(error),
-            _ => None,
-        })
+            .map_err(EncodeStop::into_job_error)
     }
 }
 

@@ -25,6 +25,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -34,7 +35,7 @@ use sluice_engine::format::{parse_footer, KeyRing, FOOTER_LEN};
 use sluice_engine::{Archive, CpuPool, DigestCheck, Lane, OpenedChunk, ReadAt, RecordRead};
 use sluice_store::Objects;
 
-use crate::transfers::{Held, ReadAhead, TransferPermit};
+use crate::transfers::{Held, TransferMemory, TransferPermit};
 
 /// How much of a container's start is read to open it: far more than any
 /// header with a few key slots.
@@ -136,25 +137,76 @@ pub(crate) struct Download {
     pub lane: Lane,
     /// Chunks in flight at most.
     pub window: usize,
-    /// The shared budget for chunks decoded ahead.
-    pub read_ahead: Arc<ReadAhead>,
-    /// The transfer's admission, held until the stream ends.
+    /// Whose transfer this is (for its share of the memory).
+    pub tenant_id: String,
+    /// The memory chunks are held in.
+    pub memory: Arc<TransferMemory>,
+    /// The memory for the first chunk, if taken before answering.
+    pub first: Option<Held>,
+    /// Longest wait for memory for the next chunk (past it, the body is cut).
+    pub memory_wait: Duration,
+    /// The transfer's admission, held until the stream ends (none for a
+    /// verify job, which is bounded by the job slots).
     #[expect(dead_code, reason = "held for its drop, which ends the transfer")]
-    pub permit: TransferPermit,
+    pub permit: Option<TransferPermit>,
 }
 
-type Opening = BoxFuture<'static, (io::Result<OpenedChunk>, Option<Held>)>;
+/// Why a read failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReadFailure {
+    /// The store failed to give the bytes.
+    #[error("reading the stored object failed: {0}")]
+    Store(#[from] sluice_store::Error),
+    /// The bytes are not what was stored (or the engine refused them).
+    #[error(transparent)]
+    Engine(#[from] sluice_engine::Error),
+}
+
+type Opening = BoxFuture<'static, (Result<OpenedChunk, ReadFailure>, Held)>;
 
 struct State {
     d: Download,
     reads: VecDeque<RecordRead>,
     in_flight: FuturesOrdered<Opening>,
     digest: Option<DigestCheck>,
+    /// The memory of the chunk yielded last: the client's connection is
+    /// still sending it until it asks for the next.
+    last: Option<Held>,
     done: bool,
 }
 
-/// The content as a stream of plaintext pieces, in order.
+/// Memory a chunk takes while it is read, opened and sent: its record and
+/// its plaintext (a small object's plaintext is small).
+fn chunk_bytes(archive: &Archive<()>, read: &RecordRead) -> usize {
+    let record = usize::try_from(read.bytes.end - read.bytes.start).unwrap_or(usize::MAX);
+    let plain = archive.header().chunk_size.bytes() as u64;
+    let plain = usize::try_from(plain.min(archive.plaintext_len())).unwrap_or(usize::MAX);
+    record.saturating_add(plain)
+}
+
+/// The memory the first chunk a read of `range` needs takes.
+pub(crate) fn first_chunk_bytes(archive: &Archive<()>, range: &Range<u64>) -> usize {
+    archive
+        .record_reads(range)
+        .ok()
+        .and_then(|reads| reads.first().map(|r| chunk_bytes(archive, r)))
+        .unwrap_or(0)
+}
+
+/// The content as a stream of plaintext pieces, in order, for a response
+/// body (an error cuts it off).
 pub(crate) fn stream(d: Download) -> crate::Result<impl Stream<Item = io::Result<Bytes>> + Send + 'static> {
+    let location = d.location.clone();
+    Ok(chunks(d)?.map(move |piece| {
+        piece.map_err(|e| {
+            tracing::warn!(error = %e, location, "a download failed");
+            io::Error::other(e.to_string())
+        })
+    }))
+}
+
+/// The content as authenticated plaintext pieces, in order.
+pub(crate) fn chunks(d: Download) -> crate::Result<impl Stream<Item = Result<Bytes, ReadFailure>> + Send + 'static> {
     let reads = d.archive.record_reads(&d.range)?;
     let digest = d.whole.then(|| d.archive.digest_check());
     let state = State {
@@ -162,21 +214,43 @@ pub(crate) fn stream(d: Download) -> crate::Result<impl Stream<Item = io::Result
         reads: reads.into(),
         in_flight: FuturesOrdered::new(),
         digest,
+        last: None,
         done: false,
     };
     Ok(futures_util::stream::unfold(state, step))
 }
 
-async fn step(mut st: State) -> Option<(io::Result<Bytes>, State)> {
+async fn step(mut st: State) -> Option<(Result<Bytes, ReadFailure>, State)> {
     if st.done {
         return None;
     }
+    // Asked for more: the previous chunk has (mostly) gone to the socket.
+    st.last = None;
+    if st.in_flight.is_empty() {
+        if let Some(next) = st.reads.front() {
+            // The chunk the client waits for: wait for its memory (no
+            // thread waits), but not for ever.
+            let bytes = st.chunk_bytes(next);
+            let held = match st.d.first.take() {
+                Some(h) => h,
+                None => match st.d.memory.hold(&st.d.tenant_id, bytes, st.d.memory_wait).await {
+                    Ok(h) => h,
+                    Err(refused) => {
+                        st.done = true;
+                        let e = sluice_engine::Error::Internal(format!("waiting for memory: {refused}"));
+                        return Some((Err(e.into()), st));
+                    }
+                },
+            };
+            st.start_next(held);
+        }
+    }
     st.top_up();
-    let Some((opened, _held)) = st.in_flight.next().await else {
+    let Some((opened, held)) = st.in_flight.next().await else {
         st.done = true;
         let check = st.digest.take().map(DigestCheck::finish);
         return match check {
-            Some(Err(e)) => Some((Err(failed(&st.d, e)), st)),
+            Some(Err(e)) => Some((Err(e.into()), st)),
             _ => None,
         };
     };
@@ -185,6 +259,7 @@ async fn step(mut st: State) -> Option<(io::Result<Bytes>, State)> {
             if let Some(d) = st.digest.as_mut() {
                 d.push(chunk.hash);
             }
+            st.last = Some(held);
             let part = st.d.archive.slice_in(&st.d.range, chunk.index, chunk.plaintext.len());
             Some((Ok(Bytes::from(chunk.plaintext).slice(part)), st))
         }
@@ -196,63 +271,122 @@ async fn step(mut st: State) -> Option<(io::Result<Bytes>, State)> {
 }
 
 impl State {
-    /// Starts reading the next chunk if none is in flight, and more while
-    /// the window and the read-ahead budget allow.
+    /// Memory a chunk takes while it is read, opened and sent: its record
+    /// and its plaintext.
+    fn chunk_bytes(&self, read: &RecordRead) -> usize {
+        chunk_bytes(&self.d.archive, read)
+    }
+
+    /// Decodes ahead while the window and the memory allow.
     fn top_up(&mut self) {
         while self.in_flight.len() < self.d.window.max(1) {
             let Some(next) = self.reads.front() else {
                 return;
             };
-            let record_len = usize::try_from(next.bytes.end - next.bytes.start).unwrap_or(usize::MAX);
-            // Record and plaintext: about twice the record.
-            let held = if self.in_flight.is_empty() {
-                None
-            } else {
-                match self.d.read_ahead.try_hold(record_len.saturating_mul(2)) {
-                    Some(h) => Some(h),
-                    None => return,
-                }
-            };
-            let Some(read) = self.reads.pop_front() else {
-                return;
-            };
-            let objects = self.d.objects.clone();
-            let location = self.d.location.clone();
-            let archive = self.d.archive.clone();
-            let pool = Arc::clone(&self.d.pool);
-            let lane = self.d.lane;
-            let opening = async move {
-                let record = match objects.read_range(&location, read.bytes.clone()).await {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::warn!(error = %e, location, "reading a chunk of a download failed");
-                        return (
-                            Err(io::Error::other(format!("reading the stored object failed: {e}"))),
-                            held,
-                        );
-                    }
-                };
-                let index = read.index;
-                let opened = pool
-                    .run(lane, record_len as u64, move || {
-                        archive.open_record(index, Vec::from(record))
-                    })
-                    .await
-                    .and_then(|r| r);
-                let opened = opened.map_err(|e| {
-                    tracing::warn!(error = %e, location, chunk = index, "a chunk of a download failed to open");
-                    io::Error::other(e.to_string())
-                });
-                (opened, held)
-            };
-            self.in_flight.push_back(opening.boxed());
+            let bytes = self.chunk_bytes(next);
+            match self.d.memory.try_hold(&self.d.tenant_id, bytes) {
+                Some(held) => self.start_next(held),
+                None => return,
+            }
         }
+    }
+
+    /// Starts reading and opening the next chunk, in `held` memory.
+    fn start_next(&mut self, held: Held) {
+        let Some(read) = self.reads.pop_front() else {
+            return;
+        };
+        let record_len = read.bytes.end - read.bytes.start;
+        let objects = self.d.objects.clone();
+        let location = self.d.location.clone();
+        let archive = self.d.archive.clone();
+        let pool = Arc::clone(&self.d.pool);
+        let lane = self.d.lane;
+        let opening = async move {
+            let record = match objects.read_range(&location, read.bytes.clone()).await {
+                Ok(r) => r,
+                Err(e) => return (Err(e.into()), held),
+            };
+            let index = read.index;
+            let opened = pool
+                .run(lane, record_len, move || archive.open_record(index, Vec::from(record)))
+                .await
+                .and_then(|r| r)
+                .map_err(ReadFailure::from);
+            (opened, held)
+        };
+        self.in_flight.push_back(opening.boxed());
     }
 }
 
-fn failed(d: &Download, e: sluice_engine::Error) -> io::Error {
-    tracing::warn!(error = %e, location = d.location, "a download failed its whole-file check");
-    io::Error::other(e.to_string())
+/// Where a verify reads and runs.
+pub(crate) struct VerifyAt {
+    /// The store.
+    pub objects: Objects,
+    /// The container.
+    pub location: String,
+    /// The CPU pool.
+    pub pool: Arc<CpuPool>,
+    /// The tenant's lane in it.
+    pub lane: Lane,
+    /// Chunks in flight at most.
+    pub window: usize,
+    /// Whose object it is.
+    pub tenant_id: String,
+    /// The memory chunks are held in.
+    pub memory: Arc<TransferMemory>,
+    /// Longest wait for memory for a chunk.
+    pub memory_wait: Duration,
+}
+
+/// Authenticates every byte of the container (opened afresh, not from the
+/// cache, so its header is checked again too), as a restore would, writing
+/// nothing; counts container bytes on `ctl.progress`. Returns the
+/// whole-file digest.
+pub(crate) async fn verify(at: VerifyAt, keys: KeyRing, ctl: &sluice_engine::Control) -> Result<[u8; 32], ReadFailure> {
+    let archive = match open(&at.objects, &at.location, keys, &at.pool, at.lane).await {
+        Ok(a) => a,
+        Err(crate::Error::NotFound(what)) => return Err(sluice_store::Error::NotFound(what).into()),
+        Err(crate::Error::Unavailable) => {
+            return Err(
+                sluice_store::Error::Objects(sluice_store::BlobError::failing("the store is unavailable")).into(),
+            )
+        }
+        Err(e) => return Err(sluice_engine::Error::Internal(e.to_string()).into()),
+    };
+    let digest = archive.index().digest;
+    let container_len = at.objects.size_of(&at.location).await?.unwrap_or(0);
+    let cs = archive.header().chunk_size.bytes() as u64;
+    let d = Download {
+        range: 0..archive.plaintext_len(),
+        whole: true,
+        archive,
+        objects: at.objects,
+        location: at.location,
+        pool: at.pool,
+        lane: at.lane,
+        window: at.window,
+        tenant_id: at.tenant_id,
+        memory: at.memory,
+        first: None,
+        memory_wait: at.memory_wait,
+        permit: None,
+    };
+    let mut body = Box::pin(chunks(d).map_err(|e| sluice_engine::Error::Internal(e.to_string()))?);
+    while let Some(piece) = body.next().await {
+        if ctl.cancel.is_cancelled() {
+            return Err(sluice_engine::Error::Cancelled.into());
+        }
+        let n = piece?.len() as u64;
+        // About a chunk's record per chunk; the exact total is set below.
+        ctl.progress.add_in(n.min(cs));
+        ctl.progress.add_done(n.min(cs));
+        ctl.progress.add_chunk();
+    }
+    let rest = container_len.saturating_sub(ctl.progress.done());
+    ctl.progress.add_in(rest);
+    ctl.progress.add_done(rest);
+    Ok(digest)
 }
 
 #[cfg(test)]
@@ -307,7 +441,7 @@ mod tests {
         }
     }
 
-    async fn read(f: &Fixture, range: Option<Range<u64>>, read_ahead: usize) -> io::Result<Vec<u8>> {
+    async fn read(f: &Fixture, range: Option<Range<u64>>, memory: usize) -> io::Result<Vec<u8>> {
         let pool = Arc::clone(f.engine.pool());
         let lane = pool.lane();
         let archive = open(&f.objects, "c", f.keys.clone(), &pool, lane).await.unwrap();
@@ -321,8 +455,11 @@ mod tests {
             pool,
             lane,
             window: 4,
-            read_ahead: Arc::new(ReadAhead::new(read_ahead)),
-            permit: transfers.enter("t", Direction::Download).unwrap(),
+            tenant_id: "t".into(),
+            memory: Arc::new(TransferMemory::new(memory)),
+            first: None,
+            memory_wait: Duration::from_secs(5),
+            permit: Some(transfers.enter("t", Direction::Download).unwrap()),
         };
         let mut body = Box::pin(stream(d).unwrap());
         let mut out = Vec::new();
@@ -335,13 +472,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn whole_objects_and_ranges_come_out_exact_with_or_without_read_ahead() {
+    async fn whole_objects_and_ranges_come_out_exact_with_little_or_much_memory() {
         let f = fixture();
         f.store
             .put(&Path::from("c"), PutPayload::from(f.container.clone()))
             .await
             .unwrap();
-        for budget in [0, 64 << 20] {
+        // 256 KiB: a tenant's share holds one chunk (64 KiB record + 64
+        // KiB plaintext) at a time; 64 MiB: all of them.
+        for budget in [256 << 10, 64 << 20] {
             assert_eq!(read(&f, None, budget).await.unwrap(), f.original);
             for r in [0..1, 70_000..300_001, 999_999..1_000_003, 65_536..131_072, 5..5] {
                 let got = read(&f, Some(r.clone()), budget).await.unwrap();

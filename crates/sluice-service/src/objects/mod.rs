@@ -3,8 +3,10 @@
 //! what every face offers, in one place. Writing goes through
 //! [`write`](mod@write), reading through [`read`](mod@read).
 
-mod download;
+pub(crate) mod download;
+pub(crate) mod encode;
 pub mod read;
+mod sink;
 pub mod write;
 
 use std::ops::Range;
@@ -20,6 +22,9 @@ use crate::tenants::limits::BodyLimit;
 use crate::transfers::Direction;
 use crate::{Error, Result, Service};
 
+/// How long a transfer waits for memory for its first chunk before it is
+/// refused.
+const FIRST_CHUNK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// Longest object key, bytes.
 pub const MAX_KEY_LEN: usize = 1024;
 /// How long a waiting upload waits for a job slot the dispatcher holds
@@ -131,6 +136,8 @@ impl Service {
         check_key(&put.key)?;
         // A failing store: answer at once rather than take a body it cannot keep.
         self.require_storage()?;
+        // Held until the body is stored (and, with `wait`, processed).
+        let _transfer = self.transfers.enter(&who.tenant_id, Direction::Upload)?;
         let pipeline = put.pipeline.as_deref().unwrap_or("default");
         self.db.pipeline(&who.tenant_id, pipeline).await?;
         let expected_digest = put.expected_blake3.as_deref().map(check_blake3).transpose()?;
@@ -247,8 +254,14 @@ impl Service {
         let permit = self.transfers.enter(caller.tenant(), Direction::Download)?;
         let archive = self.opened_archive(caller, &o).await?;
         let chunk_size = archive.header().chunk_size.bytes();
+        // The first chunk's memory before answering: a node (or a tenant)
+        // whose transfers hold all of it answers 503 (429) now, not with a
+        // body that never starts.
+        let reading = range.clone().unwrap_or(0..len);
+        let first_bytes = download::first_chunk_bytes(&archive, &reading);
+        let first = self.memory.hold(caller.tenant(), first_bytes, FIRST_CHUNK_WAIT).await?;
         let d = download::Download {
-            range: range.clone().unwrap_or(0..len),
+            range: reading,
             whole: range.is_none(),
             archive,
             objects: self.objects.clone(),
@@ -256,8 +269,11 @@ impl Service {
             pool: Arc::clone(self.engine.pool()),
             lane: self.lanes.of(caller.tenant(), self.engine.pool()),
             window: self.engine.in_flight_for(chunk_size),
-            read_ahead: Arc::clone(&self.read_ahead),
-            permit,
+            tenant_id: caller.tenant().to_string(),
+            memory: Arc::clone(&self.memory),
+            first: Some(first),
+            memory_wait: self.config.idle_body_timeout,
+            permit: Some(permit),
         };
         let body = download::stream(d)?;
         Ok(Content {
@@ -265,6 +281,24 @@ impl Service {
             range,
             body: Box::pin(body),
         })
+    }
+
+    /// Where an encode of `tenant_id` with `opts` runs: the tenant's lane,
+    /// as many chunks in flight as the memory budget allows.
+    pub(crate) fn encode_lanes<'a>(
+        &'a self,
+        tenant_id: &'a str,
+        opts: &sluice_engine::EncodeOptions,
+    ) -> encode::Lanes<'a> {
+        let pool = self.engine.pool();
+        encode::Lanes {
+            pool,
+            lane: self.lanes.of(tenant_id, pool),
+            window: self.engine.in_flight_for(opts.params.chunk_size.bytes()),
+            tenant_id,
+            memory: &self.memory,
+            memory_wait: self.config.idle_body_timeout,
+        }
     }
 
     /// The object's container opened for reads: from the cache, or opened

@@ -67,6 +67,9 @@ pub enum Refusal {
         /// The limit.
         max: usize,
     },
+    /// The tenant's transfers hold all the memory one tenant may.
+    #[error("the tenant's uploads and downloads hold all the memory one tenant may; retry later")]
+    TenantMemory,
     /// This node has as many uploads and downloads in flight as it may.
     #[error("this node has {max} uploads and downloads in flight, its limit; retry later")]
     Transfers {
@@ -91,7 +94,7 @@ impl Refusal {
             Refusal::QueueFull { .. } => "queue_full",
             Refusal::StorageUnavailable { .. } => "storage_unavailable",
             Refusal::Busy { .. } => "overloaded",
-            Refusal::TenantTransfers { .. } => "too_many_transfers",
+            Refusal::TenantTransfers { .. } | Refusal::TenantMemory => "too_many_transfers",
             Refusal::Transfers { .. } => "transfers_full",
         }
     }
@@ -104,6 +107,7 @@ impl Refusal {
             Refusal::QuotaBytes { .. }
             | Refusal::Busy { .. }
             | Refusal::TenantTransfers { .. }
+            | Refusal::TenantMemory
             | Refusal::Transfers { .. } => Duration::from_secs(1),
         };
         wait.max(Duration::from_secs(1))

@@ -18,6 +18,7 @@ use crate::error::Conflict;
 use crate::jobs::{Job, JobError};
 use crate::objects::{check_blake3, check_key, write};
 use crate::tenants::limits::{BodyLimit, Refusal};
+use crate::transfers::Direction;
 use crate::{Error, Result, Service};
 
 /// Part size when the client names none.
@@ -153,6 +154,7 @@ impl Service {
         body: Body,
     ) -> Result<UploadPart> {
         let who = caller.require(Scope::Write)?;
+        let _transfer = self.transfers.enter(&who.tenant_id, Direction::Upload)?;
         let number: i64 = number
             .parse()
             .map_err(|_| Error::BadRequest("the part number must be a whole number".into()))?;
