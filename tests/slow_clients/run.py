@@ -206,8 +206,14 @@ def main():
     rss = []
     try:
         big = os.urandom(16 * MIB)
-        for token in (ta, tb):
-            st, body = call(port, "PUT", "/v1/objects/big?wait=true", big, token, timeout=120)
+        # A's object in 1 MiB chunks: a slow download holds one chunk (its
+        # plaintext, while the socket sends it), so 200 of them fit in A's
+        # share of the transfer memory. B's in the default 8 MiB chunks.
+        st, body = call(port, "PUT", "/v1/pipelines/small", json.dumps({"chunk_size": "1MiB"}), ta,
+                        {"Content-Type": "application/json"})
+        assert st in (200, 201), (st, body)
+        for token, query in ((ta, "&pipeline=small"), (tb, "")):
+            st, body = call(port, "PUT", f"/v1/objects/big?wait=true{query}", big, token, timeout=120)
             assert st == 201, (st, body)
         stall = threading.Event()
         downloads = [SlowDownload(port, ta, "/v1/objects/big/content", stall) for _ in range(args.downloads)]
@@ -312,7 +318,8 @@ def main():
         cut = metric(port, "sluice_transfers_cut_total") - cut_before
         not_cut = [d for d in downloads if not d.cut]
         if not_cut:
-            failures.append(f"{len(not_cut)} stalled downloads were not cut (e.g. {not_cut[0].error})")
+            failures.append(f"{len(not_cut)} stalled downloads were not cut (e.g. status {not_cut[0].status}, "
+                            f"{not_cut[0].received} bytes, {not_cut[0].error})")
         if cut < args.downloads + args.uploads:
             failures.append(f"sluice_transfers_cut_total grew by {cut:.0f}, expected {args.downloads + args.uploads}")
         for u in uploads:
@@ -326,12 +333,12 @@ def main():
         if partial:
             failures.append(f"half-written files left: {partial[:3]}")
 
-        # Memory: the engine's buffers, the read-ahead budget, and at most
-        # two chunks per transfer (one being sent, one being opened), over
-        # a base for the runtime, the database and the allocator.
+        # Memory: the transfer memory budget, plus one chunk per transfer
+        # (the one its socket is still sending when the next is taken),
+        # over a base for the runtime, the database and the allocator.
         chunk = 1 * MIB
-        budget = (metric(port, "sluice_engine_buffer_budget_bytes") + metric(port, "sluice_read_ahead_budget_bytes")
-                  + (args.downloads + args.uploads) * 2 * chunk + 192 * MIB)
+        budget = (metric(port, "sluice_transfer_memory_budget_bytes") + (args.downloads + args.uploads) * chunk
+                  + 192 * MIB)
         peak = max(rss) if rss else 0
         print(f"server RSS peak {peak / MIB:.0f} MiB, budget {budget / MIB:.0f} MiB ({len(rss)} samples)")
         if not rss:

@@ -30,6 +30,10 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_io_timeout::TimeoutStream;
 
+/// Unsent bytes a connection's socket may hold before a write waits.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const UNSENT_LOW_WATER: u32 = 128 << 10;
+
 /// How the connections are served.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -79,6 +83,13 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown:
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        // Little unsent data waits in the kernel: a write completes as the
+        // client takes bytes, so the write-idle clock measures the client,
+        // not how much the send buffer had grown to (megabytes, which a
+        // slow reader takes minutes to drain). Throughput is kept: what is
+        // in flight on the wire is not limited, only what waits behind it.
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let _ = socket2::SockRef::from(&stream).set_tcp_notsent_lowat(UNSENT_LOW_WATER);
         let service = TowerToHyperService::new(app.clone());
         let mut stream = TimeoutStream::new(stream);
         stream.set_write_timeout(Some(limits.write_idle));

@@ -18,7 +18,7 @@ use crate::objects::read::OpenedCache;
 use crate::settings::Config;
 use crate::telemetry::Telemetry;
 use crate::tenants::limits::Limits;
-use crate::transfers::{TenantLanes, TransferMemory, Transfers};
+use crate::transfers::{StreamedShare, TenantLanes, TransferMemory, Transfers};
 use crate::{Error, Result};
 
 /// The service: its configuration, database, object store, engine, keys,
@@ -55,6 +55,8 @@ pub struct Service {
     pub(crate) memory: Arc<TransferMemory>,
     /// Each tenant's lane in the CPU pool.
     pub(crate) lanes: Arc<TenantLanes>,
+    /// Job slots each tenant's streamed uploads may hold.
+    pub(crate) streamed: Arc<StreamedShare>,
 }
 
 /// How to open a [`Service`] beyond its configuration.
@@ -144,6 +146,7 @@ impl Builder {
             transfers: Arc::new(Transfers::new(config.max_transfers, config.max_transfers_per_tenant)),
             memory: Arc::new(TransferMemory::new(config.transfer_memory)),
             lanes: Arc::new(TenantLanes::default()),
+            streamed: Arc::new(StreamedShare::new(config.max_running_jobs)),
             config: Arc::new(config),
         })
     }
@@ -231,6 +234,13 @@ impl Service {
     /// Requests in flight now.
     pub fn requests_in_flight(&self) -> usize {
         self.requests_in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Requests in flight other than uploads and downloads (which have
+    /// their own caps and may stay open for as long as a slow client
+    /// takes): what tells the dispatcher that requests crowd in.
+    pub(crate) fn short_requests_in_flight(&self) -> usize {
+        self.requests_in_flight().saturating_sub(self.transfers.total())
     }
 
     /// Whether the object store is taking calls (its breaker is not open).

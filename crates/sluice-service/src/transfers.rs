@@ -147,6 +147,64 @@ impl Drop for TransferPermit {
     }
 }
 
+/// Job slots held by uploads processed as they stream in, per tenant: a
+/// tenant may hold at most half of the node's slots that way (at least
+/// one), so one tenant's slow uploads cannot leave other tenants' jobs
+/// without a slot. Its next waiting uploads are staged and queued instead.
+#[derive(Debug)]
+pub struct StreamedShare {
+    max_per_tenant: usize,
+    held: Mutex<HashMap<String, usize>>,
+}
+
+/// One streamed upload's place in its tenant's share; dropping it gives it back.
+#[derive(Debug)]
+pub struct StreamedPlace {
+    share: Arc<StreamedShare>,
+    tenant_id: String,
+}
+
+impl StreamedShare {
+    /// A share of half of `job_slots` per tenant.
+    pub fn new(job_slots: usize) -> StreamedShare {
+        StreamedShare {
+            max_per_tenant: (job_slots / 2).max(1),
+            held: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A place for one more streamed upload of `tenant_id`, if its share
+    /// has one.
+    pub fn try_take(self: &Arc<Self>, tenant_id: &str) -> Option<StreamedPlace> {
+        let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = held.entry(tenant_id.to_string()).or_default();
+        if *n >= self.max_per_tenant {
+            return None;
+        }
+        *n += 1;
+        Some(StreamedPlace {
+            share: Arc::clone(self),
+            tenant_id: tenant_id.to_string(),
+        })
+    }
+}
+
+impl Drop for StreamedPlace {
+    fn drop(&mut self) {
+        let mut held = self
+            .share
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = held.get_mut(&self.tenant_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                held.remove(&self.tenant_id);
+            }
+        }
+    }
+}
+
 /// The memory transfers hold in chunks: one budget for the node, of which
 /// one tenant may hold at most half, so one tenant's transfers can never
 /// take all of it. Counted in KiB.
@@ -163,6 +221,23 @@ pub struct TransferMemory {
 pub struct Held {
     _tenant: OwnedSemaphorePermit,
     _total: OwnedSemaphorePermit,
+}
+
+impl Held {
+    /// Splits off about `bytes` of this memory (what a buffer freed before
+    /// the rest gives back), if this holds more than that.
+    pub fn split(&mut self, bytes: usize) -> Option<Held> {
+        let kib = bytes / 1024;
+        if kib == 0 || kib >= self._total.num_permits() {
+            return None;
+        }
+        let tenant = self._tenant.split(kib)?;
+        let total = self._total.split(kib)?;
+        Some(Held {
+            _tenant: tenant,
+            _total: total,
+        })
+    }
 }
 
 impl TransferMemory {
@@ -204,6 +279,22 @@ impl TransferMemory {
             _tenant: tenant,
             _total: total,
         })
+    }
+
+    /// Like [`TransferMemory::try_hold`], for work ahead of need (chunks
+    /// decoded before the client asks): only while at least half of the
+    /// tenant's share and a quarter of the node's budget would stay free,
+    /// so reading ahead never crowds out another transfer's next chunk.
+    pub fn try_hold_spare(&self, tenant_id: &str, bytes: usize) -> Option<Held> {
+        let kib = self.kib(bytes) as usize;
+        let share = self.tenant(tenant_id);
+        let spare_share = share.available_permits().saturating_sub(kib) >= self.per_tenant_kib as usize / 2;
+        let spare_total = self.total.available_permits().saturating_sub(kib) >= (self.budget >> 10) / 4;
+        if spare_share && spare_total {
+            self.try_hold(tenant_id, bytes)
+        } else {
+            None
+        }
     }
 
     /// Holds `bytes` for `tenant_id`, waiting (without a thread) for room
@@ -296,6 +387,18 @@ mod tests {
         assert!(seen.contains(&("a".into(), Direction::Upload, 1)));
         assert!(seen.contains(&("a".into(), Direction::Download, 0)));
         assert!(seen.contains(&("c".into(), Direction::Download, 1)));
+    }
+
+    #[test]
+    fn a_tenant_streams_in_at_most_half_the_slots() {
+        let share = Arc::new(StreamedShare::new(4));
+        let a1 = share.try_take("a").unwrap();
+        let _a2 = share.try_take("a").unwrap();
+        assert!(share.try_take("a").is_none());
+        assert!(share.try_take("b").is_some());
+        drop(a1);
+        assert!(share.try_take("a").is_some());
+        assert!(Arc::new(StreamedShare::new(1)).try_take("a").is_some());
     }
 
     #[tokio::test]

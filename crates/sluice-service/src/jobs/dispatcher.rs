@@ -55,13 +55,13 @@ async fn dispatch(st: Service) {
         // request path comes first, the backlog catches up when it calms.
         let busy = st.config.busy_requests;
         let running = st.config.max_running_jobs.saturating_sub(slots.available_permits() + 1);
-        if busy > 0 && running >= 1 && st.requests_in_flight() > busy {
+        if busy > 0 && running >= 1 && st.short_requests_in_flight() > busy {
             drop(first);
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         }
         let mut permits = vec![first];
-        if !(busy > 0 && st.requests_in_flight() > busy) {
+        if !(busy > 0 && st.short_requests_in_flight() > busy) {
             while let Ok(p) = Arc::clone(&slots).try_acquire_owned() {
                 permits.push(p);
             }

@@ -236,6 +236,8 @@ async fn step(mut st: State) -> Option<(Result<Bytes, ReadFailure>, State)> {
                 None => match st.d.memory.hold(&st.d.tenant_id, bytes, st.d.memory_wait).await {
                     Ok(h) => h,
                     Err(refused) => {
+                        metrics::counter!("sluice_transfers_cut_total", "reason" => "memory", "direction" => "download")
+                            .increment(1);
                         st.done = true;
                         let e = sluice_engine::Error::Internal(format!("waiting for memory: {refused}"));
                         return Some((Err(e.into()), st));
@@ -284,7 +286,7 @@ impl State {
                 return;
             };
             let bytes = self.chunk_bytes(next);
-            match self.d.memory.try_hold(&self.d.tenant_id, bytes) {
+            match self.d.memory.try_hold_spare(&self.d.tenant_id, bytes) {
                 Some(held) => self.start_next(held),
                 None => return,
             }
@@ -292,11 +294,13 @@ impl State {
     }
 
     /// Starts reading and opening the next chunk, in `held` memory.
-    fn start_next(&mut self, held: Held) {
+    fn start_next(&mut self, mut held: Held) {
         let Some(read) = self.reads.pop_front() else {
             return;
         };
         let record_len = read.bytes.end - read.bytes.start;
+        // The record's part is given back once the chunk is opened.
+        let for_record = held.split(usize::try_from(record_len).unwrap_or(usize::MAX));
         let objects = self.d.objects.clone();
         let location = self.d.location.clone();
         let archive = self.d.archive.clone();
@@ -313,6 +317,7 @@ impl State {
                 .await
                 .and_then(|r| r)
                 .map_err(ReadFailure::from);
+            drop(for_record);
             (opened, held)
         };
         self.in_flight.push_back(opening.boxed());

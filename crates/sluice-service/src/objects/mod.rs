@@ -154,13 +154,16 @@ impl Service {
         let limit = BodyLimit::new(max_upload, &reservation);
         let mut job = self.new_job(&who.tenant_id, JobKind::Process, &put.key, pipeline)?;
         job.expected_digest = expected_digest;
-        // A client that waits, with a job slot free: process while it streams in.
+        // A client that waits, with a job slot free (and its tenant within
+        // its share of them): process while it streams in.
         if put.wait {
-            if let Some(slot) = self.free_job_slot().await {
-                self.admit_running(&who.tenant_id)?;
-                let result = self.process_streaming(job, body, limit).await;
-                drop(slot);
-                return result.map(Stored::Now);
+            if let Some(place) = self.streamed.try_take(&who.tenant_id) {
+                if let Some(slot) = self.free_job_slot().await {
+                    self.admit_running(&who.tenant_id)?;
+                    let result = self.process_streaming(job, body, limit).await;
+                    drop((slot, place));
+                    return result.map(Stored::Now);
+                }
             }
         }
         let mut admitted = self.admit(job)?;

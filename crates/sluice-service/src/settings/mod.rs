@@ -159,7 +159,7 @@ pub struct Settings {
     /// Uploads and downloads in flight per tenant; more are refused with 429 and Retry-After
     #[arg(long, env = "SLUICE_MAX_TRANSFERS_PER_TENANT", value_name = "N")]
     pub max_transfers_per_tenant: Option<usize>,
-    /// MiB of chunks downloads may decode ahead of their clients, over all downloads
+    /// MiB of chunks all uploads and downloads hold at once (one tenant at most half); past it a transfer waits briefly, then 429/503
     #[arg(long, env = "SLUICE_TRANSFER_MEMORY_MIB", value_name = "MIB")]
     pub transfer_memory_mib: Option<usize>,
     /// Seconds a client has to send a request's headers
