@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::auth::jwt::{JwksFetch, JwtVerifier};
 use crate::auth::Auth;
+use crate::jobs::follow::Followed;
 use crate::jobs::running::Running;
 use crate::keys::Keys;
 use crate::objects::read::OpenedCache;
@@ -57,6 +58,8 @@ pub struct Service {
     pub(crate) lanes: Arc<TenantLanes>,
     /// Job slots each tenant's streamed uploads may hold.
     pub(crate) streamed: Arc<StreamedShare>,
+    /// The jobs followed live on this node, one poller each.
+    pub(crate) followed: Arc<Followed>,
 }
 
 /// How to open a [`Service`] beyond its configuration.
@@ -147,6 +150,7 @@ impl Builder {
             memory: Arc::new(TransferMemory::new(config.transfer_memory)),
             lanes: Arc::new(TenantLanes::default()),
             streamed: Arc::new(StreamedShare::new(config.max_running_jobs)),
+            followed: Arc::new(Followed::default()),
             config: Arc::new(config),
         })
     }

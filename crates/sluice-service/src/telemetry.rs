@@ -232,6 +232,7 @@ impl Telemetry {
         gauge!("sluice_blocking_tasks", "state" => "queued").set(sluice_store::blocking::queued() as f64);
         gauge!("sluice_blocking_tasks", "state" => "running").set(sluice_store::blocking::running() as f64);
         gauge!("sluice_blocking_threads_max").set(st.config.max_blocking_threads as f64);
+        counter!("sluice_db_acquires_total").absolute(sluice_store::db_acquires());
         let buffers = st.engine.buffers();
         gauge!("sluice_engine_buffer_bytes", "state" => "lent").set(buffers.lent() as f64);
         gauge!("sluice_engine_buffer_budget_bytes").set(buffers.budget() as f64);

@@ -14,7 +14,9 @@ mod error;
 mod model;
 mod objects;
 
-pub use db::{Backend, Db, DbConfig, Fenced, NewJob, NewUpload, Placed, PoolStats, Upload, UploadPart, UploadState};
+pub use db::{
+    db_acquires, Backend, Db, DbConfig, Fenced, NewJob, NewUpload, Placed, PoolStats, Upload, UploadPart, UploadState,
+};
 pub use error::{Error, Result};
 pub use model::{
     Job, JobKind, JobProgress, JobState, LimitsUpdate, ObjectInfo, Pipeline, Principal, Scope, Tenant, TenantLimits,

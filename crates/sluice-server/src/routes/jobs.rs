@@ -67,19 +67,16 @@ pub async fn retry(State(st): State<Service>, Authed(caller): Authed, Path(id): 
 /// `GET /v1/jobs/{id}/events`: `progress` events while the job runs, a
 /// `state` event on each change, and the stream ends after the final state.
 pub async fn events(State(st): State<Service>, Authed(caller): Authed, Path(id): Path<String>) -> ApiResult<Response> {
-    st.job(&caller, &id).await?;
+    // One poller per followed job on this node, however many follow it.
+    let follower = st.follow_job(&caller, &id).await?;
     struct Follow {
-        st: Service,
-        caller: sluice_service::Caller,
-        id: String,
+        follower: sluice_service::jobs::follow::Follower,
         last_state: Option<String>,
         last_progress: Option<crate::api::ProgressBody>,
         done: bool,
     }
     let start = Follow {
-        st,
-        caller,
-        id,
+        follower,
         last_state: None,
         last_progress: None,
         done: false,
@@ -88,11 +85,8 @@ pub async fn events(State(st): State<Service>, Authed(caller): Authed, Path(id):
         if f.done {
             return None;
         }
-        if f.last_state.is_some() {
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        let job = f.st.job(&f.caller, &f.id).await.ok()?;
-        let body = JobBody::new(&job, f.st.progress(&job));
+        let (job, progress) = f.follower.next().await?;
+        let body = JobBody::new(&job, progress);
         let data = serde_json::to_string(&body).unwrap_or_default();
         let mut events: Vec<Result<Event, Infallible>> = Vec::new();
         if f.last_state.as_deref() != Some(body.state.as_str()) {

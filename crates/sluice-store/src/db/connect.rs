@@ -50,6 +50,16 @@ impl Backend {
 const SQLITE_PRAGMAS: &str =
     "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;";
 
+/// Connections handed out by every pool of this process.
+static ACQUIRES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Connections handed out so far by every database pool of this process:
+/// about one per statement or transaction, so its rate is the database
+/// load this process makes.
+pub fn acquires() -> u64 {
+    ACQUIRES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 pub(crate) async fn open(url: &str, config: &DbConfig) -> Result<Db> {
     install_default_drivers();
     let backend = Backend::of_url(url)?;
@@ -81,6 +91,12 @@ pub(crate) async fn open(url: &str, config: &DbConfig) -> Result<Db> {
         // A connection the database dropped (a restart) is found out on
         // checkout, not by the statement that needed it.
         .test_before_acquire(true)
+        .before_acquire(|_conn, _meta| {
+            Box::pin(async {
+                ACQUIRES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(true)
+            })
+        })
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 match backend {

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use sqlx::AnyPool;
 
-pub use connect::Backend;
+pub use connect::{acquires as db_acquires, Backend};
 pub use jobs::{Fenced, NewJob};
 pub use objects::Placed;
 pub use stats::PoolStats;
