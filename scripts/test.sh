@@ -54,9 +54,14 @@ if [ "${SLUICE_SKIP_SERVICE_CHECKS:-0}" != 1 ]; then
   # side (each mostly waits on its faults; together they take the time of
   # one). A failing run prints its seed; its history stays in
   # target/nemesis/.
-  step "randomized faults: SQLite (kill -9, SIGSTOP) beside PostgreSQL + S3 (every kind that applies)"
+  step "randomized faults: SQLite (kill -9, SIGSTOP) beside PostgreSQL + S3 (every kind that applies); slow clients beside them"
   nemesis_secs=${SLUICE_NEMESIS_SECONDS:-60}
   mkdir -p target/nemesis
+  # One tenant's 200 slow downloads and slow uploads must not slow another
+  # tenant's requests (tests/slow_clients/run.py); it mostly waits on its
+  # slow clients, so it runs beside the fault runs.
+  SLUICE=target/debug/sluice python3 tests/slow_clients/run.py >target/nemesis/ci-slow-clients.log 2>&1 &
+  slow_run=$!
   SLUICE=target/debug/sluice scripts/nemesis.sh --backend sqlite --faults kill,pause \
     --seconds "$nemesis_secs" >target/nemesis/ci-sqlite.log 2>&1 &
   sqlite_run=$!
@@ -66,7 +71,13 @@ if [ "${SLUICE_SKIP_SERVICE_CHECKS:-0}" != 1 ]; then
   sqlite_rc=0 postgres_rc=0
   wait "$sqlite_run" || sqlite_rc=$?
   wait "$postgres_run" || postgres_rc=$?
-  cat target/nemesis/ci-sqlite.log target/nemesis/ci-postgres.log
+  slow_rc=0
+  wait "$slow_run" || slow_rc=$?
+  cat target/nemesis/ci-sqlite.log target/nemesis/ci-postgres.log target/nemesis/ci-slow-clients.log
+  if [ "$slow_rc" != 0 ]; then
+    echo "slow clients: the run exited $slow_rc"
+    exit 1
+  fi
   if [ "$sqlite_rc" != 0 ] || [ "$postgres_rc" != 0 ]; then
     echo "randomized faults: the SQLite run exited $sqlite_rc, the PostgreSQL run $postgres_rc"
     exit 1
