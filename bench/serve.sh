@@ -3,9 +3,11 @@
 #   1. upload-to-stored throughput of one 1 GiB file (curl -T ...?wait=true)
 #      vs `sluice process` of the same file, alternating runs (both durable:
 #      the CLI syncs its output, the service its staged upload and container);
-#   2. 8 concurrent 256 MiB uploads: aggregate throughput and server peak RSS;
-#   3. small objects: 4 KiB uploads at concurrency 32 (wrk), P50/P99 latency;
-#   4. range reads: random 64 KiB ranges of a stored 256 MiB object at
+#   2. a whole-object download of it (curl to a file) vs `sluice restore`
+#      to a file (neither syncs);
+#   3. 8 concurrent 256 MiB uploads: aggregate throughput and server peak RSS;
+#   4. small objects: 4 KiB uploads at concurrency 32 (wrk), P50/P99 latency;
+#   5. range reads: random 64 KiB ranges of a stored 256 MiB object at
 #      concurrency 8 (wrk), with the opened-index cache and without it.
 # Usage: bench/serve.sh    Env: RUNS (3), BENCH_DIR (bench/tmp, on disk)
 set -euo pipefail
@@ -36,7 +38,8 @@ TOKEN=$($S admin --data-dir "$data" token create --tenant bench --scope write 2>
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 U=http://127.0.0.1:$port
 start_server() {
-  $S serve --data-dir "$data" --listen "127.0.0.1:$port" "$@" 2>>"$tmp/server.log" &
+  # The rate limiter off: what is measured is the server, not its limit.
+  $S serve --data-dir "$data" --listen "127.0.0.1:$port" --default-rate 0 "$@" 2>>"$tmp/server.log" &
   server=$!
   for _ in $(seq 100); do curl -sf "$U/healthz" >/dev/null && break; sleep 0.1; done
 }
@@ -55,6 +58,19 @@ r = {x["command"]: x["median"] for x in json.load(open(sys.argv[1]))["results"]}
 print(f"service {1024/r['service']:.0f} MiB/s, process {1024/r['process']:.0f} MiB/s: "
       f"service / process throughput = {r['process']/r['service']:.2f}")
 PY
+
+echo "== 1 GiB: whole-object download vs sluice restore to a file (neither syncs)"
+python3 bench/run.py "$tmp/down.json" "$RUNS" \
+  "download" "curl -sf -o $tmp/dl.bin -H '$H' '$U/v1/objects/one/content'" \
+  "restore" "$S restore $tmp/1g.sluice -o $tmp/rs.bin --key-file $tmp/k.bin -f -q"
+cmp -s "$tmp/dl.bin" "$tmp/1g.bin" && cmp -s "$tmp/rs.bin" "$tmp/1g.bin" || { echo "a restored copy differs"; exit 1; }
+python3 - "$tmp/down.json" <<'PY'
+import json, sys
+r = {x["command"]: x["median"] for x in json.load(open(sys.argv[1]))["results"]}
+print(f"download {1024/r['download']:.0f} MiB/s, restore {1024/r['restore']:.0f} MiB/s: "
+      f"download / restore throughput = {r['restore']/r['download']:.2f}")
+PY
+rm -f "$tmp/dl.bin" "$tmp/rs.bin"
 
 echo "== 8 concurrent 256 MiB uploads"
 start=$(date +%s.%N)

@@ -346,9 +346,11 @@ impl<S> Archive<S> {
     pub fn open_record(&self, index: u64, mut record: Vec<u8>) -> Result<OpenedChunk> {
         let opened = &*self.opened;
         let rh = opened.check_record(index, &record)?;
-        record.drain(..RECORD_HEADER_LEN);
+        let body = record
+            .get_mut(RECORD_HEADER_LEN..)
+            .ok_or(FormatError::Truncated(TruncatedAt::InsideChunk(index)))?;
         let mut plaintext = Vec::with_capacity(rh.plain_len as usize);
-        with_decompressor(|dec| opened.ctx.open_chunk(index, &rh, &mut record, dec, &mut plaintext))?;
+        with_decompressor(|dec| opened.ctx.open_chunk_in(index, &rh, body, dec, &mut plaintext))?;
         let hash = hash_chunk(index, opened.ctx.chunk_size(), &plaintext);
         Ok(OpenedChunk { index, plaintext, hash })
     }

@@ -103,20 +103,31 @@ pub struct ChunkSealer {
     index: u64,
 }
 
-/// A sealed chunk, for [`Encoder::push`].
+/// A sealed chunk, for [`Encoder::push`]: its record is
+/// [`SealedChunk::head`] then [`SealedChunk::body`].
 pub struct SealedChunk {
     index: u64,
     hash: ChunkHash,
     record: RecordHeader,
     plain_len: usize,
-    /// The whole record: header then sealed body.
-    bytes: Vec<u8>,
+    head: [u8; sluice_format::RECORD_HEADER_LEN],
+    body: Vec<u8>,
 }
 
 impl SealedChunk {
-    /// The record's bytes, as they go into the container.
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+    /// The record header's bytes.
+    pub fn head(&self) -> &[u8] {
+        &self.head
+    }
+
+    /// The sealed body (taken out: the chunk keeps nothing but its counts).
+    pub fn take_body(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.body)
+    }
+
+    /// Bytes of the whole record.
+    pub fn record_len(&self) -> u64 {
+        self.record.record_len()
     }
 
     /// Bytes of plaintext in it.
@@ -130,15 +141,13 @@ impl ChunkSealer {
     pub fn seal(self, plaintext: &[u8]) -> Result<SealedChunk> {
         let mut body = Vec::with_capacity(plaintext.len() + 64);
         let (hash, record) = self.sealing.seal(&self.ctx, self.index, plaintext, &mut body)?;
-        let mut bytes = Vec::with_capacity(sluice_format::RECORD_HEADER_LEN + body.len());
-        bytes.extend_from_slice(&record.to_bytes());
-        bytes.extend_from_slice(&body);
         Ok(SealedChunk {
             index: self.index,
             hash,
             record,
             plain_len: plaintext.len(),
-            bytes,
+            head: record.to_bytes(),
+            body,
         })
     }
 }
@@ -376,9 +385,10 @@ mod tests {
             .map(|(s, p)| s.seal(p).unwrap())
             .collect();
         sealed.reverse();
-        for c in &sealed {
+        for c in &mut sealed {
             enc.push(c).unwrap();
-            out.extend_from_slice(c.bytes());
+            out.extend_from_slice(c.head());
+            out.extend_from_slice(&c.take_body());
         }
         let (tail, summary) = enc.finish().unwrap();
         out.extend_from_slice(&tail);

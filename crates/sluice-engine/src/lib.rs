@@ -2,19 +2,23 @@
 //! parallel, in both directions, with bounded memory.
 //!
 //! - [`Engine::encode`] / [`Engine::decode`] / [`Engine::verify`] stream any
-//!   `Read` into any `Write` (files, pipes, in-memory, channel bridges).
+//!   `Read` into any `Write` (files, pipes, in-memory).
 //! - [`Engine::restore`] and [`Archive::restore_range`] write into one
 //!   [`Target`] type: a stream in order, or a file chunk by chunk.
 //! - [`Archive`] restores byte ranges from a [`ReadAt`] source (a file,
 //!   memory, an object store's ranged GETs), reading only the chunks a range
 //!   touches, one read each; one opened archive serves concurrent ranges.
 //! - [`inspect`] describes a container without a key.
+//! - [`Encoder`] and [`Archive::open_record`] are the same work without
+//!   I/O, for callers that drive it themselves (the server, from async
+//!   streams): whole chunks in and out, each sealed or opened wherever the
+//!   caller runs it (on the [`CpuPool`], awaited through [`CpuPool::run`]),
+//!   so no thread waits for a slow peer.
 //!
-//! Each operation runs a reader thread, CPU stages on the engine's CPU
-//! pool and an ordered writer on the calling thread; all three stop on the
-//! first error or on [`CancelToken::cancel`]. The engine is blocking and
-//! knows nothing of HTTP, SQL or async runtimes: async callers run it under
-//! `spawn_blocking` with channel-backed readers and writers.
+//! Each blocking operation runs a reader thread, CPU stages on the engine's
+//! CPU pool and an ordered writer on the calling thread; all three stop on
+//! the first error or on [`CancelToken::cancel`] (the CLI's path, at disk
+//! speed). The engine knows nothing of HTTP, SQL or async runtimes.
 //!
 //! ```
 //! use sluice_engine::format::{KeyRing, RawKey, SlotSpec};

@@ -309,6 +309,34 @@ impl StreamContext {
         Ok(())
     }
 
+    /// Like [`Self::open_chunk`], with the sealed body in a slice (e.g. the
+    /// tail of a buffer holding the whole record): decrypted in place,
+    /// then decompressed (or copied, if stored) into `out`.
+    pub fn open_chunk_in(
+        &self,
+        index: u64,
+        rh: &RecordHeader,
+        body: &mut [u8],
+        dec: &mut Decompressor,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        self.check_data_record(index, rh)?;
+        let n = self
+            .cipher
+            .open(stream_nonce(index, false), &self.aad(rh), body)
+            .ok_or(Error::ChunkAuth { chunk: index })?;
+        let opened = body.get(..n).ok_or(Error::ChunkAuth { chunk: index })?;
+        let plain_len = rh.plain_len as usize;
+        if rh.compressed {
+            dec.decompress(self.header.compression.codec, opened, out, plain_len)
+                .map_err(|what| Error::ChunkCorrupt { chunk: index, what })?;
+        } else {
+            out.clear();
+            out.extend_from_slice(opened);
+        }
+        Ok(())
+    }
+
     /// Refuses a chunk number past [`MAX_CHUNKS`]: a writer calls this before
     /// sealing each chunk, so input too large for the chunk size fails at once
     /// rather than after everything was written.

@@ -148,6 +148,13 @@ where
                     ctl.progress.add_in(data.len() as u64);
                     let want = filling.data.len().saturating_add(data.len()).min(cs).saturating_mul(2);
                     out.hold_until(&mut filling, want, &lanes).await?;
+                    if filling.data.capacity() < cs {
+                        // One allocation per chunk, not a doubling series
+                        // of copies as it fills.
+                        let mut fresh = BytesMut::with_capacity(cs);
+                        fresh.extend_from_slice(&filling.data);
+                        filling.data = fresh;
+                    }
                     filling.data.extend_from_slice(&data);
                     while filling.data.len() >= cs {
                         let chunk = filling.data.split_to(cs).freeze();
@@ -242,10 +249,14 @@ impl Writer<'_> {
     }
 
     async fn write(&mut self, sealed: sluice_engine::Result<SealedChunk>) -> Result<(), EncodeStop> {
-        let sealed = sealed.map_err(EncodeStop::Engine)?;
+        let mut sealed = sealed.map_err(EncodeStop::Engine)?;
         self.encoder.push(&sealed).map_err(EncodeStop::Engine)?;
-        self.sink.write(sealed.bytes()).await.map_err(EncodeStop::Store)?;
-        self.ctl.progress.add_out(sealed.bytes().len() as u64);
+        let body = sealed.take_body();
+        self.sink
+            .write_parts(sealed.head(), body)
+            .await
+            .map_err(EncodeStop::Store)?;
+        self.ctl.progress.add_out(sealed.record_len());
         self.ctl.progress.add_done(sealed.plain_len() as u64);
         self.ctl.progress.add_chunk();
         Ok(())

@@ -84,6 +84,36 @@ impl Sink {
         }
     }
 
+    /// Appends `head` then `body`, without copying `body` when it is large
+    /// (a sealed chunk).
+    pub(crate) async fn write_parts(&mut self, head: &[u8], body: Vec<u8>) -> io::Result<()> {
+        match &mut self.inner {
+            Some(Inner::Local { file, pending, .. }) if pending.len() + head.len() + body.len() >= WRITE_CALL => {
+                pending.extend_from_slice(head);
+                let first = pending.split().freeze();
+                let mut f = file.take().ok_or_else(|| io::Error::other("a write failed before"))?;
+                let (f, result) = sluice_store::blocking::spawn(move || {
+                    let r = f.write_all(&first).and_then(|()| f.write_all(&body));
+                    (f, r)
+                })
+                .await
+                .map_err(io::Error::other)?;
+                *file = Some(f);
+                result
+            }
+            Some(Inner::Local { pending, .. }) => {
+                pending.extend_from_slice(head);
+                pending.extend_from_slice(&body);
+                Ok(())
+            }
+            Some(Inner::Remote(w)) => {
+                w.write_all(head).await?;
+                w.write_all(&body).await
+            }
+            None => Err(io::Error::other("the object is already finished")),
+        }
+    }
+
     /// Makes the object durable and puts it under its name.
     pub(crate) async fn finish(mut self) -> io::Result<()> {
         match self.inner.take() {

@@ -226,6 +226,39 @@ pub(crate) async fn test_dbs() -> Vec<(Db, Option<tempfile::TempDir>)> {
 mod tests {
     use super::*;
 
+    /// PostgreSQL stops a statement past the statement timeout; a server
+    /// that does not answer is given up on after the connect timeout.
+    #[tokio::test]
+    async fn database_time_limits_hold() {
+        if let Ok(base) = std::env::var("SLUICE_TEST_POSTGRES") {
+            let url = format!("{}/t_{}", base.trim_end_matches('/'), crate::new_id().unwrap());
+            let config = DbConfig {
+                statement_timeout: std::time::Duration::from_secs(1),
+                ..DbConfig::default()
+            };
+            let db = Db::open(&url, &config).await.unwrap();
+            let slept = sqlx::query("SELECT pg_sleep(3)").execute(&db.pool).await;
+            let e = slept.expect_err("the statement outlived its timeout");
+            assert!(e.to_string().contains("statement timeout"), "{e}");
+        }
+        // A listener that accepts but never answers: the connect timeout.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let config = DbConfig {
+            connect_timeout: std::time::Duration::from_millis(500),
+            ..DbConfig::default()
+        };
+        let started = std::time::Instant::now();
+        let opened = Db::open(&format!("postgres://u@127.0.0.1:{port}/db"), &config).await;
+        assert!(opened.is_err());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        drop(silent);
+    }
+
     #[test]
     fn urls_name_their_backend() {
         assert_eq!(Backend::of_url("sqlite:///a/b.db").unwrap(), Backend::Sqlite);
