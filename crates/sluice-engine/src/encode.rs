@@ -104,7 +104,7 @@ pub struct ChunkSealer {
 }
 
 /// A sealed chunk, for [`Encoder::push`]: its record is
-/// [`SealedChunk::head`] then [`SealedChunk::body`].
+/// [`SealedChunk::head`] then its sealed body ([`SealedChunk::take_body`]).
 pub struct SealedChunk {
     index: u64,
     hash: ChunkHash,
@@ -196,7 +196,7 @@ impl Encoder {
         })
     }
 
-    /// Takes the next chunk in order; its [`SealedChunk::bytes`] go into
+    /// Takes the next chunk in order; its record ([`SealedChunk::head`], then its body) goes into
     /// the container next.
     pub fn push(&mut self, chunk: &SealedChunk) -> Result<()> {
         if chunk.index != self.next_push {

@@ -2,7 +2,7 @@
 //! dashboard) without a database query per follower.
 //!
 //! The first follower of a job on this node starts one poller for it: it
-//! reads the job's row every [`POLL`] and publishes each change once, on a
+//! reads the job's row every 250 ms and publishes each change once, on a
 //! `watch` channel; while the job runs on this node its progress comes
 //! from memory and the database is read again only once it ended. Every
 //! other follower of the same job on this node subscribes to that channel,
@@ -98,7 +98,7 @@ impl Service {
     }
 }
 
-/// Reads the job every [`POLL`] and publishes changes, until it finished
+/// Reads the job every `POLL` and publishes changes, until it finished
 /// or nobody follows it.
 async fn poll(st: Service, tenant_id: String, id: String, tx: watch::Sender<Seen>) {
     metrics::gauge!("sluice_followed_jobs").increment(1.0);

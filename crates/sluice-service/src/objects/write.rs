@@ -1,6 +1,6 @@
 //! Writing an upload's body as it arrives (`store_body`, for staged
 //! uploads and resumable parts). Containers are written by the encoder in
-//! `encode`; both go through a [`Sink`].
+//! `encode`; both go through a `Sink`.
 
 use std::io;
 
@@ -10,7 +10,7 @@ use crate::tenants::limits::{BodyLimit, Refusal};
 use crate::{Error, Result, Service};
 
 /// Streams an upload's body to `location`, durably, holding no thread
-/// while the client sends: a [`Sink`] (on a local store a temporary file
+/// while the client sends: a `Sink` (on a local store a temporary file
 /// with overlapped write-back, written in short blocking calls, synced and
 /// renamed; elsewhere the object store's multipart writer). Returns the
 /// bytes received and, if `hash`, their BLAKE3 (small parts only: hashing
