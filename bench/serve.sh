@@ -71,6 +71,21 @@ print(f"download {1024/r['download']:.0f} MiB/s, restore {1024/r['restore']:.0f}
       f"download / restore throughput = {r['restore']/r['download']:.2f}")
 PY
 rm -f "$tmp/dl.bin" "$tmp/rs.bin"
+# The same without the file: curl writes its file from one thread while
+# restore writes its chunks from every core, so the file-to-file ratio
+# measures curl's page-cache writes as much as the server. (Not a pipe
+# either: curl writes a pipe in small pieces and that costs it more than
+# the transfer.)
+echo "== 1 GiB: whole-object download vs sluice restore, both to /dev/null"
+python3 bench/run.py "$tmp/down-null.json" "$RUNS" \
+  "download" "curl -sf -o /dev/null -H '$H' '$U/v1/objects/one/content'" \
+  "restore" "$S restore $tmp/1g.sluice -o /dev/null -f --key-file $tmp/k.bin -q"
+python3 - "$tmp/down-null.json" <<'PY'
+import json, sys
+r = {x["command"]: x["median"] for x in json.load(open(sys.argv[1]))["results"]}
+print(f"download {1024/r['download']:.0f} MiB/s, restore {1024/r['restore']:.0f} MiB/s: "
+      f"download / restore throughput = {r['restore']/r['download']:.2f}")
+PY
 
 echo "== 8 concurrent 256 MiB uploads"
 start=$(date +%s.%N)

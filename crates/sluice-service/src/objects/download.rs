@@ -162,7 +162,7 @@ pub(crate) enum ReadFailure {
     Engine(#[from] sluice_engine::Error),
 }
 
-type Opening = BoxFuture<'static, (Result<OpenedChunk, ReadFailure>, Held)>;
+type Opening = BoxFuture<'static, (Result<OpenedChunk, ReadFailure>, Option<Held>)>;
 
 struct State {
     d: Download,
@@ -261,7 +261,7 @@ async fn step(mut st: State) -> Option<(Result<Bytes, ReadFailure>, State)> {
             if let Some(d) = st.digest.as_mut() {
                 d.push(chunk.hash);
             }
-            st.last = Some(held);
+            st.last = held;
             let part = st.d.archive.slice_in(&st.d.range, chunk.index, chunk.plaintext.len());
             Some((Ok(Bytes::from(chunk.plaintext).slice(part)), st))
         }
@@ -309,7 +309,7 @@ impl State {
         let opening = async move {
             let record = match objects.read_range(&location, read.bytes.clone()).await {
                 Ok(r) => r,
-                Err(e) => return (Err(e.into()), held),
+                Err(e) => return (Err(e.into()), Some(held)),
             };
             let index = read.index;
             let opened = pool
@@ -318,9 +318,23 @@ impl State {
                 .and_then(|r| r)
                 .map_err(ReadFailure::from);
             drop(for_record);
-            (opened, held)
+            (opened, Some(held))
         };
-        self.in_flight.push_back(opening.boxed());
+        // A task of its own: the read and the opening go on while the
+        // connection is busy sending the chunk before (the body is polled
+        // only when that is done), so sending and decoding overlap. Aborted
+        // if the download is dropped.
+        let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(opening));
+        let joined = async move {
+            match task.await {
+                Ok(done) => done,
+                Err(e) => {
+                    let failed = sluice_engine::Error::Internal(format!("a chunk's task failed: {e}"));
+                    (Err(failed.into()), None)
+                }
+            }
+        };
+        self.in_flight.push_back(joined.boxed());
     }
 }
 
