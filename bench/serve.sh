@@ -79,7 +79,7 @@ rm -f "$tmp/dl.bin" "$tmp/rs.bin"
 echo "== 1 GiB: whole-object download vs sluice restore, both to /dev/null"
 python3 bench/run.py "$tmp/down-null.json" "$RUNS" \
   "download" "curl -sf -o /dev/null -H '$H' '$U/v1/objects/one/content'" \
-  "restore" "$S restore $tmp/1g.sluice -o /dev/null -f --key-file $tmp/k.bin -q"
+  "restore" "$S restore $tmp/1g.sluice -o - --key-file $tmp/k.bin -q > /dev/null"
 python3 - "$tmp/down-null.json" <<'PY'
 import json, sys
 r = {x["command"]: x["median"] for x in json.load(open(sys.argv[1]))["results"]}

@@ -87,6 +87,16 @@ impl AtomicFile {
         if target.is_dir() {
             return Err(usage(format!("{}: output is a directory", target.display())));
         }
+        // A device, FIFO or socket would be replaced by the rename (a
+        // `--force` onto /dev/null would make it a regular file).
+        if let Ok(meta) = std::fs::metadata(target) {
+            if !meta.is_file() {
+                return Err(usage(format!(
+                    "{}: not a regular file; write to standard output instead (-o -, then redirect it)",
+                    target.display()
+                )));
+            }
+        }
         if !force && target.symlink_metadata().is_ok() {
             return Err(usage(format!(
                 "{}: already exists (use --force to overwrite)",

@@ -30,6 +30,16 @@ fn refuses_to_overwrite_and_to_clobber_the_input() {
         .args(["process", "f", "-o", "./f", "--encrypt", "none", "--force"])
         .assert()
         .code(2);
+    // A FIFO (or a device: /dev/null) is never replaced by a regular file.
+    let fifo = env.path("fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    env.cmd()
+        .args(["process", "f", "-o", "fifo", "--encrypt", "none", "--force"])
+        .assert()
+        .code(2)
+        .stderr(contains("not a regular file"));
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
 }
 
 #[test]
