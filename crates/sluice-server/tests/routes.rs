@@ -504,3 +504,51 @@ async fn limits_refuse_with_retry_after() {
     drop(held);
     t.stop().await;
 }
+
+/// Issue #19: past its transfer cap a tenant's next download gets 429 with
+/// `Retry-After` while another tenant is served; past the node's cap, 503,
+/// and `/readyz` says the node is saturated. Ending a transfer frees it.
+#[tokio::test]
+async fn transfer_caps_refuse_with_retry_after_and_readyz_reports_saturation() {
+    let settings = Settings {
+        max_transfers: Some(2),
+        max_transfers_per_tenant: Some(1),
+        ..Settings::default()
+    };
+    let (t, app, token) = setup(settings).await;
+    let other = t.tenant("beta", Scope::Write).await;
+    let third = t.tenant("gamma", Scope::Write).await;
+    for tok in [&token, &other, &third] {
+        let put = send(&app, request("PUT", "/v1/objects/k?wait=true", tok, data())).await;
+        assert_eq!(put.status, StatusCode::CREATED);
+    }
+    let open_download = |tok: &str| {
+        let app = app.clone();
+        let req = request("GET", "/v1/objects/k/content", tok, Body::empty());
+        async move { app.oneshot(req).await.expect("the router answers") }
+    };
+    // acme's download, its body not read: the transfer stays in flight.
+    let held = open_download(&token).await;
+    assert_eq!(held.status(), StatusCode::OK);
+    let refused = send(&app, request("GET", "/v1/objects/k/content", &token, Body::empty())).await;
+    refused.expect(429, "too_many_transfers");
+    assert!(refused.headers.contains_key("retry-after"));
+    // beta is within its own cap; with it the node is at its cap.
+    let beta = open_download(&other).await;
+    assert_eq!(beta.status(), StatusCode::OK);
+    let full = send(&app, request("GET", "/v1/objects/k/content", &third, Body::empty())).await;
+    full.expect(503, "transfers_full");
+    assert!(full.headers.contains_key("retry-after"));
+    let ready = send(&app, Request::get("/readyz").body(Body::empty()).unwrap()).await;
+    ready.expect(503, "not_ready");
+    assert!(String::from_utf8_lossy(&ready.body).contains("saturated"));
+    // Ending the transfers frees them.
+    let body = axum::body::to_bytes(held.into_body(), usize::MAX).await.unwrap();
+    assert_eq!(body.len(), 100_000);
+    drop(beta);
+    let again = send(&app, request("GET", "/v1/objects/k/content", &token, Body::empty())).await;
+    assert_eq!(again.status, StatusCode::OK);
+    let ready = send(&app, Request::get("/readyz").body(Body::empty()).unwrap()).await;
+    assert_eq!(ready.status, StatusCode::OK);
+    t.stop().await;
+}

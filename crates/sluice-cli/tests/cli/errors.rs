@@ -32,7 +32,11 @@ fn refuses_to_overwrite_and_to_clobber_the_input() {
         .code(2);
     // A FIFO (or a device: /dev/null) is never replaced by a regular file.
     let fifo = env.path("fifo");
-    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     env.cmd()
         .args(["process", "f", "-o", "fifo", "--encrypt", "none", "--force"])
         .assert()
