@@ -282,6 +282,19 @@ impl<S> Archive<S> {
         &self.opened.index
     }
 
+    /// Refuses a range that is not within the original.
+    fn check_range(&self, range: &Range<u64>) -> Result<()> {
+        let len = self.plaintext_len();
+        if range.start > range.end || range.end > len {
+            return Err(Error::RangeOutOfBounds {
+                start: range.start,
+                end: range.end,
+                len,
+            });
+        }
+        Ok(())
+    }
+
     /// The chunks that overlap `range` of the original, first and last
     /// (`None` for an empty range).
     fn chunks_of(&self, range: &Range<u64>) -> Option<(u64, u64)> {
@@ -314,14 +327,7 @@ impl<S> Archive<S> {
     /// The records a read of `range` needs, in order (none for an empty
     /// range).
     pub fn record_reads(&self, range: &Range<u64>) -> Result<Vec<RecordRead>> {
-        let len = self.plaintext_len();
-        if range.start > range.end || range.end > len {
-            return Err(Error::RangeOutOfBounds {
-                start: range.start,
-                end: range.end,
-                len,
-            });
-        }
+        self.check_range(range)?;
         let Some((first, last)) = self.chunks_of(range) else {
             return Ok(Vec::new());
         };
@@ -398,14 +404,7 @@ impl<S: ReadAt> Archive<S> {
         target: Target<'_>,
         ctl: &Control,
     ) -> Result<RangeSummary> {
-        let len = self.plaintext_len();
-        if range.start > range.end || range.end > len {
-            return Err(Error::RangeOutOfBounds {
-                start: range.start,
-                end: range.end,
-                len,
-            });
-        }
+        self.check_range(&range)?;
         let (mut in_order, placer) = target.split()?;
         let Some((first, last)) = self.chunks_of(&range) else {
             in_order.finish(0)?;

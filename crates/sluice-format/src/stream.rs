@@ -293,11 +293,7 @@ impl StreamContext {
         dec: &mut Decompressor,
         out: &mut Vec<u8>,
     ) -> Result<()> {
-        self.check_data_record(index, rh)?;
-        let n = self
-            .cipher
-            .open(stream_nonce(index, false), &self.aad(rh), body)
-            .ok_or(Error::ChunkAuth { chunk: index })?;
+        let n = self.authenticate_chunk(index, rh, body)?;
         body.truncate(n);
         let plain_len = rh.plain_len as usize;
         if rh.compressed {
@@ -307,6 +303,15 @@ impl StreamContext {
             std::mem::swap(out, body);
         }
         Ok(())
+    }
+
+    /// Checks chunk `index`'s record header and decrypts its sealed body in
+    /// place; the stored bytes' length.
+    fn authenticate_chunk(&self, index: u64, rh: &RecordHeader, body: &mut [u8]) -> Result<usize> {
+        self.check_data_record(index, rh)?;
+        self.cipher
+            .open(stream_nonce(index, false), &self.aad(rh), body)
+            .ok_or(Error::ChunkAuth { chunk: index })
     }
 
     /// Like [`Self::open_chunk`], with the sealed body in a slice (e.g. the
@@ -320,11 +325,7 @@ impl StreamContext {
         dec: &mut Decompressor,
         out: &mut Vec<u8>,
     ) -> Result<()> {
-        self.check_data_record(index, rh)?;
-        let n = self
-            .cipher
-            .open(stream_nonce(index, false), &self.aad(rh), body)
-            .ok_or(Error::ChunkAuth { chunk: index })?;
+        let n = self.authenticate_chunk(index, rh, body)?;
         let opened = body.get(..n).ok_or(Error::ChunkAuth { chunk: index })?;
         let plain_len = rh.plain_len as usize;
         if rh.compressed {

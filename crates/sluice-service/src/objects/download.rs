@@ -88,7 +88,7 @@ pub(crate) async fn open(
     keys: KeyRing,
     pool: &CpuPool,
     lane: Lane,
-) -> crate::Result<Archive<()>> {
+) -> crate::Result<(Archive<()>, u64)> {
     let size = objects
         .size_of(location)
         .await?
@@ -115,7 +115,7 @@ pub(crate) async fn open(
             Archive::open(source, &keys).map(|a| a.with_source(()))
         })
         .await??;
-    Ok(archive)
+    Ok((archive, size))
 }
 
 /// What a download reads and where its work runs.
@@ -363,8 +363,8 @@ pub(crate) struct VerifyAt {
 /// nothing; counts container bytes on `ctl.progress`. Returns the
 /// whole-file digest.
 pub(crate) async fn verify(at: VerifyAt, keys: KeyRing, ctl: &sluice_engine::Control) -> Result<[u8; 32], ReadFailure> {
-    let archive = match open(&at.objects, &at.location, keys, &at.pool, at.lane).await {
-        Ok(a) => a,
+    let (archive, container_len) = match open(&at.objects, &at.location, keys, &at.pool, at.lane).await {
+        Ok(opened) => opened,
         Err(crate::Error::NotFound(what)) => return Err(sluice_store::Error::NotFound(what).into()),
         Err(crate::Error::Unavailable) => {
             return Err(
@@ -374,7 +374,6 @@ pub(crate) async fn verify(at: VerifyAt, keys: KeyRing, ctl: &sluice_engine::Con
         Err(e) => return Err(sluice_engine::Error::Internal(e.to_string()).into()),
     };
     let digest = archive.index().digest;
-    let container_len = at.objects.size_of(&at.location).await?.unwrap_or(0);
     let cs = archive.header().chunk_size.bytes() as u64;
     let d = Download {
         range: 0..archive.plaintext_len(),
@@ -463,7 +462,7 @@ mod tests {
     async fn read(f: &Fixture, range: Option<Range<u64>>, memory: usize) -> io::Result<Vec<u8>> {
         let pool = Arc::clone(f.engine.pool());
         let lane = pool.lane();
-        let archive = open(&f.objects, "c", f.keys.clone(), &pool, lane).await.unwrap();
+        let (archive, _) = open(&f.objects, "c", f.keys.clone(), &pool, lane).await.unwrap();
         let transfers = Arc::new(Transfers::new(4, 4));
         let d = Download {
             range: range.clone().unwrap_or(0..archive.plaintext_len()),
@@ -541,7 +540,7 @@ mod tests {
         let objects = Objects::new(Arc::clone(&store), crate::Config::defaults().unwrap().store);
         store.put(&Path::from("c"), PutPayload::from(container)).await.unwrap();
         let pool = engine.pool();
-        let archive = open(&objects, "c", KeyRing::new().with_raw_key(key), pool, pool.lane())
+        let (archive, _) = open(&objects, "c", KeyRing::new().with_raw_key(key), pool, pool.lane())
             .await
             .unwrap();
         assert!(archive.index().body_lens.len() as u64 * 4 > TAIL);

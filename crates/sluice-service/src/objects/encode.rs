@@ -229,9 +229,8 @@ impl Writer<'_> {
 
     /// Writes the next sealed chunk, waiting for it.
     async fn write_next(&mut self) -> Result<(), EncodeStop> {
-        if let Some((sealed, held)) = self.in_flight.next().await {
-            self.write(sealed).await?;
-            drop(held);
+        if let Some(next) = self.in_flight.next().await {
+            self.write(next).await?;
         }
         Ok(())
     }
@@ -239,16 +238,16 @@ impl Writer<'_> {
     /// Writes the next sealed chunk if it is ready; whether it was.
     async fn write_ready(&mut self) -> Result<bool, EncodeStop> {
         match self.in_flight.next().now_or_never().flatten() {
-            Some((sealed, held)) => {
-                self.write(sealed).await?;
-                drop(held);
-                Ok(true)
-            }
+            Some(next) => self.write(next).await.map(|()| true),
             None => Ok(false),
         }
     }
 
-    async fn write(&mut self, sealed: sluice_engine::Result<SealedChunk>) -> Result<(), EncodeStop> {
+    /// Writes a sealed chunk; its memory is given back after.
+    async fn write(
+        &mut self,
+        (sealed, _held): (sluice_engine::Result<SealedChunk>, Vec<Held>),
+    ) -> Result<(), EncodeStop> {
         let mut sealed = sealed.map_err(EncodeStop::Engine)?;
         self.encoder.push(&sealed).map_err(EncodeStop::Engine)?;
         let body = sealed.take_body();

@@ -313,7 +313,7 @@ impl Service {
         let keys = self.keyring_for(caller.tenant(), o.encrypted).await?;
         let pool = self.engine.pool();
         let lane = self.lanes.of(caller.tenant(), pool);
-        let a = download::open(&self.objects, &o.location, keys, pool, lane).await?;
+        let (a, _) = download::open(&self.objects, &o.location, keys, pool, lane).await?;
         self.opened.insert(&o.location, &a);
         Ok(a)
     }
