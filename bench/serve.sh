@@ -3,8 +3,9 @@
 #   1. upload-to-stored throughput of one 1 GiB file (curl -T ...?wait=true)
 #      vs `sluice process` of the same file, alternating runs (both durable:
 #      the CLI syncs its output, the service its staged upload and container);
-#   2. a whole-object download of it (curl to a file) vs `sluice restore`
-#      to a file (neither syncs);
+#   2. a whole-object download of it to a file (curl; `sluice pull`, which
+#      fetches chunk-aligned ranges on 4 connections) vs `sluice restore`
+#      to a file (none syncs);
 #   3. 8 concurrent 256 MiB uploads: aggregate throughput and server peak RSS;
 #   4. small objects: 4 KiB uploads at concurrency 32 (wrk), P50/P99 latency;
 #   5. range reads: random 64 KiB ranges of a stored 256 MiB object at
@@ -47,6 +48,7 @@ start_server
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$tmp"' EXIT
 $S keygen --raw -o "$tmp/k.bin" >/dev/null
 H="Authorization: Bearer $TOKEN"
+export SLUICE_TOKEN=$TOKEN  # for sluice pull
 
 echo "== 1 GiB: upload-to-stored vs sluice process"
 python3 bench/run.py "$tmp/one.json" "$RUNS" \
@@ -59,18 +61,19 @@ print(f"service {1024/r['service']:.0f} MiB/s, process {1024/r['process']:.0f} M
       f"service / process throughput = {r['process']/r['service']:.2f}")
 PY
 
-echo "== 1 GiB: whole-object download vs sluice restore to a file (neither syncs)"
+echo "== 1 GiB: whole-object download (curl; sluice pull) vs sluice restore to a file (none syncs)"
 python3 bench/run.py "$tmp/down.json" "$RUNS" \
   "download" "curl -sf -o $tmp/dl.bin -H '$H' '$U/v1/objects/one/content'" \
+  "pull" "$S pull one --server $U -o $tmp/pl.bin -f -q" \
   "restore" "$S restore $tmp/1g.sluice -o $tmp/rs.bin --key-file $tmp/k.bin -f -q"
-cmp -s "$tmp/dl.bin" "$tmp/1g.bin" && cmp -s "$tmp/rs.bin" "$tmp/1g.bin" || { echo "a restored copy differs"; exit 1; }
+for f in dl pl rs; do cmp -s "$tmp/$f.bin" "$tmp/1g.bin" || { echo "$f.bin: a restored copy differs"; exit 1; }; done
 python3 - "$tmp/down.json" <<'PY'
 import json, sys
 r = {x["command"]: x["median"] for x in json.load(open(sys.argv[1]))["results"]}
-print(f"download {1024/r['download']:.0f} MiB/s, restore {1024/r['restore']:.0f} MiB/s: "
-      f"download / restore throughput = {r['restore']/r['download']:.2f}")
+print(f"curl {1024/r['download']:.0f} MiB/s, pull {1024/r['pull']:.0f} MiB/s, restore {1024/r['restore']:.0f} MiB/s: "
+      f"download / restore throughput = {r['restore']/r['download']:.2f} (curl), {r['restore']/r['pull']:.2f} (pull)")
 PY
-rm -f "$tmp/dl.bin" "$tmp/rs.bin"
+rm -f "$tmp/dl.bin" "$tmp/pl.bin" "$tmp/rs.bin"
 # The same without the file: curl writes its file from one thread while
 # restore writes its chunks from every core, so the file-to-file ratio
 # measures curl's page-cache writes as much as the server. (Not a pipe

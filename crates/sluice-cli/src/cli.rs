@@ -174,12 +174,18 @@ pub struct PullArgs {
     /// Only bytes START..END (END exclusive) or START..
     #[arg(long, value_name = "A..B")]
     pub range: Option<String>,
+    /// Ranges fetched at once for a whole object written to a file (1: one stream)
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub parallel: usize,
     /// Overwrite the output file if it exists
     #[arg(short, long)]
     pub force: bool,
     /// No progress bar
     #[arg(short, long)]
     pub quiet: bool,
+    /// Durability (default: not synced, like restore: the object stays on the server).
+    #[command(flatten)]
+    pub durability: Durability,
 }
 
 /// `sluice admin`: the service's settings (only the database and the

@@ -298,3 +298,53 @@ pub struct ObjectInfo {
     /// Stored at, unix milliseconds.
     pub created_at: i64,
 }
+
+impl ObjectInfo {
+    /// Plaintext bytes per chunk, or `None` for an object of at most one
+    /// chunk (the row does not say, and it does not matter there). Chunk
+    /// sizes are powers of two and every chunk but the last is full, so
+    /// the mean chunk lies in (size/2, size].
+    pub fn chunk_size(&self) -> Option<u64> {
+        let chunks = u64::try_from(self.chunk_count).ok().filter(|&n| n >= 2)?;
+        let len = u64::try_from(self.plaintext_len).ok()?;
+        Some(len.div_ceil(chunks).next_power_of_two())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ObjectInfo;
+
+    fn object(plaintext_len: i64, chunk_count: i64) -> ObjectInfo {
+        ObjectInfo {
+            key: "k".into(),
+            location: "l".into(),
+            pipeline: "default".into(),
+            encrypted: true,
+            container_len: 0,
+            plaintext_len,
+            chunk_count,
+            digest: String::new(),
+            job_id: String::new(),
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn the_chunk_size_follows_from_length_and_count() {
+        for log2 in 12..=26u32 {
+            let cs = 1i64 << log2;
+            for (len, n) in [
+                (cs + 1, 2),
+                (2 * cs, 2),
+                (7 * cs + cs / 3, 8),
+                (100 * cs, 100),
+                (99 * cs + 1, 100),
+            ] {
+                assert_eq!(object(len, n).chunk_size(), Some(cs as u64), "len {len} chunks {n}");
+            }
+        }
+        assert_eq!(object(5_000, 1).chunk_size(), None);
+        assert_eq!(object(0, 0).chunk_size(), None);
+    }
+}

@@ -1,6 +1,10 @@
 //! `sluice pull KEY --server URL [-o OUT] [--range A..B]`: an object's
 //! content (or a byte range of it, which the server restores from only the
 //! chunks it needs), written atomically: a cut-off download leaves nothing.
+//! A whole object written to a file comes in chunk-aligned ranges over
+//! `--parallel` connections ([`parallel`]); anything else in one stream.
+
+mod parallel;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -34,14 +38,10 @@ pub fn run(args: &PullArgs) -> Result<Code> {
         }
         None => None,
     };
-    let mut resp = api.send_retrying(|| {
-        let req = api.request(Method::GET, &path);
-        match &range {
-            Some(r) => req.header(reqwest::header::RANGE, r),
-            None => req,
-        }
-    })?;
-    let total = resp.content_length();
+    if args.parallel == 0 || args.parallel > 64 {
+        return Err(usage(format!("--parallel {}: expected 1 to 64", args.parallel)));
+    }
+    let sync = args.durability.resolve(false)?;
     let to_stdout = args.output.as_deref() == Some(std::path::Path::new("-"));
     let target = match &args.output {
         Some(p) => p.clone(),
@@ -53,6 +53,27 @@ pub fn run(args: &PullArgs) -> Result<Code> {
                 .ok_or_else(|| usage("give the output file with -o"))?,
         ),
     };
+    if range.is_none() && !to_stdout && args.parallel > 1 {
+        // An error answer to a HEAD has no body to name the problem: the
+        // GET below then answers it again with one.
+        match api.send_retrying(|| api.request(Method::HEAD, &object_path(&args.key))) {
+            Ok(head) => {
+                if let Some(plan) = parallel::Plan::from_head(&head) {
+                    return pull_parallel(&api, &path, &plan, &target, args, sync);
+                }
+            }
+            Err(e) if e.downcast_ref::<crate::client::Failure>().is_some() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let mut resp = api.send_retrying(|| {
+        let req = api.request(Method::GET, &path);
+        match &range {
+            Some(r) => req.header(reqwest::header::RANGE, r),
+            None => req,
+        }
+    })?;
+    let total = resp.content_length();
     let got = Arc::new(AtomicU64::new(0));
     let bar = {
         let got = Arc::clone(&got);
@@ -80,7 +101,7 @@ pub fn run(args: &PullArgs) -> Result<Code> {
         lock.flush()?;
         n
     } else {
-        let mut out = AtomicFile::create(&target, None, args.force, true)?;
+        let mut out = AtomicFile::create(&target, None, args.force, sync)?;
         let n = copy(out.file()?)?;
         if total.is_some_and(|t| t != n) {
             anyhow::bail!("the download ended after {n} of {} bytes", total.unwrap_or(0));
@@ -92,5 +113,27 @@ pub fn run(args: &PullArgs) -> Result<Code> {
     if !to_stdout {
         eprintln!("{}: {written} bytes", target.display());
     }
+    Ok(Code::Ok)
+}
+
+/// The whole object in ranges on `args.parallel` connections.
+fn pull_parallel(
+    api: &Api,
+    path: &str,
+    plan: &parallel::Plan,
+    target: &std::path::Path,
+    args: &PullArgs,
+    sync: bool,
+) -> Result<Code> {
+    let mut out = AtomicFile::create(target, None, args.force, sync)?;
+    let got = Arc::new(AtomicU64::new(0));
+    let bar = {
+        let got = Arc::clone(&got);
+        Bar::following(move || got.load(Ordering::Relaxed), Some(plan.size), args.quiet)
+    };
+    parallel::fetch(api, path, plan, out.file()?, args.parallel, &got)?;
+    out.commit()?;
+    drop(bar);
+    eprintln!("{}: {} bytes", target.display(), plan.size);
     Ok(Code::Ok)
 }

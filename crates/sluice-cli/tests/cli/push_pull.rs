@@ -1,5 +1,5 @@
 //! End-to-end: `sluice push` (resumable, parallel parts) and `sluice pull`
-//! (whole, a range, stdout) against a live server; a push killed past 60 %
+//! (whole in parallel ranges and in one stream, a range, stdout) against a live server; a push killed past 60 %
 //! resumes from the parts the server already holds.
 
 use std::process::{Command, Stdio};
@@ -122,7 +122,24 @@ fn push_resumes_after_being_killed_and_pull_fetches_whole_and_ranges() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_same_bytes(&read(&whole), &data, "pulled content");
+    assert_same_bytes(&read(&whole), &data, "pulled content (8 chunks in 4 ranges at once)");
+    let one_stream = env.path("one-stream.bin");
+    let out = client(&env, &token)
+        .args([
+            "pull",
+            "up/big.bin",
+            "--server",
+            &s.base,
+            "--parallel",
+            "1",
+            "--quiet",
+            "-o",
+        ])
+        .arg(&one_stream)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_same_bytes(&read(&one_stream), &data, "pulled content (one stream)");
     let out = client(&env, &token)
         .args([
             "pull",

@@ -153,6 +153,10 @@ fn describe(resp: &mut Response, o: &ObjectInfo) {
             h.insert(name, v);
         }
     }
+    // What a client fetching ranges in parallel aligns them to.
+    if let Some(size) = o.chunk_size() {
+        h.insert("x-sluice-chunk-size", HeaderValue::from(size));
+    }
 }
 
 /// Parses a single `Range: bytes=…`: `Ok(None)` for none we serve (no
