@@ -5,8 +5,8 @@
 #   brings `http`: the remote backends are behind sluice-store's `remote`
 #   and `s3` features, which only the binary turns on);
 # - the engine knows no HTTP, SQL or async runtime;
-# - no route of the native API touches the database or the object store:
-#   they call the service.
+# - no route of the native API, and nothing of the S3 face, touches the
+#   database or the object store: they call the service.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fail=0
@@ -19,6 +19,9 @@ if cargo tree -p sluice-engine -e normal --prefix none --locked | grep -E '^(tok
 fi
 if grep -nE '\.db\b|\bDb\b|sqlx|\.objects\.|sluice_store' crates/sluice-server/src/routes/*.rs; then
   echo "a route reaches the database or the object store (above): call the service"; fail=1
+fi
+if grep -nE '\.db\b|\bDb\b|sqlx|\.objects\.|sluice_store' crates/sluice-s3/src/*.rs; then
+  echo "the S3 face reaches the database or the object store (above): call the service"; fail=1
 fi
 [ "$fail" = 0 ] && echo "layers: ok (sluice-service names no HTTP crate; routes call the service)"
 exit "$fail"

@@ -209,6 +209,9 @@ pub enum AdminCommand {
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// S3 access keys (the S3 face's credentials).
+    #[command(subcommand, name = "s3-key")]
+    S3Key(S3KeyCommand),
 }
 
 /// `sluice admin tenant …`.
@@ -263,6 +266,31 @@ pub enum TokenCommand {
     Revoke {
         /// Token id (from `token list`).
         token_id: String,
+    },
+}
+
+/// `sluice admin s3-key …`.
+#[derive(Debug, Subcommand)]
+pub enum S3KeyCommand {
+    /// Create an access key; prints `ACCESS_KEY_ID SECRET_ACCESS_KEY` on one line, once.
+    Create {
+        /// Tenant name.
+        #[arg(long)]
+        tenant: String,
+        /// read, write or admin.
+        #[arg(long, default_value = "write")]
+        scope: String,
+    },
+    /// List a tenant's access key ids (never the secrets).
+    List {
+        /// Tenant name.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Revoke an access key by id; running servers refuse it within a second.
+    Revoke {
+        /// Access key id.
+        access_key_id: String,
     },
 }
 

@@ -149,25 +149,49 @@ async fn run(config: Config, role: Role) -> Result<(), ServeError> {
         }
         None => None,
     };
+    let s3_listener = match (role, service.config().s3_listen) {
+        (Role::Serve, Some(addr)) => {
+            let l = bind(addr).await?;
+            tracing::info!(address = %l.local_addr().unwrap_or(addr), "S3 API listening");
+            Some(l)
+        }
+        _ => None,
+    };
+    let (stopped_tx, stopped) = tokio::sync::watch::channel(false);
     let stopping = service.clone();
     let stop = async move {
         shutdown_signal().await;
         tracing::info!("shutdown: no new requests or jobs");
         stopping.begin_shutdown();
+        let _ = stopped_tx.send(true);
     };
-    match listener {
-        Some(listener) => {
-            let c = service.config();
-            let limits = http::Limits {
-                max_connections: c.max_connections,
-                header_timeout: c.header_timeout,
-                max_header_bytes: c.max_header_bytes,
-                write_idle: c.idle_body_timeout,
-                drain: grace,
-            };
-            http::serve(listener, router(service.clone()), limits, stop).await;
+    let limits = {
+        let c = service.config();
+        http::Limits {
+            max_connections: c.max_connections,
+            header_timeout: c.header_timeout,
+            max_header_bytes: c.max_header_bytes,
+            write_idle: c.idle_body_timeout,
+            drain: grace,
         }
+    };
+    // The S3 face: the same limits and shutdown as the native API.
+    let s3_face = s3_listener.map(|l| {
+        let mut stopped = stopped.clone();
+        let router = sluice_s3::router(service.clone());
+        tokio::spawn(async move {
+            http::serve(l, router, limits, async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await;
+        })
+    });
+    match listener {
+        Some(listener) => http::serve(listener, router(service.clone()), limits, stop).await,
         None => stop.await,
+    }
+    if let Some(face) = s3_face {
+        let _ = face.await;
     }
     background.stop(&service, grace).await;
     if let Some(m) = metrics_listener {

@@ -89,6 +89,12 @@ pub enum Conflict {
     UploadClosed,
     /// Parts of the resumable upload are missing.
     Incomplete,
+    /// The caller already owns a bucket of that name.
+    BucketOwned,
+    /// Another tenant owns a bucket of that name.
+    BucketTaken,
+    /// The bucket still holds objects.
+    BucketNotEmpty,
 }
 
 impl Conflict {
@@ -100,6 +106,9 @@ impl Conflict {
             Conflict::NotRetryable => "not_retryable",
             Conflict::UploadClosed => "upload_closed",
             Conflict::Incomplete => "incomplete",
+            Conflict::BucketOwned => "bucket_owned",
+            Conflict::BucketTaken => "bucket_taken",
+            Conflict::BucketNotEmpty => "bucket_not_empty",
         }
     }
 }

@@ -121,6 +121,30 @@ impl Keys {
         Ok((identity, sealed))
     }
 
+    /// `secret` sealed under the master key (a tiny container), to store.
+    pub fn seal(&self, secret: &[u8]) -> Result<Vec<u8>, KeysError> {
+        let opts = EncodeOptions {
+            params: FileParams::default(),
+            slots: vec![SlotSpec::RawKey(self.master.clone())],
+            adaptive: false,
+        };
+        let mut sealed = Vec::new();
+        self.engine
+            .encode(secret, &mut sealed, &opts, &Control::new())
+            .map_err(|e| KeysError::Identity(format!("cannot seal a secret: {e}")))?;
+        Ok(sealed)
+    }
+
+    /// What [`Keys::seal`] sealed.
+    pub fn unseal(&self, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeysError> {
+        let keys = KeyRing::new().with_raw_key(self.master.clone());
+        let mut secret = Zeroizing::new(Vec::new());
+        self.engine
+            .decode(sealed, &mut *secret, &keys, &Control::new())
+            .map_err(|e| KeysError::Identity(format!("a secret cannot be unsealed (wrong master key?): {e}")))?;
+        Ok(secret)
+    }
+
     /// A tenant's identity, unsealed (cached).
     pub fn identity(&self, tenant_id: &str, sealed: &[u8]) -> Result<Arc<Identity>, KeysError> {
         if let Some(id) = self.cache.get(tenant_id) {
@@ -163,6 +187,27 @@ fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
 mod tests {
     use super::*;
     use sluice_engine::EngineConfig;
+
+    #[test]
+    fn secrets_seal_and_unseal_under_the_master_key_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = || {
+            Engine::new(EngineConfig {
+                threads: Some(1),
+                ..EngineConfig::default()
+            })
+            .unwrap()
+        };
+        let (keys, _) = Keys::load_or_create(&dir.path().join("a.key"), engine()).unwrap();
+        let (other, _) = Keys::load_or_create(&dir.path().join("b.key"), engine()).unwrap();
+        let sealed = keys.seal(b"wJalrXUtnFEMI/K7MDENG").unwrap();
+        assert!(
+            !sealed.windows(5).any(|w| w == b"wJalr"),
+            "the secret is not stored in the clear"
+        );
+        assert_eq!(&keys.unseal(&sealed).unwrap()[..], b"wJalrXUtnFEMI/K7MDENG");
+        assert!(other.unseal(&sealed).is_err());
+    }
 
     #[test]
     fn identities_seal_and_unseal_under_the_master_key() {

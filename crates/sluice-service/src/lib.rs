@@ -26,6 +26,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod buckets;
 mod error;
 pub mod jobs;
 mod keys;
@@ -52,5 +53,5 @@ pub use tenants::limits::Refusal;
 
 /// The rows the service hands out, from the store.
 pub use sluice_store::{
-    new_id, LimitsUpdate, ObjectInfo, Pipeline, Principal, Scope, TenantLimits, TokenInfo, Upload, UploadPart,
+    new_id, Bucket, LimitsUpdate, ObjectInfo, Pipeline, Principal, Scope, TenantLimits, TokenInfo, Upload, UploadPart,
 };

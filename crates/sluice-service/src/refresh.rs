@@ -53,6 +53,7 @@ async fn follow(st: Service, mut seen: i64) {
         // sees the revision move and does not cache what it read.
         st.auth.revision.store(now, Ordering::SeqCst);
         st.auth.principals.invalidate_all();
+        st.auth.s3_keys.invalidate_all();
         st.keys.forget_all();
         match st.db.all_tenant_limits().await {
             Ok(all) => {

@@ -177,6 +177,11 @@ impl TestService {
             .to_string()
     }
 
+    /// Administration of this service (as `sluice admin` does it).
+    pub fn admin(&self) -> crate::tenants::admin::Admin {
+        crate::tenants::admin::Admin::for_tests(&self.service)
+    }
+
     /// The caller a token stands for.
     pub async fn caller(&self, token: &str) -> Caller {
         self.service.authenticate(token).await.expect("a valid token")

@@ -15,12 +15,13 @@ mod model;
 mod objects;
 
 pub use db::{
-    db_acquires, Backend, Db, DbConfig, Fenced, NewJob, NewUpload, Placed, PoolStats, Upload, UploadPart, UploadState,
+    db_acquires, Backend, BucketDelete, Db, DbConfig, Fenced, NewJob, NewUpload, Placed, PoolStats, Upload, UploadPart,
+    UploadState,
 };
 pub use error::{Error, Result};
 pub use model::{
-    Job, JobKind, JobProgress, JobState, LimitsUpdate, ObjectInfo, Pipeline, Principal, Scope, Tenant, TenantLimits,
-    TokenInfo,
+    Bucket, Job, JobKind, JobProgress, JobState, LimitsUpdate, ObjectInfo, Pipeline, Principal, S3Key, S3KeyInfo,
+    Scope, Tenant, TenantLimits, TokenInfo,
 };
 pub use objects::blob::{BlobError, BlobStore, ByteStream, Listed, ObjectReader, ObjectWrite, ObjectWriter};
 pub use objects::guard::{BreakerState, Resilience};
@@ -51,6 +52,25 @@ pub fn new_token() -> Result<(String, String)> {
     let token = format!("sluice_{}", hex::encode(random));
     let hash = token_hash(&token);
     Ok((token, hash))
+}
+
+/// A new S3 access key: its id (`SLU` + 17 of `A-Z2-7`, 20 characters like
+/// AWS's) and its secret (40 characters of the base64 alphabet, 240 random
+/// bits, like AWS's).
+pub fn new_s3_key() -> Result<(String, zeroize::Zeroizing<String>)> {
+    const ID_ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    const SECRET_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut random = zeroize::Zeroizing::new([0u8; 57]);
+    aws_lc_rs::rand::fill(&mut random[..]).map_err(|_| Error::Random)?;
+    let mut id = String::from("SLU");
+    id.extend(random[..17].iter().map(|b| ID_ALPHABET[usize::from(b % 32)] as char));
+    let mut secret = zeroize::Zeroizing::new(String::with_capacity(40));
+    secret.extend(
+        random[17..]
+            .iter()
+            .map(|b| SECRET_ALPHABET[usize::from(b % 64)] as char),
+    );
+    Ok((id, secret))
 }
 
 /// The stored form of a token: BLAKE3 of it, hex. Tokens are 256-bit random,

@@ -90,6 +90,63 @@ pub struct TokenInfo {
     pub revoked_at: Option<i64>,
 }
 
+/// An S3 access key's row (never its secret).
+#[derive(Debug, Clone, Serialize)]
+pub struct S3KeyInfo {
+    /// The access key id (public: clients send it with every request).
+    pub id: String,
+    /// Tenant name.
+    pub tenant: String,
+    /// Scope.
+    pub scope: Scope,
+    /// Creation time, unix milliseconds.
+    pub created_at: i64,
+    /// Revocation time, if revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// A valid S3 access key, its owner and its secret sealed under the
+/// master key.
+#[derive(Clone)]
+pub struct S3Key {
+    /// The access key id.
+    pub id: String,
+    /// Tenant id.
+    pub tenant_id: String,
+    /// Tenant name.
+    pub tenant_name: String,
+    /// Scope.
+    pub scope: Scope,
+    /// The secret, sealed.
+    pub sealed_secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for S3Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Key")
+            .field("id", &self.id)
+            .field("tenant", &self.tenant_name)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A bucket of the S3 face.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Bucket {
+    /// Its global name.
+    pub name: String,
+    /// Owner's tenant id.
+    #[serde(skip)]
+    pub tenant_id: String,
+    /// Owner's tenant name.
+    pub tenant_name: String,
+    /// The pipeline new objects go through (`None`: the tenant's default).
+    pub pipeline: Option<String>,
+    /// Creation time, unix milliseconds.
+    pub created_at: i64,
+}
+
 /// Who a valid token belongs to.
 #[derive(Debug, Clone)]
 pub struct Principal {

@@ -6,7 +6,7 @@ use sluice_service::settings::Origins;
 use sluice_service::tenants::admin::Admin;
 use sluice_service::tenants::limits;
 
-use crate::cli::{AdminArgs, AdminCommand, Global, TenantCommand, TokenCommand};
+use crate::cli::{AdminArgs, AdminCommand, Global, S3KeyCommand, TenantCommand, TokenCommand};
 use crate::exit::{usage, Code};
 
 /// Runs the command.
@@ -67,6 +67,27 @@ pub fn run(args: AdminArgs, global: &Global, origins: Origins) -> Result<Code> {
             AdminCommand::Token(TokenCommand::Revoke { token_id }) => {
                 admin.revoke_token(token_id).await?;
                 eprintln!("revoked {token_id}");
+            }
+            AdminCommand::S3Key(S3KeyCommand::Create { tenant, scope }) => {
+                let scope = sluice_service::Scope::parse(scope)
+                    .ok_or_else(|| usage(format!("--scope {scope:?}: expected read, write or admin")))?;
+                let k = admin.create_s3_key(tenant, scope).await?;
+                eprintln!(
+                    "S3 key for tenant {} (scope {}); the secret is shown once:",
+                    k.tenant,
+                    scope.as_str()
+                );
+                println!("{} {}", k.id, k.secret.as_str());
+            }
+            AdminCommand::S3Key(S3KeyCommand::List { tenant }) => {
+                for k in admin.s3_keys(tenant).await? {
+                    let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
+                    println!("{}\t{}\t{}", k.id, k.scope.as_str(), state);
+                }
+            }
+            AdminCommand::S3Key(S3KeyCommand::Revoke { access_key_id }) => {
+                admin.revoke_s3_key(access_key_id).await?;
+                eprintln!("revoked {access_key_id}");
             }
         }
         Ok(Code::Ok)

@@ -5,6 +5,7 @@
 //! business; what the token means is decided here.
 
 pub mod jwt;
+pub mod s3_keys;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -48,6 +49,8 @@ pub(crate) struct Auth {
     /// Valid tokens by hash (bounded, with a time to live; emptied when
     /// tokens change, see `refresh.rs`).
     pub(crate) principals: moka::future::Cache<String, Principal>,
+    /// Valid S3 access keys, unsealed (emptied with `principals`).
+    pub(crate) s3_keys: moka::future::Cache<String, std::sync::Arc<s3_keys::S3Identity>>,
     /// The auth revision the caches were last emptied for.
     pub(crate) revision: AtomicI64,
     /// Checks JWT bearer tokens, if they are accepted.
@@ -58,6 +61,10 @@ impl Auth {
     pub(crate) fn new(jwt: Option<jwt::JwtVerifier>) -> Auth {
         Auth {
             principals: moka::future::Cache::builder()
+                .max_capacity(PRINCIPAL_CACHE)
+                .time_to_live(Duration::from_secs(300))
+                .build(),
+            s3_keys: moka::future::Cache::builder()
                 .max_capacity(PRINCIPAL_CACHE)
                 .time_to_live(Duration::from_secs(300))
                 .build(),

@@ -96,6 +96,8 @@ pub struct Config {
     pub jwt: Option<JwtConfig>,
     /// Where `/metrics` is served: `None` on the service port.
     pub metrics_listen: Option<SocketAddr>,
+    /// Where the S3-compatible API is served, if anywhere.
+    pub s3_listen: Option<SocketAddr>,
     /// File of the token `/metrics` requires, if any (read at start).
     pub metrics_token_file: Option<PathBuf>,
     /// Where each setting came from, for messages.
@@ -250,6 +252,7 @@ impl Config {
                 }),
             },
             metrics_listen: s.metrics_listen,
+            s3_listen: s.s3_listen,
             metrics_token_file: s.metrics_token_file.clone(),
             data_dir,
             origins: origins.clone(),

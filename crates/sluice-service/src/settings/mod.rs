@@ -183,6 +183,9 @@ pub struct Settings {
     /// Serve /metrics on this address instead of the service port (e.g. 127.0.0.1:9470)
     #[arg(long, env = "SLUICE_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve the S3-compatible API on this address (e.g. 127.0.0.1:8471; unset: not served)
+    #[arg(long, env = "SLUICE_S3_LISTEN", value_name = "ADDR")]
+    pub s3_listen: Option<SocketAddr>,
     /// Require this file's token (Bearer) on /metrics (unset: open)
     #[arg(long, env = "SLUICE_METRICS_TOKEN_FILE", value_name = "FILE")]
     pub metrics_token_file: Option<PathBuf>,

@@ -1,4 +1,4 @@
-//! What administrators do: tenants, their limits and their tokens. The
+//! What administrators do: tenants, their limits, their tokens and S3 keys. The
 //! same operations serve `sluice admin` (straight on the database, no
 //! server needed: [`Admin::open`]) and the admin API of a running service
 //! ([`Service::admin`]); running nodes see a change within a second.
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use sluice_engine::{Engine, EngineConfig};
-use sluice_store::{new_token, Db, LimitsUpdate, Scope, TenantLimits, TokenInfo};
+use sluice_store::{new_s3_key, new_token, Db, LimitsUpdate, S3KeyInfo, Scope, TenantLimits, TokenInfo};
 use zeroize::Zeroizing;
 
 use crate::auth::Caller;
@@ -53,6 +53,18 @@ pub struct NewToken {
     pub scope: Scope,
 }
 
+/// An S3 access key just created: its secret shown once.
+pub struct NewS3Key {
+    /// The access key id.
+    pub id: String,
+    /// The secret access key.
+    pub secret: Zeroizing<String>,
+    /// Its tenant's name.
+    pub tenant: String,
+    /// Its scope.
+    pub scope: Scope,
+}
+
 /// Whether `name` may name a tenant: 1 to 64 of letters, digits, `-`,
 /// `_` and `.`.
 pub fn valid_tenant_name(name: &str) -> bool {
@@ -91,22 +103,7 @@ impl Admin {
                 "tenant names are 1 to 64 of letters, digits, '-', '_' and '.'".into(),
             ));
         }
-        let (keys, created_master_key) = match &self.keys {
-            KeySource::Loaded(keys) => (Arc::clone(keys), None),
-            KeySource::File(path) => {
-                let engine = Engine::new(EngineConfig {
-                    threads: Some(1),
-                    ..EngineConfig::default()
-                })
-                .map_err(Error::internal)?;
-                let file = path.clone();
-                let (keys, created) = sluice_store::blocking::spawn(move || Keys::load_or_create(&file, engine))
-                    .await
-                    .map_err(Error::internal)?
-                    .map_err(|e| Error::Setup(e.to_string()))?;
-                (Arc::new(keys), created.then(|| path.clone()))
-            }
-        };
+        let (keys, created_master_key) = self.master_keys().await?;
         let (identity, sealed) = sluice_store::blocking::spawn(move || keys.new_identity())
             .await
             .map_err(Error::internal)?
@@ -119,6 +116,27 @@ impl Admin {
             recipient,
             created_master_key,
         })
+    }
+
+    /// The master key: the running service's, or the file's (loaded, or
+    /// created, and then its path returned too).
+    async fn master_keys(&self) -> Result<(Arc<Keys>, Option<PathBuf>)> {
+        match &self.keys {
+            KeySource::Loaded(keys) => Ok((Arc::clone(keys), None)),
+            KeySource::File(path) => {
+                let engine = Engine::new(EngineConfig {
+                    threads: Some(1),
+                    ..EngineConfig::default()
+                })
+                .map_err(Error::internal)?;
+                let file = path.clone();
+                let (keys, created) = sluice_store::blocking::spawn(move || Keys::load_or_create(&file, engine))
+                    .await
+                    .map_err(Error::internal)?
+                    .map_err(|e| Error::Setup(e.to_string()))?;
+                Ok((Arc::new(keys), created.then(|| path.clone())))
+            }
+        }
     }
 
     /// Every tenant's name and own limits, sorted by name.
@@ -157,6 +175,42 @@ impl Admin {
     pub async fn revoke_token(&self, id: &str) -> Result<()> {
         self.db.revoke_token(id).await?;
         tracing::info!(token_id = %id, "token revoked");
+        Ok(())
+    }
+}
+
+impl Admin {
+    /// Creates an S3 access key for `tenant`; its secret is stored sealed
+    /// under the master key and shown only here.
+    pub async fn create_s3_key(&self, tenant: &str, scope: Scope) -> Result<NewS3Key> {
+        let t = self.db.tenant_by_name(tenant).await?;
+        let (keys, _) = self.master_keys().await?;
+        let (id, secret) = new_s3_key()?;
+        let plain = Zeroizing::new(secret.as_bytes().to_vec());
+        let sealed = sluice_store::blocking::spawn(move || keys.seal(&plain))
+            .await
+            .map_err(Error::internal)?
+            .map_err(Error::internal)?;
+        self.db.create_s3_key(&id, &t.id, &sealed, scope).await?;
+        tracing::info!(tenant = %tenant, access_key = %id, scope = scope.as_str(), "S3 key created");
+        Ok(NewS3Key {
+            id,
+            secret,
+            tenant: t.name,
+            scope,
+        })
+    }
+
+    /// A tenant's S3 access keys (ids, never secrets).
+    pub async fn s3_keys(&self, tenant: &str) -> Result<Vec<S3KeyInfo>> {
+        let t = self.db.tenant_by_name(tenant).await?;
+        Ok(self.db.s3_keys(&t.id).await?)
+    }
+
+    /// Revokes an S3 access key by id.
+    pub async fn revoke_s3_key(&self, id: &str) -> Result<()> {
+        self.db.revoke_s3_key(id).await?;
+        tracing::info!(access_key = %id, "S3 key revoked");
         Ok(())
     }
 }

@@ -1,13 +1,15 @@
 //! [`Db`]: the metadata database (SQLite by default, PostgreSQL for several
 //! nodes), one file per table: [`tenants`], [`tokens`], [`pipelines`],
 //! [`objects`], [`jobs`] (the queue), [`uploads`] (resumable sessions); plus
-//! how it is opened ([`connect`]), what metrics read ([`stats`]) and how
+//! the S3 face's [`s3_keys`] and [`buckets`]; how it is opened ([`connect`]), what metrics read ([`stats`]) and how
 //! other nodes are woken when a job is queued ([`wake`]).
 
+mod buckets;
 mod connect;
 mod jobs;
 mod objects;
 mod pipelines;
+mod s3_keys;
 mod stats;
 mod tenants;
 mod tokens;
@@ -18,6 +20,7 @@ use std::time::Duration;
 
 use sqlx::AnyPool;
 
+pub use buckets::BucketDelete;
 pub use connect::{acquires as db_acquires, Backend};
 pub use jobs::{Fenced, NewJob};
 pub use objects::Placed;

@@ -1,0 +1,179 @@
+"""End to end: real S3 clients against `sluice serve --s3-listen`.
+
+boto3 at its default settings (checksums on, aws-chunked bodies for
+uploads of files) on path-style addressing: buckets, objects, ranges,
+listings with delimiters and pages, another tenant's access refused, a
+bad signature refused, a revoked key refused within a second; and an
+object written through S3 read back through the native API.
+
+Usage: SLUICE=target/debug/sluice PYTHON_WITH_BOTO3 tests/s3/clients.py
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+SLUICE = os.environ.get("SLUICE", "target/debug/sluice")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def admin(data, *args):
+    out = subprocess.run([SLUICE, "admin", "--data-dir", data, *args], check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def client(port, key):
+    access, secret = key.split()
+    return boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        aws_access_key_id=access,
+        aws_secret_access_key=secret,
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+    )
+
+
+def error_code(call):
+    try:
+        call()
+    except ClientError as e:
+        return e.response["Error"]["Code"]
+    return None
+
+
+def check(what, got, want):
+    if got != want:
+        print(f"FAIL {what}: got {got!r}, want {want!r}")
+        sys.exit(1)
+    print(f"ok   {what}")
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="sluice-s3-")
+    data = os.path.join(work, "data")
+    admin(data, "tenant", "create", "acme")
+    admin(data, "tenant", "create", "other")
+    key = admin(data, "s3-key", "create", "--tenant", "acme")
+    other_key = admin(data, "s3-key", "create", "--tenant", "other")
+    revoked_key = admin(data, "s3-key", "create", "--tenant", "acme", "--scope", "read")
+    token = admin(data, "token", "create", "--tenant", "acme", "--scope", "read")
+    check("s3-key create prints ACCESS_KEY_ID SECRET_ACCESS_KEY", [len(p) for p in key.split()], [20, 40])
+    listed = admin(data, "s3-key", "list", "--tenant", "acme")
+    check("s3-key list shows ids, never secrets", key.split()[1] in listed or key.split()[0] not in listed, False)
+    port, s3_port = free_port(), free_port()
+    log = open(os.path.join(work, "server.log"), "w")
+    server = subprocess.Popen(
+        [SLUICE, "serve", "--data-dir", data, "--listen", f"127.0.0.1:{port}", "--s3-listen", f"127.0.0.1:{s3_port}"],
+        stderr=log,
+    )
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", s3_port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        run(port, s3_port, data, key, other_key, revoked_key, token, work)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    print("s3 clients: all checks passed")
+
+
+def run(port, s3_port, data, key, other_key, revoked_key, token, work):
+    c = client(s3_port, key)
+    other = client(s3_port, other_key)
+    c.create_bucket(Bucket="photos")
+    check("create, then list buckets", [b["Name"] for b in c.list_buckets()["Buckets"]], ["photos"])
+    check("another tenant does not see it", other.list_buckets()["Buckets"], [])
+    check("the name is global", error_code(lambda: other.create_bucket(Bucket="photos")), "BucketAlreadyExists")
+    check("owned already", error_code(lambda: c.create_bucket(Bucket="photos")), "BucketAlreadyOwnedByYou")
+    check("bucket naming rules", error_code(lambda: c.create_bucket(Bucket="Bad_Name")), "InvalidBucketName")
+
+    body = os.urandom(3_000_000)
+    c.put_object(Bucket="photos", Key="2026/cat.jpg", Body=body)
+    for k in ["2026/dog.jpg", "2025/old.jpg", "readme.txt"]:
+        c.put_object(Bucket="photos", Key=k, Body=k.encode())
+    path = os.path.join(work, "file.bin")
+    with open(path, "wb") as f:
+        # Under the SDK's 8 MiB multipart threshold: multipart is not served yet.
+        f.write(os.urandom(7_000_000))
+    c.upload_file(path, "photos", "files/file.bin")  # the SDK's transfer manager
+    got = os.path.join(work, "got.bin")
+    c.download_file("photos", "files/file.bin", got)
+    check("upload_file, download_file", open(got, "rb").read() == open(path, "rb").read(), True)
+    check("get", c.get_object(Bucket="photos", Key="2026/cat.jpg")["Body"].read() == body, True)
+    r = c.get_object(Bucket="photos", Key="2026/cat.jpg", Range="bytes=1000-1999")
+    check("range", (r["Body"].read() == body[1000:2000], r["ContentRange"]), (True, "bytes 1000-1999/3000000"))
+    r = c.get_object(Bucket="photos", Key="2026/cat.jpg", Range="bytes=-10")
+    check("suffix range", r["Body"].read() == body[-10:], True)
+    check("range past the end", error_code(lambda: c.get_object(Bucket="photos", Key="readme.txt", Range="bytes=500-")), "InvalidRange")
+    check("head", c.head_object(Bucket="photos", Key="readme.txt")["ContentLength"], len("readme.txt"))
+    check("missing key", error_code(lambda: c.get_object(Bucket="photos", Key="nope")), "NoSuchKey")
+    check("missing bucket", error_code(lambda: c.get_object(Bucket="nobucket", Key="x")), "NoSuchBucket")
+
+    l = c.list_objects_v2(Bucket="photos", Delimiter="/")
+    check(
+        "list v2 with a delimiter",
+        ([o["Key"] for o in l.get("Contents", [])], [p["Prefix"] for p in l.get("CommonPrefixes", [])]),
+        (["readme.txt"], ["2025/", "2026/", "files/"]),
+    )
+    keys, token_ = [], None
+    while True:
+        kw = {"ContinuationToken": token_} if token_ else {}
+        page = c.list_objects_v2(Bucket="photos", MaxKeys=2, **kw)
+        keys += [o["Key"] for o in page.get("Contents", [])]
+        if not page["IsTruncated"]:
+            break
+        token_ = page["NextContinuationToken"]
+    check("list v2 in pages of 2", keys, ["2025/old.jpg", "2026/cat.jpg", "2026/dog.jpg", "files/file.bin", "readme.txt"])
+    l = c.list_objects_v2(Bucket="photos", Prefix="2026/", StartAfter="2026/cat.jpg")
+    check("prefix and start-after", [o["Key"] for o in l["Contents"]], ["2026/dog.jpg"])
+    l = c.list_objects(Bucket="photos", Delimiter="/", MaxKeys=2)
+    check("list v1 cut by max-keys", (l["IsTruncated"], l.get("NextMarker")), (True, "2026/"))
+    l = c.list_objects(Bucket="photos", Delimiter="/", Marker="2026/")
+    check("list v1 from a marker past a prefix", [p["Prefix"] for p in l.get("CommonPrefixes", [])], ["files/"])
+
+    check("another tenant cannot read", error_code(lambda: other.get_object(Bucket="photos", Key="readme.txt")), "AccessDenied")
+    check("nor write", error_code(lambda: other.put_object(Bucket="photos", Key="x", Body=b"1")), "AccessDenied")
+    forged = client(s3_port, key.split()[0] + " " + "x" * 40)
+    check("a bad signature", error_code(lambda: forged.list_buckets()), "SignatureDoesNotMatch")
+    unknown = client(s3_port, "SLUNOSUCHKEY00000000 " + "x" * 40)
+    check("an unknown key", error_code(lambda: unknown.list_buckets()), "InvalidAccessKeyId")
+    reader = client(s3_port, revoked_key)
+    check("a read key reads", len(reader.list_buckets()["Buckets"]), 1)
+    check("but does not write", error_code(lambda: reader.put_object(Bucket="photos", Key="x", Body=b"1")), "AccessDenied")
+    admin(data, "s3-key", "revoke", revoked_key.split()[0])
+    time.sleep(1.5)
+    check("a revoked key is refused within a second", error_code(lambda: reader.list_buckets()), "InvalidAccessKeyId")
+
+    # The same object through the native API.
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/objects/photos/2026/cat.jpg/content", headers={"Authorization": f"Bearer {token}"}
+    )
+    check("written through S3, read through the native API", urllib.request.urlopen(req).read() == body, True)
+
+    check("a bucket with objects is not deleted", error_code(lambda: c.delete_bucket(Bucket="photos")), "BucketNotEmpty")
+    for k in keys:
+        c.delete_object(Bucket="photos", Key=k)
+    c.delete_object(Bucket="photos", Key="never-was")  # S3: not an error
+    c.delete_bucket(Bucket="photos")
+    check("deleted", c.list_buckets()["Buckets"], [])
+
+
+if __name__ == "__main__":
+    main()
