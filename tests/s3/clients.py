@@ -9,6 +9,8 @@ object written through S3 read back through the native API.
 Usage: SLUICE=target/debug/sluice PYTHON_WITH_BOTO3 tests/s3/clients.py
 """
 
+import base64
+import hashlib
 import os
 import socket
 import subprocess
@@ -123,6 +125,27 @@ def run(port, s3_port, data, key, other_key, revoked_key, token, work):
     check("suffix range", r["Body"].read() == body[-10:], True)
     check("range past the end", error_code(lambda: c.get_object(Bucket="photos", Key="readme.txt", Range="bytes=500-")), "InvalidRange")
     check("head", c.head_object(Bucket="photos", Key="readme.txt")["ContentLength"], len("readme.txt"))
+    check("the ETag is the MD5", c.head_object(Bucket="photos", Key="2026/cat.jpg")["ETag"], '"%s"' % hashlib.md5(body).hexdigest())
+    c.put_object(
+        Bucket="photos", Key="meta.txt", Body=b"with headers", ContentType="text/plain", ContentLanguage="de",
+        ContentDisposition='attachment; filename="m.txt"', CacheControl="max-age=60", ContentEncoding="identity",
+        Metadata={"Camera": "x100", "lens": "23mm"},
+    )
+    h = c.head_object(Bucket="photos", Key="meta.txt")
+    check(
+        "content headers and user metadata are kept",
+        (h["ContentType"], h["ContentLanguage"], h["ContentDisposition"], h["CacheControl"], h["Metadata"]),
+        ("text/plain", "de", 'attachment; filename="m.txt"', "max-age=60", {"camera": "x100", "lens": "23mm"}),
+    )
+    g = c.get_object(Bucket="photos", Key="meta.txt", ResponseContentType="application/x-custom")
+    check("response-content-type overrides", (g["ContentType"], g["Metadata"]["lens"]), ("application/x-custom", "23mm"))
+    wrong = base64.b64encode(hashlib.md5(b"other").digest()).decode()
+    check("a wrong Content-MD5", error_code(lambda: c.put_object(Bucket="photos", Key="bad.txt", Body=b"x", ContentMD5=wrong)), "BadDigest")
+    check("stores nothing", error_code(lambda: c.head_object(Bucket="photos", Key="bad.txt")), "404")
+    right = base64.b64encode(hashlib.md5(b"x").digest()).decode()
+    c.put_object(Bucket="photos", Key="good.txt", Body=b"x", ContentMD5=right)
+    for k in ["meta.txt", "good.txt"]:
+        c.delete_object(Bucket="photos", Key=k)
     check("missing key", error_code(lambda: c.get_object(Bucket="photos", Key="nope")), "NoSuchKey")
     check("missing bucket", error_code(lambda: c.get_object(Bucket="nobucket", Key="x")), "NoSuchBucket")
 

@@ -2,7 +2,7 @@
 //! was not found depends on the operation, so that one is the caller's.
 
 use s3s::{s3_error, S3Error, S3ErrorCode};
-use sluice_service::{Conflict, Error};
+use sluice_service::{Conflict, Error, JobError};
 
 /// An S3 error for a service error; `NotFound` becomes `NoSuchKey` (use
 /// [`bucket_error`] where a bucket was looked up).
@@ -37,6 +37,10 @@ fn common(e: Error) -> S3Error {
         Error::InvalidName(_) => S3ErrorCode::InvalidBucketName,
         Error::InvalidKey(_) | Error::BadRequest(_) | Error::InvalidPipeline(_) => S3ErrorCode::InvalidArgument,
         Error::RangeNotSatisfiable { .. } => S3ErrorCode::InvalidRange,
+        Error::Job {
+            error: JobError::DigestMismatch(_),
+            ..
+        } => S3ErrorCode::BadDigest,
         Error::Job { error, .. } if error.is_transient() => S3ErrorCode::ServiceUnavailable,
         Error::Job { .. } => S3ErrorCode::InvalidRequest,
         Error::NotFound(_) => S3ErrorCode::NoSuchKey,

@@ -6,6 +6,7 @@ use futures_util::TryStreamExt;
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 use sluice_service::buckets::object_key;
+use sluice_service::objects::meta::ObjectMeta;
 use sluice_service::objects::{ByteRange, Put};
 use sluice_service::{Caller, ObjectInfo, Service};
 
@@ -39,8 +40,30 @@ fn modified(o: &ObjectInfo) -> Timestamp {
     Timestamp::from(SystemTime::UNIX_EPOCH + Duration::from_millis(o.created_at.max(0) as u64))
 }
 
+/// The object's ETag: the MD5 of its plaintext when it was computed (any
+/// object stored through S3), else its BLAKE3 (objects stored natively).
 fn etag(o: &ObjectInfo) -> ETag {
-    ETag::Strong(o.digest.clone())
+    ETag::Strong(o.etag.clone().unwrap_or_else(|| o.digest.clone()))
+}
+
+/// A `Content-MD5` header's 16 bytes, or `InvalidDigest`.
+fn content_md5(b64: &str) -> S3Result<[u8; 16]> {
+    base64_simd::STANDARD
+        .decode_to_vec(b64.trim())
+        .ok()
+        .and_then(|b| <[u8; 16]>::try_from(b).ok())
+        .ok_or_else(|| s3_error!(InvalidDigest, "Content-MD5 is not the base64 of 16 bytes"))
+}
+
+/// A timestamp as an HTTP date, as `Expires` is stored.
+fn http_date(t: &Timestamp) -> Option<String> {
+    let mut out = Vec::new();
+    t.format(TimestampFormat::HttpDate, &mut out).ok()?;
+    String::from_utf8(out).ok()
+}
+
+fn parse_http_date(s: &str) -> Option<Timestamp> {
+    Timestamp::parse(TimestampFormat::HttpDate, s).ok()
 }
 
 #[async_trait::async_trait]
@@ -102,12 +125,34 @@ impl S3 for Face {
             Some(blob) => Box::pin(blob.map_err(std::io::Error::other)),
             None => Box::pin(futures_util::stream::empty()),
         };
+        let expected_md5 = match &input.content_md5 {
+            Some(b64) => Some(content_md5(b64)?),
+            None => None,
+        };
+        let meta = ObjectMeta {
+            content_type: input.content_type.clone(),
+            content_encoding: input.content_encoding.clone(),
+            content_disposition: input.content_disposition.clone(),
+            content_language: input.content_language.clone(),
+            cache_control: input.cache_control.clone(),
+            expires: input.expires.as_ref().and_then(http_date),
+            user: input
+                .metadata
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect(),
+        };
         let put = Put {
             key: key.clone(),
             pipeline: bucket.pipeline.clone(),
             wait: true,
             expected_blake3: None,
             declared_len: input.content_length.and_then(|n| u64::try_from(n).ok()),
+            meta,
+            md5: true,
+            expected_md5,
         };
         self.service.put_object(&who, put, body).await.map_err(to_s3)?;
         let o = self.service.object(&who, &key).await.map_err(to_s3)?;
@@ -139,13 +184,26 @@ impl S3 for Face {
             None => (total, None),
         };
         let body = sync_wrapper::SyncStream::new(content.body);
+        let meta = ObjectMeta::from_row(content.object.meta.as_deref());
+        let o = &content.object;
+        let r = &req.input;
         Ok(S3Response::new(GetObjectOutput {
             accept_ranges: Some("bytes".into()),
             body: Some(StreamingBlob::wrap(body)),
             content_length: Some(length),
             content_range,
-            e_tag: Some(etag(&content.object)),
-            last_modified: Some(modified(&content.object)),
+            e_tag: Some(etag(o)),
+            last_modified: Some(modified(o)),
+            content_type: r.response_content_type.clone().or(meta.content_type),
+            content_encoding: r.response_content_encoding.clone().or(meta.content_encoding),
+            content_disposition: r.response_content_disposition.clone().or(meta.content_disposition),
+            content_language: r.response_content_language.clone().or(meta.content_language),
+            cache_control: r.response_cache_control.clone().or(meta.cache_control),
+            expires: r
+                .response_expires
+                .clone()
+                .or_else(|| meta.expires.as_deref().and_then(parse_http_date)),
+            metadata: (!meta.user.is_empty()).then(|| meta.user.into_iter().collect()),
             ..Default::default()
         }))
     }
@@ -154,11 +212,19 @@ impl S3 for Face {
         let (who, bucket) = self.in_bucket(req.credentials.as_ref(), &req.input.bucket).await?;
         let key = object_key(&bucket.name, &req.input.key);
         let o = self.service.object(&who, &key).await.map_err(to_s3)?;
+        let meta = ObjectMeta::from_row(o.meta.as_deref());
         Ok(S3Response::new(HeadObjectOutput {
             accept_ranges: Some("bytes".into()),
             content_length: Some(o.plaintext_len),
             e_tag: Some(etag(&o)),
             last_modified: Some(modified(&o)),
+            content_type: meta.content_type,
+            content_encoding: meta.content_encoding,
+            content_disposition: meta.content_disposition,
+            content_language: meta.content_language,
+            cache_control: meta.cache_control,
+            expires: meta.expires.as_deref().and_then(parse_http_date),
+            metadata: (!meta.user.is_empty()).then(|| meta.user.into_iter().collect()),
             ..Default::default()
         }))
     }

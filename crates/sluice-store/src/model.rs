@@ -322,6 +322,8 @@ pub struct Job {
     /// Succeeded, but a write to its key accepted later had already taken
     /// effect: its object was never visible.
     pub superseded: bool,
+    /// Content headers and user metadata for its object (JSON).
+    pub meta: Option<String>,
 }
 
 impl Job {
@@ -354,6 +356,10 @@ pub struct ObjectInfo {
     pub job_id: String,
     /// Stored at, unix milliseconds.
     pub created_at: i64,
+    /// Content headers and user metadata it was stored with (JSON).
+    pub meta: Option<String>,
+    /// Hex MD5 of the plaintext (or S3's multipart form), if computed.
+    pub etag: Option<String>,
 }
 
 impl ObjectInfo {
@@ -384,6 +390,8 @@ mod tests {
             digest: String::new(),
             job_id: String::new(),
             created_at: 0,
+            meta: None,
+            etag: None,
         }
     }
 

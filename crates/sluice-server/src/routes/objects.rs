@@ -100,6 +100,9 @@ pub async fn dispatch(
                     None => None,
                 },
                 declared_len: declared_len(&headers),
+                meta: Default::default(),
+                md5: false,
+                expected_md5: None,
             };
             Ok(match st.put_object(caller, put, body_stream(body)).await? {
                 Stored::Now(job) => job_response(&st, StatusCode::CREATED, &job),
@@ -213,12 +216,14 @@ async fn content(st: &Service, caller: &sluice_service::Caller, key: &str, heade
         Err(e) => return Err(e.into()),
     };
     let len = content.object.plaintext_len as u64;
+    // The type it was stored with (through S3), else bytes.
+    let content_type = sluice_service::objects::meta::ObjectMeta::from_row(content.object.meta.as_deref())
+        .content_type
+        .and_then(|t| HeaderValue::from_str(&t).ok())
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
     let mut resp = Response::new(Body::from_stream(content.body));
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
+    h.insert(header::CONTENT_TYPE, content_type);
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     match content.range {
         Some(r) => {

@@ -8,13 +8,14 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use sluice_engine::format::{ChunkSize, Compression, FileParams, KeyRing, Recipient, SlotSpec, Suite};
-use sluice_engine::{CancelToken, Control, EncodeOptions, EncodeSummary, Progress};
+use sluice_engine::{CancelToken, Control, EncodeOptions, Progress};
 use sluice_store::ByteStream;
 use sluice_store::{now_ms, Job, ObjectInfo};
 
 use super::JobError;
 use crate::objects::download::{self, ReadFailure, VerifyAt};
-use crate::objects::encode::encode_stream;
+use crate::objects::encode::{encode_stream, Encoded};
+use crate::objects::meta::Carried;
 use crate::{Error, Service};
 
 /// How a job attempt ended.
@@ -167,8 +168,9 @@ impl Service {
         let encrypted = opts.params.suite.is_encrypted();
         let lanes = self.encode_lanes(&job.tenant_id, &opts);
         let ctl = Control { cancel, progress };
-        match encode_stream(&self.objects, location, lanes, source, opts, &ctl).await {
-            Ok(summary) => stored(job, location, encrypted, &summary),
+        let md5 = Carried::from_row(job.meta.as_deref()).md5;
+        match encode_stream(&self.objects, location, lanes, source, opts, md5, &ctl).await {
+            Ok(encoded) => stored(job, location, encrypted, &encoded),
             Err(stop) => match stop.into_job_error() {
                 Some(error) => Outcome::Failed(error),
                 None => Outcome::Stopped,
@@ -220,12 +222,22 @@ impl Service {
 
 /// The object a process job stored, once its digest is what the client
 /// expected.
-pub(crate) fn stored(job: &Job, location: &str, encrypted: bool, summary: &EncodeSummary) -> Outcome {
+pub(crate) fn stored(job: &Job, location: &str, encrypted: bool, encoded: &Encoded) -> Outcome {
+    let summary = &encoded.summary;
     let digest = hex::encode(summary.digest);
     if let Some(expected) = &job.expected_digest {
         if *expected != digest {
             return Outcome::Failed(JobError::DigestMismatch(format!(
                 "the upload's BLAKE3 is {digest}, the client expected {expected}"
+            )));
+        }
+    }
+    let carried = Carried::from_row(job.meta.as_deref());
+    let etag = encoded.md5.map(hex::encode);
+    if let (Some(expected), Some(got)) = (&carried.expected_md5, &etag) {
+        if expected != got {
+            return Outcome::Failed(JobError::DigestMismatch(format!(
+                "the upload's MD5 is {got}, its Content-MD5 says {expected}"
             )));
         }
     }
@@ -240,5 +252,7 @@ pub(crate) fn stored(job: &Job, location: &str, encrypted: bool, summary: &Encod
         digest,
         job_id: job.id.clone(),
         created_at: now_ms(),
+        meta: carried.meta.to_row(),
+        etag,
     }))
 }

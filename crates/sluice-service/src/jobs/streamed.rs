@@ -18,7 +18,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use sluice_engine::{CancelToken, Control, EncodeOptions, EncodeSummary, Progress};
+use sluice_engine::{CancelToken, Control, EncodeOptions, Progress};
 use sluice_store::{Fenced, Job, JobProgress, JobState, NewJob, Objects};
 use tracing::Instrument;
 
@@ -27,7 +27,8 @@ use super::dispatcher::{heartbeat, progress_of};
 use super::running::RunningJob;
 use super::JobError;
 use crate::body::{Body, BodyReader};
-use crate::objects::encode::{encode_stream, EncodeStop};
+use crate::objects::encode::{encode_stream, EncodeStop, Encoded};
+use crate::objects::meta::Carried;
 use crate::telemetry::JobEnd;
 use crate::tenants::limits::BodyLimit;
 use crate::{Error, Result, Service};
@@ -65,22 +66,14 @@ impl Service {
         let RunningJob { cancel, progress } = registered.job.clone();
         let beat = heartbeat(self, &row, &cancel, &progress);
         let ran = self
-            .run_streaming(
-                &row.tenant_id,
-                body,
-                limit,
-                opts,
-                &location,
-                cancel,
-                Arc::clone(&progress),
-            )
+            .run_streaming(&row, body, limit, opts, &location, cancel, Arc::clone(&progress))
             .await;
         drop(beat);
         drop(registered);
         let done = progress_of(&progress);
         guard.disarm();
         let outcome = match ran {
-            Ok(summary) => stored(&row, &location, encrypted, &summary),
+            Ok(encoded) => stored(&row, &location, encrypted, &encoded),
             Err(Some(error)) => Outcome::Failed(error),
             Err(None) => Outcome::Stopped,
         };
@@ -167,20 +160,22 @@ impl Service {
     #[allow(clippy::too_many_arguments)]
     async fn run_streaming(
         &self,
-        tenant_id: &str,
+        row: &Job,
         body: Body,
         limit: BodyLimit,
         opts: EncodeOptions,
         location: &str,
         cancel: CancelToken,
         progress: Arc<Progress>,
-    ) -> std::result::Result<EncodeSummary, Option<JobError>> {
+    ) -> std::result::Result<Encoded, Option<JobError>> {
+        let tenant_id = &row.tenant_id;
+        let md5 = Carried::from_row(row.meta.as_deref()).md5;
         let reader = BodyReader::new(body, self.config.idle_body_timeout, &limit);
         let source = Box::pin(reader.into_stream());
         let lanes = self.encode_lanes(tenant_id, &opts);
         let ctl = Control { cancel, progress };
         // Durable on success: the database may point at it.
-        encode_stream(&self.objects, location, lanes, source, opts, &ctl)
+        encode_stream(&self.objects, location, lanes, source, opts, md5, &ctl)
             .await
             .map_err(EncodeStop::into_job_error)
     }

@@ -32,6 +32,7 @@ impl Service {
             expected_digest: None,
             max_attempts: i64::from(self.config.job_max_attempts),
             staged_bytes: 0,
+            meta: None,
         })
     }
 

@@ -20,6 +20,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, Stream, StreamExt};
+use md5::{Digest, Md5};
 use sluice_engine::{Control, CpuPool, EncodeOptions, EncodeSummary, Encoder, Lane, PoolResult, SealedChunk};
 use sluice_store::Objects;
 use tokio_util::sync::CancellationToken;
@@ -74,6 +75,55 @@ pub(crate) struct Lanes<'a> {
     pub memory_wait: Duration,
 }
 
+/// What an encode made.
+#[derive(Debug)]
+pub(crate) struct Encoded {
+    /// The engine's summary (lengths, BLAKE3).
+    pub summary: EncodeSummary,
+    /// The plaintext's MD5, if it was asked for.
+    pub md5: Option<[u8; 16]>,
+}
+
+/// The plaintext's MD5, fed chunk by chunk in order on the CPU pool, as
+/// the chunks are cut: MD5 cannot be split, so each chunk's update waits
+/// for the one before, while the chunks' sealing runs beside it.
+struct Md5Chain {
+    running: Option<PoolResult<Md5>>,
+    idle: Option<Md5>,
+}
+
+impl Md5Chain {
+    fn new() -> Self {
+        Md5Chain {
+            running: None,
+            idle: Some(Md5::new()),
+        }
+    }
+
+    async fn take(&mut self) -> Result<Md5, EncodeStop> {
+        if let Some(running) = self.running.take() {
+            return running.await.map_err(EncodeStop::Engine);
+        }
+        self.idle
+            .take()
+            .ok_or_else(|| EncodeStop::Store(io::Error::other("the MD5 was already taken")))
+    }
+
+    async fn feed(&mut self, lanes: &Lanes<'_>, chunk: Bytes) -> Result<(), EncodeStop> {
+        let mut md5 = self.take().await?;
+        let cost = chunk.len() as u64;
+        self.running = Some(lanes.pool.run(lanes.lane, cost, move || {
+            md5.update(&chunk);
+            md5
+        }));
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<[u8; 16], EncodeStop> {
+        Ok(self.take().await?.finalize().into())
+    }
+}
+
 /// Memory is taken for a chunk as it fills, in steps of this much.
 const MEMORY_STEP: usize = 256 << 10;
 
@@ -87,16 +137,18 @@ struct Filling {
     held_bytes: usize,
 }
 
-/// Encodes everything `source` yields into a new container at `location`;
-/// counts on `ctl.progress`, stops on `ctl.cancel`.
+/// Encodes everything `source` yields into a new container at `location`
+/// (and, with `md5`, hashes it with MD5 on the way); counts on
+/// `ctl.progress`, stops on `ctl.cancel`.
 pub(crate) async fn encode_stream<S>(
     objects: &Objects,
     location: &str,
     lanes: Lanes<'_>,
     mut source: S,
     opts: EncodeOptions,
+    md5: bool,
     ctl: &Control,
-) -> Result<EncodeSummary, EncodeStop>
+) -> Result<Encoded, EncodeStop>
 where
     S: Stream<Item = Result<Bytes, JobError>> + Unpin,
 {
@@ -118,6 +170,7 @@ where
         sink: &mut sink,
         ctl,
         in_flight: FuturesOrdered::new(),
+        md5: md5.then(Md5Chain::new),
     };
     let written = async {
         out.sink.write(&head).await.map_err(EncodeStop::Store)?;
@@ -162,7 +215,7 @@ where
                         // piece, if any, holds anew).
                         let held = std::mem::take(&mut filling.held);
                         filling.held_bytes = 0;
-                        out.seal(&lanes, chunk, held)?;
+                        out.seal(&lanes, chunk, held).await?;
                         // The rest of the piece (a body piece larger than
                         // a chunk) needs its memory too.
                         let want = filling.data.len().min(cs).saturating_mul(2);
@@ -176,7 +229,7 @@ where
         if !filling.data.is_empty() {
             let chunk = filling.data.split().freeze();
             let held = std::mem::take(&mut filling.held);
-            out.seal(&lanes, chunk, held)?;
+            out.seal(&lanes, chunk, held).await?;
         }
         while !out.in_flight.is_empty() {
             out.write_next().await?;
@@ -184,15 +237,18 @@ where
         if ctl.cancel.is_cancelled() {
             return Err(EncodeStop::Cancelled);
         }
-        Ok(())
+        match out.md5.take() {
+            Some(chain) => chain.finish().await.map(Some),
+            None => Ok(None),
+        }
     }
     .await;
     drop(out);
     let finished = match written {
-        Ok(()) => encoder.finish().map_err(EncodeStop::Engine),
+        Ok(md5) => encoder.finish().map_err(EncodeStop::Engine).map(|f| (f, md5)),
         Err(e) => Err(e),
     };
-    let (tail, summary) = match finished {
+    let ((tail, summary), md5) = match finished {
         Ok(f) => f,
         Err(e) => {
             sink.abort().await;
@@ -205,7 +261,7 @@ where
     }
     ctl.progress.add_out(tail.len() as u64);
     sink.finish().await.map_err(EncodeStop::Store)?;
-    Ok(summary)
+    Ok(Encoded { summary, md5 })
 }
 
 /// The ordered writing side of an encode.
@@ -214,11 +270,16 @@ struct Writer<'a> {
     sink: &'a mut Sink,
     ctl: &'a Control,
     in_flight: FuturesOrdered<BoxFuture<'static, (sluice_engine::Result<SealedChunk>, Vec<Held>)>>,
+    md5: Option<Md5Chain>,
 }
 
 impl Writer<'_> {
-    /// Queues `chunk` for sealing on the pool, holding `held`.
-    fn seal(&mut self, lanes: &Lanes<'_>, chunk: Bytes, held: Vec<Held>) -> Result<(), EncodeStop> {
+    /// Queues `chunk` for sealing on the pool, holding `held` (and for
+    /// its MD5 update after the previous chunk's, if asked for).
+    async fn seal(&mut self, lanes: &Lanes<'_>, chunk: Bytes, held: Vec<Held>) -> Result<(), EncodeStop> {
+        if let Some(md5) = &mut self.md5 {
+            md5.feed(lanes, chunk.clone()).await?;
+        }
         let sealer = self.encoder.sealer().map_err(EncodeStop::Engine)?;
         let cost = chunk.len() as u64;
         let sealing: Sealing = lanes.pool.run(lanes.lane, cost, move || sealer.seal(&chunk));
@@ -334,16 +395,19 @@ mod tests {
             memory_wait: Duration::from_secs(5),
         };
         let ctl = Control::new();
-        let summary = encode_stream(
+        let Encoded { summary, md5 } = encode_stream(
             &objects,
             "objects/t/c",
             lanes,
             futures_util::stream::iter(pieces),
             opts,
+            true,
             &ctl,
         )
         .await
         .unwrap();
+        let want: [u8; 16] = Md5::digest(&original).into();
+        assert_eq!(md5, Some(want), "the MD5 is computed as the chunks go by");
         assert_eq!(summary.plaintext_len, original.len() as u64);
         assert_eq!(summary.digest, *blake3::hash(&original).as_bytes());
         let path = objects.local_path("objects/t/c").unwrap();
@@ -379,7 +443,16 @@ mod tests {
             memory: &memory,
             memory_wait: Duration::from_secs(5),
         };
-        let got = encode_stream(&objects, "objects/t/c", lanes, broken, opts.clone(), &Control::new()).await;
+        let got = encode_stream(
+            &objects,
+            "objects/t/c",
+            lanes,
+            broken,
+            opts.clone(),
+            false,
+            &Control::new(),
+        )
+        .await;
         assert!(matches!(got, Err(EncodeStop::Source(JobError::Interrupted(_)))));
         let ctl = Control::new();
         ctl.cancel.cancel();
@@ -392,7 +465,7 @@ mod tests {
             memory_wait: Duration::from_secs(5),
         };
         let idle = futures_util::stream::pending::<Result<Bytes, JobError>>();
-        let got = encode_stream(&objects, "objects/t/d", lanes, idle, opts, &ctl).await;
+        let got = encode_stream(&objects, "objects/t/d", lanes, idle, opts, false, &ctl).await;
         assert!(matches!(got, Err(EncodeStop::Cancelled)));
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         let left: Vec<_> = walk(dir.path());

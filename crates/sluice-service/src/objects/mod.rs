@@ -5,6 +5,7 @@
 
 pub(crate) mod download;
 pub(crate) mod encode;
+pub mod meta;
 pub mod read;
 mod sink;
 pub mod write;
@@ -44,6 +45,12 @@ pub struct Put {
     pub expected_blake3: Option<String>,
     /// The body's length, if the client announced it.
     pub declared_len: Option<u64>,
+    /// Content headers and user metadata to store with it.
+    pub meta: meta::ObjectMeta,
+    /// Compute the plaintext's MD5 as it streams in (the object's ETag).
+    pub md5: bool,
+    /// The MD5 the plaintext must have (`Content-MD5`); implies `md5`.
+    pub expected_md5: Option<[u8; 16]>,
 }
 
 /// How an accepted upload stands.
@@ -152,8 +159,15 @@ impl Service {
         // Counts against the quota until the upload is stored or refused.
         let reservation = self.limits.reserve(&who.tenant_id, stored, put.declared_len)?;
         let limit = BodyLimit::new(max_upload, &reservation);
+        put.meta.check()?;
         let mut job = self.new_job(&who.tenant_id, JobKind::Process, &put.key, pipeline)?;
         job.expected_digest = expected_digest;
+        job.meta = meta::Carried {
+            meta: put.meta.clone(),
+            md5: put.md5 || put.expected_md5.is_some(),
+            expected_md5: put.expected_md5.map(hex::encode),
+        }
+        .to_row();
         // A client that waits, with a job slot free (and its tenant within
         // its share of them): process while it streams in.
         if put.wait {

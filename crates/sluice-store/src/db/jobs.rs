@@ -21,7 +21,7 @@ use crate::now_ms;
 const JOB_COLUMNS: &str =
     "id, tenant_id, kind, object_key, pipeline, state, attempts, max_attempts, storage_waits, staging, staged_bytes, \
      expected_digest, bytes_in, bytes_out, chunks, error, error_code, created_at, started_at, finished_at, updated_at, \
-     accept_seq, superseded";
+     accept_seq, superseded, meta";
 
 /// A job to add.
 #[derive(Debug, Clone)]
@@ -44,6 +44,8 @@ pub struct NewJob {
     pub max_attempts: i64,
     /// Bytes of the staged upload (0 if none).
     pub staged_bytes: i64,
+    /// Content headers and user metadata for the object (JSON).
+    pub meta: Option<String>,
 }
 
 /// The outcome of a conditional write by an attempt.
@@ -240,8 +242,8 @@ impl Db {
         let seq = accept(&mut tx, &job.tenant_id, &job.object_key).await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO jobs (id, tenant_id, kind, object_key, pipeline, state, attempts, max_attempts, \
-             expected_digest, lease_until, run_after, created_at, started_at, updated_at, accept_seq) \
-             VALUES ($1, $2, $3, $4, $5, 'running', 1, $6, $7, $8, $9, $9, $9, $9, $10) RETURNING {JOB_COLUMNS}"
+             expected_digest, lease_until, run_after, created_at, started_at, updated_at, accept_seq, meta) \
+             VALUES ($1, $2, $3, $4, $5, 'running', 1, $6, $7, $8, $9, $9, $9, $9, $10, $11) RETURNING {JOB_COLUMNS}"
         )))
         .bind(&job.id)
         .bind(&job.tenant_id)
@@ -253,6 +255,7 @@ impl Db {
         .bind(now + lease_ms)
         .bind(now)
         .bind(seq)
+        .bind(&job.meta)
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -375,8 +378,8 @@ pub(crate) async fn enqueue_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>, job: &
     };
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO jobs (id, tenant_id, kind, object_key, pipeline, state, max_attempts, staging, \
-         expected_digest, run_after, created_at, updated_at, staged_bytes, accept_seq) \
-         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9, $9, $10, $11) RETURNING {JOB_COLUMNS}"
+         expected_digest, run_after, created_at, updated_at, staged_bytes, accept_seq, meta) \
+         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9, $9, $10, $11, $12) RETURNING {JOB_COLUMNS}"
     )))
     .bind(&job.id)
     .bind(&job.tenant_id)
@@ -389,6 +392,7 @@ pub(crate) async fn enqueue_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>, job: &
     .bind(now)
     .bind(job.staged_bytes)
     .bind(seq)
+    .bind(&job.meta)
     .fetch_one(&mut **tx)
     .await?;
     job_from(&row)
@@ -423,6 +427,7 @@ fn job_from(row: &AnyRow) -> Result<Job> {
         updated_at: row.try_get("updated_at")?,
         accept_seq: row.try_get("accept_seq")?,
         superseded: row.try_get::<i64, _>("superseded")? != 0,
+        meta: row.try_get("meta")?,
     })
 }
 
@@ -452,6 +457,7 @@ mod tests {
             expected_digest: None,
             max_attempts: 3,
             staged_bytes: 100,
+            meta: None,
         }
     }
 
@@ -471,6 +477,8 @@ mod tests {
             digest: "00".repeat(32),
             job_id: job.id.clone(),
             created_at: 0,
+            meta: Some(r#"{"content_type":"text/plain"}"#.into()),
+            etag: Some("11".repeat(16)),
         }
     }
 
@@ -522,7 +530,13 @@ mod tests {
                 .unwrap(),
             Fenced::Done(Placed::Stored)
         );
-        assert_eq!(db.object(&tenant, &job.object_key).await.unwrap().location, "new");
+        let stored = db.object(&tenant, &job.object_key).await.unwrap();
+        assert_eq!(stored.location, "new");
+        assert_eq!(
+            (stored.meta.as_deref(), stored.etag),
+            (Some(r#"{"content_type":"text/plain"}"#), Some("11".repeat(16))),
+            "metadata and ETag are kept with the object"
+        );
 
         // A cancelled job cannot be marked succeeded by its running attempt.
         let other = &claimed[1];

@@ -100,11 +100,12 @@ pub(crate) async fn place_object(
     }
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO objects (tenant_id, {OBJECT_COLUMNS}, accept_seq) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
          ON CONFLICT (tenant_id, key) DO UPDATE SET location = excluded.location, \
          pipeline = excluded.pipeline, encrypted = excluded.encrypted, container_len = excluded.container_len, \
          plaintext_len = excluded.plaintext_len, chunk_count = excluded.chunk_count, digest = excluded.digest, \
-         job_id = excluded.job_id, created_at = excluded.created_at, accept_seq = excluded.accept_seq"
+         job_id = excluded.job_id, created_at = excluded.created_at, meta = excluded.meta, etag = excluded.etag, \
+         accept_seq = excluded.accept_seq"
     )))
     .bind(tenant)
     .bind(&o.key)
@@ -117,6 +118,8 @@ pub(crate) async fn place_object(
     .bind(&o.digest)
     .bind(&o.job_id)
     .bind(o.created_at)
+    .bind(&o.meta)
+    .bind(&o.etag)
     .bind(seq)
     .execute(&mut **tx)
     .await?;
@@ -235,7 +238,7 @@ impl Db {
 }
 
 pub(crate) const OBJECT_COLUMNS: &str =
-    "key, location, pipeline, encrypted, container_len, plaintext_len, chunk_count, digest, job_id, created_at";
+    "key, location, pipeline, encrypted, container_len, plaintext_len, chunk_count, digest, job_id, created_at, meta, etag";
 
 pub(crate) fn object_from(row: &AnyRow) -> Result<ObjectInfo> {
     Ok(ObjectInfo {
@@ -249,5 +252,7 @@ pub(crate) fn object_from(row: &AnyRow) -> Result<ObjectInfo> {
         digest: row.try_get("digest")?,
         job_id: row.try_get("job_id")?,
         created_at: row.try_get("created_at")?,
+        meta: row.try_get("meta")?,
+        etag: row.try_get("etag")?,
     })
 }

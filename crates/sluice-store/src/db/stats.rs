@@ -136,6 +136,7 @@ mod tests {
                 staged_bytes: 0,
                 expected_digest: None,
                 max_attempts: 3,
+                meta: None,
             })
             .await
             .unwrap();

@@ -381,6 +381,7 @@ mod tests {
             expected_digest: None,
             max_attempts: 3,
             staged_bytes: 10,
+            meta: None,
         };
         let j = db.complete_upload(&u, &job).await.unwrap();
         assert_eq!(j.staging.as_deref(), Some("uploads/x/"));
