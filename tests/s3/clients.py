@@ -112,12 +112,49 @@ def run(port, s3_port, data, key, other_key, revoked_key, token, work):
         c.put_object(Bucket="photos", Key=k, Body=k.encode())
     path = os.path.join(work, "file.bin")
     with open(path, "wb") as f:
-        # Under the SDK's 8 MiB multipart threshold: multipart is not served yet.
-        f.write(os.urandom(7_000_000))
+        # Past the SDK's 8 MiB threshold: a multipart upload of 3 parts, sent at once.
+        f.write(os.urandom(21_000_000))
     c.upload_file(path, "photos", "files/file.bin")  # the SDK's transfer manager
     got = os.path.join(work, "got.bin")
     c.download_file("photos", "files/file.bin", got)
-    check("upload_file, download_file", open(got, "rb").read() == open(path, "rb").read(), True)
+    check("multipart upload_file, download_file", open(got, "rb").read() == open(path, "rb").read(), True)
+    whole = open(path, "rb").read()
+    parts = [whole[i : i + 8 * 1024 * 1024] for i in range(0, len(whole), 8 * 1024 * 1024)]
+    want_etag = '"%s-%d"' % (hashlib.md5(b"".join(hashlib.md5(p).digest() for p in parts)).hexdigest(), len(parts))
+    check("a multipart ETag is the MD5 of the parts' MD5s and their count", c.head_object(Bucket="photos", Key="files/file.bin")["ETag"], want_etag)
+
+    # Multipart by hand: parts out of order, a part sent again, the rules.
+    u = c.create_multipart_upload(Bucket="photos", Key="mp.bin", ContentType="application/x-mp", Metadata={"k": "v"})["UploadId"]
+    five = 5 * 1024 * 1024
+    p2 = c.upload_part(Bucket="photos", Key="mp.bin", UploadId=u, PartNumber=2, Body=b"tail")["ETag"]
+    c.upload_part(Bucket="photos", Key="mp.bin", UploadId=u, PartNumber=1, Body=b"x" * 10)
+    small = [{"PartNumber": 1, "ETag": '"%s"' % hashlib.md5(b"x" * 10).hexdigest()}, {"PartNumber": 2, "ETag": p2}]
+    check("a small part but the last", error_code(lambda: c.complete_multipart_upload(
+        Bucket="photos", Key="mp.bin", UploadId=u, MultipartUpload={"Parts": small})), "EntityTooSmall")
+    first = os.urandom(five)
+    p1 = c.upload_part(Bucket="photos", Key="mp.bin", UploadId=u, PartNumber=1, Body=first)["ETag"]
+    check("a part's ETag is its MD5", p1, '"%s"' % hashlib.md5(first).hexdigest())
+    c.upload_part(Bucket="photos", Key="mp.bin", UploadId=u, PartNumber=3, Body=b"not listed")
+    listed = c.list_parts(Bucket="photos", Key="mp.bin", UploadId=u)["Parts"]
+    check("list parts", [(p["PartNumber"], p["Size"]) for p in listed], [(1, five), (2, 4), (3, 10)])
+    ups = c.list_multipart_uploads(Bucket="photos").get("Uploads", [])
+    check("list multipart uploads", [(x["Key"], x["UploadId"]) for x in ups], [("mp.bin", u)])
+    check("parts out of order", error_code(lambda: c.complete_multipart_upload(Bucket="photos", Key="mp.bin", UploadId=u,
+        MultipartUpload={"Parts": [{"PartNumber": 2, "ETag": p2}, {"PartNumber": 1, "ETag": p1}]})), "InvalidPartOrder")
+    check("a wrong part ETag", error_code(lambda: c.complete_multipart_upload(Bucket="photos", Key="mp.bin", UploadId=u,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p2}]})), "InvalidPart")
+    c.complete_multipart_upload(Bucket="photos", Key="mp.bin", UploadId=u,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p1}, {"PartNumber": 2, "ETag": p2}]})
+    g = c.get_object(Bucket="photos", Key="mp.bin")
+    check("the completed object: the listed parts, headers kept", (g["Body"].read() == first + b"tail", g["ContentType"], g["Metadata"]),
+        (True, "application/x-mp", {"k": "v"}))
+    check("a completed upload is gone", error_code(lambda: c.list_parts(Bucket="photos", Key="mp.bin", UploadId=u)), "NoSuchUpload")
+    a = c.create_multipart_upload(Bucket="photos", Key="gone.bin")["UploadId"]
+    c.upload_part(Bucket="photos", Key="gone.bin", UploadId=a, PartNumber=1, Body=b"1")
+    c.abort_multipart_upload(Bucket="photos", Key="gone.bin", UploadId=a)
+    check("an aborted upload is gone", error_code(lambda: c.upload_part(Bucket="photos", Key="gone.bin", UploadId=a, PartNumber=2, Body=b"2")), "NoSuchUpload")
+    check("nor stored", error_code(lambda: c.head_object(Bucket="photos", Key="gone.bin")), "404")
+    c.delete_object(Bucket="photos", Key="mp.bin")
     check("get", c.get_object(Bucket="photos", Key="2026/cat.jpg")["Body"].read() == body, True)
     r = c.get_object(Bucket="photos", Key="2026/cat.jpg", Range="bytes=1000-1999")
     check("range", (r["Body"].read() == body[1000:2000], r["ContentRange"]), (True, "bytes 1000-1999/3000000"))

@@ -2,6 +2,7 @@
 //! was not found depends on the operation, so that one is the caller's.
 
 use s3s::{s3_error, S3Error, S3ErrorCode};
+use sluice_service::multipart::PartsProblem;
 use sluice_service::{Conflict, Error, JobError};
 
 /// An S3 error for a service error; `NotFound` becomes `NoSuchKey` (use
@@ -37,6 +38,11 @@ fn common(e: Error) -> S3Error {
         Error::InvalidName(_) => S3ErrorCode::InvalidBucketName,
         Error::InvalidKey(_) | Error::BadRequest(_) | Error::InvalidPipeline(_) => S3ErrorCode::InvalidArgument,
         Error::RangeNotSatisfiable { .. } => S3ErrorCode::InvalidRange,
+        Error::Parts { kind, .. } => match kind {
+            PartsProblem::InvalidPart => S3ErrorCode::InvalidPart,
+            PartsProblem::InvalidPartOrder => S3ErrorCode::InvalidPartOrder,
+            PartsProblem::EntityTooSmall => S3ErrorCode::EntityTooSmall,
+        },
         Error::Job {
             error: JobError::DigestMismatch(_),
             ..

@@ -6,6 +6,7 @@ use futures_util::TryStreamExt;
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 use sluice_service::buckets::object_key;
+use sluice_service::multipart::ListedPart;
 use sluice_service::objects::meta::ObjectMeta;
 use sluice_service::objects::{ByteRange, Put};
 use sluice_service::{Caller, ObjectInfo, Service};
@@ -36,8 +37,29 @@ impl Face {
     }
 }
 
+fn millis(ms: i64) -> Timestamp {
+    Timestamp::from(SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
+}
+
 fn modified(o: &ObjectInfo) -> Timestamp {
-    Timestamp::from(SystemTime::UNIX_EPOCH + Duration::from_millis(o.created_at.max(0) as u64))
+    millis(o.created_at)
+}
+
+/// User metadata as stored: names in lower case.
+fn user_meta(given: Option<Metadata>) -> std::collections::BTreeMap<String, String> {
+    given
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect()
+}
+
+/// A service error of a multipart operation: what was not found is the upload.
+fn upload_error(e: sluice_service::Error) -> s3s::S3Error {
+    match e {
+        sluice_service::Error::NotFound(what) => s3_error!(NoSuchUpload, "{what} not found"),
+        e => to_s3(e),
+    }
 }
 
 /// The object's ETag: the MD5 of its plaintext when it was computed (any
@@ -136,13 +158,7 @@ impl S3 for Face {
             content_language: input.content_language.clone(),
             cache_control: input.cache_control.clone(),
             expires: input.expires.as_ref().and_then(http_date),
-            user: input
-                .metadata
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v))
-                .collect(),
+            user: user_meta(input.metadata.clone()),
         };
         let put = Put {
             key: key.clone(),
@@ -238,6 +254,196 @@ impl S3 for Face {
             Err(e) => return Err(to_s3(e)),
         }
         Ok(S3Response::new(DeleteObjectOutput::default()))
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let (who, bucket) = self.in_bucket(req.credentials.as_ref(), &req.input.bucket).await?;
+        let input = req.input;
+        let meta = ObjectMeta {
+            content_type: input.content_type.clone(),
+            content_encoding: input.content_encoding.clone(),
+            content_disposition: input.content_disposition.clone(),
+            content_language: input.content_language.clone(),
+            cache_control: input.cache_control.clone(),
+            expires: input.expires.as_ref().and_then(http_date),
+            user: user_meta(input.metadata.clone()),
+        };
+        let key = object_key(&bucket.name, &input.key);
+        let u = self
+            .service
+            .create_multipart(&who, &key, bucket.pipeline.as_deref(), meta)
+            .await
+            .map_err(to_s3)?;
+        Ok(S3Response::new(CreateMultipartUploadOutput {
+            bucket: Some(bucket.name),
+            key: Some(input.key),
+            upload_id: Some(u.id),
+            ..Default::default()
+        }))
+    }
+
+    async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+        let (who, bucket) = self.in_bucket(req.credentials.as_ref(), &req.input.bucket).await?;
+        let input = req.input;
+        let key = object_key(&bucket.name, &input.key);
+        let body: sluice_service::Body = match input.body {
+            Some(blob) => Box::pin(blob.map_err(std::io::Error::other)),
+            None => Box::pin(futures_util::stream::empty()),
+        };
+        let part = self
+            .service
+            .upload_multipart_part(
+                &who,
+                &key,
+                &input.upload_id,
+                i64::from(input.part_number),
+                input.content_length.and_then(|n| u64::try_from(n).ok()),
+                body,
+            )
+            .await
+            .map_err(upload_error)?;
+        if let Some(b64) = &input.content_md5 {
+            if hex::encode(content_md5(b64)?) != part.etag {
+                return Err(s3_error!(BadDigest, "the part's MD5 differs from its Content-MD5"));
+            }
+        }
+        Ok(S3Response::new(UploadPartOutput {
+            e_tag: Some(ETag::Strong(part.etag)),
+            ..Default::default()
+        }))
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let (who, bucket) = self.in_bucket(req.credentials.as_ref(), &req.input.bucket).await?;
+        let input = req.input;
+        let key = object_key(&bucket.name, &input.key);
+        let listed: Vec<ListedPart> = input
+            .multipart_upload
+            .and_then(|m| m.parts)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| ListedPart {
+                number: p.part_number.map_or(0, i64::from),
+                etag: p.e_tag.map(|e| e.value().to_string()).unwrap_or_default(),
+            })
+            .collect();
+        let o = self
+            .service
+            .complete_multipart(&who, &key, &input.upload_id, &listed)
+            .await
+            .map_err(upload_error)?;
+        Ok(S3Response::new(CompleteMultipartUploadOutput {
+            bucket: Some(bucket.name.clone()),
+            key: Some(input.key.clone()),
+            e_tag: Some(etag(&o)),
+            location: Some(format!("/{}/{}", bucket.name, input.key)),
+            ..Default::default()
+        }))
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        let (who, bucket) = self.in_bucket(req.credentials.as_ref(), &req.input.bucket).await?;
+        let key = object_key(&bucket.name, &req.input.key);
+        self.service
+            .abort_multipart(&who, &key, &req.input.upload_id)
+            .await
+            .map_err(upload_error)?;
+        Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+    }
+
+    async fn list_parts(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
+        let (who, bucket) = self.in_bucket(req.credentials.as_ref(), &req.input.bucket).await?;
+        let input = req.input;
+        let key = object_key(&bucket.name, &input.key);
+        let parts = self
+            .service
+            .multipart_parts(&who, &key, &input.upload_id)
+            .await
+            .map_err(upload_error)?;
+        let after = i64::from(input.part_number_marker.unwrap_or(0));
+        let max = usize::try_from(input.max_parts.unwrap_or(1000).clamp(0, 1000)).unwrap_or(1000);
+        let rest: Vec<_> = parts.into_iter().filter(|p| p.number > after).collect();
+        let truncated = rest.len() > max;
+        let page: Vec<_> = rest.into_iter().take(max).collect();
+        let next = page.last().map(|p| p.number as i32).filter(|_| truncated);
+        Ok(S3Response::new(ListPartsOutput {
+            bucket: Some(bucket.name),
+            key: Some(input.key),
+            upload_id: Some(input.upload_id),
+            max_parts: Some(max as i32),
+            part_number_marker: input.part_number_marker,
+            next_part_number_marker: next,
+            is_truncated: Some(truncated),
+            parts: Some(
+                page.into_iter()
+                    .map(|p| Part {
+                        e_tag: Some(ETag::Strong(p.etag)),
+                        last_modified: Some(millis(p.created_at)),
+                        part_number: Some(p.number as i32),
+                        size: Some(p.size),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+            ..Default::default()
+        }))
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        let (who, bucket) = self.in_bucket(req.credentials.as_ref(), &req.input.bucket).await?;
+        let input = req.input;
+        let base = format!("{}/", bucket.name);
+        let prefix = format!("{base}{}", input.prefix.as_deref().unwrap_or(""));
+        let max = u32::try_from(input.max_uploads.unwrap_or(1000).clamp(0, 1000)).unwrap_or(1000);
+        let marker_key = input.key_marker.as_ref().map(|k| format!("{base}{k}"));
+        // After a key marker alone: after every upload of that key.
+        let after = marker_key
+            .as_deref()
+            .map(|k| (k, input.upload_id_marker.as_deref().unwrap_or("\u{10FFFF}")));
+        let mut uploads = self
+            .service
+            .multipart_uploads(&who, &prefix, after, max.saturating_add(1))
+            .await
+            .map_err(to_s3)?;
+        let truncated = uploads.len() > max as usize;
+        uploads.truncate(max as usize);
+        let last = uploads.last().filter(|_| truncated).cloned();
+        Ok(S3Response::new(ListMultipartUploadsOutput {
+            bucket: Some(bucket.name),
+            prefix: input.prefix,
+            key_marker: input.key_marker,
+            upload_id_marker: input.upload_id_marker,
+            max_uploads: Some(max as i32),
+            is_truncated: Some(truncated),
+            next_key_marker: last.as_ref().map(|u| u.object_key[base.len()..].to_string()),
+            next_upload_id_marker: last.map(|u| u.id),
+            uploads: Some(
+                uploads
+                    .into_iter()
+                    .map(|u| MultipartUpload {
+                        initiated: Some(millis(u.created_at)),
+                        key: Some(u.object_key[base.len()..].to_string()),
+                        upload_id: Some(u.id),
+                        storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }))
     }
 
     async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {

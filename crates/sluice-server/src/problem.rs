@@ -130,6 +130,7 @@ impl From<Error> for Problem {
             Error::InvalidPipeline(_) => (StatusCode::BAD_REQUEST, "invalid_pipeline"),
             Error::Conflict { kind, .. } => (StatusCode::CONFLICT, kind.code()),
             Error::RangeNotSatisfiable { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable"),
+            Error::Parts { kind, .. } => (StatusCode::BAD_REQUEST, kind.code()),
             Error::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Error::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             Error::Setup(why) => return Problem::internal(why),

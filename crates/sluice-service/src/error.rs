@@ -58,6 +58,14 @@ pub enum Error {
         /// What happened.
         detail: String,
     },
+    /// A multipart completion's part list was refused.
+    #[error("{detail}")]
+    Parts {
+        /// What is wrong with it.
+        kind: crate::multipart::PartsProblem,
+        /// What happened.
+        detail: String,
+    },
     /// The byte range asked for is outside the content.
     #[error("the content is {len} bytes")]
     RangeNotSatisfiable {

@@ -30,6 +30,7 @@ pub mod buckets;
 mod error;
 pub mod jobs;
 mod keys;
+pub mod multipart;
 pub mod objects;
 pub mod pipelines;
 mod refresh;

@@ -233,7 +233,7 @@ pub(crate) fn stored(job: &Job, location: &str, encrypted: bool, encoded: &Encod
         }
     }
     let carried = Carried::from_row(job.meta.as_deref());
-    let etag = encoded.md5.map(hex::encode);
+    let etag = encoded.md5.map(hex::encode).or_else(|| carried.etag.clone());
     if let (Some(expected), Some(got)) = (&carried.expected_md5, &etag) {
         if expected != got {
             return Outcome::Failed(JobError::DigestMismatch(format!(

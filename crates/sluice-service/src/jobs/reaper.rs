@@ -47,6 +47,8 @@ pub(crate) async fn reap(st: &Service, age: Duration) -> sluice_store::Result<us
             removed += 1;
         }
     }
+    // Multipart uploads (S3's) their clients left open too long.
+    removed += st.expire_multiparts().await?;
     // Multipart uploads whose writer went silent (a node killed mid-write).
     for (location, marker) in st.objects.abandoned_multipart(st.config.reaper_multipart_age).await? {
         st.objects.abort_abandoned(&location, &marker).await?;

@@ -16,11 +16,11 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::md5::Md5Chain;
 use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, Stream, StreamExt};
-use md5::{Digest, Md5};
 use sluice_engine::{Control, CpuPool, EncodeOptions, EncodeSummary, Encoder, Lane, PoolResult, SealedChunk};
 use sluice_store::Objects;
 use tokio_util::sync::CancellationToken;
@@ -82,46 +82,6 @@ pub(crate) struct Encoded {
     pub summary: EncodeSummary,
     /// The plaintext's MD5, if it was asked for.
     pub md5: Option<[u8; 16]>,
-}
-
-/// The plaintext's MD5, fed chunk by chunk in order on the CPU pool, as
-/// the chunks are cut: MD5 cannot be split, so each chunk's update waits
-/// for the one before, while the chunks' sealing runs beside it.
-struct Md5Chain {
-    running: Option<PoolResult<Md5>>,
-    idle: Option<Md5>,
-}
-
-impl Md5Chain {
-    fn new() -> Self {
-        Md5Chain {
-            running: None,
-            idle: Some(Md5::new()),
-        }
-    }
-
-    async fn take(&mut self) -> Result<Md5, EncodeStop> {
-        if let Some(running) = self.running.take() {
-            return running.await.map_err(EncodeStop::Engine);
-        }
-        self.idle
-            .take()
-            .ok_or_else(|| EncodeStop::Store(io::Error::other("the MD5 was already taken")))
-    }
-
-    async fn feed(&mut self, lanes: &Lanes<'_>, chunk: Bytes) -> Result<(), EncodeStop> {
-        let mut md5 = self.take().await?;
-        let cost = chunk.len() as u64;
-        self.running = Some(lanes.pool.run(lanes.lane, cost, move || {
-            md5.update(&chunk);
-            md5
-        }));
-        Ok(())
-    }
-
-    async fn finish(mut self) -> Result<[u8; 16], EncodeStop> {
-        Ok(self.take().await?.finalize().into())
-    }
 }
 
 /// Memory is taken for a chunk as it fills, in steps of this much.
@@ -238,7 +198,11 @@ where
             return Err(EncodeStop::Cancelled);
         }
         match out.md5.take() {
-            Some(chain) => chain.finish().await.map(Some),
+            Some(chain) => chain
+                .finish(lanes.pool, lanes.lane)
+                .await
+                .map(Some)
+                .map_err(EncodeStop::Engine),
             None => Ok(None),
         }
     }
@@ -278,7 +242,9 @@ impl Writer<'_> {
     /// its MD5 update after the previous chunk's, if asked for).
     async fn seal(&mut self, lanes: &Lanes<'_>, chunk: Bytes, held: Vec<Held>) -> Result<(), EncodeStop> {
         if let Some(md5) = &mut self.md5 {
-            md5.feed(lanes, chunk.clone()).await?;
+            md5.feed(lanes.pool, lanes.lane, chunk.clone())
+                .await
+                .map_err(EncodeStop::Engine)?;
         }
         let sealer = self.encoder.sealer().map_err(EncodeStop::Engine)?;
         let cost = chunk.len() as u64;
@@ -353,6 +319,7 @@ impl Writer<'_> {
 
 #[cfg(test)]
 mod tests {
+    use md5::Digest;
     use sluice_engine::format::{ChunkSize, FileParams, KeyRing, RawKey, SlotSpec};
     use sluice_engine::{Engine, EngineConfig};
 
@@ -406,7 +373,7 @@ mod tests {
         )
         .await
         .unwrap();
-        let want: [u8; 16] = Md5::digest(&original).into();
+        let want: [u8; 16] = md5::Md5::digest(&original).into();
         assert_eq!(md5, Some(want), "the MD5 is computed as the chunks go by");
         assert_eq!(summary.plaintext_len, original.len() as u64);
         assert_eq!(summary.digest, *blake3::hash(&original).as_bytes());

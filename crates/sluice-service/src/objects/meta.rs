@@ -77,6 +77,9 @@ pub(crate) struct Carried {
     /// The MD5 (hex) the plaintext must have (`Content-MD5`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_md5: Option<String>,
+    /// The ETag, already known (a multipart upload's is made of its parts').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
 }
 
 impl Carried {

@@ -5,6 +5,7 @@
 
 pub(crate) mod download;
 pub(crate) mod encode;
+mod md5;
 pub mod meta;
 pub mod read;
 mod sink;
@@ -166,6 +167,7 @@ impl Service {
             meta: put.meta.clone(),
             md5: put.md5 || put.expected_md5.is_some(),
             expected_md5: put.expected_md5.map(hex::encode),
+            etag: None,
         }
         .to_row();
         // A client that waits, with a job slot free (and its tenant within
@@ -182,7 +184,7 @@ impl Service {
         }
         let mut admitted = self.admit(job)?;
         let staging = Objects::staging_path(&who.tenant_id, &admitted.job.id);
-        let (received, _) = write::store_body(self, body, &staging, &limit, false).await?;
+        let (received, _, _) = write::store_body(self, body, &staging, &limit, false, None).await?;
         admitted.job.staging = Some(staging);
         admitted.job.staged_bytes = received as i64;
         // On an error the staged upload stays: the insert may have

@@ -4,6 +4,7 @@
 
 use std::io;
 
+use super::md5::Md5Chain;
 use super::sink::Sink;
 use crate::body::{Body, BodyReader};
 use crate::tenants::limits::{BodyLimit, Refusal};
@@ -14,15 +15,22 @@ use crate::{Error, Result, Service};
 /// with overlapped write-back, written in short blocking calls, synced and
 /// renamed; elsewhere the object store's multipart writer). Returns the
 /// bytes received and, if `hash`, their BLAKE3 (small parts only: hashing
-/// runs on the async worker). On any failure nothing is left at
-/// `location` (a partial write is deleted or left to the reaper).
+/// runs on the async worker), and with `md5_for` (a tenant id) their MD5,
+/// computed on the CPU pool in that tenant's lane as they arrive. On any
+/// failure nothing is left at `location` (a partial write is deleted or
+/// left to the reaper).
 pub(crate) async fn store_body(
     st: &Service,
     body: Body,
     location: &str,
     limit: &BodyLimit,
     hash: bool,
-) -> Result<(u64, Option<[u8; 32]>)> {
+    md5_for: Option<&str>,
+) -> Result<(u64, Option<[u8; 32]>, Option<[u8; 16]>)> {
+    let pool = st.engine.pool();
+    let lane = md5_for.map(|tenant| st.lanes.of(tenant, pool));
+    let mut md5 = lane.map(|_| Md5Chain::new());
+    let md5_failed = |e: sluice_engine::Error| Error::internal(format!("computing an MD5 failed: {e}"));
     let storage_failed = |e: io::Error| -> Error {
         // The store is failing, not the request.
         tracing::warn!(error = %e, "storing an upload failed");
@@ -42,6 +50,9 @@ pub(crate) async fn store_body(
                         hasher.update(&data);
                     }
                     sink.write(&data).await.map_err(storage_failed)?;
+                    if let (Some(chain), Some(lane)) = (&mut md5, lane) {
+                        chain.feed(pool, lane, data).await.map_err(md5_failed)?;
+                    }
                 }
                 Ok(())
             }
@@ -63,5 +74,9 @@ pub(crate) async fn store_body(
         let _ = st.objects.delete(location).await;
         return Err(e);
     }
-    Ok((reader.received, hash.then(|| *hasher.finalize().as_bytes())))
+    let md5 = match (md5, lane) {
+        (Some(chain), Some(lane)) => Some(chain.finish(pool, lane).await.map_err(md5_failed)?),
+        _ => None,
+    };
+    Ok((reader.received, hash.then(|| *hasher.finalize().as_bytes()), md5))
 }

@@ -181,7 +181,7 @@ impl Service {
         let location = Objects::upload_part_path(&who.tenant_id, &u.id, number);
         let scratch = format!("{location}.{}", new_id()?);
         let limit = BodyLimit::bytes(expected);
-        let (received, digest) = match write::store_body(self, body, &scratch, &limit, true).await {
+        let (received, digest, _) = match write::store_body(self, body, &scratch, &limit, true, None).await {
             Ok(r) => r,
             Err(Error::Job {
                 error: JobError::UploadTooLarge(_),
@@ -284,7 +284,8 @@ impl Service {
     pub(crate) async fn upload_files_in_use(&self, id: &str) -> sluice_store::Result<bool> {
         let u = match self.db.upload_by_id(id).await {
             Ok(u) => u,
-            Err(sluice_store::Error::NotFound(_)) => return Ok(false),
+            // The same prefix holds multipart uploads' parts.
+            Err(sluice_store::Error::NotFound(_)) => return self.multipart_files_in_use(id).await,
             Err(e) => return Err(e),
         };
         match (u.state, &u.job_id) {

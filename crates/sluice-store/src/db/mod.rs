@@ -7,6 +7,7 @@
 mod buckets;
 mod connect;
 mod jobs;
+mod multipart;
 mod objects;
 mod pipelines;
 mod s3_keys;
@@ -23,6 +24,7 @@ use sqlx::AnyPool;
 pub use buckets::BucketDelete;
 pub use connect::{acquires as db_acquires, Backend};
 pub use jobs::{Fenced, NewJob};
+pub use multipart::{Multipart, MultipartPart};
 pub use objects::Placed;
 pub use stats::PoolStats;
 pub use uploads::{NewUpload, Upload, UploadPart, UploadState};

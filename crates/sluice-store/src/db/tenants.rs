@@ -129,7 +129,9 @@ impl Db {
             "SELECT CAST((SELECT COALESCE(SUM(container_len), 0) FROM objects WHERE tenant_id = $1) + \
              (SELECT COALESCE(SUM(staged_bytes), 0) FROM jobs WHERE tenant_id = $1 \
               AND state IN ('queued', 'running')) + \
-             (SELECT COALESCE(SUM(size), 0) FROM uploads WHERE tenant_id = $1 AND state = 'open') AS BIGINT) AS n",
+             (SELECT COALESCE(SUM(size), 0) FROM uploads WHERE tenant_id = $1 AND state = 'open') + \
+             (SELECT COALESCE(SUM(p.size), 0) FROM multipart_parts p JOIN multipart_uploads u ON u.id = p.upload_id \
+              WHERE u.tenant_id = $1 AND u.state = 'open') AS BIGINT) AS n",
         )
         .bind(tenant_id)
         .fetch_one(&self.pool)

@@ -1,0 +1,366 @@
+//! Multipart uploads (S3's): an object sent as numbered parts of any size,
+//! in any order and in parallel, then completed with the parts wanted.
+//! Each part is staged durably as it arrives, its MD5 (its ETag) computed
+//! on the CPU pool on the way; completing checks the list, leaves only the
+//! listed parts under the upload's prefix, and queues one job that reads
+//! them in order into a container, as a resumable upload's does; the
+//! answer comes once the object is stored. The object's ETag is S3's
+//! multipart form, the MD5 of the parts' MD5s and their count.
+
+use md5::{Digest, Md5};
+use sluice_store::{JobKind, Multipart, MultipartPart, Objects, Scope};
+
+use crate::auth::Caller;
+use crate::body::Body;
+use crate::objects::meta::{Carried, ObjectMeta};
+use crate::objects::{check_key, write};
+use crate::tenants::limits::BodyLimit;
+use crate::transfers::Direction;
+use crate::ObjectInfo;
+use crate::{Error, Result, Service};
+
+/// Smallest part but the last, as S3 requires.
+pub const MIN_PART: i64 = 5 << 20;
+/// Highest part number.
+pub const MAX_PART_NUMBER: i64 = 10_000;
+
+/// Why a completion's part list was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartsProblem {
+    /// A listed part was not uploaded, or its ETag differs.
+    InvalidPart,
+    /// The list is not in ascending order of part numbers.
+    InvalidPartOrder,
+    /// A part but the last is smaller than [`MIN_PART`].
+    EntityTooSmall,
+}
+
+impl PartsProblem {
+    /// The stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            PartsProblem::InvalidPart => "invalid_part",
+            PartsProblem::InvalidPartOrder => "invalid_part_order",
+            PartsProblem::EntityTooSmall => "entity_too_small",
+        }
+    }
+}
+
+/// A part as the client names it when completing.
+#[derive(Debug, Clone)]
+pub struct ListedPart {
+    /// Its number.
+    pub number: i64,
+    /// The ETag it was given (quotes allowed).
+    pub etag: String,
+}
+
+impl Service {
+    /// Starts a multipart upload of `key`, stored through `pipeline`
+    /// (`default` if none) with `meta`.
+    pub async fn create_multipart(
+        &self,
+        caller: &Caller,
+        key: &str,
+        pipeline: Option<&str>,
+        meta: ObjectMeta,
+    ) -> Result<Multipart> {
+        let who = caller.require(Scope::Write)?;
+        check_key(key)?;
+        meta.check()?;
+        let pipeline = pipeline.unwrap_or("default");
+        self.db.pipeline(&who.tenant_id, pipeline).await?;
+        let carried = Carried {
+            meta,
+            ..Carried::default()
+        };
+        let u = self
+            .db
+            .create_multipart(&who.tenant_id, key, pipeline, carried.to_row().as_deref())
+            .await?;
+        tracing::info!(upload = %u.id, tenant = %who.tenant_name, "multipart upload started");
+        Ok(u)
+    }
+
+    /// The caller's open multipart upload `id` of `key`.
+    pub async fn open_multipart(&self, caller: &Caller, key: &str, id: &str) -> Result<Multipart> {
+        let who = caller.require(Scope::Read)?;
+        match self.db.multipart(&who.tenant_id, id).await {
+            Ok(u) if u.object_key == key && u.state == "open" => Ok(u),
+            Ok(_) | Err(sluice_store::Error::NotFound(_)) => Err(Error::NotFound(format!("multipart upload {id:?}"))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stores part `number` of upload `id` as it arrives (a part sent
+    /// again replaces the earlier one); returns it with its MD5 ETag.
+    pub async fn upload_multipart_part(
+        &self,
+        caller: &Caller,
+        key: &str,
+        id: &str,
+        number: i64,
+        declared_len: Option<u64>,
+        body: Body,
+    ) -> Result<MultipartPart> {
+        let who = caller.require(Scope::Write)?;
+        if !(1..=MAX_PART_NUMBER).contains(&number) {
+            return Err(Error::BadRequest(format!(
+                "part number {number}: parts are numbered 1 to {MAX_PART_NUMBER}"
+            )));
+        }
+        let u = self.open_multipart(caller, key, id).await?;
+        self.require_storage()?;
+        let _transfer = self.transfers.enter(&who.tenant_id, Direction::Upload)?;
+        let max = self.config.max_upload_bytes;
+        if declared_len.is_some_and(|n| n > max) {
+            return Err(Error::upload(BodyLimit::bytes(max).exceeded()));
+        }
+        let stored = match self.limits.of(&who.tenant_id).quota_bytes {
+            Some(_) => self.db.stored_bytes(&who.tenant_id).await?.max(0) as u64,
+            None => 0,
+        };
+        let reservation = self.limits.reserve(&who.tenant_id, stored, declared_len)?;
+        let limit = BodyLimit::new(max, &reservation);
+        // Written under a name of its own, then renamed over the part: a
+        // broken resend never destroys a good earlier copy.
+        let location = Objects::upload_part_path(&who.tenant_id, &u.id, number);
+        let scratch = format!("{location}.{}", sluice_store::new_id()?);
+        let (received, _, md5) = write::store_body(self, body, &scratch, &limit, false, Some(&who.tenant_id)).await?;
+        if let Err(e) = self.objects.rename(&scratch, &location).await {
+            let _ = self.objects.delete(&scratch).await;
+            return Err(e.into());
+        }
+        let etag = hex::encode(md5.unwrap_or_default());
+        match self.db.put_multipart_part(&u.id, number, received as i64, &etag).await {
+            Ok(()) => {}
+            Err(sluice_store::Error::NotFound(_)) => {
+                // Completed or aborted meanwhile: this part is not part of it.
+                let _ = self.objects.delete(&location).await;
+                return Err(Error::NotFound(format!("multipart upload {id:?}")));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(MultipartPart {
+            number,
+            size: received as i64,
+            etag,
+            created_at: sluice_store::now_ms(),
+        })
+    }
+
+    /// The parts of open upload `id` that arrived, by number.
+    pub async fn multipart_parts(&self, caller: &Caller, key: &str, id: &str) -> Result<Vec<MultipartPart>> {
+        let u = self.open_multipart(caller, key, id).await?;
+        Ok(self.db.multipart_parts(&u.id).await?)
+    }
+
+    /// The caller's open uploads of keys starting with `prefix`, by key
+    /// then id, after `(key, id)`.
+    pub async fn multipart_uploads(
+        &self,
+        caller: &Caller,
+        prefix: &str,
+        after: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<Multipart>> {
+        let who = caller.require(Scope::Read)?;
+        Ok(self.db.open_multiparts(&who.tenant_id, prefix, after, limit).await?)
+    }
+
+    /// Gives upload `id` up and deletes its parts.
+    pub async fn abort_multipart(&self, caller: &Caller, key: &str, id: &str) -> Result<()> {
+        caller.require(Scope::Write)?;
+        let u = self.open_multipart(caller, key, id).await?;
+        if !self.db.abort_multipart(&u.id).await? {
+            return Err(Error::NotFound(format!("multipart upload {id:?}")));
+        }
+        // If this fails, the reaper deletes them (no open upload needs them).
+        let _ = self
+            .objects
+            .delete_staging(&Objects::upload_prefix(&u.tenant_id, &u.id))
+            .await;
+        tracing::info!(upload = %u.id, "multipart upload aborted");
+        Ok(())
+    }
+
+    /// Completes upload `id` into its object from the parts `listed`;
+    /// answers once the object is stored.
+    pub async fn complete_multipart(
+        &self,
+        caller: &Caller,
+        key: &str,
+        id: &str,
+        listed: &[ListedPart],
+    ) -> Result<ObjectInfo> {
+        let who = caller.require(Scope::Write)?;
+        let u = self.open_multipart(caller, key, id).await?;
+        let parts = self.db.multipart_parts(&u.id).await?;
+        let chosen = choose_parts(&parts, listed)?;
+        // Only the listed parts stay under the prefix the job reads.
+        for p in parts.iter().filter(|p| !chosen.iter().any(|c| c.number == p.number)) {
+            self.objects
+                .delete(&Objects::upload_part_path(&u.tenant_id, &u.id, p.number))
+                .await?;
+        }
+        let mut md5s = Md5::new();
+        for p in &chosen {
+            let bytes = hex::decode(&p.etag).map_err(|_| Error::internal("a part's ETag is not hex"))?;
+            md5s.update(&bytes);
+        }
+        let etag = format!("{}-{}", hex::encode(md5s.finalize()), chosen.len());
+        let mut carried = Carried::from_row(u.meta.as_deref());
+        carried.etag = Some(etag);
+        let mut job = self.new_job(&who.tenant_id, JobKind::Process, &u.object_key, &u.pipeline)?;
+        job.staged_bytes = chosen.iter().map(|p| p.size).sum();
+        job.meta = carried.to_row();
+        let mut admitted = self.admit(job)?;
+        admitted.job.staging = Some(Objects::upload_prefix(&u.tenant_id, &u.id));
+        let db = self.db.clone();
+        let upload_id = u.id.clone();
+        let job = admitted
+            .record(|job| async move { db.complete_multipart(&upload_id, &job).await })
+            .await
+            .map_err(|e| match e {
+                Error::AlreadyExists(_) => Error::NotFound(format!("multipart upload {id:?}")),
+                e => e,
+            })?;
+        tracing::info!(upload = %u.id, job = %job.id, parts = chosen.len(), "multipart upload completed");
+        self.wait_for_job(&who.tenant_id, &job.id).await?;
+        self.object(caller, &u.object_key).await
+    }
+}
+
+impl Service {
+    /// Whether multipart upload `id`'s staged parts are still needed: it
+    /// is open, or the job completing it has not used them yet.
+    pub(crate) async fn multipart_files_in_use(&self, id: &str) -> sluice_store::Result<bool> {
+        let u = match self.db.multipart_by_id(id).await {
+            Ok(u) => u,
+            Err(sluice_store::Error::NotFound(_)) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        match (u.state.as_str(), &u.job_id) {
+            ("open", _) => Ok(true),
+            ("completed", Some(job_id)) => {
+                self.db
+                    .staging_in_use(job_id, &Objects::upload_prefix(&u.tenant_id, &u.id))
+                    .await
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Aborts multipart uploads left open longer than the upload time to
+    /// live (their files are then the reaper's); returns how many.
+    pub(crate) async fn expire_multiparts(&self) -> sluice_store::Result<usize> {
+        let before = sluice_store::now_ms() - self.config.upload_ttl.as_millis() as i64;
+        let mut n = 0;
+        for (tenant_id, id) in self.db.stale_multiparts(before, 500).await? {
+            if self.db.abort_multipart(&id).await? {
+                let _ = self
+                    .objects
+                    .delete_staging(&Objects::upload_prefix(&tenant_id, &id))
+                    .await;
+                tracing::info!(upload = %id, "abandoned multipart upload aborted");
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// The uploaded parts a completion lists, checked as S3 checks them.
+fn choose_parts(parts: &[MultipartPart], listed: &[ListedPart]) -> Result<Vec<MultipartPart>> {
+    let problem = |kind, detail: String| Error::Parts { kind, detail };
+    if listed.is_empty() {
+        return Err(problem(
+            PartsProblem::InvalidPart,
+            "the completion lists no parts".into(),
+        ));
+    }
+    let mut chosen: Vec<MultipartPart> = Vec::with_capacity(listed.len());
+    for l in listed {
+        if chosen.last().is_some_and(|c| c.number >= l.number) {
+            return Err(problem(
+                PartsProblem::InvalidPartOrder,
+                format!(
+                    "part {} is listed after part {}",
+                    l.number,
+                    chosen.last().map_or(0, |c| c.number)
+                ),
+            ));
+        }
+        let etag = l.etag.trim().trim_matches('"');
+        match parts.iter().find(|p| p.number == l.number) {
+            Some(p) if p.etag.eq_ignore_ascii_case(etag) => chosen.push(p.clone()),
+            _ => {
+                return Err(problem(
+                    PartsProblem::InvalidPart,
+                    format!("part {} was not uploaded with ETag {etag:?}", l.number),
+                ))
+            }
+        }
+    }
+    if let Some(small) = chosen[..chosen.len() - 1].iter().find(|p| p.size < MIN_PART) {
+        return Err(problem(
+            PartsProblem::EntityTooSmall,
+            format!(
+                "part {} is {} bytes; every part but the last must be at least 5 MiB",
+                small.number, small.size
+            ),
+        ));
+    }
+    Ok(chosen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(number: i64, size: i64, etag: &str) -> MultipartPart {
+        MultipartPart {
+            number,
+            size,
+            etag: etag.into(),
+            created_at: 0,
+        }
+    }
+
+    fn listed(number: i64, etag: &str) -> ListedPart {
+        ListedPart {
+            number,
+            etag: format!("\"{etag}\""),
+        }
+    }
+
+    #[test]
+    fn completions_follow_s3s_part_rules() {
+        let parts = [part(1, MIN_PART, "aa"), part(2, 10, "bb"), part(3, 7, "cc")];
+        let kind = |r: Result<Vec<MultipartPart>>| match r {
+            Err(Error::Parts { kind, .. }) => Some(kind),
+            _ => None,
+        };
+        assert_eq!(
+            choose_parts(&parts, &[listed(1, "aa"), listed(3, "cc")]).unwrap().len(),
+            2
+        );
+        assert_eq!(
+            kind(choose_parts(&parts, &[listed(3, "cc"), listed(1, "aa")])),
+            Some(PartsProblem::InvalidPartOrder)
+        );
+        assert_eq!(
+            kind(choose_parts(&parts, &[listed(1, "ab")])),
+            Some(PartsProblem::InvalidPart)
+        );
+        assert_eq!(
+            kind(choose_parts(&parts, &[listed(4, "aa")])),
+            Some(PartsProblem::InvalidPart)
+        );
+        assert_eq!(
+            kind(choose_parts(&parts, &[listed(2, "bb"), listed(3, "cc")])),
+            Some(PartsProblem::EntityTooSmall)
+        );
+        assert_eq!(kind(choose_parts(&parts, &[])), Some(PartsProblem::InvalidPart));
+    }
+}
