@@ -10,6 +10,7 @@ Usage: SLUICE=target/debug/sluice PYTHON_WITH_BOTO3 tests/s3/clients.py
 """
 
 import base64
+import datetime
 import hashlib
 import os
 import socket
@@ -207,6 +208,45 @@ def run(port, s3_port, data, key, other_key, revoked_key, token, work):
     check("list v1 cut by max-keys", (l["IsTruncated"], l.get("NextMarker")), (True, "2026/"))
     l = c.list_objects(Bucket="photos", Delimiter="/", Marker="2026/")
     check("list v1 from a marker past a prefix", [p["Prefix"] for p in l.get("CommonPrefixes", [])], ["files/"])
+
+    # Copies: through the destination's pipeline, independent of the source.
+    c.create_bucket(Bucket="copies")
+    r = c.copy_object(Bucket="copies", Key="cat.jpg", CopySource={"Bucket": "photos", "Key": "2026/cat.jpg"})
+    check("copy: the ETag is the content's MD5", r["CopyObjectResult"]["ETag"], '"%s"' % hashlib.md5(body).hexdigest())
+    c.copy_object(Bucket="copies", Key="meta.txt", CopySource={"Bucket": "photos", "Key": "readme.txt"},
+                  MetadataDirective="REPLACE", ContentType="text/x-new", Metadata={"new": "1"})
+    h = c.head_object(Bucket="copies", Key="meta.txt")
+    check("copy with REPLACE", (h["ContentType"], h["Metadata"]), ("text/x-new", {"new": "1"}))
+    check("a copy onto itself without REPLACE", error_code(lambda: c.copy_object(
+        Bucket="copies", Key="cat.jpg", CopySource={"Bucket": "copies", "Key": "cat.jpg"})), "InvalidRequest")
+    check("copy-source-if-match", error_code(lambda: c.copy_object(Bucket="copies", Key="x",
+        CopySource={"Bucket": "photos", "Key": "readme.txt"}, CopySourceIfMatch='"nope"')), "PreconditionFailed")
+    check("another tenant's source", error_code(lambda: other.copy_object(Bucket="photos", Key="x",
+        CopySource={"Bucket": "photos", "Key": "readme.txt"})), "AccessDenied")
+    c.delete_object(Bucket="photos", Key="2026/dog.jpg")
+    c.put_object(Bucket="photos", Key="2026/dog.jpg", Body=b"2026/dog.jpg")
+    check("the copy outlives a change of its source", c.get_object(Bucket="copies", Key="cat.jpg")["Body"].read() == body, True)
+
+    # Conditional requests.
+    tag = c.head_object(Bucket="photos", Key="readme.txt")["ETag"]
+    check("if-match", c.get_object(Bucket="photos", Key="readme.txt", IfMatch=tag)["Body"].read(), b"readme.txt")
+    check("if-match fails", error_code(lambda: c.get_object(Bucket="photos", Key="readme.txt", IfMatch='"x"')), "PreconditionFailed")
+    check("if-none-match on a read", error_code(lambda: c.get_object(Bucket="photos", Key="readme.txt", IfNoneMatch=tag)), "304")
+    check("if-modified-since", error_code(lambda: c.get_object(Bucket="photos", Key="readme.txt",
+        IfModifiedSince=datetime.datetime(2100, 1, 1, tzinfo=datetime.timezone.utc))), "304")
+    check("if-unmodified-since", error_code(lambda: c.get_object(Bucket="photos", Key="readme.txt",
+        IfUnmodifiedSince=datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc))), "PreconditionFailed")
+    check("put if-none-match * on an existing key", error_code(lambda: c.put_object(Bucket="photos", Key="readme.txt",
+        Body=b"no", IfNoneMatch="*")), "PreconditionFailed")
+
+    # Many keys at once.
+    for i in range(5):
+        c.put_object(Bucket="copies", Key=f"many/{i}", Body=b"m")
+    r = c.delete_objects(Bucket="copies", Delete={"Objects": [{"Key": f"many/{i}"} for i in range(5)] + [{"Key": "never"}]})
+    check("delete objects", sorted(d["Key"] for d in r["Deleted"]), sorted([f"many/{i}" for i in range(5)] + ["never"]))
+    r = c.delete_objects(Bucket="copies", Delete={"Objects": [{"Key": "cat.jpg"}, {"Key": "meta.txt"}], "Quiet": True})
+    check("quietly", r.get("Deleted", []), [])
+    c.delete_bucket(Bucket="copies")
 
     check("another tenant cannot read", error_code(lambda: other.get_object(Bucket="photos", Key="readme.txt")), "AccessDenied")
     check("nor write", error_code(lambda: other.put_object(Bucket="photos", Key="x", Body=b"1")), "AccessDenied")

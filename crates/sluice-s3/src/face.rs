@@ -12,6 +12,7 @@ use sluice_service::objects::{ByteRange, Put};
 use sluice_service::{Caller, ObjectInfo, Service};
 
 use crate::auth::caller;
+use crate::conditions::Conditions;
 use crate::errors::{bucket_error, to_s3};
 use crate::listing::{self, Listing, Query};
 
@@ -37,7 +38,7 @@ impl Face {
     }
 }
 
-fn millis(ms: i64) -> Timestamp {
+pub(crate) fn millis(ms: i64) -> Timestamp {
     Timestamp::from(SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
 }
 
@@ -65,7 +66,42 @@ fn upload_error(e: sluice_service::Error) -> s3s::S3Error {
 /// The object's ETag: the MD5 of its plaintext when it was computed (any
 /// object stored through S3), else its BLAKE3 (objects stored natively).
 fn etag(o: &ObjectInfo) -> ETag {
-    ETag::Strong(o.etag.clone().unwrap_or_else(|| o.digest.clone()))
+    ETag::Strong(etag_value(o).to_string())
+}
+
+/// The ETag's value, unquoted.
+pub(crate) fn etag_value(o: &ObjectInfo) -> &str {
+    o.etag.as_deref().unwrap_or(&o.digest)
+}
+
+/// An object's metadata from a request's headers.
+fn meta_of(
+    content_type: Option<&String>,
+    content_encoding: Option<&String>,
+    content_disposition: Option<&String>,
+    content_language: Option<&String>,
+    cache_control: Option<&String>,
+    expires: Option<&Timestamp>,
+    metadata: Option<&Metadata>,
+) -> ObjectMeta {
+    ObjectMeta {
+        content_type: content_type.cloned(),
+        content_encoding: content_encoding.cloned(),
+        content_disposition: content_disposition.cloned(),
+        content_language: content_language.cloned(),
+        cache_control: cache_control.cloned(),
+        expires: expires.and_then(http_date),
+        user: user_meta(metadata.cloned()),
+    }
+}
+
+/// The object under `key`, if there is one.
+async fn current(service: &Service, who: &Caller, key: &str) -> S3Result<Option<ObjectInfo>> {
+    match service.object(who, key).await {
+        Ok(o) => Ok(Some(o)),
+        Err(sluice_service::Error::NotFound(_)) => Ok(None),
+        Err(e) => Err(to_s3(e)),
+    }
 }
 
 /// A `Content-MD5` header's 16 bytes, or `InvalidDigest`.
@@ -151,15 +187,23 @@ impl S3 for Face {
             Some(b64) => Some(content_md5(b64)?),
             None => None,
         };
-        let meta = ObjectMeta {
-            content_type: input.content_type.clone(),
-            content_encoding: input.content_encoding.clone(),
-            content_disposition: input.content_disposition.clone(),
-            content_language: input.content_language.clone(),
-            cache_control: input.cache_control.clone(),
-            expires: input.expires.as_ref().and_then(http_date),
-            user: user_meta(input.metadata.clone()),
+        let meta = meta_of(
+            input.content_type.as_ref(),
+            input.content_encoding.as_ref(),
+            input.content_disposition.as_ref(),
+            input.content_language.as_ref(),
+            input.cache_control.as_ref(),
+            input.expires.as_ref(),
+            input.metadata.as_ref(),
+        );
+        let conditions = Conditions {
+            if_match: input.if_match.as_ref(),
+            if_none_match: input.if_none_match.as_ref(),
+            ..Conditions::default()
         };
+        if conditions.any() {
+            conditions.check(current(&self.service, &who, &key).await?.as_ref(), false)?;
+        }
         let put = Put {
             key: key.clone(),
             pipeline: bucket.pipeline.clone(),
@@ -182,6 +226,16 @@ impl S3 for Face {
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
         let (who, bucket) = self.in_bucket(req.credentials.as_ref(), &req.input.bucket).await?;
         let key = object_key(&bucket.name, &req.input.key);
+        let i = &req.input;
+        let conditions = Conditions {
+            if_match: i.if_match.as_ref(),
+            if_none_match: i.if_none_match.as_ref(),
+            if_modified_since: i.if_modified_since.as_ref(),
+            if_unmodified_since: i.if_unmodified_since.as_ref(),
+        };
+        if conditions.any() {
+            conditions.check(current(&self.service, &who, &key).await?.as_ref(), true)?;
+        }
         let range = req.input.range.map(|r| match r {
             Range::Int { first, last: None } => ByteRange::From(first),
             Range::Int {
@@ -228,6 +282,14 @@ impl S3 for Face {
         let (who, bucket) = self.in_bucket(req.credentials.as_ref(), &req.input.bucket).await?;
         let key = object_key(&bucket.name, &req.input.key);
         let o = self.service.object(&who, &key).await.map_err(to_s3)?;
+        let i = &req.input;
+        Conditions {
+            if_match: i.if_match.as_ref(),
+            if_none_match: i.if_none_match.as_ref(),
+            if_modified_since: i.if_modified_since.as_ref(),
+            if_unmodified_since: i.if_unmodified_since.as_ref(),
+        }
+        .check(Some(&o), true)?;
         let meta = ObjectMeta::from_row(o.meta.as_deref());
         Ok(S3Response::new(HeadObjectOutput {
             accept_ranges: Some("bytes".into()),
@@ -262,15 +324,15 @@ impl S3 for Face {
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let (who, bucket) = self.in_bucket(req.credentials.as_ref(), &req.input.bucket).await?;
         let input = req.input;
-        let meta = ObjectMeta {
-            content_type: input.content_type.clone(),
-            content_encoding: input.content_encoding.clone(),
-            content_disposition: input.content_disposition.clone(),
-            content_language: input.content_language.clone(),
-            cache_control: input.cache_control.clone(),
-            expires: input.expires.as_ref().and_then(http_date),
-            user: user_meta(input.metadata.clone()),
-        };
+        let meta = meta_of(
+            input.content_type.as_ref(),
+            input.content_encoding.as_ref(),
+            input.content_disposition.as_ref(),
+            input.content_language.as_ref(),
+            input.cache_control.as_ref(),
+            input.expires.as_ref(),
+            input.metadata.as_ref(),
+        );
         let key = object_key(&bucket.name, &input.key);
         let u = self
             .service
@@ -442,6 +504,115 @@ impl S3 for Face {
                     })
                     .collect(),
             ),
+            ..Default::default()
+        }))
+    }
+
+    async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let (who, bucket) = self.in_bucket(req.credentials.as_ref(), &req.input.bucket).await?;
+        let delete = req.input.delete;
+        if delete.objects.len() > 1000 {
+            return Err(s3_error!(MalformedXML, "at most 1000 keys may be deleted at once"));
+        }
+        let quiet = delete.quiet.unwrap_or(false);
+        let mut deleted = Vec::new();
+        let mut errors = Vec::new();
+        for o in delete.objects {
+            let key = object_key(&bucket.name, &o.key);
+            match self.service.delete_object(&who, &key).await {
+                Ok(()) | Err(sluice_service::Error::NotFound(_)) => {
+                    if !quiet {
+                        deleted.push(DeletedObject {
+                            key: Some(o.key),
+                            ..Default::default()
+                        });
+                    }
+                }
+                Err(e) => {
+                    let e = to_s3(e);
+                    errors.push(s3s::dto::Error {
+                        code: Some(e.code().as_str().to_string()),
+                        key: Some(o.key),
+                        message: e.message().map(str::to_string),
+                        version_id: None,
+                    });
+                }
+            }
+        }
+        Ok(S3Response::new(DeleteObjectsOutput {
+            deleted: Some(deleted),
+            errors: (!errors.is_empty()).then_some(errors),
+            request_charged: None,
+        }))
+    }
+
+    async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+        let (who, bucket) = self.in_bucket(req.credentials.as_ref(), &req.input.bucket).await?;
+        let input = req.input;
+        let CopySource::Bucket {
+            bucket: src_bucket,
+            key: src_key,
+            ..
+        } = &input.copy_source
+        else {
+            return Err(s3_error!(NotImplemented, "copies from access points are not served"));
+        };
+        let source_bucket = self.service.bucket(&who, src_bucket).await.map_err(bucket_error)?;
+        let source_key = object_key(&source_bucket.name, src_key);
+        let dest_key = object_key(&bucket.name, &input.key);
+        let source = self.service.object(&who, &source_key).await.map_err(to_s3)?;
+        Conditions {
+            if_match: input.copy_source_if_match.as_ref(),
+            if_none_match: input.copy_source_if_none_match.as_ref(),
+            if_modified_since: input.copy_source_if_modified_since.as_ref(),
+            if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
+        }
+        .check(Some(&source), false)?;
+        let replace = input
+            .metadata_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+        if source_key == dest_key && !replace {
+            return Err(s3_error!(
+                InvalidRequest,
+                "This copy request is illegal because it is trying to copy an object to itself without changing the \
+                 object's metadata, storage class, website redirect location or encryption attributes."
+            ));
+        }
+        let meta = if replace {
+            meta_of(
+                input.content_type.as_ref(),
+                input.content_encoding.as_ref(),
+                input.content_disposition.as_ref(),
+                input.content_language.as_ref(),
+                input.cache_control.as_ref(),
+                input.expires.as_ref(),
+                input.metadata.as_ref(),
+            )
+        } else {
+            ObjectMeta::from_row(source.meta.as_deref())
+        };
+        // Restored from the source and stored anew through the destination
+        // bucket's pipeline: the two copies share nothing.
+        let content = self.service.content(&who, &source_key, None).await.map_err(to_s3)?;
+        let put = Put {
+            key: dest_key.clone(),
+            pipeline: bucket.pipeline.clone(),
+            wait: true,
+            expected_blake3: Some(source.digest.clone()),
+            declared_len: Some(source.plaintext_len.max(0) as u64),
+            meta,
+            md5: true,
+            expected_md5: None,
+        };
+        self.service.put_object(&who, put, content.body).await.map_err(to_s3)?;
+        let o = self.service.object(&who, &dest_key).await.map_err(to_s3)?;
+        Ok(S3Response::new(CopyObjectOutput {
+            copy_object_result: Some(CopyObjectResult {
+                e_tag: Some(etag(&o)),
+                last_modified: Some(modified(&o)),
+                ..Default::default()
+            }),
             ..Default::default()
         }))
     }

@@ -1,0 +1,70 @@
+//! Conditional requests (RFC 9110 as S3 applies them): `If-Match`,
+//! `If-None-Match`, `If-Modified-Since`, `If-Unmodified-Since` against an
+//! object's ETag and modification time. A read that fails `If-None-Match`
+//! or `If-Modified-Since` is `304 Not Modified`; every other failure is
+//! `412 Precondition Failed`.
+
+use s3s::dto::{ETagCondition, Timestamp};
+use s3s::{s3_error, S3Result};
+use sluice_service::ObjectInfo;
+
+/// The conditions a request carries.
+#[derive(Default)]
+pub(crate) struct Conditions<'a> {
+    pub if_match: Option<&'a ETagCondition>,
+    pub if_none_match: Option<&'a ETagCondition>,
+    pub if_modified_since: Option<&'a Timestamp>,
+    pub if_unmodified_since: Option<&'a Timestamp>,
+}
+
+fn matches(condition: &ETagCondition, o: Option<&ObjectInfo>) -> bool {
+    match (condition, o) {
+        (_, None) => false,
+        (ETagCondition::Any, Some(_)) => true,
+        (ETagCondition::ETag(e), Some(o)) => e.value() == crate::face::etag_value(o),
+    }
+}
+
+/// The object's modification time at the second (HTTP dates have no finer).
+fn modified(o: &ObjectInfo) -> Timestamp {
+    crate::face::millis(o.created_at.max(0) / 1000 * 1000)
+}
+
+impl Conditions<'_> {
+    /// Whether the request may go on, `o` being the object now (`None`:
+    /// there is none); `read` for GET and HEAD.
+    pub(crate) fn check(&self, o: Option<&ObjectInfo>, read: bool) -> S3Result<()> {
+        let failed = || s3_error!(PreconditionFailed, "a precondition of the request does not hold");
+        match self.if_match {
+            Some(c) if !matches(c, o) => return Err(failed()),
+            Some(_) => {}
+            None => {
+                if let (Some(since), Some(o)) = (self.if_unmodified_since, o) {
+                    if modified(o) > *since {
+                        return Err(failed());
+                    }
+                }
+            }
+        }
+        match self.if_none_match {
+            Some(c) if matches(c, o) => return Err(if read { s3_error!(NotModified) } else { failed() }),
+            Some(_) => {}
+            None => {
+                if let (true, Some(since), Some(o)) = (read, self.if_modified_since, o) {
+                    if modified(o) <= *since {
+                        return Err(s3_error!(NotModified));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether there is any condition.
+    pub(crate) fn any(&self) -> bool {
+        self.if_match.is_some()
+            || self.if_none_match.is_some()
+            || self.if_modified_since.is_some()
+            || self.if_unmodified_since.is_some()
+    }
+}
