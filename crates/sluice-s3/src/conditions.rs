@@ -30,11 +30,25 @@ fn modified(o: &ObjectInfo) -> Timestamp {
     crate::face::millis(o.created_at.max(0) / 1000 * 1000)
 }
 
+/// 304, with the object's ETag (as S3 answers it).
+fn not_modified(o: Option<&ObjectInfo>) -> s3s::S3Error {
+    let mut e = s3_error!(NotModified, "Not Modified");
+    if let Some(v) = o.and_then(|o| format!("\"{}\"", crate::face::etag_value(o)).parse().ok()) {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert("etag", v);
+        e.set_headers(headers);
+    }
+    e
+}
+
 impl Conditions<'_> {
     /// Whether the request may go on, `o` being the object now (`None`:
     /// there is none); `read` for GET and HEAD.
     pub(crate) fn check(&self, o: Option<&ObjectInfo>, read: bool) -> S3Result<()> {
         let failed = || s3_error!(PreconditionFailed, "a precondition of the request does not hold");
+        if !read && o.is_none() && self.if_match.is_some() {
+            return Err(s3_error!(NoSuchKey, "If-Match names an object that does not exist"));
+        }
         match self.if_match {
             Some(c) if !matches(c, o) => return Err(failed()),
             Some(_) => {}
@@ -52,7 +66,7 @@ impl Conditions<'_> {
             None => {
                 if let (true, Some(since), Some(o)) = (read, self.if_modified_since, o) {
                     if modified(o) <= *since {
-                        return Err(s3_error!(NotModified));
+                        return Err(not_modified(Some(o)));
                     }
                 }
             }

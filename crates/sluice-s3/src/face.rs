@@ -86,7 +86,16 @@ fn meta_of(
 ) -> ObjectMeta {
     ObjectMeta {
         content_type: content_type.cloned(),
-        content_encoding: content_encoding.cloned(),
+        // `aws-chunked` is how the body was sent, not what it is.
+        content_encoding: content_encoding
+            .map(|e| {
+                e.split(',')
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("aws-chunked"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .filter(|e| !e.is_empty()),
         content_disposition: content_disposition.cloned(),
         content_language: content_language.cloned(),
         cache_control: cache_control.cloned(),
@@ -128,7 +137,23 @@ fn parse_http_date(s: &str) -> Option<Timestamp> {
 impl S3 for Face {
     async fn list_buckets(&self, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
         let who = caller(&self.service, req.credentials.as_ref()).await?;
-        let buckets = self.service.buckets(&who).await.map_err(to_s3)?;
+        let input = req.input;
+        let after = match &input.continuation_token {
+            Some(t) => Some(decode_token(t)?),
+            None => None,
+        };
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let mut buckets: Vec<_> = self
+            .service
+            .buckets(&who)
+            .await
+            .map_err(to_s3)?
+            .into_iter()
+            .filter(|b| b.name.starts_with(&prefix) && after.as_ref().is_none_or(|a| b.name > *a))
+            .collect();
+        let max = input.max_buckets.map_or(10_000, |m| m.clamp(1, 10_000)) as usize;
+        let next = (buckets.len() > max).then(|| encode_token(&buckets[max - 1].name));
+        buckets.truncate(max);
         let owner = Owner {
             display_name: Some(who.0.tenant_name.clone()),
             id: Some(who.0.tenant_id.clone()),
@@ -146,16 +171,25 @@ impl S3 for Face {
                     })
                     .collect(),
             ),
-            continuation_token: None,
+            continuation_token: next,
             owner: Some(owner),
-            prefix: None,
+            prefix: input.prefix,
         }))
     }
 
     async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
         let who = caller(&self.service, req.credentials.as_ref()).await?;
         let name = &req.input.bucket;
-        self.service.create_bucket(&who, name).await.map_err(bucket_error)?;
+        match self.service.create_bucket(&who, name).await {
+            // As S3 in us-east-1: creating a bucket one owns again succeeds
+            // (and keeps what it holds).
+            Ok(_)
+            | Err(sluice_service::Error::Conflict {
+                kind: sluice_service::Conflict::BucketOwned,
+                ..
+            }) => {}
+            Err(e) => return Err(bucket_error(e)),
+        }
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{name}")),
         }))
@@ -617,6 +651,68 @@ impl S3 for Face {
         }))
     }
 
+    /// Buckets are not versioned: every object is its one, latest
+    /// version, `null` (what clients that clean up by versions expect).
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        let (who, bucket) = self.in_bucket(req.credentials.as_ref(), &req.input.bucket).await?;
+        let input = req.input;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let max_keys = max_keys(input.max_keys)?;
+        let listing = listing::list(
+            &self.service,
+            &who,
+            &Query {
+                bucket: &bucket.name,
+                prefix: &prefix,
+                delimiter: input.delimiter.as_deref(),
+                after: input.key_marker.as_deref(),
+                max_keys,
+            },
+        )
+        .await?;
+        let url = listing::wants_url(input.encoding_type.as_ref());
+        let listing = if url { listing.url_encoded() } else { listing };
+        let enc = |s: Option<String>| if url { s.map(|s| listing::url_encode(&s)) } else { s };
+        let truncated = listing.next_after.is_some();
+        let next_key = listing.next_after.clone();
+        let versions = listing
+            .contents
+            .iter()
+            .map(|(key, o)| ObjectVersion {
+                e_tag: Some(etag(o)),
+                is_latest: Some(true),
+                key: Some(key.clone()),
+                last_modified: Some(modified(o)),
+                size: Some(o.plaintext_len),
+                storage_class: Some(ObjectVersionStorageClass::from_static(
+                    ObjectVersionStorageClass::STANDARD,
+                )),
+                version_id: Some("null".into()),
+                owner: Some(owner_of(&who)),
+                ..Default::default()
+            })
+            .collect();
+        let (_, prefixes) = entries(listing, None);
+        Ok(S3Response::new(ListObjectVersionsOutput {
+            common_prefixes: Some(prefixes),
+            delimiter: enc(input.delimiter.filter(|d| !d.is_empty())),
+            encoding_type: input.encoding_type,
+            is_truncated: Some(truncated),
+            key_marker: enc(input.key_marker),
+            max_keys: Some(max_keys as i32),
+            name: Some(bucket.name),
+            next_key_marker: enc(next_key),
+            next_version_id_marker: truncated.then(|| "null".to_string()),
+            prefix: enc(Some(prefix)),
+            version_id_marker: input.version_id_marker,
+            versions: Some(versions),
+            ..Default::default()
+        }))
+    }
+
     async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
         let (who, bucket) = self.in_bucket(req.credentials.as_ref(), &req.input.bucket).await?;
         let input = req.input;
@@ -639,13 +735,17 @@ impl S3 for Face {
             },
         )
         .await?;
+        let url = listing::wants_url(input.encoding_type.as_ref());
+        let listing = if url { listing.url_encoded() } else { listing };
+        let enc = |s: Option<String>| if url { s.map(|s| listing::url_encode(&s)) } else { s };
         let key_count = (listing.contents.len() + listing.prefixes.len()) as i32;
         let truncated = listing.next_after.is_some();
         let next = listing.next_after.as_deref().map(encode_token);
-        let (contents, prefixes) = entries(listing);
+        let owner = input.fetch_owner.unwrap_or(false).then(|| owner_of(&who));
+        let (contents, prefixes) = entries(listing, owner);
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(bucket.name),
-            prefix: Some(prefix),
+            prefix: enc(Some(prefix)),
             max_keys: Some(max_keys as i32),
             key_count: Some(key_count),
             continuation_token: input.continuation_token,
@@ -653,9 +753,9 @@ impl S3 for Face {
             next_continuation_token: next,
             contents: Some(contents),
             common_prefixes: Some(prefixes),
-            delimiter: input.delimiter,
+            delimiter: enc(input.delimiter.filter(|d| !d.is_empty())),
             encoding_type: input.encoding_type,
-            start_after: input.start_after,
+            start_after: enc(input.start_after),
             request_charged: None,
         }))
     }
@@ -677,20 +777,23 @@ impl S3 for Face {
             },
         )
         .await?;
+        let url = listing::wants_url(input.encoding_type.as_ref());
+        let listing = if url { listing.url_encoded() } else { listing };
+        let enc = |s: Option<String>| if url { s.map(|s| listing::url_encode(&s)) } else { s };
         let truncated = listing.next_after.is_some();
         // S3 gives NextMarker only when a delimiter is set (else the last key is it).
         let next_marker = listing.next_after.clone().filter(|_| input.delimiter.is_some());
-        let (contents, prefixes) = entries(listing);
+        let (contents, prefixes) = entries(listing, Some(owner_of(&who)));
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(bucket.name),
-            prefix: Some(prefix),
-            marker: input.marker,
+            prefix: enc(Some(prefix)),
+            marker: enc(Some(input.marker.unwrap_or_default())),
             max_keys: Some(max_keys as i32),
             is_truncated: Some(truncated),
             contents: Some(contents),
             common_prefixes: Some(prefixes),
-            delimiter: input.delimiter,
-            next_marker,
+            delimiter: enc(input.delimiter.filter(|d| !d.is_empty())),
+            next_marker: enc(next_marker),
             encoding_type: input.encoding_type,
             request_charged: None,
         }))
@@ -706,7 +809,15 @@ fn max_keys(given: Option<i32>) -> S3Result<usize> {
     }
 }
 
-fn entries(listing: Listing) -> (Vec<Object>, Vec<CommonPrefix>) {
+/// The owner shown in listings: the bucket's tenant.
+fn owner_of(who: &Caller) -> Owner {
+    Owner {
+        display_name: Some(who.0.tenant_name.clone()),
+        id: Some(who.0.tenant_id.clone()),
+    }
+}
+
+fn entries(listing: Listing, owner: Option<Owner>) -> (Vec<Object>, Vec<CommonPrefix>) {
     let contents = listing
         .contents
         .into_iter()
@@ -716,6 +827,7 @@ fn entries(listing: Listing) -> (Vec<Object>, Vec<CommonPrefix>) {
             last_modified: Some(modified(&o)),
             size: Some(o.plaintext_len),
             storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
+            owner: owner.clone(),
             ..Default::default()
         })
         .collect();

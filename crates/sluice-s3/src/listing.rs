@@ -25,6 +25,38 @@ pub(crate) struct Listing {
     pub next_after: Option<String>,
 }
 
+impl Listing {
+    /// Keys and prefixes as `encoding-type=url` asks.
+    pub(crate) fn url_encoded(mut self) -> Listing {
+        for (k, _) in &mut self.contents {
+            *k = url_encode(k);
+        }
+        for p in &mut self.prefixes {
+            *p = url_encode(p);
+        }
+        self
+    }
+}
+
+/// A key as S3 sends it under `encoding-type=url`: unreserved characters
+/// and `/` as they are, a space as `+`, every other byte `%XX`.
+pub(crate) fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => out.push(b as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Whether a listing asked for `encoding-type=url`.
+pub(crate) fn wants_url(e: Option<&s3s::dto::EncodingType>) -> bool {
+    e.is_some_and(|e| e.as_str().eq_ignore_ascii_case(s3s::dto::EncodingType::URL))
+}
+
 /// What to list.
 pub(crate) struct Query<'a> {
     pub bucket: &'a str,
@@ -95,5 +127,17 @@ pub(crate) async fn list(service: &Service, caller: &Caller, q: &Query<'_>) -> s
         if last_page {
             return Ok(out);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_encode;
+
+    #[test]
+    fn url_encoding_is_s3s() {
+        assert_eq!(url_encode("asdf+b"), "asdf%2Bb");
+        assert_eq!(url_encode("a b/c%d"), "a+b/c%25d");
+        assert_eq!(url_encode("é"), "%C3%A9");
     }
 }

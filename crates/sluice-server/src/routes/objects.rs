@@ -85,6 +85,7 @@ pub async fn dispatch(
     let caller = &caller;
     match (method, target(&path)) {
         (Method::PUT, Target::Object(key)) => {
+            sluice_service::objects::check_native_key(key)?;
             let put = Put {
                 key: key.to_string(),
                 pipeline: query.pipeline,

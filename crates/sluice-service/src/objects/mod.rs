@@ -29,6 +29,9 @@ use crate::{Error, Result, Service};
 const FIRST_CHUNK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// Longest object key, bytes.
 pub const MAX_KEY_LEN: usize = 1024;
+
+/// Longest key stored: a bucket name, `/` and S3's longest key.
+pub const MAX_STORED_KEY_LEN: usize = 63 + 1 + 1024;
 /// How long a waiting upload waits for a job slot the dispatcher holds
 /// only while it claims.
 const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
@@ -103,10 +106,24 @@ pub struct Content {
     pub body: ByteStream,
 }
 
-/// Checks an object key: 1..=1024 bytes of `A-Z a-z 0-9 . _ - /`, no empty,
-/// `.` or `..` segment, not ending in a `content` or `verify` segment (the
-/// native API's routes end so).
+/// Checks an object key as every face may write it: 1 to
+/// [`MAX_STORED_KEY_LEN`] bytes of UTF-8 with no control character (S3's
+/// keys are nearly anything; a bucket's objects are `BUCKET/KEY`).
 pub fn check_key(key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > MAX_STORED_KEY_LEN {
+        return Err(Error::InvalidKey(format!("must be 1 to {MAX_STORED_KEY_LEN} bytes")));
+    }
+    if key.chars().any(char::is_control) {
+        return Err(Error::InvalidKey("no control characters".into()));
+    }
+    Ok(())
+}
+
+/// Checks a key the native API creates: 1..=1024 bytes of `A-Z a-z 0-9 .
+/// _ - /`, no empty, `.` or `..` segment, not ending in a `content` or
+/// `verify` segment (the native API's routes end so). Objects the S3 face
+/// stored under other keys are still read, listed and deleted natively.
+pub fn check_native_key(key: &str) -> Result<()> {
     let bad = |why: &str| Err(Error::InvalidKey(why.to_string()));
     if key.is_empty() || key.len() > MAX_KEY_LEN {
         return bad("must be 1 to 1024 bytes");
@@ -342,7 +359,7 @@ mod tests {
     #[test]
     fn keys() {
         for ok in ["a", "backups/2026/db.dump", "x-1_2.tar.zst"] {
-            assert!(check_key(ok).is_ok(), "{ok}");
+            assert!(check_native_key(ok).is_ok(), "{ok}");
         }
         for bad in [
             "",
@@ -356,9 +373,15 @@ mod tests {
             "verify",
             "é",
         ] {
-            assert!(check_key(bad).is_err(), "{bad}");
+            assert!(check_native_key(bad).is_err(), "{bad}");
+            if !bad.is_empty() {
+                assert!(check_key(bad).is_ok(), "any face may store {bad:?}");
+            }
         }
-        assert!(check_key(&"k".repeat(1025)).is_err());
+        assert!(check_native_key(&"k".repeat(1025)).is_err());
+        assert!(check_key(&"k".repeat(MAX_STORED_KEY_LEN)).is_ok());
+        assert!(check_key(&"k".repeat(MAX_STORED_KEY_LEN + 1)).is_err());
+        assert!(check_key("tab\there").is_err());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::auth::Caller;
 use crate::body::{Body, BodyReader};
 use crate::error::Conflict;
 use crate::jobs::{Job, JobError};
-use crate::objects::{check_blake3, check_key, write};
+use crate::objects::{check_blake3, check_native_key, write};
 use crate::tenants::limits::{BodyLimit, Refusal};
 use crate::transfers::Direction;
 use crate::{Error, Result, Service};
@@ -69,7 +69,7 @@ impl Service {
     /// Opens a session.
     pub async fn open_upload(&self, caller: &Caller, req: NewSession) -> Result<Upload> {
         let who = caller.require(Scope::Write)?;
-        check_key(&req.key)?;
+        check_native_key(&req.key)?;
         self.require_storage()?;
         if req.size > self.config.max_upload_bytes {
             return Err(Error::upload(BodyLimit::bytes(self.config.max_upload_bytes).exceeded()));
