@@ -15,6 +15,7 @@ use crate::auth::caller;
 use crate::conditions::Conditions;
 use crate::errors::{bucket_error, to_s3};
 use crate::listing::{self, Listing, Query};
+use crate::tags;
 
 /// The S3 face over one service.
 pub(crate) struct Face {
@@ -101,6 +102,8 @@ fn meta_of(
         cache_control: cache_control.cloned(),
         expires: expires.and_then(http_date),
         user: user_meta(metadata.cloned()),
+        tags: Default::default(),
+        parts: Vec::new(),
     }
 }
 
@@ -230,6 +233,10 @@ impl S3 for Face {
             input.expires.as_ref(),
             input.metadata.as_ref(),
         );
+        let mut meta = meta;
+        if let Some(h) = &input.tagging {
+            meta.tags = tags::from_header(h)?;
+        }
         let conditions = Conditions {
             if_match: input.if_match.as_ref(),
             if_none_match: input.if_none_match.as_ref(),
@@ -267,17 +274,44 @@ impl S3 for Face {
             if_modified_since: i.if_modified_since.as_ref(),
             if_unmodified_since: i.if_unmodified_since.as_ref(),
         };
-        if conditions.any() {
-            conditions.check(current(&self.service, &who, &key).await?.as_ref(), true)?;
+        let mut now = None;
+        if conditions.any() || i.part_number.is_some() {
+            now = current(&self.service, &who, &key).await?;
+            conditions.check(now.as_ref(), true)?;
         }
-        let range = req.input.range.map(|r| match r {
-            Range::Int { first, last: None } => ByteRange::From(first),
-            Range::Int {
-                first,
-                last: Some(last),
-            } => ByteRange::Span { first, last },
-            Range::Suffix { length } => ByteRange::Suffix(length),
-        });
+        let mut parts_count = None;
+        let range = match (i.part_number, &i.range) {
+            (Some(_), Some(_)) => {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "a Range and a partNumber cannot both be given"
+                ))
+            }
+            (Some(n), None) => {
+                let o = now.as_ref().ok_or_else(|| s3_error!(NoSuchKey))?;
+                let meta = ObjectMeta::from_row(o.meta.as_deref());
+                let part = meta
+                    .part_range(i64::from(n), o.plaintext_len.max(0) as u64)
+                    .ok_or_else(|| s3_error!(InvalidPart, "the object has no part {n}"))?;
+                parts_count = (!meta.parts.is_empty()).then_some(meta.parts.len() as i32);
+                if part.is_empty() {
+                    None
+                } else {
+                    Some(ByteRange::Span {
+                        first: part.start,
+                        last: part.end - 1,
+                    })
+                }
+            }
+            (None, r) => r.clone().map(|r| match r {
+                Range::Int { first, last: None } => ByteRange::From(first),
+                Range::Int {
+                    first,
+                    last: Some(last),
+                } => ByteRange::Span { first, last },
+                Range::Suffix { length } => ByteRange::Suffix(length),
+            }),
+        };
         let content = self.service.content(&who, &key, range).await.map_err(to_s3)?;
         let total = content.object.plaintext_len;
         let (length, content_range) = match &content.range {
@@ -307,6 +341,8 @@ impl S3 for Face {
                 .response_expires
                 .clone()
                 .or_else(|| meta.expires.as_deref().and_then(parse_http_date)),
+            tag_count: (!meta.tags.is_empty()).then_some(meta.tags.len() as i32),
+            parts_count,
             metadata: (!meta.user.is_empty()).then(|| meta.user.into_iter().collect()),
             ..Default::default()
         }))
@@ -325,9 +361,22 @@ impl S3 for Face {
         }
         .check(Some(&o), true)?;
         let meta = ObjectMeta::from_row(o.meta.as_deref());
+        let (length, parts_count) = match i.part_number {
+            Some(n) => {
+                let part = meta
+                    .part_range(i64::from(n), o.plaintext_len.max(0) as u64)
+                    .ok_or_else(|| s3_error!(InvalidPart, "the object has no part {n}"))?;
+                (
+                    (part.end - part.start) as i64,
+                    (!meta.parts.is_empty()).then_some(meta.parts.len() as i32),
+                )
+            }
+            None => (o.plaintext_len, None),
+        };
         Ok(S3Response::new(HeadObjectOutput {
             accept_ranges: Some("bytes".into()),
-            content_length: Some(o.plaintext_len),
+            content_length: Some(length),
+            parts_count,
             e_tag: Some(etag(&o)),
             last_modified: Some(modified(&o)),
             content_type: meta.content_type,
@@ -339,6 +388,61 @@ impl S3 for Face {
             metadata: (!meta.user.is_empty()).then(|| meta.user.into_iter().collect()),
             ..Default::default()
         }))
+    }
+
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        let (who, bucket) = self.in_bucket(req.credentials.as_ref(), &req.input.bucket).await?;
+        let key = object_key(&bucket.name, &req.input.key);
+        let o = self.service.object(&who, &key).await.map_err(to_s3)?;
+        let meta = ObjectMeta::from_row(o.meta.as_deref());
+        Ok(S3Response::new(GetObjectTaggingOutput {
+            tag_set: meta
+                .tags
+                .into_iter()
+                .map(|(k, v)| Tag {
+                    key: Some(k),
+                    value: Some(v),
+                })
+                .collect(),
+            version_id: None,
+        }))
+    }
+
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        let (who, bucket) = self.in_bucket(req.credentials.as_ref(), &req.input.bucket).await?;
+        let key = object_key(&bucket.name, &req.input.key);
+        let tags = tags::checked(
+            req.input
+                .tagging
+                .tag_set
+                .into_iter()
+                .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
+                .collect(),
+        )?;
+        self.service
+            .update_object_meta(&who, &key, |m| m.tags = tags.clone())
+            .await
+            .map_err(to_s3)?;
+        Ok(S3Response::new(PutObjectTaggingOutput::default()))
+    }
+
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        let (who, bucket) = self.in_bucket(req.credentials.as_ref(), &req.input.bucket).await?;
+        let key = object_key(&bucket.name, &req.input.key);
+        self.service
+            .update_object_meta(&who, &key, |m| m.tags.clear())
+            .await
+            .map_err(to_s3)?;
+        Ok(S3Response::new(DeleteObjectTaggingOutput::default()))
     }
 
     async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
@@ -367,6 +471,10 @@ impl S3 for Face {
             input.expires.as_ref(),
             input.metadata.as_ref(),
         );
+        let mut meta = meta;
+        if let Some(h) = &input.tagging {
+            meta.tags = tags::from_header(h)?;
+        }
         let key = object_key(&bucket.name, &input.key);
         let u = self
             .service

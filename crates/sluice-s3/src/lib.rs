@@ -15,6 +15,7 @@ mod conditions;
 mod errors;
 mod face;
 mod listing;
+mod tags;
 
 use axum::error_handling::HandleError;
 use axum::http::StatusCode;

@@ -218,6 +218,7 @@ impl Service {
         let etag = format!("{}-{}", hex::encode(md5s.finalize()), chosen.len());
         let mut carried = Carried::from_row(u.meta.as_deref());
         carried.etag = Some(etag);
+        carried.meta.parts = chosen.iter().map(|p| p.size).collect();
         let mut job = self.new_job(&who.tenant_id, JobKind::Process, &u.object_key, &u.pipeline)?;
         job.staged_bytes = chosen.iter().map(|p| p.size).sum();
         job.meta = carried.to_row();

@@ -38,6 +38,26 @@ pub struct ObjectMeta {
     /// User metadata (`x-amz-meta-NAME`), names in lower case.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub user: BTreeMap<String, String>,
+    /// Tags (S3's object tagging).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// The sizes of the parts it was uploaded in (a multipart upload's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<i64>,
+}
+
+impl ObjectMeta {
+    /// Bytes `start..end` of part `number` (from 1) of an object of `len`
+    /// bytes: an object not uploaded in parts is its one part.
+    pub fn part_range(&self, number: i64, len: u64) -> Option<std::ops::Range<u64>> {
+        if self.parts.is_empty() {
+            return (number == 1).then_some(0..len);
+        }
+        let index = usize::try_from(number.checked_sub(1)?).ok()?;
+        let size = u64::try_from(*self.parts.get(index)?).ok()?;
+        let start: u64 = self.parts[..index].iter().map(|&p| p.max(0) as u64).sum();
+        Some(start..start + size)
+    }
 }
 
 impl ObjectMeta {
@@ -119,5 +139,25 @@ mod tests {
             ..Carried::default()
         };
         assert_eq!(Carried::from_row(c.to_row().as_deref()), c);
+    }
+}
+
+#[cfg(test)]
+mod part_tests {
+    use super::ObjectMeta;
+
+    #[test]
+    fn parts_are_ranges_of_the_object() {
+        let one = ObjectMeta::default();
+        assert_eq!(one.part_range(1, 10), Some(0..10));
+        assert_eq!(one.part_range(2, 10), None);
+        let three = ObjectMeta {
+            parts: vec![5, 5, 2],
+            ..ObjectMeta::default()
+        };
+        assert_eq!(three.part_range(2, 12), Some(5..10));
+        assert_eq!(three.part_range(3, 12), Some(10..12));
+        assert_eq!(three.part_range(4, 12), None);
+        assert_eq!(three.part_range(0, 12), None);
     }
 }

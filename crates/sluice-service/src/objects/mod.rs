@@ -260,6 +260,32 @@ impl Service {
         Ok((o, stream, size))
     }
 
+    /// Changes a stored object's metadata with `change` (its tags, say),
+    /// without rewriting it; retried if the object is replaced meanwhile.
+    pub async fn update_object_meta(
+        &self,
+        caller: &Caller,
+        key: &str,
+        change: impl Fn(&mut meta::ObjectMeta),
+    ) -> Result<ObjectInfo> {
+        let who = caller.require(Scope::Write)?;
+        for _ in 0..8 {
+            let mut o = self.object(caller, key).await?;
+            let mut m = meta::ObjectMeta::from_row(o.meta.as_deref());
+            change(&mut m);
+            m.check()?;
+            o.meta = m.to_row();
+            if self
+                .db
+                .set_object_meta(&who.tenant_id, key, &o.job_id, o.meta.as_deref())
+                .await?
+            {
+                return Ok(o);
+            }
+        }
+        Err(Error::Unavailable)
+    }
+
     /// Deletes an object, ordered after every upload of its key accepted
     /// before: their jobs, finishing later, do not bring it back. Its
     /// container is retired (readers that already looked it up finish;

@@ -130,6 +130,19 @@ pub(crate) async fn place_object(
 }
 
 impl Db {
+    /// Replaces a stored object's metadata (its tags, say), if the object
+    /// is still the one stored by `job_id`; false if it changed or is gone.
+    pub async fn set_object_meta(&self, tenant_id: &str, key: &str, job_id: &str, meta: Option<&str>) -> Result<bool> {
+        let r = sqlx::query("UPDATE objects SET meta = $1 WHERE tenant_id = $2 AND key = $3 AND job_id = $4")
+            .bind(meta)
+            .bind(tenant_id)
+            .bind(key)
+            .bind(job_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     /// A stored object.
     pub async fn object(&self, tenant_id: &str, key: &str) -> Result<ObjectInfo> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
