@@ -303,7 +303,7 @@ impl S3 for Face {
                     })
                 }
             }
-            (None, r) => r.clone().map(|r| match r {
+            (None, r) => r.map(|r| match r {
                 Range::Int { first, last: None } => ByteRange::From(first),
                 Range::Int {
                     first,
