@@ -520,6 +520,73 @@ impl S3 for Face {
         }))
     }
 
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        let (who, bucket) = self.in_bucket(req.credentials.as_ref(), &req.input.bucket).await?;
+        let input = req.input;
+        let CopySource::Bucket {
+            bucket: src_bucket,
+            key: src_key,
+            ..
+        } = &input.copy_source
+        else {
+            return Err(s3_error!(NotImplemented, "copies from access points are not served"));
+        };
+        let source_bucket = self.service.bucket(&who, src_bucket).await.map_err(bucket_error)?;
+        let source_key = object_key(&source_bucket.name, src_key);
+        let source = self.service.object(&who, &source_key).await.map_err(to_s3)?;
+        Conditions {
+            if_match: input.copy_source_if_match.as_ref(),
+            if_none_match: input.copy_source_if_none_match.as_ref(),
+            if_modified_since: input.copy_source_if_modified_since.as_ref(),
+            if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
+        }
+        .check(Some(&source), false)?;
+        let range = match &input.copy_source_range {
+            Some(r) => {
+                let (first, last) = copy_range(r)?;
+                if last >= source.plaintext_len.max(0) as u64 {
+                    return Err(s3_error!(InvalidRange, "the copy range is outside the source object"));
+                }
+                Some(ByteRange::Span { first, last })
+            }
+            None => None,
+        };
+        let key = object_key(&bucket.name, &input.key);
+        // Make sure the upload is open before reading anything.
+        self.service
+            .open_multipart(&who, &key, &input.upload_id)
+            .await
+            .map_err(upload_error)?;
+        let content = self.service.content(&who, &source_key, range).await.map_err(to_s3)?;
+        let len = content
+            .range
+            .as_ref()
+            .map_or(source.plaintext_len.max(0) as u64, |r| r.end - r.start);
+        let part = self
+            .service
+            .upload_multipart_part(
+                &who,
+                &key,
+                &input.upload_id,
+                i64::from(input.part_number),
+                Some(len),
+                content.body,
+            )
+            .await
+            .map_err(upload_error)?;
+        Ok(S3Response::new(UploadPartCopyOutput {
+            copy_part_result: Some(CopyPartResult {
+                e_tag: Some(ETag::Strong(part.etag)),
+                last_modified: Some(millis(part.created_at)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+
     async fn complete_multipart_upload(
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
@@ -906,6 +973,21 @@ impl S3 for Face {
             request_charged: None,
         }))
     }
+}
+
+/// A copy source range: exactly `bytes=FIRST-LAST`, FIRST at most LAST.
+fn copy_range(r: &str) -> S3Result<(u64, u64)> {
+    let bad = || s3_error!(InvalidArgument, "the copy range must be bytes=FIRST-LAST");
+    let (first, last) = r
+        .strip_prefix("bytes=")
+        .and_then(|r| r.split_once('-'))
+        .ok_or_else(bad)?;
+    let first: u64 = first.parse().map_err(|_| bad())?;
+    let last: u64 = last.parse().map_err(|_| bad())?;
+    if first > last {
+        return Err(bad());
+    }
+    Ok((first, last))
 }
 
 /// `max-keys`: 1000 unless given, never more.
