@@ -12,6 +12,7 @@ use sluice_service::objects::{ByteRange, Put};
 use sluice_service::{Caller, ObjectInfo, Service};
 
 use crate::auth::caller;
+use crate::checksums::{self, Algo, Expected, Outcome};
 use crate::conditions::Conditions;
 use crate::errors::{bucket_error, to_s3};
 use crate::listing::{self, Listing, Query};
@@ -103,8 +104,56 @@ fn meta_of(
         expires: expires.and_then(http_date),
         user: user_meta(metadata.cloned()),
         tags: Default::default(),
+        checksums: Default::default(),
         parts: Vec::new(),
     }
+}
+
+/// The checksum an upload asks to be checked (or computed): a value in a
+/// header, else one its trailer will carry, else an algorithm alone.
+fn checksum_wanted<T>(
+    req: &S3Request<T>,
+    algorithm: Option<&ChecksumAlgorithm>,
+    values: [Option<&String>; 5],
+) -> Option<(Algo, Expected)> {
+    let algos = [Algo::Crc32, Algo::Crc32c, Algo::Crc64Nvme, Algo::Sha1, Algo::Sha256];
+    if let Some((algo, v)) = algos.iter().zip(values).find_map(|(a, v)| v.map(|v| (*a, v))) {
+        return Some((algo, Expected::Header(v.clone())));
+    }
+    let from_trailer = req
+        .headers
+        .get("x-amz-trailer")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.trim().strip_prefix("x-amz-checksum-"))
+        .and_then(Algo::parse);
+    let algo = from_trailer.or_else(|| algorithm.and_then(|a| Algo::parse(a.as_str())))?;
+    Some(match (&req.trailing_headers, from_trailer) {
+        (Some(t), Some(_)) => (algo, Expected::Trailer(t.clone())),
+        _ => (algo, Expected::None),
+    })
+}
+
+/// The stored checksums, for an answer that asked for them.
+fn stored_checksums(meta: &ObjectMeta, mode: Option<&ChecksumMode>) -> Checksum {
+    let mut c = Checksum::default();
+    if !mode.is_some_and(|m| m.as_str() == ChecksumMode::ENABLED) {
+        return c;
+    }
+    for (name, v) in &meta.checksums {
+        let v = Some(v.clone());
+        match Algo::parse(name) {
+            Some(Algo::Crc32) => c.checksum_crc32 = v,
+            Some(Algo::Crc32c) => c.checksum_crc32c = v,
+            Some(Algo::Crc64Nvme) => c.checksum_crc64nvme = v,
+            Some(Algo::Sha1) => c.checksum_sha1 = v,
+            Some(Algo::Sha256) => c.checksum_sha256 = v,
+            None => {}
+        }
+    }
+    if !meta.checksums.is_empty() {
+        c.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
+    }
+    c
 }
 
 /// The object under `key`, if there is one.
@@ -214,11 +263,32 @@ impl S3 for Face {
 
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
         let (who, bucket) = self.in_bucket(req.credentials.as_ref(), &req.input.bucket).await?;
+        let wanted = {
+            let i = &req.input;
+            checksum_wanted(
+                &req,
+                i.checksum_algorithm.as_ref(),
+                [
+                    i.checksum_crc32.as_ref(),
+                    i.checksum_crc32c.as_ref(),
+                    i.checksum_crc64nvme.as_ref(),
+                    i.checksum_sha1.as_ref(),
+                    i.checksum_sha256.as_ref(),
+                ],
+            )
+        };
         let input = req.input;
         let key = object_key(&bucket.name, &input.key);
         let body: sluice_service::Body = match input.body {
             Some(blob) => Box::pin(blob.map_err(std::io::Error::other)),
             None => Box::pin(futures_util::stream::empty()),
+        };
+        let (body, checking) = match wanted {
+            Some((algo, expected)) => {
+                let (body, outcome) = checksums::checked(self.service.clone(), who.clone(), body, algo, expected);
+                (body, Some((algo, outcome)))
+            }
+            None => (body, None),
         };
         let expected_md5 = match &input.content_md5 {
             Some(b64) => Some(content_md5(b64)?),
@@ -255,11 +325,38 @@ impl S3 for Face {
             md5: true,
             expected_md5,
         };
-        self.service.put_object(&who, put, body).await.map_err(to_s3)?;
-        let o = self.service.object(&who, &key).await.map_err(to_s3)?;
+        let stored = self.service.put_object(&who, put, body).await;
+        let checked = checking.and_then(|(algo, o)| o.lock().ok().map(|o| (algo, o.clone())));
+        if matches!(checked, Some((_, Outcome::Mismatch))) {
+            return Err(s3_error!(
+                BadDigest,
+                "the body's checksum differs from the one sent with it"
+            ));
+        }
+        stored.map_err(to_s3)?;
+        let o = match checked {
+            Some((algo, Outcome::Ok(value))) => self
+                .service
+                .update_object_meta(&who, &key, |m| {
+                    m.checksums.insert(algo.name().to_string(), value.clone());
+                })
+                .await
+                .map_err(to_s3)?,
+            _ => self.service.object(&who, &key).await.map_err(to_s3)?,
+        };
+        let sums = stored_checksums(
+            &ObjectMeta::from_row(o.meta.as_deref()),
+            Some(&ChecksumMode::from_static(ChecksumMode::ENABLED)),
+        );
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(etag(&o)),
             size: Some(o.plaintext_len),
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
+            checksum_type: sums.checksum_type,
             ..Default::default()
         }))
     }
@@ -325,6 +422,12 @@ impl S3 for Face {
         let meta = ObjectMeta::from_row(content.object.meta.as_deref());
         let o = &content.object;
         let r = &req.input;
+        // A range has no checksum of its own.
+        let sums = if content.range.is_none() || r.part_number.is_some() && meta.parts.is_empty() {
+            stored_checksums(&meta, r.checksum_mode.as_ref())
+        } else {
+            Checksum::default()
+        };
         Ok(S3Response::new(GetObjectOutput {
             accept_ranges: Some("bytes".into()),
             body: Some(StreamingBlob::wrap(body)),
@@ -343,6 +446,12 @@ impl S3 for Face {
                 .or_else(|| meta.expires.as_deref().and_then(parse_http_date)),
             tag_count: (!meta.tags.is_empty()).then_some(meta.tags.len() as i32),
             parts_count,
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
+            checksum_type: sums.checksum_type,
             metadata: (!meta.user.is_empty()).then(|| meta.user.into_iter().collect()),
             ..Default::default()
         }))
@@ -373,10 +482,17 @@ impl S3 for Face {
             }
             None => (o.plaintext_len, None),
         };
+        let sums = stored_checksums(&meta, i.checksum_mode.as_ref());
         Ok(S3Response::new(HeadObjectOutput {
             accept_ranges: Some("bytes".into()),
             content_length: Some(length),
             parts_count,
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
+            checksum_type: sums.checksum_type,
             e_tag: Some(etag(&o)),
             last_modified: Some(modified(&o)),
             content_type: meta.content_type,

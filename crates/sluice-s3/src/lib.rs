@@ -11,6 +11,7 @@
 //! show. Access keys come from `sluice admin s3-key create`.
 
 mod auth;
+mod checksums;
 mod conditions;
 mod errors;
 mod face;

@@ -41,6 +41,11 @@ pub struct ObjectMeta {
     /// Tags (S3's object tagging).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// Checksums of the plaintext a client had checked on the way in, by
+    /// algorithm (`crc32`, `crc32c`, `crc64nvme`, `sha1`, `sha256`), in
+    /// S3's base64 form.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checksums: BTreeMap<String, String>,
     /// The sizes of the parts it was uploaded in (a multipart upload's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<i64>,

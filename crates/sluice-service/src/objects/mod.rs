@@ -260,6 +260,20 @@ impl Service {
         Ok((o, stream, size))
     }
 
+    /// Runs CPU work `f` (about `cost` bytes' worth) for `caller` on the
+    /// CPU pool, in its tenant's lane: for a face's own per-request
+    /// computing (hashing a body with an algorithm the core does not).
+    pub async fn compute<T: Send + 'static>(
+        &self,
+        caller: &Caller,
+        cost: u64,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        let pool = self.engine.pool();
+        let lane = self.lanes.of(caller.tenant(), pool);
+        pool.run(lane, cost, f).await.map_err(Error::internal)
+    }
+
     /// Changes a stored object's metadata with `change` (its tags, say),
     /// without rewriting it; retried if the object is replaced meanwhile.
     pub async fn update_object_meta(
