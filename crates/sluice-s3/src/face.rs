@@ -136,7 +136,7 @@ fn checksum_wanted<T>(
 /// The stored checksums, for an answer that asked for them.
 fn stored_checksums(meta: &ObjectMeta, mode: Option<&ChecksumMode>) -> Checksum {
     let mut c = Checksum::default();
-    if !mode.is_some_and(|m| m.as_str() == ChecksumMode::ENABLED) {
+    if mode.is_none_or(|m| m.as_str() != ChecksumMode::ENABLED) {
         return c;
     }
     for (name, v) in &meta.checksums {
