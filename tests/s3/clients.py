@@ -58,9 +58,15 @@ def error_code(call):
     return None
 
 
+LOG = None
+
+
 def check(what, got, want):
     if got != want:
         print(f"FAIL {what}: got {got!r}, want {want!r}")
+        if LOG:
+            print("the server's log ends:")
+            print("".join(open(LOG).readlines()[-15:]))
         sys.exit(1)
     print(f"ok   {what}")
 
@@ -78,7 +84,9 @@ def main():
     listed = admin(data, "s3-key", "list", "--tenant", "acme")
     check("s3-key list shows ids, never secrets", key.split()[1] in listed or key.split()[0] not in listed, False)
     port, s3_port = free_port(), free_port()
-    log = open(os.path.join(work, "server.log"), "w")
+    global LOG
+    LOG = os.path.join(work, "server.log")
+    log = open(LOG, "w")
     server = subprocess.Popen(
         [SLUICE, "serve", "--data-dir", data, "--listen", f"127.0.0.1:{port}", "--s3-listen", f"127.0.0.1:{s3_port}"],
         stderr=log,

@@ -506,6 +506,65 @@ impl S3 for Face {
         }))
     }
 
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        let (who, bucket) = self.in_bucket(req.credentials.as_ref(), &req.input.bucket).await?;
+        let input = req.input;
+        let key = object_key(&bucket.name, &input.key);
+        let o = self.service.object(&who, &key).await.map_err(to_s3)?;
+        let meta = ObjectMeta::from_row(o.meta.as_deref());
+        let wants = |a: &str| input.object_attributes.iter().any(|x| x.as_str() == a);
+        let mut out = GetObjectAttributesOutput {
+            last_modified: Some(modified(&o)),
+            ..Default::default()
+        };
+        if wants(ObjectAttributes::ETAG) {
+            // Unquoted here, as S3 gives it.
+            out.e_tag = Some(ETag::Strong(etag_value(&o).to_string()));
+        }
+        if wants(ObjectAttributes::OBJECT_SIZE) {
+            out.object_size = Some(o.plaintext_len);
+        }
+        if wants(ObjectAttributes::STORAGE_CLASS) {
+            out.storage_class = Some(StorageClass::from_static(StorageClass::STANDARD));
+        }
+        if wants(ObjectAttributes::CHECKSUM) && !meta.checksums.is_empty() {
+            out.checksum = Some(stored_checksums(
+                &meta,
+                Some(&ChecksumMode::from_static(ChecksumMode::ENABLED)),
+            ));
+        }
+        if wants(ObjectAttributes::OBJECT_PARTS) && !meta.parts.is_empty() {
+            let after = usize::try_from(input.part_number_marker.unwrap_or(0).max(0)).unwrap_or(0);
+            let max = usize::try_from(input.max_parts.unwrap_or(1000).clamp(0, 1000)).unwrap_or(1000);
+            let page: Vec<ObjectPart> = meta
+                .parts
+                .iter()
+                .enumerate()
+                .skip(after)
+                .take(max)
+                .map(|(i, size)| ObjectPart {
+                    part_number: Some(i as i32 + 1),
+                    size: Some(*size),
+                    ..Default::default()
+                })
+                .collect();
+            let last = page.last().and_then(|p| p.part_number).unwrap_or(0);
+            let truncated = (last as usize) < meta.parts.len();
+            out.object_parts = Some(GetObjectAttributesParts {
+                is_truncated: Some(truncated),
+                max_parts: Some(max as i32),
+                next_part_number_marker: truncated.then_some(last),
+                part_number_marker: input.part_number_marker,
+                parts: Some(page),
+                total_parts_count: Some(meta.parts.len() as i32),
+            });
+        }
+        Ok(S3Response::new(out))
+    }
+
     async fn get_object_tagging(
         &self,
         req: S3Request<GetObjectTaggingInput>,

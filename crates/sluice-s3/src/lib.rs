@@ -13,6 +13,7 @@
 mod auth;
 mod checksums;
 mod conditions;
+mod edge;
 mod errors;
 mod face;
 mod listing;
@@ -34,5 +35,7 @@ pub fn router(service: Service) -> axum::Router {
         tracing::warn!(error = ?e, "S3 request failed below the protocol");
         (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
     });
-    axum::Router::new().fallback_service(s3)
+    axum::Router::new()
+        .fallback_service(s3)
+        .layer(axum::middleware::from_fn(edge::edge))
 }
