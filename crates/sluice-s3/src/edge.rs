@@ -26,6 +26,11 @@ pub(crate) async fn edge(req: Request, next: Next) -> Response {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|n| n != "0");
+    let attributes = req.method() == axum::http::Method::GET
+        && req.uri().query().is_some_and(|q| {
+            q.split('&')
+                .any(|kv| kv == "attributes" || kv.starts_with("attributes="))
+        });
     let mut resp = match presigned_refusal(&req) {
         Some(why) => error_response(StatusCode::FORBIDDEN, "AccessDenied", why),
         None => next.run(req).await,
@@ -38,6 +43,9 @@ pub(crate) async fn edge(req: Request, next: Next) -> Response {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
+    }
+    if attributes && resp.status().is_success() {
+        resp = unquoted_etag(resp).await;
     }
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-amz-request-id", v);
@@ -90,6 +98,35 @@ async fn with_request_id(resp: Response, id: &str) -> Response {
     };
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body))
+}
+
+/// GetObjectAttributes gives its ETag unquoted (unlike every other
+/// answer, which s3s quotes): its document, rewritten so.
+async fn unquoted_etag(resp: Response) -> Response {
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_ERROR_BODY).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let fixed = match (text.find("<ETag>&quot;"), text.find("&quot;</ETag>")) {
+        (Some(a), Some(b)) if a < b => format!(
+            "{}<ETag>{}</ETag>{}",
+            &text[..a],
+            &text[a + "<ETag>&quot;".len()..b],
+            &text[b + "&quot;</ETag>".len()..]
+        ),
+        _ => match (text.find("<ETag>\""), text.find("\"</ETag>")) {
+            (Some(a), Some(b)) if a < b => format!(
+                "{}<ETag>{}</ETag>{}",
+                &text[..a],
+                &text[a + "<ETag>\"".len()..b],
+                &text[b + "\"</ETag>".len()..]
+            ),
+            _ => text.into_owned(),
+        },
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(fixed))
 }
 
 #[cfg(test)]

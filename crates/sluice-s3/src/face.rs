@@ -515,7 +515,14 @@ impl S3 for Face {
         let key = object_key(&bucket.name, &input.key);
         let o = self.service.object(&who, &key).await.map_err(to_s3)?;
         let meta = ObjectMeta::from_row(o.meta.as_deref());
-        let wants = |a: &str| input.object_attributes.iter().any(|x| x.as_str() == a);
+        // One header may list several, comma-separated.
+        let wants = |a: &str| {
+            input
+                .object_attributes
+                .iter()
+                .flat_map(|x| x.as_str().split(','))
+                .any(|x| x.trim() == a)
+        };
         let mut out = GetObjectAttributesOutput {
             last_modified: Some(modified(&o)),
             ..Default::default()
@@ -769,6 +776,14 @@ impl S3 for Face {
         let (who, bucket) = self.in_bucket(req.credentials.as_ref(), &req.input.bucket).await?;
         let input = req.input;
         let key = object_key(&bucket.name, &input.key);
+        let conditions = Conditions {
+            if_match: input.if_match.as_ref(),
+            if_none_match: input.if_none_match.as_ref(),
+            ..Conditions::default()
+        };
+        if conditions.any() {
+            conditions.check(current(&self.service, &who, &key).await?.as_ref(), false)?;
+        }
         let listed: Vec<ListedPart> = input
             .multipart_upload
             .and_then(|m| m.parts)
@@ -1136,7 +1151,7 @@ impl S3 for Face {
         let (contents, prefixes) = entries(listing, Some(owner_of(&who)));
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(bucket.name),
-            prefix: enc(Some(prefix)),
+            prefix: Some(prefix),
             marker: enc(Some(input.marker.unwrap_or_default())),
             max_keys: Some(max_keys as i32),
             is_truncated: Some(truncated),

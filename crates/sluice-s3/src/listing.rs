@@ -39,13 +39,12 @@ impl Listing {
 }
 
 /// A key as S3 sends it under `encoding-type=url`: unreserved characters
-/// and `/` as they are, a space as `+`, every other byte `%XX`.
+/// and `/` as they are, every other byte `%XX`.
 pub(crate) fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => out.push(b as char),
-            b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -137,7 +136,7 @@ mod tests {
     #[test]
     fn url_encoding_is_s3s() {
         assert_eq!(url_encode("asdf+b"), "asdf%2Bb");
-        assert_eq!(url_encode("a b/c%d"), "a+b/c%25d");
+        assert_eq!(url_encode("a b/c%d"), "a%20b/c%25d");
         assert_eq!(url_encode("é"), "%C3%A9");
     }
 }
