@@ -50,6 +50,8 @@ if [ "${SLUICE_SKIP_SERVICE_CHECKS:-0}" != 1 ]; then
   # Real S3 clients against the S3 face (boto3 comes with moto's venv).
   step "the S3 face with real clients (boto3)"
   SLUICE=target/debug/sluice "$MOTO_VENV/bin/python" tests/s3/clients.py 2>&1 | tee -a "$log"
+  step "S3 conformance: ceph/s3-tests core selection (../shared/s3-tests; its venv from PyPI)"
+  SLUICE=target/debug/sluice scripts/s3_conformance.sh 2>&1 | tee -a "$log"
   step "several nodes on shared state: PostgreSQL (Debian) + S3 (moto)"
   scripts/shared_state_test.sh 2>&1 | tee -a "$log"
   # The consistency model checked under random faults (tests/nemesis/):

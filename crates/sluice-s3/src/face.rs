@@ -483,7 +483,8 @@ impl S3 for Face {
             None => (o.plaintext_len, None),
         };
         let sums = stored_checksums(&meta, i.checksum_mode.as_ref());
-        Ok(S3Response::new(HeadObjectOutput {
+        let tags = meta.tags.len();
+        let mut resp = S3Response::new(HeadObjectOutput {
             accept_ranges: Some("bytes".into()),
             content_length: Some(length),
             parts_count,
@@ -503,7 +504,12 @@ impl S3 for Face {
             expires: meta.expires.as_deref().and_then(parse_http_date),
             metadata: (!meta.user.is_empty()).then(|| meta.user.into_iter().collect()),
             ..Default::default()
-        }))
+        });
+        // HeadObjectOutput has no field for it; S3 sends it.
+        if tags > 0 {
+            resp.headers.insert("x-amz-tagging-count", tags.into());
+        }
+        Ok(resp)
     }
 
     async fn get_object_attributes(
