@@ -5,6 +5,9 @@
 # and, for the full run, the oha load generator from crates.io (into
 # target/tools) if missing.
 set -euo pipefail
+# Servers started here serve no S3 API unless asked (several run at once;
+# the S3 face's own tests give it an address).
+export SLUICE_S3_LISTEN=${SLUICE_S3_LISTEN:-off}
 cd "$(dirname "$0")/.."
 missing=()
 for tool in curl; do command -v $tool >/dev/null 2>&1 || missing+=($tool); done

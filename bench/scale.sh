@@ -5,6 +5,9 @@
 # --postgres: the nodes share a PostgreSQL started here (scripts/postgres.sh,
 # data under BENCH_DIR, fsync on) instead of SQLite.
 set -euo pipefail
+# Servers started here serve no S3 API unless asked (several run at once;
+# the S3 face's own tests give it an address).
+export SLUICE_S3_LISTEN=${SLUICE_S3_LISTEN:-off}
 cd "$(dirname "$0")/.."
 if [ -z "${SLUICE:-}" ]; then
   cargo build --release --locked -p sluice-cli

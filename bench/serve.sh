@@ -12,6 +12,9 @@
 #      concurrency 8 (wrk), with the opened-index cache and without it.
 # Usage: bench/serve.sh    Env: RUNS (3), BENCH_DIR (bench/tmp, on disk)
 set -euo pipefail
+# Servers started here serve no S3 API unless asked (several run at once;
+# the S3 face's own tests give it an address).
+export SLUICE_S3_LISTEN=${SLUICE_S3_LISTEN:-off}
 cd "$(dirname "$0")/.."
 root=$(pwd)
 RUNS=${RUNS:-3}

@@ -6,6 +6,9 @@
 # Env: SLUICE (binary; default target/debug/sluice, built if missing),
 #      VENV (default target/venv-browser), SHOTS.
 set -euo pipefail
+# Servers started here serve no S3 API unless asked (several run at once;
+# the S3 face's own tests give it an address).
+export SLUICE_S3_LISTEN=${SLUICE_S3_LISTEN:-off}
 cd "$(dirname "$0")/.."
 S=${SLUICE:-target/debug/sluice}
 [ -x "$S" ] || cargo build --locked -p sluice-cli

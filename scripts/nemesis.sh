@@ -17,6 +17,9 @@
 # when the checker finds an anomaly. SLUICE names the binary (default
 # target/debug/sluice, built if missing).
 set -euo pipefail
+# Servers started here serve no S3 API unless asked (several run at once;
+# the S3 face's own tests give it an address).
+export SLUICE_S3_LISTEN=${SLUICE_S3_LISTEN:-off}
 cd "$(dirname "$0")/.."
 seconds=60 backend=sqlite faults="" seed="" out="" extra=()
 while [ $# -gt 0 ]; do

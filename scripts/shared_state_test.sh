@@ -7,6 +7,9 @@
 # worker and admin command of a test on a database and a bucket prefix of
 # its own. Called by scripts/test.sh; extra arguments go to the test filter.
 set -euo pipefail
+# Servers started here serve no S3 API unless asked (several run at once;
+# the S3 face's own tests give it an address).
+export SLUICE_S3_LISTEN=${SLUICE_S3_LISTEN:-off}
 cd "$(dirname "$0")/.."
 root=$(mktemp -d)
 chmod 755 "$root"   # the postgres user must reach its data directory

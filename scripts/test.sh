@@ -9,6 +9,9 @@
 # .ci/run calls exactly this. It installs what it needs, starts no
 # package's service, binds only to 127.0.0.1 and stops what it started.
 set -euo pipefail
+# Servers started here serve no S3 API unless asked (several run at once;
+# the S3 face's own tests give it an address).
+export SLUICE_S3_LISTEN=${SLUICE_S3_LISTEN:-off}
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 # A full run gains nothing from incremental state, which only costs disk.
@@ -28,11 +31,11 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 # venv of its own; the tests start and stop it on 127.0.0.1.
 if [ "${SLUICE_SKIP_SERVICE_CHECKS:-0}" != 1 ]; then
   MOTO_VENV=target/venv-moto
-  if [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
+  if [ ! -x "$MOTO_VENV/bin/moto_server" ] || [ ! -x "$MOTO_VENV/bin/aws" ]; then
     step "installing moto[server] (PyPI) into $MOTO_VENV"
     rm -rf "$MOTO_VENV"
     python3 -m venv "$MOTO_VENV"
-    "$MOTO_VENV/bin/pip" install -q 'moto[server]>=5,<6'
+    "$MOTO_VENV/bin/pip" install -q 'moto[server]>=5,<6' awscli
   fi
   export SLUICE_TEST_MOTO="$PWD/$MOTO_VENV/bin/moto_server"
 fi
@@ -47,9 +50,9 @@ if [ "${SLUICE_SKIP_SERVICE_CHECKS:-0}" != 1 ]; then
 fi
 cargo test --workspace --locked -- --skip shared_state:: 2>&1 | tee "$log"
 if [ "${SLUICE_SKIP_SERVICE_CHECKS:-0}" != 1 ]; then
-  # Real S3 clients against the S3 face (boto3 comes with moto's venv).
+  # Real S3 clients against the S3 face (boto3 comes with moto's venv, the AWS CLI is installed there).
   step "the S3 face with real clients (boto3)"
-  SLUICE=target/debug/sluice "$MOTO_VENV/bin/python" tests/s3/clients.py 2>&1 | tee -a "$log"
+  SLUICE=target/debug/sluice AWS_CLI="$MOTO_VENV/bin/aws" "$MOTO_VENV/bin/python" tests/s3/clients.py 2>&1 | tee -a "$log"
   step "S3 conformance: ceph/s3-tests core selection (../shared/s3-tests; its venv from PyPI)"
   SLUICE=target/debug/sluice scripts/s3_conformance.sh 2>&1 | tee -a "$log"
   step "several nodes on shared state: PostgreSQL (Debian) + S3 (moto)"

@@ -1,7 +1,8 @@
 """End to end: real S3 clients against `sluice serve --s3-listen`.
 
 boto3 at its default settings (checksums on, aws-chunked bodies for
-uploads of files) on path-style addressing: buckets, objects, ranges,
+uploads of files) on path-style addressing, and the AWS CLI (if AWS_CLI
+names it: sync of a tree up and down, multipart included): buckets, objects, ranges,
 listings with delimiters and pages, another tenant's access refused, a
 bad signature refused, a revoked key refused within a second; and an
 object written through S3 read back through the native API.
@@ -281,6 +282,39 @@ def run(port, s3_port, data, key, other_key, revoked_key, token, work):
     c.delete_object(Bucket="photos", Key="never-was")  # S3: not an error
     c.delete_bucket(Bucket="photos")
     check("deleted", c.list_buckets()["Buckets"], [])
+    aws_cli(s3_port, key, work)
+
+
+def aws_cli(s3_port, key, work):
+    """The AWS CLI at its defaults: sync a tree up and back, multipart included."""
+    aws = os.environ.get("AWS_CLI")
+    if not aws:
+        print("skip the AWS CLI: AWS_CLI is not set")
+        return
+    access, secret = key.split()
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=access, AWS_SECRET_ACCESS_KEY=secret, AWS_DEFAULT_REGION="us-east-1")
+    env.pop("AWS_CA_BUNDLE", None)
+    def run(*args):
+        return subprocess.run([aws, "--endpoint-url", f"http://127.0.0.1:{s3_port}", "s3", *args],
+                              env=env, capture_output=True, text=True)
+    src = os.path.join(work, "tree")
+    os.makedirs(os.path.join(src, "a", "b"))
+    files = {"big.bin": os.urandom(20_000_000), "a/x.txt": b"x", "a/b/y.txt": b"y" * 1000}
+    for name, data in files.items():
+        with open(os.path.join(src, name), "wb") as f:
+            f.write(data)
+    check("aws s3 mb", run("mb", "s3://cli").returncode, 0)
+    r = run("sync", src, "s3://cli/tree")
+    check("aws s3 sync up (the 20 MB file in parts)", (r.returncode, r.stderr[-300:]), (0, ""))
+    listed = sorted(l.split()[-1] for l in run("ls", "--recursive", "s3://cli").stdout.splitlines())
+    check("aws s3 ls --recursive", listed, sorted(f"tree/{n}" for n in files))
+    back = os.path.join(work, "back")
+    check("aws s3 sync down", run("sync", "s3://cli/tree", back).returncode, 0)
+    for name, data in files.items():
+        check(f"  {name} came back whole", open(os.path.join(back, name), "rb").read() == data, True)
+    check("aws s3 sync again sends nothing", run("sync", src, "s3://cli/tree").stdout.strip(), "")
+    check("aws s3 rm --recursive", run("rm", "--recursive", "s3://cli").returncode, 0)
+    check("aws s3 rb", run("rb", "s3://cli").returncode, 0)
 
 
 if __name__ == "__main__":

@@ -64,6 +64,8 @@ impl Server {
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(&self.extra)
             .env_remove("SLUICE_PASSPHRASE")
+            // Many servers run at once: none serves S3 unless a test asks.
+            .env("SLUICE_S3_LISTEN", "off")
             .envs(self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -146,6 +146,7 @@ impl Env {
         c.current_dir(self.dir.path())
             .env_remove("SLUICE_PASSPHRASE")
             .env_remove("SLUICE_THREADS")
+            .env("SLUICE_S3_LISTEN", "off")
             .envs(self.shared.iter().map(|(k, v)| (k, v)));
         c
     }

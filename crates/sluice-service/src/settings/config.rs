@@ -252,7 +252,7 @@ impl Config {
                 }),
             },
             metrics_listen: s.metrics_listen,
-            s3_listen: s.s3_listen,
+            s3_listen: get!(s3_listen).addr(),
             metrics_token_file: s.metrics_token_file.clone(),
             data_dir,
             origins: origins.clone(),

@@ -95,7 +95,6 @@ mod tests {
             "database",
             "store",
             "metrics_listen",
-            "s3_listen",
             "metrics_token_file",
             "jwt_jwks_url",
             "jwt_issuer",

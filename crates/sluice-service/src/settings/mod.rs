@@ -22,6 +22,61 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use config::{redact_url, Config, LogFormat};
+
+/// An address to listen on, or `off` (nothing served there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listen {
+    /// Not served.
+    Off,
+    /// Served on this address.
+    At(SocketAddr),
+}
+
+impl Listen {
+    /// The address, unless off.
+    pub fn addr(self) -> Option<SocketAddr> {
+        match self {
+            Listen::Off => None,
+            Listen::At(a) => Some(a),
+        }
+    }
+}
+
+impl std::str::FromStr for Listen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Listen, String> {
+        if s.trim().eq_ignore_ascii_case("off") {
+            return Ok(Listen::Off);
+        }
+        s.trim()
+            .parse()
+            .map(Listen::At)
+            .map_err(|_| format!("{s:?}: expected HOST:PORT (e.g. 127.0.0.1:8471) or off"))
+    }
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listen::Off => f.write_str("off"),
+            Listen::At(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+impl Serialize for Listen {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Listen, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
 pub use origins::{Origin, Origins};
 
 /// Settings as given by one source (flags and environment, or a file):
@@ -183,9 +238,9 @@ pub struct Settings {
     /// Serve /metrics on this address instead of the service port (e.g. 127.0.0.1:9470)
     #[arg(long, env = "SLUICE_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
-    /// Serve the S3-compatible API on this address (e.g. 127.0.0.1:8471; unset: not served)
-    #[arg(long, env = "SLUICE_S3_LISTEN", value_name = "ADDR")]
-    pub s3_listen: Option<SocketAddr>,
+    /// Address of the S3-compatible API, or `off`
+    #[arg(long, env = "SLUICE_S3_LISTEN", value_name = "ADDR|off")]
+    pub s3_listen: Option<Listen>,
     /// Require this file's token (Bearer) on /metrics (unset: open)
     #[arg(long, env = "SLUICE_METRICS_TOKEN_FILE", value_name = "FILE")]
     pub metrics_token_file: Option<PathBuf>,
