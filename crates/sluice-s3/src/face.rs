@@ -915,14 +915,14 @@ impl S3 for Face {
 
     async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
         let (who, bucket) = self.in_bucket(req.credentials.as_ref(), &req.input.bucket).await?;
-        let delete = req.input.delete;
-        if delete.objects.len() > 1000 {
+        let Delete { objects: keys, quiet } = req.input.delete;
+        if keys.len() > 1000 {
             return Err(s3_error!(MalformedXML, "at most 1000 keys may be deleted at once"));
         }
-        let quiet = delete.quiet.unwrap_or(false);
+        let quiet = quiet.unwrap_or(false);
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
-        for o in delete.objects {
+        for o in keys {
             let key = object_key(&bucket.name, &o.key);
             match self.service.delete_object(&who, &key).await {
                 Ok(()) | Err(sluice_service::Error::NotFound(_)) => {
