@@ -276,6 +276,10 @@ def run(port, s3_port, data, key, other_key, revoked_key, token, work):
     )
     check("written through S3, read through the native API", urllib.request.urlopen(req).read() == body, True)
 
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+    check("S3 requests are counted, labelled by face",
+          any(l.startswith("sluice_http_requests_total{") and 'face="s3"' in l for l in metrics.splitlines()), True)
+
     check("a bucket with objects is not deleted", error_code(lambda: c.delete_bucket(Bucket="photos")), "BucketNotEmpty")
     for k in keys:
         c.delete_object(Bucket="photos", Key=k)

@@ -3,7 +3,8 @@
 //! that a client's report names the request in the server's log), and
 //! presigned URLs' `X-Amz-Expires` held to S3's bounds (1 s to 7 days; a
 //! URL outside them is refused as S3 does, `403 AccessDenied`); and a
-//! refused request with a body closes its connection.
+//! refused request with a body closes its connection; and the request
+//! metrics, labelled `face="s3"`.
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -19,6 +20,8 @@ const MAX_ERROR_BODY: usize = 64 << 10;
 
 /// The middleware.
 pub(crate) async fn edge(req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = req.method().as_str().to_string();
     let id = sluice_service::new_id().unwrap_or_else(|_| "0".into());
     let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
         || req
@@ -50,6 +53,18 @@ pub(crate) async fn edge(req: Request, next: Next) -> Response {
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-amz-request-id", v);
     }
+    // The native API's request metrics, for this face (its operations are
+    // not routes: one route label).
+    metrics::histogram!("sluice_http_request_duration_seconds", "face" => "s3", "method" => method.clone(), "route" => "s3")
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!(
+        "sluice_http_requests_total",
+        "face" => "s3",
+        "method" => method,
+        "route" => "s3",
+        "status" => resp.status().as_str().to_string()
+    )
+    .increment(1);
     resp
 }
 

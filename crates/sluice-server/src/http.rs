@@ -48,6 +48,8 @@ pub struct Limits {
     /// How long shutdown waits for open connections (SSE streams, long
     /// transfers) before it drops them.
     pub drain: Duration,
+    /// Which face the listener serves (`native`, `s3`), for the metrics.
+    pub face: &'static str,
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then waits for
@@ -94,8 +96,9 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown:
         let mut stream = TimeoutStream::new(stream);
         stream.set_write_timeout(Some(limits.write_idle));
         let conn = graceful.watch(http.serve_connection(TokioIo::new(Box::pin(stream)), service));
-        metrics::counter!("sluice_http_connections_total").increment(1);
-        metrics::gauge!("sluice_http_connections_open").increment(1.0);
+        let face = limits.face;
+        metrics::counter!("sluice_http_connections_total", "face" => face).increment(1);
+        metrics::gauge!("sluice_http_connections_open", "face" => face).increment(1.0);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 // Slow-loris heads end here as timeouts, malformed heads as parse errors.
@@ -110,10 +113,10 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown:
                 } else {
                     "other"
                 };
-                metrics::counter!("sluice_http_connection_errors_total", "kind" => kind).increment(1);
+                metrics::counter!("sluice_http_connection_errors_total", "face" => face, "kind" => kind).increment(1);
                 tracing::debug!(error = %e, "connection ended with an error");
             }
-            metrics::gauge!("sluice_http_connections_open").decrement(1.0);
+            metrics::gauge!("sluice_http_connections_open", "face" => face).decrement(1.0);
             drop(permit);
         });
     }

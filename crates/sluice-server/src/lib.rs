@@ -173,6 +173,7 @@ async fn run(config: Config, role: Role) -> Result<(), ServeError> {
             max_header_bytes: c.max_header_bytes,
             write_idle: c.idle_body_timeout,
             drain: grace,
+            face: "native",
         }
     };
     // The S3 face: the same limits and shutdown as the native API.
@@ -180,6 +181,7 @@ async fn run(config: Config, role: Role) -> Result<(), ServeError> {
         let mut stopped = stopped.clone();
         let router = sluice_s3::router(service.clone());
         tokio::spawn(async move {
+            let limits = http::Limits { face: "s3", ..limits };
             http::serve(l, router, limits, async move {
                 let _ = stopped.wait_for(|s| *s).await;
             })

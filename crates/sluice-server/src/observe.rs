@@ -77,10 +77,16 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
     resp.headers_mut().insert(REQUEST_ID.clone(), value);
     let status = resp.status();
     let took = started.elapsed();
-    histogram!("sluice_http_request_duration_seconds", "method" => method.clone(), "route" => route.clone())
+    histogram!("sluice_http_request_duration_seconds", "face" => "native", "method" => method.clone(), "route" => route.clone())
         .record(took.as_secs_f64());
-    counter!("sluice_http_requests_total", "method" => method, "route" => route, "status" => status.as_str().to_string())
-        .increment(1);
+    counter!(
+        "sluice_http_requests_total",
+        "face" => "native",
+        "method" => method,
+        "route" => route,
+        "status" => status.as_str().to_string()
+    )
+    .increment(1);
     let rejection = matches!(
         status,
         StatusCode::REQUEST_TIMEOUT

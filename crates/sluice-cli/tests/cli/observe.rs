@@ -126,8 +126,13 @@ fn metrics_request_ids_json_logs_and_no_secret_in_any_log_line() {
     assert!(m.header("content-type").unwrap_or("").starts_with("text/plain"));
     let text = String::from_utf8(m.body).unwrap();
     let expect = |series: &str| value_of(&text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"));
-    assert!(expect(r#"sluice_http_requests_total{method="PUT",route="/v1/objects/{key}",status="201"}"#) >= 1.0);
-    assert!(expect(r#"sluice_http_requests_total{method="GET",route="/v1/objects",status="200"}"#) >= 2.0);
+    assert!(
+        expect(r#"sluice_http_requests_total{face="native",method="PUT",route="/v1/objects/{key}",status="201"}"#)
+            >= 1.0
+    );
+    assert!(
+        expect(r#"sluice_http_requests_total{face="native",method="GET",route="/v1/objects",status="200"}"#) >= 2.0
+    );
     assert!(expect(r#"sluice_http_rejected_total{reason="rate_limited"}"#) >= 1.0);
     assert_eq!(
         expect(r#"sluice_jobs_finished_total{kind="process",outcome="succeeded"}"#),
