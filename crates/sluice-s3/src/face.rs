@@ -6,13 +6,13 @@ use futures_util::TryStreamExt;
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 use sluice_service::buckets::object_key;
-use sluice_service::multipart::ListedPart;
+use sluice_service::multipart::{upload_meta, ListedPart, PartsProblem};
 use sluice_service::objects::meta::ObjectMeta;
 use sluice_service::objects::{ByteRange, Put};
-use sluice_service::{Caller, ObjectInfo, Service};
+use sluice_service::{Caller, JobError, Multipart, MultipartPart, ObjectInfo, Service};
 
 use crate::auth::caller;
-use crate::checksums::{self, Algo, Expected, Outcome};
+use crate::checksums::{self, Algo, Expected, Kind, Outcome};
 use crate::conditions::Conditions;
 use crate::errors::{bucket_error, to_s3};
 use crate::listing::{self, Listing, Query};
@@ -104,8 +104,7 @@ fn meta_of(
         expires: expires.and_then(http_date),
         user: user_meta(metadata.cloned()),
         tags: Default::default(),
-        checksums: Default::default(),
-        parts: Vec::new(),
+        ..ObjectMeta::default()
     }
 }
 
@@ -140,20 +139,166 @@ fn stored_checksums(meta: &ObjectMeta, mode: Option<&ChecksumMode>) -> Checksum 
         return c;
     }
     for (name, v) in &meta.checksums {
-        let v = Some(v.clone());
-        match Algo::parse(name) {
-            Some(Algo::Crc32) => c.checksum_crc32 = v,
-            Some(Algo::Crc32c) => c.checksum_crc32c = v,
-            Some(Algo::Crc64Nvme) => c.checksum_crc64nvme = v,
-            Some(Algo::Sha1) => c.checksum_sha1 = v,
-            Some(Algo::Sha256) => c.checksum_sha256 = v,
-            None => {}
+        if let Some(algo) = Algo::parse(name) {
+            algo.put(&mut c, v.clone());
         }
     }
     if !meta.checksums.is_empty() {
-        c.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
+        c.checksum_type = Some(checksum_type(meta));
     }
     c
+}
+
+/// How the object's checksum covers it.
+fn checksum_type(meta: &ObjectMeta) -> ChecksumType {
+    ChecksumType::from(
+        meta.checksum_type
+            .clone()
+            .unwrap_or_else(|| ChecksumType::FULL_OBJECT.to_string()),
+    )
+}
+
+/// Part `number`'s checksum (from 1), for an answer that asked for it: a
+/// multipart object's part has its own, of the object's algorithm.
+fn part_checksums(meta: &ObjectMeta, number: i64, mode: Option<&ChecksumMode>) -> Checksum {
+    if meta.parts.is_empty() {
+        return stored_checksums(meta, mode);
+    }
+    let mut c = Checksum::default();
+    let index = usize::try_from(number - 1).ok();
+    let value = index.and_then(|i| meta.part_checksums.get(i));
+    let algo = meta.checksums.keys().next().and_then(|n| Algo::parse(n));
+    if let (Some(v), Some(algo), Some(m)) = (value, algo, mode) {
+        if m.as_str() == ChecksumMode::ENABLED {
+            algo.put(&mut c, v.clone());
+            c.checksum_type = Some(checksum_type(meta));
+        }
+    }
+    c
+}
+
+/// A part's checksum as stored (`ALGO:BASE64`), as a checksum answer.
+fn listed_checksum(stored: Option<&str>) -> Checksum {
+    let mut c = Checksum::default();
+    if let Some((algo, v)) = stored.and_then(|s| s.split_once(':')) {
+        if let Some(algo) = Algo::parse(algo) {
+            algo.put(&mut c, v.to_string());
+        }
+    }
+    c
+}
+
+/// What a part's checksum will be once its body has ended.
+type PartChecksum = Box<dyn FnOnce() -> Option<String> + Send>;
+
+/// A part's checking, for its answer: a failed upload whose body's
+/// checksum differed is `BadDigest`.
+type Checking = Option<std::sync::Arc<std::sync::Mutex<Outcome>>>;
+
+/// `e`, the error of storing a part whose body was checked by `checking`.
+fn part_error(e: sluice_service::Error, checking: &Checking) -> s3s::S3Error {
+    let mismatch = checking
+        .as_ref()
+        .and_then(|o| o.lock().ok().map(|o| *o == Outcome::Mismatch))
+        .unwrap_or(false);
+    if mismatch {
+        s3_error!(BadDigest, "the part's checksum differs from the one sent with it")
+    } else {
+        upload_error(e)
+    }
+}
+
+/// The body of a part of `upload`, checked against the checksum its
+/// request carries (or hashed with the upload's algorithm, so that every
+/// part of an upload with one has its checksum); and what to store as the
+/// part's checksum once it has ended.
+fn checked_part(
+    service: &Service,
+    who: &Caller,
+    upload: &Multipart,
+    given: Option<(Algo, Expected)>,
+    body: sluice_service::Body,
+) -> S3Result<(sluice_service::Body, PartChecksum, Checking)> {
+    let wanted_algo = upload_meta(upload).checksum_algorithm.as_deref().and_then(Algo::parse);
+    if let (Some(want), Some((got, _))) = (wanted_algo, &given) {
+        if want != *got {
+            return Err(s3_error!(
+                InvalidRequest,
+                "the upload's parts are checked with {}, not {}",
+                want.name(),
+                got.name()
+            ));
+        }
+    }
+    let Some((algo, expected)) = given.or(wanted_algo.map(|a| (a, Expected::None))) else {
+        return Ok((body, Box::new(|| None), None));
+    };
+    let (body, outcome) = checksums::checked(service.clone(), who.clone(), body, algo, expected);
+    let checking = Some(std::sync::Arc::clone(&outcome));
+    let stored = move || match outcome.lock().ok().map(|o| o.clone()) {
+        Some(Outcome::Ok(v)) => Some(format!("{}:{v}", algo.name())),
+        _ => None,
+    };
+    Ok((body, Box::new(stored), checking))
+}
+
+/// Adds to a completing upload's metadata the checksum made of its
+/// `parts`' (when the upload has an algorithm), after checking the one
+/// the client gave for the whole (`BadDigest`) and those it gave for
+/// each part (`InvalidPart`).
+fn finish_checksums(
+    parts: &[MultipartPart],
+    meta: &mut ObjectMeta,
+    given_whole: Option<&str>,
+    given_parts: &[(i64, Option<String>)],
+) -> sluice_service::Result<()> {
+    let bad = |detail: String| sluice_service::Error::Parts {
+        kind: PartsProblem::InvalidPart,
+        detail,
+    };
+    let Some(algo) = meta.checksum_algorithm.take().as_deref().and_then(Algo::parse) else {
+        return Ok(());
+    };
+    let kind = meta
+        .checksum_type
+        .as_deref()
+        .and_then(Kind::parse)
+        .unwrap_or_else(|| Kind::default_for(algo));
+    let mut values = Vec::with_capacity(parts.len());
+    for p in parts {
+        let value = p
+            .checksum
+            .as_deref()
+            .and_then(|c| c.split_once(':'))
+            .filter(|(a, _)| Algo::parse(a) == Some(algo))
+            .map(|(_, v)| v.to_string());
+        let Some(value) = value else {
+            // A part stored before its upload had an algorithm cannot be
+            // covered: the object then has no checksum.
+            return Ok(());
+        };
+        if let Some((_, Some(given))) = given_parts.iter().find(|(n, _)| *n == p.number) {
+            if given.trim() != value {
+                return Err(bad(format!("part {}'s {} is not {given}", p.number, algo.name())));
+            }
+        }
+        values.push((value, p.size.max(0) as u64));
+    }
+    let listed: Vec<(&str, u64)> = values.iter().map(|(v, n)| (v.as_str(), *n)).collect();
+    let whole = checksums::of_parts(algo, kind, &listed)
+        .ok_or_else(|| sluice_service::Error::internal("a part's checksum is malformed"))?;
+    if let Some(given) = given_whole {
+        if !checksums::same(given, &whole) {
+            return Err(sluice_service::Error::Job {
+                job: None,
+                error: JobError::DigestMismatch(format!("the upload's {} is {whole}, not {given}", algo.name())),
+            });
+        }
+    }
+    meta.checksums.insert(algo.name().to_string(), whole);
+    meta.checksum_type = Some(kind.name().to_string());
+    meta.part_checksums = values.into_iter().map(|(v, _)| v).collect();
+    Ok(())
 }
 
 /// The object under `key`, if there is one.
@@ -422,11 +567,11 @@ impl S3 for Face {
         let meta = ObjectMeta::from_row(content.object.meta.as_deref());
         let o = &content.object;
         let r = &req.input;
-        // A range has no checksum of its own.
-        let sums = if content.range.is_none() || r.part_number.is_some() && meta.parts.is_empty() {
-            stored_checksums(&meta, r.checksum_mode.as_ref())
-        } else {
-            Checksum::default()
+        // A range has no checksum of its own; a part has.
+        let sums = match r.part_number {
+            Some(n) => part_checksums(&meta, i64::from(n), r.checksum_mode.as_ref()),
+            None if content.range.is_none() => stored_checksums(&meta, r.checksum_mode.as_ref()),
+            None => Checksum::default(),
         };
         Ok(S3Response::new(GetObjectOutput {
             accept_ranges: Some("bytes".into()),
@@ -482,7 +627,10 @@ impl S3 for Face {
             }
             None => (o.plaintext_len, None),
         };
-        let sums = stored_checksums(&meta, i.checksum_mode.as_ref());
+        let sums = match i.part_number {
+            Some(n) => part_checksums(&meta, i64::from(n), i.checksum_mode.as_ref()),
+            None => stored_checksums(&meta, i.checksum_mode.as_ref()),
+        };
         let tags = meta.tags.len();
         let mut resp = S3Response::new(HeadObjectOutput {
             accept_ranges: Some("bytes".into()),
@@ -558,10 +706,18 @@ impl S3 for Face {
                 .enumerate()
                 .skip(after)
                 .take(max)
-                .map(|(i, size)| ObjectPart {
-                    part_number: Some(i as i32 + 1),
-                    size: Some(*size),
-                    ..Default::default()
+                .map(|(i, size)| {
+                    let enabled = ChecksumMode::from_static(ChecksumMode::ENABLED);
+                    let sums = part_checksums(&meta, i as i64 + 1, Some(&enabled));
+                    ObjectPart {
+                        part_number: Some(i as i32 + 1),
+                        size: Some(*size),
+                        checksum_crc32: sums.checksum_crc32,
+                        checksum_crc32c: sums.checksum_crc32c,
+                        checksum_crc64nvme: sums.checksum_crc64nvme,
+                        checksum_sha1: sums.checksum_sha1,
+                        checksum_sha256: sums.checksum_sha256,
+                    }
                 })
                 .collect();
             let last = page.last().and_then(|p| p.part_number).unwrap_or(0);
@@ -663,6 +819,35 @@ impl S3 for Face {
         if let Some(h) = &input.tagging {
             meta.tags = tags::from_header(h)?;
         }
+        let algo = match &input.checksum_algorithm {
+            Some(a) => Some(
+                Algo::parse(a.as_str())
+                    .ok_or_else(|| s3_error!(InvalidRequest, "unknown checksum algorithm {:?}", a.as_str()))?,
+            ),
+            None => None,
+        };
+        let kind = match &input.checksum_type {
+            Some(t) => Some(
+                Kind::parse(t.as_str())
+                    .ok_or_else(|| s3_error!(InvalidRequest, "unknown checksum type {:?}", t.as_str()))?,
+            ),
+            None => None,
+        };
+        match (algo, kind) {
+            (None, Some(_)) => return Err(s3_error!(InvalidRequest, "a checksum type needs a checksum algorithm")),
+            (Some(a), Some(k)) if !k.allows(a) => {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "{} cannot make a {} checksum",
+                    a.name(),
+                    k.name()
+                ))
+            }
+            _ => {}
+        }
+        let kind = algo.map(|a| kind.unwrap_or_else(|| Kind::default_for(a)));
+        meta.checksum_algorithm = algo.map(|a| a.name().to_string());
+        meta.checksum_type = kind.map(|k| k.name().to_string());
         let key = object_key(&bucket.name, &input.key);
         let u = self
             .service
@@ -673,18 +858,38 @@ impl S3 for Face {
             bucket: Some(bucket.name),
             key: Some(input.key),
             upload_id: Some(u.id),
+            checksum_algorithm: input.checksum_algorithm,
+            checksum_type: kind.map(|k| ChecksumType::from_static(k.name())),
             ..Default::default()
         }))
     }
 
-    async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+    async fn upload_part(&self, mut req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
         let (who, bucket) = self.in_bucket(req.credentials.as_ref(), &req.input.bucket).await?;
-        let input = req.input;
-        let key = object_key(&bucket.name, &input.key);
-        let body: sluice_service::Body = match input.body {
+        let key = object_key(&bucket.name, &req.input.key);
+        let upload = self
+            .service
+            .open_multipart(&who, &key, &req.input.upload_id)
+            .await
+            .map_err(upload_error)?;
+        let body: sluice_service::Body = match req.input.body.take() {
             Some(blob) => Box::pin(blob.map_err(std::io::Error::other)),
             None => Box::pin(futures_util::stream::empty()),
         };
+        let i = &req.input;
+        let given = checksum_wanted(
+            &req,
+            i.checksum_algorithm.as_ref(),
+            [
+                i.checksum_crc32.as_ref(),
+                i.checksum_crc32c.as_ref(),
+                i.checksum_crc64nvme.as_ref(),
+                i.checksum_sha1.as_ref(),
+                i.checksum_sha256.as_ref(),
+            ],
+        );
+        let (body, checksum, checking) = checked_part(&self.service, &who, &upload, given, body)?;
+        let input = req.input;
         let part = self
             .service
             .upload_multipart_part(
@@ -694,16 +899,23 @@ impl S3 for Face {
                 i64::from(input.part_number),
                 input.content_length.and_then(|n| u64::try_from(n).ok()),
                 body,
+                checksum,
             )
             .await
-            .map_err(upload_error)?;
+            .map_err(|e| part_error(e, &checking))?;
         if let Some(b64) = &input.content_md5 {
             if hex::encode(content_md5(b64)?) != part.etag {
                 return Err(s3_error!(BadDigest, "the part's MD5 differs from its Content-MD5"));
             }
         }
+        let sums = listed_checksum(part.checksum.as_deref());
         Ok(S3Response::new(UploadPartOutput {
             e_tag: Some(ETag::Strong(part.etag)),
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
             ..Default::default()
         }))
     }
@@ -744,7 +956,8 @@ impl S3 for Face {
         };
         let key = object_key(&bucket.name, &input.key);
         // Make sure the upload is open before reading anything.
-        self.service
+        let upload = self
+            .service
             .open_multipart(&who, &key, &input.upload_id)
             .await
             .map_err(upload_error)?;
@@ -753,6 +966,7 @@ impl S3 for Face {
             .range
             .as_ref()
             .map_or(source.plaintext_len.max(0) as u64, |r| r.end - r.start);
+        let (body, checksum, checking) = checked_part(&self.service, &who, &upload, None, content.body)?;
         let part = self
             .service
             .upload_multipart_part(
@@ -761,15 +975,21 @@ impl S3 for Face {
                 &input.upload_id,
                 i64::from(input.part_number),
                 Some(len),
-                content.body,
+                body,
+                checksum,
             )
             .await
-            .map_err(upload_error)?;
+            .map_err(|e| part_error(e, &checking))?;
+        let sums = listed_checksum(part.checksum.as_deref());
         Ok(S3Response::new(UploadPartCopyOutput {
             copy_part_result: Some(CopyPartResult {
                 e_tag: Some(ETag::Strong(part.etag)),
                 last_modified: Some(millis(part.created_at)),
-                ..Default::default()
+                checksum_crc32: sums.checksum_crc32,
+                checksum_crc32c: sums.checksum_crc32c,
+                checksum_crc64nvme: sums.checksum_crc64nvme,
+                checksum_sha1: sums.checksum_sha1,
+                checksum_sha256: sums.checksum_sha256,
             }),
             ..Default::default()
         }))
@@ -790,26 +1010,62 @@ impl S3 for Face {
         if conditions.any() {
             conditions.check(current(&self.service, &who, &key).await?.as_ref(), false)?;
         }
-        let listed: Vec<ListedPart> = input
-            .multipart_upload
-            .and_then(|m| m.parts)
-            .unwrap_or_default()
-            .into_iter()
+        let completed = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
+        let listed: Vec<ListedPart> = completed
+            .iter()
             .map(|p| ListedPart {
                 number: p.part_number.map_or(0, i64::from),
-                etag: p.e_tag.map(|e| e.value().to_string()).unwrap_or_default(),
+                etag: p.e_tag.as_ref().map(|e| e.value().to_string()).unwrap_or_default(),
             })
             .collect();
+        let whole = [
+            input.checksum_crc32,
+            input.checksum_crc32c,
+            input.checksum_crc64nvme,
+            input.checksum_sha1,
+            input.checksum_sha256,
+        ];
+        let finish = move |parts: &[MultipartPart], meta: &mut ObjectMeta| {
+            let algo = meta.checksum_algorithm.as_deref().and_then(Algo::parse);
+            let given_whole = algo.and_then(|a| a.pick(whole));
+            let given_parts: Vec<(i64, Option<String>)> = completed
+                .into_iter()
+                .map(|p| {
+                    let n = p.part_number.map_or(0, i64::from);
+                    let v = algo.and_then(|a| {
+                        a.pick([
+                            p.checksum_crc32,
+                            p.checksum_crc32c,
+                            p.checksum_crc64nvme,
+                            p.checksum_sha1,
+                            p.checksum_sha256,
+                        ])
+                    });
+                    (n, v)
+                })
+                .collect();
+            finish_checksums(parts, meta, given_whole.as_deref(), &given_parts)
+        };
         let o = self
             .service
-            .complete_multipart(&who, &key, &input.upload_id, &listed)
+            .complete_multipart(&who, &key, &input.upload_id, &listed, finish)
             .await
             .map_err(upload_error)?;
+        let sums = stored_checksums(
+            &ObjectMeta::from_row(o.meta.as_deref()),
+            Some(&ChecksumMode::from_static(ChecksumMode::ENABLED)),
+        );
         Ok(S3Response::new(CompleteMultipartUploadOutput {
             bucket: Some(bucket.name.clone()),
             key: Some(input.key.clone()),
             e_tag: Some(etag(&o)),
             location: Some(format!("/{}/{}", bucket.name, input.key)),
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
+            checksum_type: sums.checksum_type,
             ..Default::default()
         }))
     }
@@ -852,12 +1108,19 @@ impl S3 for Face {
             is_truncated: Some(truncated),
             parts: Some(
                 page.into_iter()
-                    .map(|p| Part {
-                        e_tag: Some(ETag::Strong(p.etag)),
-                        last_modified: Some(millis(p.created_at)),
-                        part_number: Some(p.number as i32),
-                        size: Some(p.size),
-                        ..Default::default()
+                    .map(|p| {
+                        let sums = listed_checksum(p.checksum.as_deref());
+                        Part {
+                            e_tag: Some(ETag::Strong(p.etag)),
+                            last_modified: Some(millis(p.created_at)),
+                            part_number: Some(p.number as i32),
+                            size: Some(p.size),
+                            checksum_crc32: sums.checksum_crc32,
+                            checksum_crc32c: sums.checksum_crc32c,
+                            checksum_crc64nvme: sums.checksum_crc64nvme,
+                            checksum_sha1: sums.checksum_sha1,
+                            checksum_sha256: sums.checksum_sha256,
+                        }
                     })
                     .collect(),
             ),

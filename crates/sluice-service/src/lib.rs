@@ -54,5 +54,6 @@ pub use tenants::limits::Refusal;
 
 /// The rows the service hands out, from the store.
 pub use sluice_store::{
-    new_id, Bucket, LimitsUpdate, ObjectInfo, Pipeline, Principal, Scope, TenantLimits, TokenInfo, Upload, UploadPart,
+    new_id, Bucket, LimitsUpdate, Multipart, MultipartPart, ObjectInfo, Pipeline, Principal, Scope, TenantLimits,
+    TokenInfo, Upload, UploadPart,
 };

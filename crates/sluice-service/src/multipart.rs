@@ -93,7 +93,10 @@ impl Service {
     }
 
     /// Stores part `number` of upload `id` as it arrives (a part sent
-    /// again replaces the earlier one); returns it with its MD5 ETag.
+    /// again replaces the earlier one); returns it with its MD5 ETag and
+    /// the checksum `checksum` gives once the body has ended (`ALGO:BASE64`,
+    /// from a body the caller had checked on its way in).
+    #[allow(clippy::too_many_arguments)]
     pub async fn upload_multipart_part(
         &self,
         caller: &Caller,
@@ -102,6 +105,7 @@ impl Service {
         number: i64,
         declared_len: Option<u64>,
         body: Body,
+        checksum: impl FnOnce() -> Option<String> + Send,
     ) -> Result<MultipartPart> {
         let who = caller.require(Scope::Write)?;
         if !(1..=MAX_PART_NUMBER).contains(&number) {
@@ -131,8 +135,14 @@ impl Service {
             let _ = self.objects.delete(&scratch).await;
             return Err(e.into());
         }
-        let etag = hex::encode(md5.unwrap_or_default());
-        match self.db.put_multipart_part(&u.id, number, received as i64, &etag).await {
+        let part = MultipartPart {
+            number,
+            size: received as i64,
+            etag: hex::encode(md5.unwrap_or_default()),
+            checksum: checksum(),
+            created_at: sluice_store::now_ms(),
+        };
+        match self.db.put_multipart_part(&u.id, &part).await {
             Ok(()) => {}
             Err(sluice_store::Error::NotFound(_)) => {
                 // Completed or aborted meanwhile: this part is not part of it.
@@ -141,12 +151,7 @@ impl Service {
             }
             Err(e) => return Err(e.into()),
         }
-        Ok(MultipartPart {
-            number,
-            size: received as i64,
-            etag,
-            created_at: sluice_store::now_ms(),
-        })
+        Ok(part)
     }
 
     /// The parts of open upload `id` that arrived, by number.
@@ -185,13 +190,17 @@ impl Service {
     }
 
     /// Completes upload `id` into its object from the parts `listed`;
-    /// answers once the object is stored.
+    /// answers once the object is stored. `finish` sees the chosen parts
+    /// and the object's metadata first (to add what is made of the parts,
+    /// such as a checksum of their checksums); an error from it leaves the
+    /// upload open and untouched.
     pub async fn complete_multipart(
         &self,
         caller: &Caller,
         key: &str,
         id: &str,
         listed: &[ListedPart],
+        finish: impl FnOnce(&[MultipartPart], &mut ObjectMeta) -> Result<()> + Send,
     ) -> Result<ObjectInfo> {
         let who = caller.require(Scope::Write)?;
         // Completing again answers as the first completion did.
@@ -204,6 +213,9 @@ impl Service {
         let u = self.open_multipart(caller, key, id).await?;
         let parts = self.db.multipart_parts(&u.id).await?;
         let chosen = choose_parts(&parts, listed)?;
+        let mut carried = Carried::from_row(u.meta.as_deref());
+        carried.meta.parts = chosen.iter().map(|p| p.size).collect();
+        finish(&chosen, &mut carried.meta)?;
         // Only the listed parts stay under the prefix the job reads.
         for p in parts.iter().filter(|p| !chosen.iter().any(|c| c.number == p.number)) {
             self.objects
@@ -215,10 +227,7 @@ impl Service {
             let bytes = hex::decode(&p.etag).map_err(|_| Error::internal("a part's ETag is not hex"))?;
             md5s.update(&bytes);
         }
-        let etag = format!("{}-{}", hex::encode(md5s.finalize()), chosen.len());
-        let mut carried = Carried::from_row(u.meta.as_deref());
-        carried.etag = Some(etag);
-        carried.meta.parts = chosen.iter().map(|p| p.size).collect();
+        carried.etag = Some(format!("{}-{}", hex::encode(md5s.finalize()), chosen.len()));
         let mut job = self.new_job(&who.tenant_id, JobKind::Process, &u.object_key, &u.pipeline)?;
         job.staged_bytes = chosen.iter().map(|p| p.size).sum();
         job.meta = carried.to_row();
@@ -237,6 +246,12 @@ impl Service {
         self.wait_for_job(&who.tenant_id, &job.id).await?;
         self.object(caller, &u.object_key).await
     }
+}
+
+/// The metadata an open upload's object will have (and the checksum
+/// algorithm its parts are checked with).
+pub fn upload_meta(u: &Multipart) -> ObjectMeta {
+    Carried::from_row(u.meta.as_deref()).meta
 }
 
 impl Service {
@@ -331,6 +346,7 @@ mod tests {
             number,
             size,
             etag: etag.into(),
+            checksum: None,
             created_at: 0,
         }
     }

@@ -46,9 +46,20 @@ pub struct ObjectMeta {
     /// S3's base64 form.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub checksums: BTreeMap<String, String>,
+    /// How its checksum covers it: `FULL_OBJECT` (the default) or
+    /// `COMPOSITE` (a checksum of its parts' checksums, S3's multipart form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_type: Option<String>,
+    /// For a multipart upload: the algorithm its parts are checked with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_algorithm: Option<String>,
     /// The sizes of the parts it was uploaded in (a multipart upload's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<i64>,
+    /// The parts' checksums (base64, of the algorithm in `checksums`), in
+    /// the order of `parts`, when they had them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub part_checksums: Vec<String>,
 }
 
 impl ObjectMeta {

@@ -40,6 +40,8 @@ pub struct MultipartPart {
     pub size: i64,
     /// Hex MD5 of its bytes.
     pub etag: String,
+    /// The checksum its client had checked, as `ALGO:BASE64` (`sha256:…`).
+    pub checksum: Option<String>,
     /// When it arrived, unix milliseconds.
     pub created_at: i64,
 }
@@ -144,19 +146,21 @@ impl Db {
         rows.iter().map(multipart_from).collect()
     }
 
-    /// Records part `number` of an open upload (replacing one sent before).
-    pub async fn put_multipart_part(&self, upload_id: &str, number: i64, size: i64, etag: &str) -> Result<()> {
+    /// Records `part` of an open upload (replacing one sent before under
+    /// its number); its `created_at` is now.
+    pub async fn put_multipart_part(&self, upload_id: &str, part: &MultipartPart) -> Result<()> {
         let r = sqlx::query(
-            "INSERT INTO multipart_parts (upload_id, number, size, etag, created_at) \
-             SELECT $1, $2, $3, $4, $5 WHERE EXISTS \
+            "INSERT INTO multipart_parts (upload_id, number, size, etag, checksum, created_at) \
+             SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS \
              (SELECT 1 FROM multipart_uploads WHERE id = $1 AND state = 'open') \
              ON CONFLICT (upload_id, number) DO UPDATE SET size = excluded.size, etag = excluded.etag, \
-             created_at = excluded.created_at",
+             checksum = excluded.checksum, created_at = excluded.created_at",
         )
         .bind(upload_id)
-        .bind(number)
-        .bind(size)
-        .bind(etag)
+        .bind(part.number)
+        .bind(part.size)
+        .bind(&part.etag)
+        .bind(part.checksum.as_deref())
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
@@ -169,7 +173,7 @@ impl Db {
     /// An upload's parts, by number.
     pub async fn multipart_parts(&self, upload_id: &str) -> Result<Vec<MultipartPart>> {
         let rows = sqlx::query(
-            "SELECT number, size, etag, created_at FROM multipart_parts WHERE upload_id = $1 ORDER BY number",
+            "SELECT number, size, etag, checksum, created_at FROM multipart_parts WHERE upload_id = $1 ORDER BY number",
         )
         .bind(upload_id)
         .fetch_all(&self.pool)
@@ -180,6 +184,7 @@ impl Db {
                     number: r.try_get("number")?,
                     size: r.try_get("size")?,
                     etag: r.try_get("etag")?,
+                    checksum: r.try_get("checksum")?,
                     created_at: r.try_get("created_at")?,
                 })
             })
@@ -246,23 +251,35 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use crate::db::test_dbs;
-    use crate::{Error, JobKind, NewJob};
+    use crate::{Error, JobKind, MultipartPart, NewJob};
+
+    fn part(number: i64, size: i64, etag: &str, checksum: Option<&str>) -> MultipartPart {
+        MultipartPart {
+            number,
+            size,
+            etag: etag.into(),
+            checksum: checksum.map(str::to_string),
+            created_at: 0,
+        }
+    }
 
     #[tokio::test]
     async fn parts_replace_and_completion_queues_one_job_once() {
         for (db, _guard) in test_dbs().await {
             let t = db.create_tenant("acme", b"s", "sluice1x").await.unwrap();
             let u = db.create_multipart(&t.id, "b/k", "default", Some("{}")).await.unwrap();
-            db.put_multipart_part(&u.id, 2, 10, "aa").await.unwrap();
-            db.put_multipart_part(&u.id, 1, 20, "bb").await.unwrap();
-            db.put_multipart_part(&u.id, 2, 30, "cc").await.unwrap();
+            db.put_multipart_part(&u.id, &part(2, 10, "aa", None)).await.unwrap();
+            db.put_multipart_part(&u.id, &part(1, 20, "bb", None)).await.unwrap();
+            db.put_multipart_part(&u.id, &part(2, 30, "cc", Some("crc32:AAAAAA==")))
+                .await
+                .unwrap();
             let parts = db.multipart_parts(&u.id).await.unwrap();
             assert_eq!(
                 parts
                     .iter()
-                    .map(|p| (p.number, p.size, p.etag.as_str()))
+                    .map(|p| (p.number, p.size, p.etag.as_str(), p.checksum.as_deref()))
                     .collect::<Vec<_>>(),
-                [(1, 20, "bb"), (2, 30, "cc")]
+                [(1, 20, "bb", None), (2, 30, "cc", Some("crc32:AAAAAA=="))]
             );
             let other = db.create_multipart(&t.id, "b/a", "default", None).await.unwrap();
             let listed = db.open_multiparts(&t.id, "b/", None, 10).await.unwrap();
@@ -294,7 +311,7 @@ mod tests {
                 Err(Error::Conflict(_))
             ));
             assert!(matches!(
-                db.put_multipart_part(&u.id, 3, 1, "dd").await,
+                db.put_multipart_part(&u.id, &part(3, 1, "dd", None)).await,
                 Err(Error::NotFound(_))
             ));
             let now = db.multipart(&t.id, &u.id).await.unwrap();
