@@ -1,7 +1,8 @@
 """End to end: real S3 clients against `sluice serve --s3-listen`.
 
 boto3 at its default settings (checksums on, aws-chunked bodies for
-uploads of files) on path-style addressing, and the AWS CLI (if AWS_CLI
+uploads of files) on path-style addressing and, under --s3-domain,
+virtual-hosted style; and the AWS CLI (if AWS_CLI
 names it: sync of a tree up and down, multipart included): buckets, objects, ranges,
 listings with delimiters and pages, another tenant's access refused, a
 bad signature refused, a revoked key refused within a second; and an
@@ -26,6 +27,21 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 SLUICE = os.environ.get("SLUICE", "target/debug/sluice")
+# The server's --s3-domain: its names resolve to 127.0.0.1 in this process
+# only (see resolve_test_domain), so no DNS is needed.
+DOMAIN = "s3.sluice.test"
+
+
+def resolve_test_domain():
+    """Names under DOMAIN resolve to 127.0.0.1, as a wildcard DNS record would."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if isinstance(host, str) and (host == DOMAIN or host.endswith("." + DOMAIN)):
+            host = "127.0.0.1"
+        return real(host, *args, **kwargs)
+
+    socket.getaddrinfo = getaddrinfo
 
 
 def free_port():
@@ -89,7 +105,8 @@ def main():
     LOG = os.path.join(work, "server.log")
     log = open(LOG, "w")
     server = subprocess.Popen(
-        [SLUICE, "serve", "--data-dir", data, "--listen", f"127.0.0.1:{port}", "--s3-listen", f"127.0.0.1:{s3_port}"],
+        [SLUICE, "serve", "--data-dir", data, "--listen", f"127.0.0.1:{port}", "--s3-listen", f"127.0.0.1:{s3_port}",
+         "--s3-domain", DOMAIN],
         stderr=log,
     )
     try:
@@ -286,7 +303,33 @@ def run(port, s3_port, data, key, other_key, revoked_key, token, work):
     c.delete_object(Bucket="photos", Key="never-was")  # S3: not an error
     c.delete_bucket(Bucket="photos")
     check("deleted", c.list_buckets()["Buckets"], [])
+    virtual_hosted(s3_port, key)
     aws_cli(s3_port, key, work)
+
+
+def virtual_hosted(s3_port, key):
+    """--s3-domain: BUCKET.DOMAIN names the bucket; the domain itself and the IP stay path style."""
+    resolve_test_domain()
+    access, secret = key.split()
+    v = boto3.client(
+        "s3",
+        endpoint_url=f"http://{DOMAIN}:{s3_port}",
+        aws_access_key_id=access,
+        aws_secret_access_key=secret,
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "virtual"}, retries={"max_attempts": 1}),
+    )
+    v.create_bucket(Bucket="hosted")
+    v.put_object(Bucket="hosted", Key="a/b.txt", Body=b"virtual")
+    check("virtual-hosted style: put, then get", v.get_object(Bucket="hosted", Key="a/b.txt")["Body"].read(), b"virtual")
+    check("virtual-hosted style: list",
+          [o["Key"] for o in v.list_objects_v2(Bucket="hosted")["Contents"]], ["a/b.txt"])
+    p = client(s3_port, key)
+    check("the same bucket path style on the IP address", p.get_object(Bucket="hosted", Key="a/b.txt")["Body"].read(),
+          b"virtual")
+    v.delete_object(Bucket="hosted", Key="a/b.txt")
+    v.delete_bucket(Bucket="hosted")
+    check("deleted virtual-hosted style", error_code(lambda: p.head_bucket(Bucket="hosted")), "404")
 
 
 def aws_cli(s3_port, key, work):

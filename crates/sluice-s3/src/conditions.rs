@@ -61,7 +61,7 @@ impl Conditions<'_> {
             }
         }
         match self.if_none_match {
-            Some(c) if matches(c, o) => return Err(if read { s3_error!(NotModified) } else { failed() }),
+            Some(c) if matches(c, o) => return Err(if read { not_modified(o) } else { failed() }),
             Some(_) => {}
             None => {
                 if let (true, Some(since), Some(o)) = (read, self.if_modified_since, o) {

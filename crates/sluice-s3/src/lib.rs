@@ -16,6 +16,7 @@ mod conditions;
 mod edge;
 mod errors;
 mod face;
+mod host;
 mod listing;
 mod tags;
 
@@ -27,8 +28,13 @@ use sluice_service::Service;
 
 /// The S3 face of `service`, as a router the server runs on its own
 /// listener (with the native API's connection limits and shutdown).
+/// Path-style addressing always works; virtual-hosted style too when the
+/// service's settings name an S3 domain.
 pub fn router(service: Service) -> axum::Router {
     let mut builder = S3ServiceBuilder::new(face::Face::new(service.clone()));
+    if let Some(domain) = &service.config().s3_domain {
+        builder.set_host(host::Domain::new(domain));
+    }
     builder.set_auth(auth::KeyLookup::new(service));
     let s3 = builder.build();
     let s3 = HandleError::new(s3, |e: s3s::HttpError| async move {

@@ -98,6 +98,9 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// Where the S3-compatible API is served, if anywhere.
     pub s3_listen: Option<SocketAddr>,
+    /// The domain under which S3 buckets are also addressed as
+    /// `BUCKET.DOMAIN` (virtual-hosted style), if any.
+    pub s3_domain: Option<String>,
     /// File of the token `/metrics` requires, if any (read at start).
     pub metrics_token_file: Option<PathBuf>,
     /// Where each setting came from, for messages.
@@ -253,6 +256,10 @@ impl Config {
             },
             metrics_listen: s.metrics_listen,
             s3_listen: get!(s3_listen).addr(),
+            s3_domain: s
+                .s3_domain
+                .clone()
+                .map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase()),
             metrics_token_file: s.metrics_token_file.clone(),
             data_dir,
             origins: origins.clone(),
@@ -292,6 +299,16 @@ impl Config {
         in_range("max_connections", self.max_connections, 1, usize::MAX)?;
         in_range("max_transfers", self.max_transfers, 1, usize::MAX)?;
         in_range("max_transfers_per_tenant", self.max_transfers_per_tenant, 1, usize::MAX)?;
+        if let Some(d) = &self.s3_domain {
+            let label_ok =
+                |l: &str| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if d.len() > 253 || !d.split('.').all(label_ok) {
+                return Err(self.invalid(
+                    "s3_domain",
+                    format!("{d:?} is not a domain name (labels of letters, digits and '-', without a port)"),
+                ));
+            }
+        }
         for (key, t) in [
             ("header_timeout_secs", self.header_timeout),
             ("idle_body_timeout_secs", self.idle_body_timeout),

@@ -241,6 +241,9 @@ pub struct Settings {
     /// Address of the S3-compatible API, or `off`
     #[arg(long, env = "SLUICE_S3_LISTEN", value_name = "ADDR|off")]
     pub s3_listen: Option<Listen>,
+    /// Serve virtual-hosted-style S3 requests (BUCKET.DOMAIN) under this domain
+    #[arg(long, env = "SLUICE_S3_DOMAIN", value_name = "DOMAIN")]
+    pub s3_domain: Option<String>,
     /// Require this file's token (Bearer) on /metrics (unset: open)
     #[arg(long, env = "SLUICE_METRICS_TOKEN_FILE", value_name = "FILE")]
     pub metrics_token_file: Option<PathBuf>,
