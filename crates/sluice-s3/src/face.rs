@@ -1046,26 +1046,37 @@ impl S3 for Face {
                 .collect();
             finish_checksums(parts, meta, given_whole.as_deref(), &given_parts)
         };
-        let o = self
+        let completing = self
             .service
             .complete_multipart(&who, &key, &input.upload_id, &listed, finish)
             .await
             .map_err(upload_error)?;
-        let sums = stored_checksums(
-            &ObjectMeta::from_row(o.meta.as_deref()),
-            Some(&ChecksumMode::from_static(ChecksumMode::ENABLED)),
-        );
+        // The parts were good: from here S3 answers 200 at once and keeps
+        // the connection alive (whitespace) until the object is stored,
+        // then sends its description, or an error, in the body.
+        let service = self.service.clone();
+        let stored = async move {
+            let o = service.completed(&who, completing).await.map_err(upload_error)?;
+            let sums = stored_checksums(
+                &ObjectMeta::from_row(o.meta.as_deref()),
+                Some(&ChecksumMode::from_static(ChecksumMode::ENABLED)),
+            );
+            Ok(CompleteMultipartUploadOutput {
+                bucket: Some(bucket.name.clone()),
+                key: Some(input.key.clone()),
+                e_tag: Some(etag(&o)),
+                location: Some(format!("/{}/{}", bucket.name, input.key)),
+                checksum_crc32: sums.checksum_crc32,
+                checksum_crc32c: sums.checksum_crc32c,
+                checksum_crc64nvme: sums.checksum_crc64nvme,
+                checksum_sha1: sums.checksum_sha1,
+                checksum_sha256: sums.checksum_sha256,
+                checksum_type: sums.checksum_type,
+                ..Default::default()
+            })
+        };
         Ok(S3Response::new(CompleteMultipartUploadOutput {
-            bucket: Some(bucket.name.clone()),
-            key: Some(input.key.clone()),
-            e_tag: Some(etag(&o)),
-            location: Some(format!("/{}/{}", bucket.name, input.key)),
-            checksum_crc32: sums.checksum_crc32,
-            checksum_crc32c: sums.checksum_crc32c,
-            checksum_crc64nvme: sums.checksum_crc64nvme,
-            checksum_sha1: sums.checksum_sha1,
-            checksum_sha256: sums.checksum_sha256,
-            checksum_type: sums.checksum_type,
+            future: Some(Box::pin(stored)),
             ..Default::default()
         }))
     }

@@ -189,8 +189,10 @@ impl Service {
         Ok(())
     }
 
-    /// Completes upload `id` into its object from the parts `listed`;
-    /// answers once the object is stored. `finish` sees the chosen parts
+    /// Completes upload `id` into its object from the parts `listed`:
+    /// checks them and queues the job that stores the object; its end is
+    /// [`Service::completed`]'s (a caller may keep its client's connection
+    /// alive meanwhile, as S3 does). `finish` sees the chosen parts
     /// and the object's metadata first (to add what is made of the parts,
     /// such as a checksum of their checksums); an error from it leaves the
     /// upload open and untouched.
@@ -201,13 +203,15 @@ impl Service {
         id: &str,
         listed: &[ListedPart],
         finish: impl FnOnce(&[MultipartPart], &mut ObjectMeta) -> Result<()> + Send,
-    ) -> Result<ObjectInfo> {
+    ) -> Result<Completing> {
         let who = caller.require(Scope::Write)?;
         // Completing again answers as the first completion did.
         if let Ok(done) = self.db.multipart(&who.tenant_id, id).await {
             if let (true, "completed", Some(job_id)) = (done.object_key == key, done.state.as_str(), &done.job_id) {
-                self.wait_for_job(&who.tenant_id, job_id).await?;
-                return self.object(caller, key).await;
+                return Ok(Completing {
+                    job_id: job_id.clone(),
+                    key: key.to_string(),
+                });
             }
         }
         let u = self.open_multipart(caller, key, id).await?;
@@ -243,9 +247,25 @@ impl Service {
                 e => e,
             })?;
         tracing::info!(upload = %u.id, job = %job.id, parts = chosen.len(), "multipart upload completed");
-        self.wait_for_job(&who.tenant_id, &job.id).await?;
-        self.object(caller, &u.object_key).await
+        Ok(Completing {
+            job_id: job.id,
+            key: u.object_key,
+        })
     }
+
+    /// The object a completion stores, once it is stored (or why not).
+    pub async fn completed(&self, caller: &Caller, c: Completing) -> Result<ObjectInfo> {
+        let who = caller.require(Scope::Write)?;
+        self.wait_for_job(&who.tenant_id, &c.job_id).await?;
+        self.object(caller, &c.key).await
+    }
+}
+
+/// A multipart completion whose object a job is storing.
+#[derive(Debug, Clone)]
+pub struct Completing {
+    job_id: String,
+    key: String,
 }
 
 /// The metadata an open upload's object will have (and the checksum
