@@ -53,6 +53,8 @@ if [ "${SLUICE_SKIP_SERVICE_CHECKS:-0}" != 1 ]; then
   # Real S3 clients against the S3 face (boto3 comes with moto's venv, the AWS CLI is installed there).
   step "the S3 face with real clients (boto3)"
   SLUICE=target/debug/sluice AWS_CLI="$MOTO_VENV/bin/aws" "$MOTO_VENV/bin/python" tests/s3/clients.py 2>&1 | tee -a "$log"
+  step "the S3 face with rclone, restic and s3cmd (Debian)"
+  SLUICE=target/debug/sluice tests/s3/tools.sh 2>&1 | tee -a "$log"
   step "S3 conformance: ceph/s3-tests core selection (../shared/s3-tests; its venv from PyPI)"
   SLUICE=target/debug/sluice scripts/s3_conformance.sh 2>&1 | tee -a "$log"
   step "several nodes on shared state: PostgreSQL (Debian) + S3 (moto)"

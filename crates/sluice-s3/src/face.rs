@@ -397,6 +397,24 @@ impl S3 for Face {
         Ok(S3Response::new(HeadBucketOutput::default()))
     }
 
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        self.in_bucket(req.credentials.as_ref(), &req.input.bucket).await?;
+        // One region, us-east-1, whose location constraint S3 gives as none.
+        Ok(S3Response::new(GetBucketLocationOutput::default()))
+    }
+
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        self.in_bucket(req.credentials.as_ref(), &req.input.bucket).await?;
+        // Versioning was never enabled: S3 then answers no status.
+        Ok(S3Response::new(GetBucketVersioningOutput::default()))
+    }
+
     async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
         let who = caller(&self.service, req.credentials.as_ref()).await?;
         self.service
