@@ -162,6 +162,26 @@ try:
     row.find_element(By.CSS_SELECTOR, "button").click()
     wait.until(lambda d: "verified, intact" in text_of("objects-msg"))
 
+    step("buckets: create one, choose its pipeline, delete it")
+    status, _ = api("PUT", "/v1/pipelines/fast", b'{"compress": "lz4"}')
+    assert status == 200, status
+    driver.find_element(By.CSS_SELECTOR, 'a[data-page="buckets"]').click()
+    visible("page-buckets")
+    driver.find_element(By.ID, "bucket-name").send_keys("browser-bucket")
+    driver.find_element(By.CSS_SELECTOR, "#bucket-form button").click()
+    brow = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, 'tr[data-bucket="browser-bucket"]')))
+    from selenium.webdriver.support.ui import Select
+    Select(brow.find_element(By.TAG_NAME, "select")).select_by_value("fast")
+    wait.until(lambda d: "go through fast" in text_of("buckets-msg"))
+    status, b = api("GET", "/v1/buckets/browser-bucket")
+    assert (status, json.loads(b)["pipeline"]) == (200, "fast"), (status, b)
+    shot("2b-buckets")
+    brow = driver.find_element(By.CSS_SELECTOR, 'tr[data-bucket="browser-bucket"]')
+    brow.find_element(By.CSS_SELECTOR, "button").click()
+    wait.until(lambda d: "deleted" in text_of("buckets-msg"))
+    status, _ = api("GET", "/v1/buckets/browser-bucket")
+    assert status == 404, status
+
     step("cancel a running job from the Jobs page")
     # An upload processed as it streams is a running job from its first
     # byte; this one sends 1 MiB of 64 and waits.

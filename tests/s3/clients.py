@@ -14,6 +14,7 @@ Usage: SLUICE=target/debug/sluice PYTHON_WITH_BOTO3 tests/s3/clients.py
 import base64
 import datetime
 import hashlib
+import json
 import os
 import socket
 import subprocess
@@ -292,6 +293,22 @@ def run(port, s3_port, data, key, other_key, revoked_key, token, work):
         f"http://127.0.0.1:{port}/v1/objects/photos/2026/cat.jpg/content", headers={"Authorization": f"Bearer {token}"}
     )
     check("written through S3, read through the native API", urllib.request.urlopen(req).read() == body, True)
+
+    # A bucket's pipeline, set through the native API, is what S3 writes go through.
+    writer = admin(data, "token", "create", "--tenant", "acme", "--scope", "write")
+
+    def native(method, path, body=None):
+        r = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, data=body,
+                                   headers={"Authorization": f"Bearer {writer}"})
+        return json.loads(urllib.request.urlopen(r).read() or b"null")
+
+    native("PUT", "/v1/pipelines/fast", b'{"compress":"lz4","chunk_size":"1MiB"}')
+    check("PUT /v1/buckets/photos sets its pipeline",
+          native("PUT", "/v1/buckets/photos", b'{"pipeline":"fast"}')["pipeline"], "fast")
+    c.put_object(Bucket="photos", Key="fast.txt", Body=b"x" * 100_000)
+    check("an S3 write goes through the bucket's pipeline",
+          native("GET", "/v1/objects?prefix=photos/fast.txt")["objects"][0]["pipeline"], "fast")
+    c.delete_object(Bucket="photos", Key="fast.txt")
 
     metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
     check("S3 requests are counted, labelled by face",

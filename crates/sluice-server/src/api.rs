@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use sluice_service::jobs::JobProgress;
-use sluice_service::{Job, ObjectInfo, Pipeline, TenantLimits, TokenInfo, Upload, UploadPart};
+use sluice_service::{Bucket, Job, ObjectInfo, Pipeline, TenantLimits, TokenInfo, Upload, UploadPart};
 
 /// A job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -193,6 +193,49 @@ pub struct PipelineRequest {
     pub chunk_size: Option<String>,
     /// Extra recipients (`sluice1…`).
     pub recipients: Option<Vec<String>>,
+}
+
+/// A bucket (of the S3 face), as the native API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketBody {
+    /// Its global name.
+    pub name: String,
+    /// The pipeline its new objects go through (`null`: `default`).
+    pub pipeline: Option<String>,
+    /// When it was created, unix milliseconds.
+    pub created_at: i64,
+}
+
+impl From<&Bucket> for BucketBody {
+    fn from(b: &Bucket) -> BucketBody {
+        BucketBody {
+            name: b.name.clone(),
+            pipeline: b.pipeline.clone(),
+            created_at: b.created_at,
+        }
+    }
+}
+
+/// The tenant's buckets, by name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BucketList {
+    /// The buckets.
+    pub buckets: Vec<BucketBody>,
+}
+
+/// Body of `PUT /v1/buckets/{bucket}` (may be empty).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketRequest {
+    /// The pipeline new objects go through: absent, unchanged; `null`,
+    /// the tenant's `default`.
+    #[serde(default, deserialize_with = "present")]
+    pub pipeline: Option<Option<String>>,
+}
+
+/// A field that is present (even as `null`) is `Some`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 /// Body of `POST /v1/uploads`.

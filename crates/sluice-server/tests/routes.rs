@@ -552,3 +552,66 @@ async fn transfer_caps_refuse_with_retry_after_and_readyz_reports_saturation() {
     assert_eq!(ready.status, StatusCode::OK);
     t.stop().await;
 }
+
+#[tokio::test]
+async fn buckets_are_created_given_a_pipeline_and_deleted_natively() {
+    let (t, app, writer) = setup(slots()).await;
+    let other = t.tenant("other", Scope::Write).await;
+    let body = |s: &str| Body::from(s.to_string());
+    let json = |r: &Reply| serde_json::from_slice::<serde_json::Value>(&r.body).expect("JSON");
+    let made = send(&app, request("PUT", "/v1/buckets/photos", &writer, Body::empty())).await;
+    assert_eq!(made.status, 201);
+    assert_eq!(json(&made)["pipeline"], serde_json::Value::Null);
+    // A pipeline that does not exist is refused, and nothing changes.
+    send(
+        &app,
+        request("PUT", "/v1/buckets/photos", &writer, body(r#"{"pipeline":"fast"}"#)),
+    )
+    .await
+    .expect(404, "not_found");
+    let made = send(
+        &app,
+        request("PUT", "/v1/pipelines/fast", &writer, body(r#"{"compress":"lz4"}"#)),
+    )
+    .await;
+    assert_eq!(made.status, 200);
+    let set = send(
+        &app,
+        request("PUT", "/v1/buckets/photos", &writer, body(r#"{"pipeline":"fast"}"#)),
+    )
+    .await;
+    assert_eq!(
+        (set.status.as_u16(), json(&set)["pipeline"].as_str()),
+        (200, Some("fast"))
+    );
+    let listed = send(&app, request("GET", "/v1/buckets", &writer, Body::empty())).await;
+    assert_eq!(json(&listed)["buckets"][0]["pipeline"], "fast");
+    // Another tenant can neither see nor take it.
+    send(&app, request("GET", "/v1/buckets/photos", &other, Body::empty()))
+        .await
+        .expect(403, "forbidden");
+    send(&app, request("PUT", "/v1/buckets/photos", &other, Body::empty()))
+        .await
+        .expect(403, "forbidden");
+    send(&app, request("PUT", "/v1/buckets/Bad_Name", &writer, Body::empty()))
+        .await
+        .expect(400, "invalid_name");
+    send(
+        &app,
+        request("PUT", "/v1/buckets/photos", &writer, body(r#"{"pipe":1}"#)),
+    )
+    .await
+    .expect(400, "invalid_json");
+    // Cleared: back to the default.
+    let cleared = send(
+        &app,
+        request("PUT", "/v1/buckets/photos", &writer, body(r#"{"pipeline":null}"#)),
+    )
+    .await;
+    assert_eq!(json(&cleared)["pipeline"], serde_json::Value::Null);
+    let gone = send(&app, request("DELETE", "/v1/buckets/photos", &writer, Body::empty())).await;
+    assert_eq!(gone.status, 204);
+    send(&app, request("GET", "/v1/buckets/photos", &writer, Body::empty()))
+        .await
+        .expect(404, "not_found");
+}

@@ -95,6 +95,7 @@ async function start() {
   $("tenant-form").addEventListener("submit", createTenant);
   $("token-form").addEventListener("submit", createToken);
   $("objects-more").addEventListener("click", () => loadObjects(false));
+  $("bucket-form").addEventListener("submit", createBucket);
   window.addEventListener("hashchange", route);
   try {
     state.who = await api("GET", "/ui/session");
@@ -136,7 +137,7 @@ function route() {
   $("who").hidden = !signedIn;
   let [page, query] = (location.hash.replace(/^#\//, "") || "overview").split("?");
   if (!signedIn) page = "signin";
-  else if (!["overview", "jobs", "objects", "admin"].includes(page)) page = "overview";
+  else if (!["overview", "jobs", "objects", "buckets", "admin"].includes(page)) page = "overview";
   if (page === "admin" && state.who.scope !== "admin") page = "overview";
   if (signedIn) {
     $("who-name").textContent = state.who.tenant + " (" + state.who.scope + ")";
@@ -151,7 +152,8 @@ function route() {
   if (page === "signin") $("token").focus();
   if (page === "overview") every(2000, loadOverview);
   if (page === "jobs") { $("jobs-state").value = params.get("state") || ""; every(2000, loadJobs); }
-  if (page === "objects") loadObjects(true);
+  if (page === "objects") { if (params.has("prefix")) $("objects-prefix").value = params.get("prefix"); loadObjects(true); }
+  if (page === "buckets") loadBuckets();
   if (page === "admin") loadTenants();
   document.title = "sluice · " + page;
 }
@@ -399,6 +401,59 @@ function objectRow(o) {
       h("a", { href: objectPath(o.key) + "/content", download: name, "aria-label": "download content of " + o.key }, "Content"),
       h("a", { href: objectPath(o.key), download: name + ".sluice", "aria-label": "download container of " + o.key }, "Container"),
       h("button", { type: "button", class: "secondary", "aria-label": "verify " + o.key, onclick: () => verifyObject(o.key) }, "Verify"))));
+}
+
+// ---- buckets
+
+async function loadBuckets() {
+  try {
+    const [data, pipes] = await Promise.all([api("GET", "/v1/buckets"), api("GET", "/v1/pipelines")]);
+    const names = pipes.pipelines.map((p) => p.name);
+    const tbody = $("buckets-table").tBodies[0];
+    tbody.replaceChildren(...data.buckets.map((b) => bucketRow(b, names)));
+    if (!data.buckets.length) tbody.append(h("tr", {}, h("td", { colspan: 4, class: "hint" }, "No buckets.")));
+  } catch (err) { if (err.status !== 401) say("buckets-msg", err.message, true); }
+}
+
+function bucketRow(b, pipelines) {
+  const current = b.pipeline || "default";
+  const select = h("select", { "aria-label": "pipeline of bucket " + b.name },
+    ...pipelines.map((p) => h("option", { value: p, selected: p === current }, p)));
+  select.addEventListener("change", () => setBucketPipeline(b.name, select.value));
+  const path = "/v1/buckets/" + encodeURIComponent(b.name);
+  return h("tr", { "data-bucket": b.name },
+    h("td", { class: "key" }, b.name),
+    h("td", {}, select),
+    h("td", { class: "num" }, when(b.created_at)),
+    h("td", {}, h("span", { class: "actions" },
+      h("a", { href: "#/objects?prefix=" + encodeURIComponent(b.name + "/") }, "Objects"),
+      h("button", { type: "button", class: "secondary", "aria-label": "delete bucket " + b.name, onclick: () => deleteBucket(path, b.name) }, "Delete"))));
+}
+
+async function setBucketPipeline(name, pipeline) {
+  try {
+    const b = await api("PUT", "/v1/buckets/" + encodeURIComponent(name), { pipeline: pipeline === "default" ? null : pipeline });
+    say("buckets-msg", name + ": new objects go through " + (b.pipeline || "default") + ".");
+  } catch (err) { say("buckets-msg", name + ": " + err.message, true); loadBuckets(); }
+}
+
+async function createBucket(e) {
+  e.preventDefault();
+  const name = $("bucket-name").value.trim();
+  try {
+    await api("PUT", "/v1/buckets/" + encodeURIComponent(name));
+    $("bucket-name").value = "";
+    say("buckets-msg", "Bucket " + name + " created.");
+    loadBuckets();
+  } catch (err) { say("buckets-msg", name + ": " + err.message, true); }
+}
+
+async function deleteBucket(path, name) {
+  try {
+    await api("DELETE", path);
+    say("buckets-msg", "Bucket " + name + " deleted.");
+    loadBuckets();
+  } catch (err) { say("buckets-msg", name + ": " + err.message, true); }
 }
 
 async function verifyObject(key) {

@@ -3,6 +3,7 @@
 //! job logic here.
 
 pub mod admin;
+pub mod buckets;
 pub mod health;
 pub mod jobs;
 pub mod objects;
@@ -36,6 +37,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/metrics"),
     ("get", "/v1/openapi.json"),
     ("get", "/v1/objects"),
+    ("get", "/v1/buckets"),
+    ("get", "/v1/buckets/{bucket}"),
+    ("put", "/v1/buckets/{bucket}"),
+    ("delete", "/v1/buckets/{bucket}"),
     ("put", "/v1/objects/{key}"),
     ("get", "/v1/objects/{key}"),
     ("head", "/v1/objects/{key}"),
@@ -92,6 +97,11 @@ pub fn router(state: Service) -> Router {
             get(admin::tokens).post(admin::create_token),
         )
         .route("/v1/admin/tokens/{id}", delete(admin::revoke_token))
+        .route("/v1/buckets", get(buckets::list))
+        .route(
+            "/v1/buckets/{bucket}",
+            get(buckets::get).put(buckets::put).delete(buckets::delete),
+        )
         .route("/v1/pipelines", get(pipelines::list))
         .route(
             "/v1/pipelines/{name}",
