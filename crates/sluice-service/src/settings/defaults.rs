@@ -96,6 +96,7 @@ mod tests {
             "store",
             "metrics_listen",
             "metrics_token_file",
+            "s3_domain",
             "jwt_jwks_url",
             "jwt_issuer",
             "jwt_audience",
