@@ -55,9 +55,10 @@ impl Db {
 
     /// A tenant's buckets, by name.
     pub async fn buckets(&self, tenant_id: &str) -> Result<Vec<Bucket>> {
+        let c = self.bytewise();
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {BUCKET_COLUMNS} FROM buckets b JOIN tenants n ON n.id = b.tenant_id \
-             WHERE b.tenant_id = $1 ORDER BY b.name"
+             WHERE b.tenant_id = $1 ORDER BY b.name{c}"
         )))
         .bind(tenant_id)
         .fetch_all(&self.pool)
@@ -140,6 +141,62 @@ mod tests {
         .execute(&db.pool)
         .await
         .unwrap();
+    }
+
+    /// S3 lists keys and buckets in byte order, whatever the database's
+    /// collation. On PostgreSQL the columns are given a locale's collation
+    /// (ICU's en-US: punctuation and case compare last) to stand for a
+    /// database created with such a locale.
+    #[tokio::test]
+    async fn listings_are_in_byte_order_whatever_the_collation() {
+        for (db, _guard) in test_dbs().await {
+            if db.backend() == crate::Backend::Postgres {
+                for sql in [
+                    "CREATE COLLATION IF NOT EXISTS en_us_icu (provider = icu, locale = 'en-US')",
+                    "ALTER TABLE objects ALTER COLUMN key TYPE TEXT COLLATE en_us_icu",
+                    "ALTER TABLE buckets ALTER COLUMN name TYPE TEXT COLLATE en_us_icu",
+                    "ALTER TABLE multipart_uploads ALTER COLUMN object_key TYPE TEXT COLLATE en_us_icu",
+                ] {
+                    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&db.pool).await.unwrap();
+                }
+            }
+            let t = db.create_tenant("a", b"s", "sluice1a").await.unwrap();
+            let names = ["a-c", "a.b", "ab", "b"];
+            for n in names.iter().rev() {
+                db.create_bucket(n, &t.id, None).await.unwrap();
+            }
+            let listed: Vec<String> = db.buckets(&t.id).await.unwrap().into_iter().map(|b| b.name).collect();
+            assert_eq!(listed, names, "{:?}", db.backend());
+            let keys = ["k/B", "k/a", "k/a-b", "k/a.b", "k/ab", "k/\u{e9}"];
+            for k in keys.iter().rev() {
+                object(&db, &t.id, k).await;
+                db.create_multipart(&t.id, k, "default", None).await.unwrap();
+            }
+            let listed: Vec<String> = db
+                .objects(&t.id, "k/", None, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|o| o.key)
+                .collect();
+            assert_eq!(listed, keys, "{:?}", db.backend());
+            let after: Vec<String> = db
+                .objects(&t.id, "k/", Some("k/a-b"), 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|o| o.key)
+                .collect();
+            assert_eq!(after, keys[3..], "{:?}", db.backend());
+            let uploads: Vec<String> = db
+                .open_multiparts(&t.id, "k/", Some(("k/a", "")), 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|u| u.object_key)
+                .collect();
+            assert_eq!(uploads, keys[1..], "{:?}", db.backend());
+        }
     }
 
     #[tokio::test]

@@ -187,7 +187,9 @@ impl Db {
     /// transaction, makes `object` the visible object under its key — or,
     /// if a write to the key accepted after this job's upload already took
     /// effect, marks the job superseded ([`Placed::Superseded`]: its
-    /// container is unused). A replaced container is retired, not deleted:
+    /// container is unused). An upload processed as it streamed in (no
+    /// staged copy) is accepted only now, as its body has ended: of two
+    /// overlapping streamed writes the one that ends last wins, as in S3. A replaced container is retired, not deleted:
     /// readers that looked the old object up can still read it until the
     /// reaper's retired pass. The job no longer points at its staged
     /// upload: the caller deletes it (if that fails, the reaper removes the
@@ -216,8 +218,13 @@ impl Db {
         if r.rows_affected() != 1 {
             return Ok(Fenced::Lost);
         }
+        let streamed = job.kind == JobKind::Process && job.staging.is_none();
+        let seq = match (object, streamed) {
+            (Some(o), true) => accept(&mut tx, &job.tenant_id, &o.key).await?,
+            _ => job.accept_seq,
+        };
         let placed = match object {
-            Some(o) => place_object(&mut tx, self.backend, &job.tenant_id, o, job.accept_seq).await?,
+            Some(o) => place_object(&mut tx, self.backend, &job.tenant_id, o, seq).await?,
             None => Placed::Stored,
         };
         if placed == Placed::Superseded {
@@ -740,6 +747,51 @@ mod tests {
     async fn an_older_upload_never_replaces_a_newer_write_nor_undoes_a_delete() {
         for (db, _dir) in dbs().await {
             an_older_upload_never_replaces_a_newer_write_nor_undoes_a_delete_on(&db).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn of_overlapping_streamed_uploads_the_one_that_ends_last_wins() {
+        for (db, _dir) in dbs().await {
+            let tenant = db.tenant_by_name("t").await.unwrap().id;
+            // X starts streaming, then Y; Y's body ends first, X's last.
+            let x = db.start_streamed(&new_job(&tenant, "k"), 60_000).await.unwrap();
+            let y = db.start_streamed(&new_job(&tenant, "k"), 60_000).await.unwrap();
+            let placed = db
+                .succeed(&y, JobProgress::default(), Some(&object(&y, "y")))
+                .await
+                .unwrap();
+            assert_eq!(placed, Fenced::Done(Placed::Stored));
+            let placed = db
+                .succeed(&x, JobProgress::default(), Some(&object(&x, "x")))
+                .await
+                .unwrap();
+            assert_eq!(placed, Fenced::Done(Placed::Stored));
+            assert_eq!(db.object(&tenant, "k").await.unwrap().location, "x");
+            // A delete while an upload streams is before the upload's end.
+            let z = db.start_streamed(&new_job(&tenant, "k"), 60_000).await.unwrap();
+            db.delete_object(&tenant, "k").await.unwrap();
+            let placed = db
+                .succeed(&z, JobProgress::default(), Some(&object(&z, "z")))
+                .await
+                .unwrap();
+            assert_eq!(placed, Fenced::Done(Placed::Stored));
+            assert_eq!(db.object(&tenant, "k").await.unwrap().location, "z");
+            // A queued upload accepted before a streamed one ends loses to it.
+            enqueue(&db, &tenant, "k").await;
+            let w = db.start_streamed(&new_job(&tenant, "k"), 60_000).await.unwrap();
+            let placed = db
+                .succeed(&w, JobProgress::default(), Some(&object(&w, "w")))
+                .await
+                .unwrap();
+            assert_eq!(placed, Fenced::Done(Placed::Stored));
+            let q = db.claim(1, 60_000).await.unwrap().pop().unwrap();
+            let placed = db
+                .succeed(&q, JobProgress::default(), Some(&object(&q, "q")))
+                .await
+                .unwrap();
+            assert_eq!(placed, Fenced::Done(Placed::Superseded));
+            assert_eq!(db.object(&tenant, "k").await.unwrap().location, "w");
         }
     }
 

@@ -116,6 +116,17 @@ impl Db {
         })
     }
 
+    /// What makes text compare byte by byte, as S3 lists keys. SQLite's
+    /// default (BINARY) already does; PostgreSQL's default collation is
+    /// the database's locale (`en_US`, say, which ignores punctuation and
+    /// case at first), so its listings say `COLLATE "C"`.
+    pub(crate) fn bytewise(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " COLLATE \"C\"",
+        }
+    }
+
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;

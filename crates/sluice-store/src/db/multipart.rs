@@ -131,10 +131,12 @@ impl Db {
         limit: u32,
     ) -> Result<Vec<Multipart>> {
         let (after_key, after_id) = after.unwrap_or(("", ""));
+        let c = self.bytewise();
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM multipart_uploads WHERE tenant_id = $1 AND state = 'open' \
-             AND substr(object_key, 1, length($2)) = $2 AND (object_key > $3 OR (object_key = $3 AND id > $4)) \
-             ORDER BY object_key, id LIMIT $5"
+             AND substr(object_key, 1, length($2)) = $2 \
+             AND (object_key{c} > $3{c} OR (object_key = $3 AND id{c} > $4{c})) \
+             ORDER BY object_key{c}, id{c} LIMIT $5"
         )))
         .bind(tenant_id)
         .bind(prefix)

@@ -164,9 +164,10 @@ impl Db {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<Vec<ObjectInfo>> {
+        let c = self.bytewise();
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = $1 AND substr(key, 1, length($2)) = $2 \
-             AND key > $3 ORDER BY key LIMIT $4"
+             AND key{c} > $3{c} ORDER BY key{c} LIMIT $4"
         )))
         .bind(tenant_id)
         .bind(prefix)
