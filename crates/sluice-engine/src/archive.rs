@@ -103,6 +103,35 @@ pub struct OpenedChunk {
     pub hash: ChunkHash,
 }
 
+/// A chunk authenticated and decrypted but still in its stored form
+/// (compressed or not), made by [`Archive::unseal_record`].
+#[derive(Debug)]
+pub struct StoredChunk {
+    /// Its number in the container it came from.
+    pub index: u64,
+    /// Whether its stored bytes are compressed.
+    pub compressed: bool,
+    /// Bytes of plaintext it holds.
+    pub plain_len: usize,
+    /// The codec its stored bytes are compressed with (if they are).
+    pub codec: sluice_format::Codec,
+    /// The record it was read in, cut after its stored bytes (which
+    /// follow the record header's place).
+    record: Vec<u8>,
+}
+
+impl StoredChunk {
+    /// Its stored bytes.
+    pub fn stored(&self) -> &[u8] {
+        self.record.get(RECORD_HEADER_LEN..).unwrap_or_default()
+    }
+
+    /// The record buffer: room for a record header, then the stored bytes.
+    pub(crate) fn into_record(self) -> Vec<u8> {
+        self.record
+    }
+}
+
 /// Checks, chunk by chunk in order, that a whole read matches the digest the
 /// authenticated index holds (see [`Archive::digest_check`]).
 pub struct DigestCheck {
@@ -359,6 +388,28 @@ impl<S> Archive<S> {
         with_decompressor(|dec| opened.ctx.open_chunk_in(index, &rh, body, dec, &mut plaintext))?;
         let hash = hash_chunk(index, opened.ctx.chunk_size(), &plaintext);
         Ok(OpenedChunk { index, plaintext, hash })
+    }
+
+    /// Authenticates chunk `index` from its whole `record` (as read at
+    /// [`RecordRead::bytes`]) and decrypts it in place without
+    /// decompressing it: its stored bytes, for
+    /// [`crate::ChunkSealer::reseal`] to move into another container. CPU
+    /// work; blocks on nothing.
+    pub fn unseal_record(&self, index: u64, mut record: Vec<u8>) -> Result<StoredChunk> {
+        let opened = &*self.opened;
+        let rh = opened.check_record(index, &record)?;
+        let body = record
+            .get_mut(RECORD_HEADER_LEN..)
+            .ok_or(FormatError::Truncated(TruncatedAt::InsideChunk(index)))?;
+        let stored_len = opened.ctx.open_stored(index, &rh, body)?;
+        record.truncate(RECORD_HEADER_LEN + stored_len);
+        Ok(StoredChunk {
+            index,
+            compressed: rh.compressed,
+            plain_len: rh.plain_len as usize,
+            codec: opened.ctx.header().compression.codec,
+            record,
+        })
     }
 
     /// The part of chunk `index`'s plaintext (`chunk_len` bytes) that lies

@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use sluice_format::{
     footer, hash_chunk, ChunkHash, DigestBuilder, FileParams, Header, Index, RecordHeader, SlotSpec, StreamContext,
+    RECORD_HEADER_LEN,
 };
 
-use crate::codec_cache::with_compressor;
+use crate::archive::StoredChunk;
+use crate::codec_cache::{with_compressor, with_decompressor};
 use crate::control::Control;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -111,13 +113,21 @@ pub struct SealedChunk {
     record: RecordHeader,
     plain_len: usize,
     head: [u8; sluice_format::RECORD_HEADER_LEN],
+    /// Whether `head` is written before `body` (else `body` begins with
+    /// the record header itself).
+    separate_head: bool,
     body: Vec<u8>,
 }
 
 impl SealedChunk {
-    /// The record header's bytes.
+    /// The bytes to write before [`SealedChunk::take_body`]'s: the record
+    /// header, or nothing when the body already begins with it.
     pub fn head(&self) -> &[u8] {
-        &self.head
+        if self.separate_head {
+            &self.head
+        } else {
+            &[]
+        }
     }
 
     /// The sealed body (taken out: the chunk keeps nothing but its counts).
@@ -134,9 +144,24 @@ impl SealedChunk {
     pub fn plain_len(&self) -> usize {
         self.plain_len
     }
+
+    /// Its number in the container.
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
+    /// Its plaintext's BLAKE3 subtree (at its place in the container).
+    pub fn hash(&self) -> ChunkHash {
+        self.hash
+    }
 }
 
 impl ChunkSealer {
+    /// The number of the chunk it seals.
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
     /// Hashes, compresses and seals `plaintext` (CPU work).
     pub fn seal(self, plaintext: &[u8]) -> Result<SealedChunk> {
         let mut body = Vec::with_capacity(plaintext.len() + 64);
@@ -147,7 +172,56 @@ impl ChunkSealer {
             record,
             plain_len: plaintext.len(),
             head: record.to_bytes(),
+            separate_head: true,
             body,
+        })
+    }
+
+    /// Seals a chunk another container stored (authenticated and
+    /// decrypted by [`crate::Archive::unseal_record`]) as this chunk,
+    /// without compressing it again: its codec must be this container's.
+    /// `hash` is the chunk's BLAKE3 subtree at this chunk's place in the
+    /// plaintext, if the caller has it; otherwise the chunk is
+    /// decompressed and hashed here. CPU work.
+    pub fn reseal(self, chunk: StoredChunk, hash: Option<ChunkHash>) -> Result<SealedChunk> {
+        let codec = self.sealing.compression.codec;
+        if chunk.compressed && chunk.codec != codec {
+            return Err(Error::Internal(format!(
+                "a chunk compressed with {:?} cannot be moved into a {codec:?} container",
+                chunk.codec
+            )));
+        }
+        let cs = self.ctx.chunk_size();
+        let hash = match hash {
+            Some(h) => h,
+            None if chunk.compressed => {
+                let mut plain = Vec::with_capacity(chunk.plain_len);
+                with_decompressor(|dec| dec.decompress(codec, chunk.stored(), &mut plain, chunk.plain_len)).map_err(
+                    |what| sluice_format::Error::ChunkCorrupt {
+                        chunk: chunk.index,
+                        what,
+                    },
+                )?;
+                hash_chunk(self.index, cs, &plain)
+            }
+            None => hash_chunk(self.index, cs, chunk.stored()),
+        };
+        let (compressed, plain_len) = (chunk.compressed, chunk.plain_len);
+        let mut record = chunk.into_record();
+        let stored = record.get_mut(RECORD_HEADER_LEN..).unwrap_or_default();
+        let (rh, tag) = self.ctx.seal_stored(self.index, compressed, plain_len, stored)?;
+        record.extend_from_slice(&tag);
+        if let Some(head) = record.get_mut(..RECORD_HEADER_LEN) {
+            head.copy_from_slice(&rh.to_bytes());
+        }
+        Ok(SealedChunk {
+            index: self.index,
+            hash,
+            record: rh,
+            plain_len,
+            head: rh.to_bytes(),
+            separate_head: false,
+            body: record,
         })
     }
 }
@@ -406,6 +480,84 @@ mod tests {
             (same.digest, same.container_len),
             (summary.digest, summary.container_len)
         );
+    }
+
+    /// Two containers made separately (an S3 upload's parts) become one
+    /// by moving their chunks, still compressed, into a new container:
+    /// it restores to the concatenation, with the right digest, whether
+    /// the caller brings each chunk's hash or has it computed.
+    #[test]
+    fn chunks_of_several_containers_move_into_one_without_recompressing() {
+        let engine = Engine::new(EngineConfig::default()).unwrap();
+        let part_key = RawKey::generate().unwrap();
+        let cs = 4096usize;
+        let params = FileParams {
+            chunk_size: sluice_format::ChunkSize::from_log2(12).unwrap(),
+            ..FileParams::default()
+        };
+        let part_opts = EncodeOptions {
+            slots: vec![SlotSpec::RawKey(part_key.clone())],
+            params,
+            ..EncodeOptions::default()
+        };
+        let original: Vec<u8> = (0..5 * cs as u32 + 1234).map(|i| (i % 89) as u8).collect();
+        let (first, second) = original.split_at(3 * cs);
+        let parts: Vec<Vec<u8>> = [first, second]
+            .iter()
+            .map(|p| {
+                let mut c = Vec::new();
+                engine.encode(*p, &mut c, &part_opts, &Control::new()).unwrap();
+                c
+            })
+            .collect();
+        let key = RawKey::generate().unwrap();
+        let opts = EncodeOptions {
+            slots: vec![SlotSpec::RawKey(key.clone())],
+            params,
+            ..EncodeOptions::default()
+        };
+        let (mut enc, mut out) = Encoder::new(&opts).unwrap();
+        let part_keys = KeyRing::new().with_raw_key(part_key);
+        let mut global = 0u64;
+        for (n, part) in parts.iter().enumerate() {
+            let archive = crate::Archive::open(&part[..], &part_keys).unwrap();
+            for read in archive.record_reads(&(0..archive.plaintext_len())).unwrap() {
+                let record = part[read.bytes.start as usize..read.bytes.end as usize].to_vec();
+                let stored = archive.unseal_record(read.index, record).unwrap();
+                assert!(stored.compressed);
+                let start = global as usize * cs;
+                let plain = &original[start..(start + cs).min(original.len())];
+                // The first part brings its hashes; the second has them computed.
+                let hash = (n == 0).then(|| hash_chunk(global, cs, plain));
+                let mut sealed = enc.sealer().unwrap().reseal(stored, hash).unwrap();
+                enc.push(&sealed).unwrap();
+                assert!(sealed.head().is_empty());
+                out.extend_from_slice(&sealed.take_body());
+                global += 1;
+            }
+        }
+        let (tail, summary) = enc.finish().unwrap();
+        out.extend_from_slice(&tail);
+        assert_eq!(summary.container_len, out.len() as u64);
+        assert_eq!(summary.digest, *blake3::hash(&original).as_bytes());
+        let mut restored = Vec::new();
+        let keys = KeyRing::new().with_raw_key(key);
+        engine.decode(&out[..], &mut restored, &keys, &Control::new()).unwrap();
+        assert_eq!(restored, original);
+        // A chunk of another codec is refused.
+        let lz4 = EncodeOptions {
+            params: FileParams {
+                compression: sluice_format::Compression::parse("lz4").unwrap(),
+                ..params
+            },
+            ..opts
+        };
+        let (mut other, _) = Encoder::new(&lz4).unwrap();
+        let archive = crate::Archive::open(&parts[0][..], &part_keys).unwrap();
+        let read = &archive.record_reads(&(0..1)).unwrap()[0];
+        let record = parts[0][read.bytes.start as usize..read.bytes.end as usize].to_vec();
+        let stored = archive.unseal_record(0, record).unwrap();
+        assert!(other.sealer().unwrap().reseal(stored, None).is_err());
     }
 
     #[test]

@@ -66,7 +66,7 @@ mod pool;
 mod source;
 mod target;
 
-pub use archive::{Archive, DigestCheck, OpenedChunk, RangeSummary, RecordRead};
+pub use archive::{Archive, DigestCheck, OpenedChunk, RangeSummary, RecordRead, StoredChunk};
 pub use buffers::BufferPool;
 pub use container::{open_header, read_header};
 pub use control::{CancelToken, Control, Progress};

@@ -17,6 +17,29 @@ pub struct ChunkHash {
     root: Option<[u8; DIGEST_LEN]>,
 }
 
+impl ChunkHash {
+    /// The stored form: the chaining value, then the root hash if it has
+    /// one (chunk 0).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut b = self.cv.to_vec();
+        if let Some(root) = &self.root {
+            b.extend_from_slice(root);
+        }
+        b
+    }
+
+    /// Reads [`ChunkHash::to_bytes`]'s form back; `None` if it is not one.
+    pub fn from_bytes(b: &[u8]) -> Option<ChunkHash> {
+        let cv: ChainingValue = b.get(..DIGEST_LEN)?.try_into().ok()?;
+        let root = match b.len() {
+            DIGEST_LEN => None,
+            n if n == 2 * DIGEST_LEN => Some(b.get(DIGEST_LEN..)?.try_into().ok()?),
+            _ => return None,
+        };
+        Some(ChunkHash { cv, root })
+    }
+}
+
 /// Hashes chunk `index` of a file cut into `chunk_size`-byte chunks.
 pub fn hash_chunk(index: u64, chunk_size: usize, data: &[u8]) -> ChunkHash {
     let mut h = blake3::Hasher::new();
@@ -90,6 +113,23 @@ impl DigestBuilder {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn chunk_hashes_keep_their_value_when_stored() {
+        let data: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        let mut direct = DigestBuilder::new();
+        let mut stored = DigestBuilder::new();
+        for (i, c) in data.chunks(4096).enumerate() {
+            let h = hash_chunk(i as u64, 4096, c);
+            direct.push(h);
+            let b = h.to_bytes();
+            assert_eq!(b.len(), if i == 0 { 64 } else { 32 });
+            stored.push(ChunkHash::from_bytes(&b).unwrap());
+        }
+        assert_eq!(stored.finish(), direct.finish());
+        assert!(ChunkHash::from_bytes(&[0; 33]).is_none());
+        assert!(ChunkHash::from_bytes(&[]).is_none());
+    }
 
     fn digest_by_chunks(data: &[u8], chunk: usize) -> [u8; 32] {
         let mut b = DigestBuilder::new();

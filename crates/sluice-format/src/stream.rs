@@ -247,6 +247,42 @@ impl StreamContext {
         Ok(rh)
     }
 
+    /// Seals bytes already in their stored form as data chunk `index`, in
+    /// place: `stored` holds a chunk's stored bytes (compressed with the
+    /// header's codec if `compressed`, else the plaintext itself) of
+    /// `plain_len` plaintext bytes, as another container's record held
+    /// them. Returns the record header and the tag that follows the sealed
+    /// bytes. This moves a chunk between containers of the same codec
+    /// without compressing it again; its bounds are checked as a reader
+    /// checks them.
+    pub fn seal_stored(
+        &self,
+        index: u64,
+        compressed: bool,
+        plain_len: usize,
+        stored: &mut [u8],
+    ) -> Result<(RecordHeader, [u8; TAG_LEN])> {
+        let too_long = || Error::InvalidParams(format!("chunk {index}: too long for a record"));
+        let rh = RecordHeader {
+            kind: RecordKind::Data,
+            compressed,
+            plain_len: u32::try_from(plain_len).map_err(|_| too_long())?,
+            body_len: u32::try_from(stored.len() + TAG_LEN).map_err(|_| too_long())?,
+        };
+        self.check_data_record(index, &rh)
+            .map_err(|e| Error::InvalidParams(format!("chunk {index} cannot be stored here: {e}")))?;
+        let tag = self.cipher.seal(stream_nonce(index, false), &self.aad(&rh), stored)?;
+        Ok((rh, tag))
+    }
+
+    /// Authenticates data chunk `index` and decrypts its sealed `body` in
+    /// place without decompressing it; the length of its stored bytes
+    /// (the start of `body`), which [`Self::seal_stored`] can seal into
+    /// another container.
+    pub fn open_stored(&self, index: u64, rh: &RecordHeader, body: &mut [u8]) -> Result<usize> {
+        self.authenticate_chunk(index, rh, body)
+    }
+
     /// Checks a data record header against the format's bounds before its
     /// body is read: lengths are capped by the chunk size, so nothing a
     /// hostile file claims can make the reader allocate more.
@@ -480,6 +516,43 @@ mod tests {
                 c.open_chunk(6, &rh, &mut body, &mut dec, &mut out),
                 Err(Error::ChunkAuth { chunk: 6 })
             ));
+        }
+    }
+
+    #[test]
+    fn a_stored_chunk_moves_to_another_container_without_recompressing() {
+        for suite in [Suite::None, Suite::Aes256Gcm, Suite::ChaCha20Poly1305] {
+            let (from, _) = ctx(suite);
+            let (to, _) = ctx(Suite::Aes256Gcm);
+            let mut comp = Compressor::new(Compression::default(), ChunkSize::default(), true).unwrap();
+            let mut dec = Decompressor::new();
+            let plain = b"0123456789".repeat(500);
+            let mut body = Vec::new();
+            let rh = from.seal_chunk(0, &plain, &mut comp, &mut body).unwrap();
+            let n = from.open_stored(0, &rh, &mut body).unwrap();
+            body.truncate(n);
+            assert!(rh.compressed && n < plain.len(), "still compressed");
+            let (moved, tag) = to.seal_stored(7, true, plain.len(), &mut body).unwrap();
+            assert_eq!(moved.body_len as usize, n + TAG_LEN);
+            body.extend_from_slice(&tag);
+            let mut out = Vec::new();
+            to.open_chunk(7, &moved, &mut body.clone(), &mut dec, &mut out).unwrap();
+            assert_eq!(out, plain);
+            assert!(to.open_chunk(6, &moved, &mut body, &mut dec, &mut out).is_err());
+            // Bytes that break the record rules are refused.
+            let mut stored = vec![1u8; 10];
+            assert!(
+                to.seal_stored(0, true, 5, &mut stored).is_err(),
+                "compressed but longer"
+            );
+            assert!(
+                to.seal_stored(0, false, 9, &mut stored).is_err(),
+                "raw of the wrong length"
+            );
+            assert!(
+                to.seal_stored(0, false, CS + 1, &mut vec![0; CS + 1]).is_err(),
+                "past the chunk size"
+            );
         }
     }
 

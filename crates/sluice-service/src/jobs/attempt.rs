@@ -14,7 +14,7 @@ use sluice_store::{now_ms, Job, ObjectInfo};
 
 use super::JobError;
 use crate::objects::download::{self, ReadFailure, VerifyAt};
-use crate::objects::encode::{encode_stream, Encoded};
+use crate::objects::encode::{encode_stream, Also, Encoded};
 use crate::objects::meta::Carried;
 use crate::{Error, Service};
 
@@ -129,6 +129,12 @@ impl Service {
         cancel: CancelToken,
         progress: Arc<Progress>,
     ) -> Outcome {
+        let carried = Carried::from_row(job.meta.as_deref());
+        if let Some(upload_id) = &carried.multipart {
+            return self
+                .assemble_multipart(job, location, upload_id, &carried.part_numbers, cancel, progress)
+                .await;
+        }
         let Some(staging) = job.staging.clone() else {
             // Only uploads processed as they streamed in have no staged
             // copy; this one's node stopped before it was stored.
@@ -168,8 +174,11 @@ impl Service {
         let encrypted = opts.params.suite.is_encrypted();
         let lanes = self.encode_lanes(&job.tenant_id, &opts);
         let ctl = Control { cancel, progress };
-        let md5 = Carried::from_row(job.meta.as_deref()).md5;
-        match encode_stream(&self.objects, location, lanes, source, opts, md5, &ctl).await {
+        let also = Also {
+            md5: carried.md5,
+            hashes_from: None,
+        };
+        match encode_stream(&self.objects, location, lanes, source, opts, also, &ctl).await {
             Ok(encoded) => stored(job, location, encrypted, &encoded),
             Err(stop) => match stop.into_job_error() {
                 Some(error) => Outcome::Failed(error),

@@ -49,6 +49,8 @@ pub(crate) async fn reap(st: &Service, age: Duration) -> sluice_store::Result<us
     }
     // Multipart uploads (S3's) their clients left open too long.
     removed += st.expire_multiparts().await?;
+    // The part rows of completed ones, once their object is stored.
+    st.db.forget_assembled_parts().await?;
     // Multipart uploads whose writer went silent (a node killed mid-write).
     for (location, marker) in st.objects.abandoned_multipart(st.config.reaper_multipart_age).await? {
         st.objects.abort_abandoned(&location, &marker).await?;

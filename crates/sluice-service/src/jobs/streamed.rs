@@ -27,7 +27,7 @@ use super::dispatcher::{heartbeat, progress_of};
 use super::running::RunningJob;
 use super::JobError;
 use crate::body::{Body, BodyReader};
-use crate::objects::encode::{encode_stream, EncodeStop, Encoded};
+use crate::objects::encode::{encode_stream, Also, EncodeStop, Encoded};
 use crate::objects::meta::Carried;
 use crate::telemetry::JobEnd;
 use crate::tenants::limits::BodyLimit;
@@ -169,13 +169,16 @@ impl Service {
         progress: Arc<Progress>,
     ) -> std::result::Result<Encoded, Option<JobError>> {
         let tenant_id = &row.tenant_id;
-        let md5 = Carried::from_row(row.meta.as_deref()).md5;
+        let also = Also {
+            md5: Carried::from_row(row.meta.as_deref()).md5,
+            hashes_from: None,
+        };
         let reader = BodyReader::new(body, self.config.idle_body_timeout, &limit);
         let source = Box::pin(reader.into_stream());
         let lanes = self.encode_lanes(tenant_id, &opts);
         let ctl = Control { cancel, progress };
         // Durable on success: the database may point at it.
-        encode_stream(&self.objects, location, lanes, source, opts, md5, &ctl)
+        encode_stream(&self.objects, location, lanes, source, opts, also, &ctl)
             .await
             .map_err(EncodeStop::into_job_error)
     }

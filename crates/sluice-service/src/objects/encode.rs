@@ -21,6 +21,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, Stream, StreamExt};
+use sluice_engine::format::{hash_chunk, ChunkHash};
 use sluice_engine::{Control, CpuPool, EncodeOptions, EncodeSummary, Encoder, Lane, PoolResult, SealedChunk};
 use sluice_store::Objects;
 use tokio_util::sync::CancellationToken;
@@ -75,6 +76,17 @@ pub(crate) struct Lanes<'a> {
     pub memory_wait: Duration,
 }
 
+/// What an encode computes besides the container.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Also {
+    /// The plaintext's MD5 (an S3 ETag).
+    pub md5: bool,
+    /// Each chunk's BLAKE3 subtree as if the plaintext began at this
+    /// chunk of a larger whole (an S3 part at its expected place in the
+    /// object), so that the whole's digest needs no second pass.
+    pub hashes_from: Option<u64>,
+}
+
 /// What an encode made.
 #[derive(Debug)]
 pub(crate) struct Encoded {
@@ -82,12 +94,16 @@ pub(crate) struct Encoded {
     pub summary: EncodeSummary,
     /// The plaintext's MD5, if it was asked for.
     pub md5: Option<[u8; 16]>,
+    /// The chunks' subtrees from [`Also::hashes_from`] on, if asked for.
+    pub hashes: Vec<ChunkHash>,
 }
 
 /// Memory is taken for a chunk as it fills, in steps of this much.
 const MEMORY_STEP: usize = 256 << 10;
 
-type Sealing = PoolResult<sluice_engine::Result<SealedChunk>>;
+/// A sealed chunk, and its subtree at the expected place if asked for.
+type Sealed = (SealedChunk, Option<ChunkHash>);
+type Sealing = PoolResult<sluice_engine::Result<Sealed>>;
 
 /// A chunk on its way: its plaintext (while it fills) or its sealing, and
 /// the memory it holds (for its plaintext and its sealed record).
@@ -98,7 +114,7 @@ struct Filling {
 }
 
 /// Encodes everything `source` yields into a new container at `location`
-/// (and, with `md5`, hashes it with MD5 on the way); counts on
+/// (and computes what `also` asks for on the way); counts on
 /// `ctl.progress`, stops on `ctl.cancel`.
 pub(crate) async fn encode_stream<S>(
     objects: &Objects,
@@ -106,7 +122,7 @@ pub(crate) async fn encode_stream<S>(
     lanes: Lanes<'_>,
     mut source: S,
     opts: EncodeOptions,
-    md5: bool,
+    also: Also,
     ctl: &Control,
 ) -> Result<Encoded, EncodeStop>
 where
@@ -130,7 +146,9 @@ where
         sink: &mut sink,
         ctl,
         in_flight: FuturesOrdered::new(),
-        md5: md5.then(Md5Chain::new),
+        md5: also.md5.then(Md5Chain::new),
+        hashes_from: also.hashes_from,
+        hashes: Vec::new(),
     };
     let written = async {
         out.sink.write(&head).await.map_err(EncodeStop::Store)?;
@@ -207,6 +225,7 @@ where
         }
     }
     .await;
+    let hashes = std::mem::take(&mut out.hashes);
     drop(out);
     let finished = match written {
         Ok(md5) => encoder.finish().map_err(EncodeStop::Engine).map(|f| (f, md5)),
@@ -225,7 +244,7 @@ where
     }
     ctl.progress.add_out(tail.len() as u64);
     sink.finish().await.map_err(EncodeStop::Store)?;
-    Ok(Encoded { summary, md5 })
+    Ok(Encoded { summary, md5, hashes })
 }
 
 /// The ordered writing side of an encode.
@@ -233,8 +252,10 @@ struct Writer<'a> {
     encoder: &'a mut Encoder,
     sink: &'a mut Sink,
     ctl: &'a Control,
-    in_flight: FuturesOrdered<BoxFuture<'static, (sluice_engine::Result<SealedChunk>, Vec<Held>)>>,
+    in_flight: FuturesOrdered<BoxFuture<'static, (sluice_engine::Result<Sealed>, Vec<Held>)>>,
     md5: Option<Md5Chain>,
+    hashes_from: Option<u64>,
+    hashes: Vec<ChunkHash>,
 }
 
 impl Writer<'_> {
@@ -248,7 +269,18 @@ impl Writer<'_> {
         }
         let sealer = self.encoder.sealer().map_err(EncodeStop::Engine)?;
         let cost = chunk.len() as u64;
-        let sealing: Sealing = lanes.pool.run(lanes.lane, cost, move || sealer.seal(&chunk));
+        // The chunk's subtree at its expected place in a larger whole: the
+        // engine's own hash when that place is its own.
+        let at = self.hashes_from.map(|first| first + sealer.index());
+        let cs = self.encoder.chunk_size();
+        let sealing: Sealing = lanes.pool.run(lanes.lane, cost, move || {
+            let sealed = sealer.seal(&chunk)?;
+            let hash = at.map(|i| match i == sealed.index() {
+                true => sealed.hash(),
+                false => hash_chunk(i, cs, &chunk),
+            });
+            Ok((sealed, hash))
+        });
         self.in_flight
             .push_back(async move { (sealing.await.and_then(|r| r), held) }.boxed());
         Ok(())
@@ -271,11 +303,9 @@ impl Writer<'_> {
     }
 
     /// Writes a sealed chunk; its memory is given back after.
-    async fn write(
-        &mut self,
-        (sealed, _held): (sluice_engine::Result<SealedChunk>, Vec<Held>),
-    ) -> Result<(), EncodeStop> {
-        let mut sealed = sealed.map_err(EncodeStop::Engine)?;
+    async fn write(&mut self, (sealed, _held): (sluice_engine::Result<Sealed>, Vec<Held>)) -> Result<(), EncodeStop> {
+        let (mut sealed, hash) = sealed.map_err(EncodeStop::Engine)?;
+        self.hashes.extend(hash);
         self.encoder.push(&sealed).map_err(EncodeStop::Engine)?;
         let body = sealed.take_body();
         self.sink
@@ -362,19 +392,30 @@ mod tests {
             memory_wait: Duration::from_secs(5),
         };
         let ctl = Control::new();
-        let Encoded { summary, md5 } = encode_stream(
+        let Encoded { summary, md5, hashes } = encode_stream(
             &objects,
             "objects/t/c",
             lanes,
             futures_util::stream::iter(pieces),
             opts,
-            true,
+            Also {
+                md5: true,
+                hashes_from: Some(3),
+            },
             &ctl,
         )
         .await
         .unwrap();
         let want: [u8; 16] = md5::Md5::digest(&original).into();
         assert_eq!(md5, Some(want), "the MD5 is computed as the chunks go by");
+        // Each chunk's subtree as chunk 3 on of a larger whole.
+        let cs = 1 << 14;
+        let expected: Vec<Vec<u8>> = original
+            .chunks(cs)
+            .enumerate()
+            .map(|(i, c)| hash_chunk(3 + i as u64, cs, c).to_bytes())
+            .collect();
+        assert_eq!(hashes.iter().map(ChunkHash::to_bytes).collect::<Vec<_>>(), expected);
         assert_eq!(summary.plaintext_len, original.len() as u64);
         assert_eq!(summary.digest, *blake3::hash(&original).as_bytes());
         let path = objects.local_path("objects/t/c").unwrap();
@@ -416,7 +457,7 @@ mod tests {
             lanes,
             broken,
             opts.clone(),
-            false,
+            Also::default(),
             &Control::new(),
         )
         .await;
@@ -432,7 +473,7 @@ mod tests {
             memory_wait: Duration::from_secs(5),
         };
         let idle = futures_util::stream::pending::<Result<Bytes, JobError>>();
-        let got = encode_stream(&objects, "objects/t/d", lanes, idle, opts, false, &ctl).await;
+        let got = encode_stream(&objects, "objects/t/d", lanes, idle, opts, Also::default(), &ctl).await;
         assert!(matches!(got, Err(EncodeStop::Cancelled)));
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         let left: Vec<_> = walk(dir.path());

@@ -116,6 +116,12 @@ pub(crate) struct Carried {
     /// The ETag, already known (a multipart upload's is made of its parts').
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
+    /// The multipart upload whose staged parts the job assembles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multipart: Option<String>,
+    /// Which of its parts, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub part_numbers: Vec<i64>,
 }
 
 impl Carried {

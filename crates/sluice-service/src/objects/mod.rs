@@ -8,7 +8,7 @@ pub(crate) mod encode;
 mod md5;
 pub mod meta;
 pub mod read;
-mod sink;
+pub(crate) mod sink;
 pub mod write;
 
 use std::ops::Range;
@@ -184,7 +184,7 @@ impl Service {
             meta: put.meta.clone(),
             md5: put.md5 || put.expected_md5.is_some(),
             expected_md5: put.expected_md5.map(hex::encode),
-            etag: None,
+            ..meta::Carried::default()
         }
         .to_row();
         // A client that waits, with a job slot free (and its tenant within

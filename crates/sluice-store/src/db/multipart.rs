@@ -42,6 +42,10 @@ pub struct MultipartPart {
     pub etag: String,
     /// The checksum its client had checked, as `ALGO:BASE64` (`sha256:…`).
     pub checksum: Option<String>,
+    /// How it is staged: `None` as its plain bytes (an earlier version's
+    /// parts), otherwise as a container of its own, with what the service
+    /// keeps to move its chunks into the object (opaque here).
+    pub sealed: Option<String>,
     /// When it arrived, unix milliseconds.
     pub created_at: i64,
 }
@@ -152,17 +156,18 @@ impl Db {
     /// its number); its `created_at` is now.
     pub async fn put_multipart_part(&self, upload_id: &str, part: &MultipartPart) -> Result<()> {
         let r = sqlx::query(
-            "INSERT INTO multipart_parts (upload_id, number, size, etag, checksum, created_at) \
-             SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS \
+            "INSERT INTO multipart_parts (upload_id, number, size, etag, checksum, sealed, created_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS \
              (SELECT 1 FROM multipart_uploads WHERE id = $1 AND state = 'open') \
              ON CONFLICT (upload_id, number) DO UPDATE SET size = excluded.size, etag = excluded.etag, \
-             checksum = excluded.checksum, created_at = excluded.created_at",
+             checksum = excluded.checksum, sealed = excluded.sealed, created_at = excluded.created_at",
         )
         .bind(upload_id)
         .bind(part.number)
         .bind(part.size)
         .bind(&part.etag)
         .bind(part.checksum.as_deref())
+        .bind(part.sealed.as_deref())
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
@@ -175,7 +180,8 @@ impl Db {
     /// An upload's parts, by number.
     pub async fn multipart_parts(&self, upload_id: &str) -> Result<Vec<MultipartPart>> {
         let rows = sqlx::query(
-            "SELECT number, size, etag, checksum, created_at FROM multipart_parts WHERE upload_id = $1 ORDER BY number",
+            "SELECT number, size, etag, checksum, sealed, created_at FROM multipart_parts WHERE upload_id = $1 \
+             ORDER BY number",
         )
         .bind(upload_id)
         .fetch_all(&self.pool)
@@ -187,6 +193,7 @@ impl Db {
                     size: r.try_get("size")?,
                     etag: r.try_get("etag")?,
                     checksum: r.try_get("checksum")?,
+                    sealed: r.try_get("sealed")?,
                     created_at: r.try_get("created_at")?,
                 })
             })
@@ -209,10 +216,8 @@ impl Db {
                 "a completion of multipart upload {upload_id:?}"
             )));
         }
-        sqlx::query("DELETE FROM multipart_parts WHERE upload_id = $1")
-            .bind(upload_id)
-            .execute(&mut *tx)
-            .await?;
+        // The parts' rows stay while the job reads them (they say how each
+        // part was staged); [`Db::forget_assembled_parts`] removes them.
         let job = enqueue_in(&mut tx, job).await?;
         tx.commit().await?;
         self.announce_job().await;
@@ -232,6 +237,19 @@ impl Db {
             .await?;
         tx.commit().await?;
         Ok(r.rows_affected() == 1)
+    }
+
+    /// Deletes the part rows of completed uploads whose job has ended
+    /// (the object is stored, or will never be); how many.
+    pub async fn forget_assembled_parts(&self) -> Result<u64> {
+        let r = sqlx::query(
+            "DELETE FROM multipart_parts WHERE upload_id IN (SELECT u.id FROM multipart_uploads u \
+             JOIN jobs j ON j.id = u.job_id WHERE u.state = 'completed' \
+             AND j.state IN ('succeeded', 'failed', 'cancelled'))",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
     }
 
     /// Open uploads started before `before` (unix ms): `(tenant_id, id)`.
@@ -261,6 +279,7 @@ mod tests {
             size,
             etag: etag.into(),
             checksum: checksum.map(str::to_string),
+            sealed: (number == 2).then(|| "sealed".to_string()),
             created_at: 0,
         }
     }
@@ -279,9 +298,18 @@ mod tests {
             assert_eq!(
                 parts
                     .iter()
-                    .map(|p| (p.number, p.size, p.etag.as_str(), p.checksum.as_deref()))
+                    .map(|p| (
+                        p.number,
+                        p.size,
+                        p.etag.as_str(),
+                        p.checksum.as_deref(),
+                        p.sealed.as_deref()
+                    ))
                     .collect::<Vec<_>>(),
-                [(1, 20, "bb", None), (2, 30, "cc", Some("crc32:AAAAAA=="))]
+                [
+                    (1, 20, "bb", None, None),
+                    (2, 30, "cc", Some("crc32:AAAAAA=="), Some("sealed"))
+                ]
             );
             let other = db.create_multipart(&t.id, "b/a", "default", None).await.unwrap();
             let listed = db.open_multiparts(&t.id, "b/", None, 10).await.unwrap();
@@ -308,6 +336,9 @@ mod tests {
             };
             let queued = db.complete_multipart(&u.id, &job).await.unwrap();
             assert_eq!(queued.staging.as_deref(), Some("uploads/x/"));
+            // The parts' rows stay while the job needs them.
+            assert_eq!(db.forget_assembled_parts().await.unwrap(), 0);
+            assert_eq!(db.multipart_parts(&u.id).await.unwrap().len(), 2);
             assert!(matches!(
                 db.complete_multipart(&u.id, &job).await,
                 Err(Error::Conflict(_))
@@ -316,6 +347,9 @@ mod tests {
                 db.put_multipart_part(&u.id, &part(3, 1, "dd", None)).await,
                 Err(Error::NotFound(_))
             ));
+            db.cancel(&t.id, &queued.id).await.unwrap();
+            assert_eq!(db.forget_assembled_parts().await.unwrap(), 2);
+            assert!(db.multipart_parts(&u.id).await.unwrap().is_empty());
             let now = db.multipart(&t.id, &u.id).await.unwrap();
             assert_eq!(
                 (now.state.as_str(), now.job_id.as_deref()),

@@ -367,7 +367,7 @@ impl Objects {
     }
 
     /// The objects under `prefix` and their sizes, sorted by name.
-    async fn listed(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+    pub async fn listed(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
         let mut out: Vec<(String, u64)> = self
             .blobs
             .list(prefix)

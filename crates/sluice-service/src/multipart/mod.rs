@@ -1,20 +1,28 @@
 //! Multipart uploads (S3's): an object sent as numbered parts of any size,
 //! in any order and in parallel, then completed with the parts wanted.
-//! Each part is staged durably as it arrives, its MD5 (its ETag) computed
-//! on the CPU pool on the way; completing checks the list, leaves only the
-//! listed parts under the upload's prefix, and queues one job that reads
-//! them in order into a container, as a resumable upload's does; the
-//! answer comes once the object is stored. The object's ETag is S3's
-//! multipart form, the MD5 of the parts' MD5s and their count.
+//! Each part is compressed and sealed as it arrives, into a durable
+//! container of its own, its MD5 (its ETag) computed on the CPU pool on
+//! the way ([`parts`]); completing checks the list, leaves only the listed
+//! parts under the upload's prefix, and queues one job that assembles the
+//! object's container from them ([`assemble`]): the answer comes once the
+//! object is stored. The object's ETag is S3's multipart form, the MD5 of
+//! the parts' MD5s and their count.
+
+mod assemble;
+pub(crate) mod parts;
 
 use md5::{Digest, Md5};
+use sluice_engine::{Control, EncodeOptions};
 use sluice_store::{JobKind, Multipart, MultipartPart, Objects, Scope};
 
+use self::parts::SealedPart;
 use crate::auth::Caller;
-use crate::body::Body;
+use crate::body::{Body, BodyReader};
+use crate::jobs::JobError;
+use crate::objects::check_key;
+use crate::objects::encode::{encode_stream, Also, EncodeStop};
 use crate::objects::meta::{Carried, ObjectMeta};
-use crate::objects::{check_key, write};
-use crate::tenants::limits::BodyLimit;
+use crate::tenants::limits::{BodyLimit, Refusal};
 use crate::transfers::Direction;
 use crate::ObjectInfo;
 use crate::{Error, Result, Service};
@@ -92,10 +100,12 @@ impl Service {
         }
     }
 
-    /// Stores part `number` of upload `id` as it arrives (a part sent
-    /// again replaces the earlier one); returns it with its MD5 ETag and
-    /// the checksum `checksum` gives once the body has ended (`ALGO:BASE64`,
-    /// from a body the caller had checked on its way in).
+    /// Stores part `number` of upload `id` as it arrives, compressed and
+    /// sealed on the CPU pool into a container of its own (see
+    /// [`parts`]); a part sent again replaces the earlier one. Returns it
+    /// with its MD5 ETag and the checksum `checksum` gives once the body
+    /// has ended (`ALGO:BASE64`, from a body the caller had checked on its
+    /// way in).
     #[allow(clippy::too_many_arguments)]
     pub async fn upload_multipart_part(
         &self,
@@ -126,20 +136,52 @@ impl Service {
         };
         let reservation = self.limits.reserve(&who.tenant_id, stored, declared_len)?;
         let limit = BodyLimit::new(max, &reservation);
-        // Written under a name of its own, then renamed over the part: a
-        // broken resend never destroys a good earlier copy.
-        let location = Objects::upload_part_path(&who.tenant_id, &u.id, number);
-        let scratch = format!("{location}.{}", sluice_store::new_id()?);
-        let (received, _, md5) = write::store_body(self, body, &scratch, &limit, false, Some(&who.tenant_id)).await?;
-        if let Err(e) = self.objects.rename(&scratch, &location).await {
-            let _ = self.objects.delete(&scratch).await;
-            return Err(e.into());
-        }
+        let opts = self.part_options(&who.tenant_id, &u.pipeline).await?;
+        let chunk_size = opts.params.chunk_size.bytes() as u64;
+        let first_chunk = match declared_len.is_some_and(|n| n > 0 && n.is_multiple_of(chunk_size)) {
+            true => parts::expected_first_chunk(number, declared_len, [], chunk_size),
+            // A last part: its place follows from the other parts' size.
+            false => {
+                let others = self.db.multipart_parts(&u.id).await?;
+                parts::expected_first_chunk(
+                    number,
+                    declared_len,
+                    others.iter().map(|p| p.size.max(0) as u64),
+                    chunk_size,
+                )
+            }
+        };
+        // A name of its own: a broken resend never destroys a good earlier
+        // copy, and a row always describes the file it names.
+        let mut sealed = SealedPart {
+            suffix: sluice_store::new_id()?,
+            expected: None,
+        };
+        let location = sealed.location(&who.tenant_id, &u.id, number);
+        let reader = BodyReader::new(body, self.config.idle_body_timeout, &limit);
+        let lanes = self.encode_lanes(&who.tenant_id, &opts);
+        let also = Also {
+            md5: true,
+            hashes_from: first_chunk,
+        };
+        let encoded = encode_stream(
+            &self.objects,
+            &location,
+            lanes,
+            Box::pin(reader.into_stream()),
+            opts,
+            also,
+            &Control::new(),
+        )
+        .await
+        .map_err(|stop| self.part_failed(stop))?;
+        sealed.expected = first_chunk.map(|first| (first, encoded.hashes));
         let part = MultipartPart {
             number,
-            size: received as i64,
-            etag: hex::encode(md5.unwrap_or_default()),
+            size: encoded.summary.plaintext_len as i64,
+            etag: hex::encode(encoded.md5.unwrap_or_default()),
             checksum: checksum(),
+            sealed: Some(sealed.to_text()),
             created_at: sluice_store::now_ms(),
         };
         match self.db.put_multipart_part(&u.id, &part).await {
@@ -149,9 +191,43 @@ impl Service {
                 let _ = self.objects.delete(&location).await;
                 return Err(Error::NotFound(format!("multipart upload {id:?}")));
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                let _ = self.objects.delete(&location).await;
+                return Err(e.into());
+            }
         }
         Ok(part)
+    }
+
+    /// How a tenant's parts are sealed: the pipeline's codec, cipher and
+    /// chunk size, opened by the tenant's own key only (the pipeline's
+    /// recipients get the object's container, not its staged parts).
+    async fn part_options(&self, tenant_id: &str, pipeline: &str) -> Result<EncodeOptions> {
+        let mut opts = self.encode_options(tenant_id, pipeline).await.map_err(Error::upload)?;
+        // The tenant's own recipient comes first.
+        opts.slots.truncate(1);
+        Ok(opts)
+    }
+
+    /// The answer to a part that could not be stored.
+    fn part_failed(&self, stop: EncodeStop) -> Error {
+        match stop {
+            EncodeStop::Store(e) => {
+                // The store is failing, not the request.
+                tracing::warn!(error = %e, "storing a part failed");
+                Refusal::StorageUnavailable {
+                    retry_after: self.config.store.breaker_open,
+                }
+                .into()
+            }
+            EncodeStop::Refused(r) => r.into(),
+            EncodeStop::Source(e) => Error::upload(e),
+            EncodeStop::Engine(e) => match JobError::of_engine(&e) {
+                Some(e) => Error::upload(e),
+                None => Error::internal(e),
+            },
+            EncodeStop::Cancelled => Error::internal("a part's encode was cancelled"),
+        }
     }
 
     /// The parts of open upload `id` that arrived, by number.
@@ -220,12 +296,20 @@ impl Service {
         let mut carried = Carried::from_row(u.meta.as_deref());
         carried.meta.parts = chosen.iter().map(|p| p.size).collect();
         finish(&chosen, &mut carried.meta)?;
-        // Only the listed parts stay under the prefix the job reads.
-        for p in parts.iter().filter(|p| !chosen.iter().any(|c| c.number == p.number)) {
-            self.objects
-                .delete(&Objects::upload_part_path(&u.tenant_id, &u.id, p.number))
-                .await?;
+        // Only the listed parts' files stay under the prefix the job reads
+        // (not the parts left out, nor copies replaced by a resend).
+        let keep: Vec<String> = chosen.iter().map(|p| part_location(&u, p)).collect();
+        for (file, _) in self
+            .objects
+            .listed(&Objects::upload_prefix(&u.tenant_id, &u.id))
+            .await?
+        {
+            if !keep.contains(&file) {
+                self.objects.delete(&file).await?;
+            }
         }
+        carried.multipart = Some(u.id.clone());
+        carried.part_numbers = chosen.iter().map(|p| p.number).collect();
         let mut md5s = Md5::new();
         for p in &chosen {
             let bytes = hex::decode(&p.etag).map_err(|_| Error::internal("a part's ETag is not hex"))?;
@@ -266,6 +350,15 @@ impl Service {
 pub struct Completing {
     job_id: String,
     key: String,
+}
+
+/// Where part `p` of upload `u` is staged.
+pub(crate) fn part_location(u: &Multipart, p: &MultipartPart) -> String {
+    match p.sealed.as_deref().and_then(SealedPart::from_text) {
+        Some(sealed) => sealed.location(&u.tenant_id, &u.id, p.number),
+        // Staged as plaintext, by an earlier version.
+        None => Objects::upload_part_path(&u.tenant_id, &u.id, p.number),
+    }
 }
 
 /// The metadata an open upload's object will have (and the checksum
@@ -359,7 +452,173 @@ fn choose_parts(parts: &[MultipartPart], listed: &[ListedPart]) -> Result<Vec<Mu
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
+    use crate::pipelines::PipelineChange;
+    use crate::testing::TestService;
+    use crate::Settings;
+
+    fn body(data: &[u8]) -> Body {
+        // In pieces, as a client sends it.
+        let pieces: Vec<std::io::Result<Bytes>> = data.chunks(100_000).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        Box::pin(futures_util::stream::iter(pieces))
+    }
+
+    fn data(len: usize, seed: u32) -> Vec<u8> {
+        (0..len as u32)
+            .map(|i| ((i / 7) ^ seed).wrapping_mul(31) as u8 % 61)
+            .collect()
+    }
+
+    /// Uploads `parts` (number, bytes) of a new upload of `key`, completes
+    /// it with `listed` and reads the object back whole.
+    async fn round_trip(
+        t: &TestService,
+        caller: &Caller,
+        key: &str,
+        parts: &[(i64, Vec<u8>)],
+        listed: &[i64],
+    ) -> (ObjectInfo, Vec<u8>) {
+        let u = t
+            .service
+            .create_multipart(caller, key, Some("small"), ObjectMeta::default())
+            .await
+            .unwrap();
+        let mut etags = std::collections::HashMap::new();
+        for (n, bytes) in parts {
+            let p = t
+                .service
+                .upload_multipart_part(caller, key, &u.id, *n, Some(bytes.len() as u64), body(bytes), || None)
+                .await
+                .unwrap();
+            assert_eq!(p.etag, hex::encode(Md5::digest(bytes)));
+            // Staged sealed: a container, not the plaintext.
+            let row = t.service.db.multipart_parts(&u.id).await.unwrap();
+            let row = row.iter().find(|r| r.number == *n).unwrap();
+            let staged = t
+                .service
+                .objects
+                .read_range(&part_location(&u, row), 0..8)
+                .await
+                .unwrap();
+            assert_eq!(&staged[..], b"\x89SLUICE\n");
+            etags.insert(*n, p.etag);
+        }
+        let listed: Vec<ListedPart> = listed
+            .iter()
+            .map(|n| ListedPart {
+                number: *n,
+                etag: etags[n].clone(),
+            })
+            .collect();
+        let c = t
+            .service
+            .complete_multipart(caller, key, &u.id, &listed, |_, _| Ok(()))
+            .await
+            .unwrap();
+        let o = t.service.completed(caller, c).await.unwrap();
+        let mut content = t.service.content(caller, key, None).await.unwrap();
+        let mut all = Vec::new();
+        while let Some(piece) = futures_util::StreamExt::next(&mut content.body).await {
+            all.extend_from_slice(&piece.expect("the whole object reads back, its digest checked"));
+        }
+        // Only what the object needs stays: no staged part is left behind.
+        crate::jobs::reaper::reap(&t.service, std::time::Duration::ZERO)
+            .await
+            .unwrap();
+        let left = t
+            .service
+            .objects
+            .listed(&Objects::upload_prefix(&u.tenant_id, &u.id))
+            .await
+            .unwrap();
+        assert!(left.is_empty(), "{left:?}");
+        (o, all)
+    }
+
+    /// Parts are sealed as they arrive and the object is made of them:
+    /// moved chunk by chunk when they line up with its chunks (hashed when
+    /// they arrived, or again when a part is not where it was expected),
+    /// encoded afresh when they do not; each way the object reads back
+    /// whole, with its digest and S3's multipart ETag.
+    #[tokio::test]
+    async fn objects_are_made_of_parts_sealed_as_they_arrived() {
+        let t = TestService::start(Settings::default()).await;
+        let caller = t.caller(&t.tenant("acme", Scope::Write).await).await;
+        let change = PipelineChange {
+            chunk_size: Some("1MiB".into()),
+            ..PipelineChange::default()
+        };
+        t.service.put_pipeline(&caller, "small", change).await.unwrap();
+        let mib = 1 << 20;
+        let multipart_etag = |parts: &[&Vec<u8>]| {
+            let mut all = Md5::new();
+            for p in parts {
+                all.update(Md5::digest(p));
+            }
+            format!("{}-{}", hex::encode(all.finalize()), parts.len())
+        };
+        type Parts = Vec<(i64, Vec<u8>)>;
+        let cases: Vec<(&str, Parts, Vec<i64>)> = vec![
+            // Aligned, sent out of order: the last part first.
+            (
+                "aligned",
+                vec![(3, data(mib + 123, 3)), (1, data(5 * mib, 1)), (2, data(5 * mib, 2))],
+                vec![1, 2, 3],
+            ),
+            // Part 2 left out: part 3 is not where it was expected.
+            (
+                "skipped",
+                vec![(1, data(5 * mib, 4)), (2, data(5 * mib, 5)), (3, data(5 * mib, 6))],
+                vec![1, 3],
+            ),
+            // Parts that are no whole number of chunks: encoded afresh.
+            (
+                "unaligned",
+                vec![(1, data(5 * mib + 1, 7)), (2, data(5 * mib + 1, 8)), (3, data(10, 9))],
+                vec![1, 2, 3],
+            ),
+        ];
+        for (key, parts, listed) in cases {
+            let chosen: Vec<&Vec<u8>> = listed
+                .iter()
+                .map(|n| &parts.iter().find(|(m, _)| m == n).unwrap().1)
+                .collect();
+            let whole: Vec<u8> = chosen.iter().flat_map(|p| p.iter().copied()).collect();
+            let (o, read) = round_trip(&t, &caller, key, &parts, &listed).await;
+            assert!(read == whole, "{key}: the object reads back as its parts");
+            assert_eq!(o.digest, hex::encode(blake3::hash(&whole).as_bytes()), "{key}");
+            assert_eq!(o.etag.as_deref(), Some(multipart_etag(&chosen).as_str()), "{key}");
+            assert_eq!(o.plaintext_len, whole.len() as i64, "{key}");
+        }
+        // A part sent again replaces the first copy.
+        let u = t
+            .service
+            .create_multipart(&caller, "again", Some("small"), ObjectMeta::default())
+            .await
+            .unwrap();
+        for seed in [10, 11] {
+            let bytes = data(mib, seed);
+            t.service
+                .upload_multipart_part(&caller, "again", &u.id, 1, None, body(&bytes), || None)
+                .await
+                .unwrap();
+        }
+        let parts = t.service.multipart_parts(&caller, "again", &u.id).await.unwrap();
+        let listed = [ListedPart {
+            number: 1,
+            etag: parts[0].etag.clone(),
+        }];
+        let c = t
+            .service
+            .complete_multipart(&caller, "again", &u.id, &listed, |_, _| Ok(()))
+            .await
+            .unwrap();
+        let o = t.service.completed(&caller, c).await.unwrap();
+        assert_eq!(o.digest, hex::encode(blake3::hash(&data(mib, 11)).as_bytes()));
+        t.stop().await;
+    }
 
     fn part(number: i64, size: i64, etag: &str) -> MultipartPart {
         MultipartPart {
@@ -367,6 +626,7 @@ mod tests {
             size,
             etag: etag.into(),
             checksum: None,
+            sealed: None,
             created_at: 0,
         }
     }
