@@ -19,7 +19,7 @@ RUNS=${RUNS:-3}
 tmp=${BENCH_DIR:-$root/bench/tmp}/s3
 rm -rf "$tmp"; mkdir -p "$tmp"
 missing=()
-for pair in curl:curl wrk:wrk; do
+for pair in curl:curl wrk:wrk /usr/bin/time:time; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")
 done
 [ ${#missing[@]} -eq 0 ] || scripts/apt_install.sh "${missing[@]}"
@@ -86,6 +86,22 @@ for input in "${inputs[@]}"; do
   for g in dl rs; do cmp -s "$tmp/$g.bin" "$f" || { echo "$g.bin: a restored copy differs"; exit 1; }; done
   ratio "$tmp/down-$input.json" s3 restore "S3 download / restore throughput"
   rm -f "$tmp/dl.bin" "$tmp/rs.bin" "$tmp/$input.sluice"
+
+  # Where the time goes: CPU seconds of the server (its /proc counters) and
+  # of the client for one more upload and download.
+  cpu() { awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$server/stat"; }
+  for dir in up down; do
+    before=$(cpu)
+    if [ $dir = up ]; then
+      /usr/bin/time -f "%e %U %S" -o "$tmp/time" $AWS s3 cp --only-show-errors "$f" "s3://bench/cpu-$input.bin"
+    else
+      /usr/bin/time -f "%e %U %S" -o "$tmp/time" $AWS s3 cp --only-show-errors "s3://bench/cpu-$input.bin" "$tmp/dl.bin"
+    fi
+    after=$(cpu)
+    read -r wall user sys <"$tmp/time"
+    echo "$dir ($input): $wall s; server $(python3 -c "print(round($after - $before, 2))") CPU-s, client $(python3 -c "print(round($user + $sys, 2))") CPU-s"
+  done
+  rm -f "$tmp/dl.bin"
 done
 
 echo "== random 64 KiB ranges of a 256 MiB object, concurrency 8, 10 s each (wrk)"

@@ -92,6 +92,8 @@ if [ "${SLUICE_SKIP_SERVICE_CHECKS:-0}" != 1 ]; then
     echo "randomized faults: the SQLite run exited $sqlite_rc, the PostgreSQL run $postgres_rc"
     exit 1
   fi
+  step "small objects survive kill -9: SQLite, then PostgreSQL (Debian)"
+  SLUICE=target/debug/sluice scripts/small_crash.sh
 fi
 step "deploy/: alert rules (promtool check + unit tests), dashboard queries"
 deploy/check.sh

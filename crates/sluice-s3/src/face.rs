@@ -1,5 +1,6 @@
 //! The S3 operations, each a thin mapping onto the service core.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures_util::TryStreamExt;
@@ -8,7 +9,7 @@ use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 use sluice_service::buckets::object_key;
 use sluice_service::multipart::{upload_meta, ListedPart, PartsProblem};
 use sluice_service::objects::meta::ObjectMeta;
-use sluice_service::objects::{ByteRange, Put};
+use sluice_service::objects::{ByteRange, LateChecksum, Put};
 use sluice_service::{Caller, JobError, Multipart, MultipartPart, ObjectInfo, Service};
 
 use crate::auth::caller;
@@ -478,6 +479,15 @@ impl S3 for Face {
         if conditions.any() {
             conditions.check(current(&self.service, &who, &key).await?.as_ref(), false)?;
         }
+        // The checksum, known once the body has ended, is stored with the
+        // object in the same commit.
+        let late_checksum = checking.as_ref().map(|(algo, outcome)| {
+            let (algo, outcome) = (*algo, Arc::clone(outcome));
+            LateChecksum(Arc::new(move || match outcome.lock().ok().map(|o| o.clone()) {
+                Some(Outcome::Ok(value)) => Some((algo.name().to_string(), value)),
+                _ => None,
+            }))
+        });
         let put = Put {
             key: key.clone(),
             pipeline: bucket.pipeline.clone(),
@@ -487,6 +497,7 @@ impl S3 for Face {
             meta,
             md5: true,
             expected_md5,
+            late_checksum,
         };
         let stored = self.service.put_object(&who, put, body).await;
         let checked = checking.and_then(|(algo, o)| o.lock().ok().map(|o| (algo, o.clone())));
@@ -497,16 +508,7 @@ impl S3 for Face {
             ));
         }
         stored.map_err(to_s3)?;
-        let o = match checked {
-            Some((algo, Outcome::Ok(value))) => self
-                .service
-                .update_object_meta(&who, &key, |m| {
-                    m.checksums.insert(algo.name().to_string(), value.clone());
-                })
-                .await
-                .map_err(to_s3)?,
-            _ => self.service.object(&who, &key).await.map_err(to_s3)?,
-        };
+        let o = self.service.object(&who, &key).await.map_err(to_s3)?;
         let sums = stored_checksums(
             &ObjectMeta::from_row(o.meta.as_deref()),
             Some(&ChecksumMode::from_static(ChecksumMode::ENABLED)),
@@ -1301,6 +1303,7 @@ impl S3 for Face {
             meta,
             md5: true,
             expected_md5: None,
+            late_checksum: None,
         };
         self.service.put_object(&who, put, content.body).await.map_err(to_s3)?;
         let o = self.service.object(&who, &dest_key).await.map_err(to_s3)?;

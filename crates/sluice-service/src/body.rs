@@ -52,6 +52,11 @@ impl<'a> BodyReader<'a> {
         })
     }
 
+    /// The body's unread rest.
+    pub fn into_body(self) -> Body {
+        self.body
+    }
+
     /// The next non-empty chunk, or `None` at the end.
     pub async fn next(&mut self) -> Result<Option<Bytes>, JobError> {
         loop {

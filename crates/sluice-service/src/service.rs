@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use crate::auth::jwt::{JwksFetch, JwtVerifier};
 use crate::auth::Auth;
 use crate::jobs::follow::Followed;
+use crate::jobs::group_commit::GroupCommit;
 use crate::jobs::running::Running;
 use crate::keys::Keys;
 use crate::objects::read::OpenedCache;
@@ -60,6 +61,8 @@ pub struct Service {
     pub(crate) streamed: Arc<StreamedShare>,
     /// The jobs followed live on this node, one poller each.
     pub(crate) followed: Arc<Followed>,
+    /// Records job successes many to a database commit.
+    pub(crate) commits: GroupCommit,
 }
 
 /// How to open a [`Service`] beyond its configuration.
@@ -132,7 +135,7 @@ impl Builder {
             None => None,
         };
         Ok(Service {
-            db,
+            db: db.clone(),
             objects,
             engine,
             keys: Arc::new(keys),
@@ -151,6 +154,7 @@ impl Builder {
             lanes: Arc::new(TenantLanes::default()),
             streamed: Arc::new(StreamedShare::new(config.max_running_jobs)),
             followed: Arc::new(Followed::default()),
+            commits: GroupCommit::start(db.clone(), config.commit_batch_max, config.commit_delay),
             config: Arc::new(config),
         })
     }

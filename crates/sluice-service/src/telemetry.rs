@@ -36,6 +36,9 @@ const JOB_BUCKETS: &[f64] = &[
 /// Compression ratio buckets (container bytes / original bytes).
 const RATIO_BUCKETS: &[f64] = &[0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1];
 
+/// Group commit sizes (successes per database commit).
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
+
 /// How often the sampler reads the database and the runtime.
 const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
@@ -50,6 +53,8 @@ pub fn recorder() -> PrometheusHandle {
                 (Matcher::Full("sluice_db_pool_acquire_seconds".into()), LATENCY_BUCKETS),
                 (Matcher::Full("sluice_job_duration_seconds".into()), JOB_BUCKETS),
                 (Matcher::Full("sluice_job_compression_ratio".into()), RATIO_BUCKETS),
+                (Matcher::Full("sluice_commit_batch_size".into()), BATCH_BUCKETS),
+                (Matcher::Full("sluice_commit_duration_seconds".into()), LATENCY_BUCKETS),
             ];
             let mut builder = PrometheusBuilder::new();
             for (matcher, values) in buckets {

@@ -16,7 +16,7 @@ mod objects;
 
 pub use db::{
     db_acquires, Backend, BucketDelete, Db, DbConfig, Fenced, Multipart, MultipartPart, NewJob, NewUpload, Placed,
-    PoolStats, Upload, UploadPart, UploadState,
+    PoolStats, Success, Upload, UploadPart, UploadState,
 };
 pub use error::{Error, Result};
 pub use model::{

@@ -156,6 +156,10 @@ fn an_unwritable_store_answers_503_fast_jobs_wait_and_nothing_accepted_is_lost()
             "1",
             "--store-timeout-secs",
             "2",
+            // Small uploads live in the database, which stays writable:
+            // off here, so that these tiny bodies need the store.
+            "--small-object-max",
+            "0",
         ],
     );
     // A job accepted (staged) while the only slot is busy.

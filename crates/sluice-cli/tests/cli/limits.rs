@@ -141,7 +141,19 @@ fn rates_quotas_and_revocations_apply_to_a_running_server_within_a_second() {
 fn queued_jobs_are_capped_per_tenant_and_over_all() {
     let env = Env::new();
     let a = tenant(&env, "acme", "write");
-    let s = Server::start(&env, &["--max-running-jobs", "1", "--max-queue-depth", "3"]);
+    // Small uploads are stored on arrival and never queue: off here, so
+    // that these tiny bodies take the queue.
+    let s = Server::start(
+        &env,
+        &[
+            "--max-running-jobs",
+            "1",
+            "--max-queue-depth",
+            "3",
+            "--small-object-max",
+            "0",
+        ],
+    );
     // An upload that streams in and then goes quiet holds the only job
     // slot (and counts as running); the uploads after it queue.
     let stalled = stalled_upload(&s, &a, "stalled", 64 << 20, &sample(1 << 20));

@@ -146,7 +146,7 @@ fn three_nodes_300_jobs_a_worker_killed_mid_job_and_postgres_restarted_each_stor
                 .iter()
                 .map(|o| o["key"].as_str().unwrap().to_string()),
         );
-        match page["next"].as_str() {
+        match page["next_cursor"].as_str() {
             Some(next) => cursor = format!("&cursor={next}"),
             None => break,
         }
@@ -155,15 +155,16 @@ fn three_nodes_300_jobs_a_worker_killed_mid_job_and_postgres_restarted_each_stor
     let big = job(&api, &token, &ids[0].1);
     assert!(big["attempts"].as_i64().unwrap() >= 2, "taken over: {big}");
 
-    // Once the reapers ran: one container per object, no staging left and
-    // no multipart upload (the killed attempt's unfinished container
-    // included).
+    // Once the reapers ran: one container per object in the store (a
+    // small object's is in its row), no staging left and no multipart
+    // upload (the killed attempt's unfinished container included).
+    let stored = (0..300).filter(|&i| mixed_len(i) > 128 << 10).count();
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let containers = env.stored_names("objects/");
         let staging = env.stored_names("staging/");
         let multipart = env.multipart_uploads();
-        if containers.len() == 300 && staging.is_empty() && multipart == 0 {
+        if containers.len() == stored && staging.is_empty() && multipart == 0 {
             break;
         }
         assert!(
@@ -283,18 +284,23 @@ fn an_s3_outage_of_20_s_answers_503_fast_and_running_jobs_finish_after_it() {
     }
     proxy.cut();
     let cut_at = Instant::now();
-    // Uploads are refused with 503 and Retry-After; once the breaker is
-    // open, at once.
+    // Uploads that need the store are refused with 503 and Retry-After;
+    // once the breaker is open, at once. Small ones live in the database:
+    // they are stored all along.
     let mut fast = Duration::MAX;
+    let large = sample(1 << 20);
     while cut_at.elapsed() < Duration::from_secs(15) {
         let started = Instant::now();
-        let r = put(&s, &token, "/v1/objects/during?wait=false", b"bytes");
+        let r = put(&s, &token, "/v1/objects/during?wait=false", &large);
         assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
         assert!(r.header("retry-after").is_some());
         fast = fast.min(started.elapsed());
+        let r = put(&s, &token, "/v1/objects/small-during?wait=true", b"bytes");
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
         std::thread::sleep(Duration::from_millis(500));
     }
     assert!(fast < Duration::from_millis(500), "{fast:?}");
+    assert_eq!(get(&s, &token, "/v1/objects/small-during/content").body, b"bytes");
     for (i, id, _) in &sent {
         let j = job(&s, &token, id);
         assert!(j["state"] != "failed", "job {i} failed during the outage: {j}");

@@ -104,6 +104,7 @@ pub async fn dispatch(
                 meta: Default::default(),
                 md5: false,
                 expected_md5: None,
+                late_checksum: None,
             };
             Ok(match st.put_object(caller, put, body_stream(body)).await? {
                 Stored::Now(job) => job_response(&st, StatusCode::CREATED, &job),

@@ -16,6 +16,7 @@ use super::JobError;
 use crate::objects::download::{self, ReadFailure, VerifyAt};
 use crate::objects::encode::{encode_stream, Also, Encoded};
 use crate::objects::meta::Carried;
+use crate::objects::small::Small;
 use crate::{Error, Service};
 
 /// How a job attempt ended.
@@ -23,6 +24,8 @@ use crate::{Error, Service};
 pub(crate) enum Outcome {
     /// Stored (process, with the object to make visible) or verified.
     Done(Option<ObjectInfo>),
+    /// A small object made, its container to keep in its row.
+    DoneSmall(ObjectInfo, bytes::Bytes),
     /// Failed: for good, or (if transient) worth another attempt.
     Failed(JobError),
     /// Stopped by its cancel token (user cancel, lost lease or shutdown).
@@ -135,6 +138,10 @@ impl Service {
                 .assemble_multipart(job, location, upload_id, &carried.part_numbers, cancel, progress)
                 .await;
         }
+        let small = job.staged_bytes <= self.config.small_object_max as i64 && self.config.small_object_max > 0;
+        if let (true, Some(staging)) = (small, job.staging.as_deref()) {
+            return self.process_small(job, staging, &progress).await;
+        }
         let Some(staging) = job.staging.clone() else {
             // Only uploads processed as they streamed in have no staged
             // copy; this one's node stopped before it was stored.
@@ -187,10 +194,74 @@ impl Service {
         }
     }
 
+    /// Processes a small staged upload as a small object (its container
+    /// kept in its row, recorded by the group commit).
+    async fn process_small(&self, job: &Job, staging: &str, progress: &Progress) -> Outcome {
+        let len = job.staged_bytes.max(0) as u64;
+        // One staged object, or the parts of a resumable upload in order.
+        let read = async {
+            let mut parts = self.objects.staged_stream(staging, len).await?;
+            let mut data = bytes::BytesMut::with_capacity(len as usize);
+            while let Some(piece) = parts.next().await {
+                data.extend_from_slice(
+                    &piece
+                        .map_err(|e| sluice_store::Error::Objects(sluice_store::BlobError::failing(e.to_string())))?,
+                );
+            }
+            Ok::<_, sluice_store::Error>(data.freeze())
+        };
+        let data = match read.await {
+            Ok(d) if d.len() as u64 == len => d,
+            Ok(_) => return Outcome::Failed(JobError::Internal("the staged upload has the wrong length".into())),
+            Err(sluice_store::Error::NotFound(_)) => {
+                return Outcome::Failed(JobError::Internal("the staged upload is missing".into()))
+            }
+            Err(e) => return Outcome::Failed(store_failure(e)),
+        };
+        let small = Small {
+            tenant_id: &job.tenant_id,
+            job_id: &job.id,
+            attempt: job.attempts,
+            key: &job.object_key,
+            pipeline: &job.pipeline,
+            expected_digest: job.expected_digest.as_deref(),
+            carried: job.meta.as_deref(),
+        };
+        match self.make_small(small, data).await {
+            Ok(made) => {
+                progress.add_in(made.progress.bytes_in as u64);
+                progress.add_done(made.progress.bytes_in as u64);
+                progress.add_out(made.progress.bytes_out as u64);
+                for _ in 0..made.progress.chunks {
+                    progress.add_chunk();
+                }
+                Outcome::DoneSmall(made.object, made.container)
+            }
+            Err(e) => Outcome::Failed(e),
+        }
+    }
+
     /// Authenticates a stored object completely.
     pub(crate) async fn verify_stored(&self, job: &Job, cancel: CancelToken, progress: Arc<Progress>) -> Outcome {
-        let object = match self.db.object(&job.tenant_id, &job.object_key).await {
-            Ok(o) => o,
+        let object = match self.db.object_with_container(&job.tenant_id, &job.object_key).await {
+            Ok((o, Some(container))) => {
+                let len = container.len() as u64;
+                return match self
+                    .verify_small(&job.tenant_id, &o, bytes::Bytes::from(container))
+                    .await
+                {
+                    Ok(digest) if hex::encode(digest) == o.digest => {
+                        progress.add_in(len);
+                        progress.add_done(len);
+                        Outcome::Done(None)
+                    }
+                    Ok(_) => Outcome::Failed(JobError::Integrity(
+                        "the container's digest differs from the one recorded".into(),
+                    )),
+                    Err(e) => Outcome::of_engine(&e),
+                };
+            }
+            Ok((o, None)) => o,
             Err(sluice_store::Error::NotFound(_)) => {
                 return Outcome::Failed(JobError::NotFound(format!(
                     "object {:?} no longer exists",

@@ -134,21 +134,10 @@ async fn run_job(st: &Service, job: Job) {
     drop(registered);
     let container = container.as_deref();
     match outcome {
-        Outcome::Done(object) => match st.commit_success(&job, done, object.as_ref()).await {
-            Ok(Fenced::Done(_)) => {
-                st.note_end(&job, JobEnd::Succeeded, None, started, &done);
-                tracing::info!(bytes_in = done.bytes_in, bytes_out = done.bytes_out, "job succeeded");
-            }
-            Ok(Fenced::Lost) => {
-                tracing::info!("job finished after losing its lease or being cancelled; result discarded");
-                st.discard(container).await;
-            }
-            Err(e) => {
-                // The container stays (see `commit_success`); unless the
-                // commit landed, the lease expires and the job runs again.
-                tracing::warn!(error = %e, "recording success failed; the job will be retried unless it was recorded");
-            }
-        },
+        Outcome::Done(object) => succeeded(st, &job, done, object, None, container, started).await,
+        Outcome::DoneSmall(object, bytes) => {
+            succeeded(st, &job, done, Some(object), Some(bytes), container, started).await
+        }
         Outcome::Failed(error) if error.is_transient() => {
             st.discard(container).await;
             if !st.objects.available() {
@@ -198,6 +187,34 @@ async fn run_job(st: &Service, job: Job) {
 /// Renews `job`'s lease every third of it with its progress, and cancels
 /// it once the lease is lost or the job was cancelled; aborted when the
 /// returned guard is dropped.
+/// Records an attempt's success (a small object's through the group
+/// commit, with its container).
+async fn succeeded(
+    st: &Service,
+    job: &Job,
+    done: JobProgress,
+    object: Option<sluice_store::ObjectInfo>,
+    small: Option<bytes::Bytes>,
+    container: Option<&str>,
+    started: Instant,
+) {
+    match st.commit_success(job, done, object.as_ref(), small).await {
+        Ok(Fenced::Done(_)) => {
+            st.note_end(job, JobEnd::Succeeded, None, started, &done);
+            tracing::info!(bytes_in = done.bytes_in, bytes_out = done.bytes_out, "job succeeded");
+        }
+        Ok(Fenced::Lost) => {
+            tracing::info!("job finished after losing its lease or being cancelled; result discarded");
+            st.discard(container).await;
+        }
+        Err(e) => {
+            // The container stays (see `commit_success`); unless the
+            // commit landed, the lease expires and the job runs again.
+            tracing::warn!(error = %e, "recording success failed; the job will be retried unless it was recorded");
+        }
+    }
+}
+
 pub(crate) fn heartbeat(st: &Service, job: &Job, cancel: &CancelToken, progress: &Arc<Progress>) -> AbortOnDrop {
     let st = st.clone();
     let job = job.clone();

@@ -175,7 +175,12 @@ mod tests {
     /// here), and every follower sees the job through to its end.
     #[tokio::test]
     async fn a_thousand_followers_cost_one_poller() {
-        let t = TestService::start(Settings::default()).await;
+        // A job that runs as its (tiny) body streams in: not a small object.
+        let t = TestService::start(Settings {
+            small_object_max: Some(0),
+            ..Settings::default()
+        })
+        .await;
         let caller = t.caller(&t.tenant("acme", Scope::Write).await).await;
         // An upload processed as it streams in, kept open by its client.
         let (tx, rx) = futures_channel::mpsc::unbounded::<std::io::Result<Bytes>>();

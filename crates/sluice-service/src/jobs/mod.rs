@@ -9,6 +9,7 @@ pub(crate) mod attempt;
 pub(crate) mod dispatcher;
 mod error;
 pub mod follow;
+pub(crate) mod group_commit;
 pub(crate) mod reaper;
 pub(crate) mod record;
 pub(crate) mod running;

@@ -30,6 +30,9 @@ pub(crate) fn start(st: &Service) -> JoinHandle<()> {
     })
 }
 
+/// Free database pages given back per reaper pass (4 KiB each: 256 MiB).
+const RECLAIM_PAGES: u32 = 65_536;
+
 /// One reaper pass; `age` is how old an unreferenced object must be.
 pub(crate) async fn reap(st: &Service, age: Duration) -> sluice_store::Result<usize> {
     let mut removed = 0;
@@ -51,6 +54,9 @@ pub(crate) async fn reap(st: &Service, age: Duration) -> sluice_store::Result<us
     removed += st.expire_multiparts().await?;
     // The part rows of completed ones, once their object is stored.
     st.db.forget_assembled_parts().await?;
+    // The database pages small objects' deleted or replaced containers
+    // held (SQLite; PostgreSQL's autovacuum does it there).
+    st.db.reclaim_free_pages(RECLAIM_PAGES).await?;
     // Multipart uploads whose writer went silent (a node killed mid-write).
     for (location, marker) in st.objects.abandoned_multipart(st.config.reaper_multipart_age).await? {
         st.objects.abort_abandoned(&location, &marker).await?;

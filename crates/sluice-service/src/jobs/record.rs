@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use sluice_store::{now_ms, Fenced, Job, JobKind, JobProgress, ObjectInfo, Placed};
 
+use super::group_commit::Entry;
 use super::JobError;
 use crate::telemetry::JobEnd;
 use crate::Service;
@@ -28,8 +29,24 @@ impl Service {
         job: &Job,
         done: JobProgress,
         object: Option<&ObjectInfo>,
+        container: Option<bytes::Bytes>,
     ) -> sluice_store::Result<Fenced<Placed>> {
-        let placed = self.db.succeed(job, done, object).await?;
+        let placed = match container {
+            // A small object: with others, in the group commit.
+            Some(container) => {
+                let entry = Entry::Attempt {
+                    job: job.clone(),
+                    progress: done,
+                    object: object.cloned(),
+                    container: Some(container),
+                };
+                match self.commits.record(entry).await? {
+                    Fenced::Done((placed, _)) => Fenced::Done(placed),
+                    Fenced::Lost => Fenced::Lost,
+                }
+            }
+            None => self.db.succeed(job, done, object).await?,
+        };
         if let Fenced::Done(placed) = placed {
             if placed == Placed::Superseded {
                 tracing::info!(job = %job.id, "superseded: a later write to the key took effect first");

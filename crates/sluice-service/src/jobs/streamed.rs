@@ -29,6 +29,7 @@ use super::JobError;
 use crate::body::{Body, BodyReader};
 use crate::objects::encode::{encode_stream, Also, EncodeStop, Encoded};
 use crate::objects::meta::Carried;
+use crate::objects::LateChecksum;
 use crate::telemetry::JobEnd;
 use crate::tenants::limits::BodyLimit;
 use crate::{Error, Result, Service};
@@ -36,12 +37,26 @@ use crate::{Error, Result, Service};
 impl Service {
     /// Runs `job` on `body` as it arrives; returns the job as recorded once
     /// its object is stored.
-    pub(crate) async fn process_streaming(&self, job: NewJob, body: Body, limit: BodyLimit) -> Result<Job> {
+    /// `late` adds a checksum the face computed on the way to the object's
+    /// metadata, once the body has ended.
+    pub(crate) async fn process_streaming(
+        &self,
+        job: NewJob,
+        body: Body,
+        limit: BodyLimit,
+        late: Option<LateChecksum>,
+    ) -> Result<Job> {
         let span = tracing::info_span!("job", id = %job.id, tenant = %job.tenant_id);
-        self.stream_and_record(job, body, limit).instrument(span).await
+        self.stream_and_record(job, body, limit, late).instrument(span).await
     }
 
-    async fn stream_and_record(&self, job: NewJob, body: Body, limit: BodyLimit) -> Result<Job> {
+    async fn stream_and_record(
+        &self,
+        job: NewJob,
+        body: Body,
+        limit: BodyLimit,
+        late: Option<LateChecksum>,
+    ) -> Result<Job> {
         let started = Instant::now();
         let opts = self
             .encode_options(&job.tenant_id, &job.pipeline)
@@ -77,8 +92,19 @@ impl Service {
             Err(Some(error)) => Outcome::Failed(error),
             Err(None) => Outcome::Stopped,
         };
+        let outcome = match outcome {
+            // `stored` makes no small objects (their containers live in rows).
+            Outcome::DoneSmall(..) => {
+                Outcome::Failed(JobError::Internal("a streamed upload made a small object".into()))
+            }
+            other => other,
+        };
         let object = match outcome {
-            Outcome::Done(object) => object,
+            Outcome::Done(object) => object.map(|mut o| {
+                o.meta = LateChecksum::apply(late.as_ref(), o.meta.take(), false);
+                o
+            }),
+            Outcome::DoneSmall(..) => None,
             Outcome::Failed(error) => {
                 // Fenced: a job the user cancelled stays cancelled.
                 let _ = self.record_failure(&row, &error, Some(&location)).await;
@@ -96,7 +122,7 @@ impl Service {
                 return Err(failed(error));
             }
         };
-        match self.commit_success(&row, done, object.as_ref()).await {
+        match self.commit_success(&row, done, object.as_ref(), None).await {
             Ok(Fenced::Done(_)) => {}
             Ok(Fenced::Lost) => {
                 // Cancelled, or the lease lost, while the last bytes were stored.

@@ -9,6 +9,7 @@ mod md5;
 pub mod meta;
 pub mod read;
 pub(crate) mod sink;
+pub(crate) mod small;
 pub mod write;
 
 use std::ops::Range;
@@ -55,6 +56,41 @@ pub struct Put {
     pub md5: bool,
     /// The MD5 the plaintext must have (`Content-MD5`); implies `md5`.
     pub expected_md5: Option<[u8; 16]>,
+    /// A checksum the face computes as the body streams in, kept with the
+    /// object once the body has ended.
+    pub late_checksum: Option<LateChecksum>,
+}
+
+/// A checksum a face computes while a body streams in (S3's
+/// `x-amz-checksum-*`, from a header or a trailer), known once the body
+/// has ended: `(algorithm, value)` to keep in the object's metadata, or
+/// `None`. It is written with the object itself, in the same commit.
+#[derive(Clone)]
+pub struct LateChecksum(pub Arc<dyn Fn() -> Option<(String, String)> + Send + Sync>);
+
+impl std::fmt::Debug for LateChecksum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LateChecksum")
+    }
+}
+
+impl LateChecksum {
+    /// Adds the checksum (if known) to `meta`, the row form of an
+    /// object's metadata or of what its job carries (`carried`).
+    pub(crate) fn apply(late: Option<&LateChecksum>, row: Option<String>, carried: bool) -> Option<String> {
+        let Some((algo, value)) = late.and_then(|l| (l.0)()) else {
+            return row;
+        };
+        if carried {
+            let mut c = meta::Carried::from_row(row.as_deref());
+            c.meta.checksums.insert(algo, value);
+            c.to_row()
+        } else {
+            let mut m = meta::ObjectMeta::from_row(row.as_deref());
+            m.checksums.insert(algo, value);
+            m.to_row()
+        }
+    }
 }
 
 /// How an accepted upload stands.
@@ -159,8 +195,12 @@ impl Service {
     pub async fn put_object(&self, caller: &Caller, put: Put, body: Body) -> Result<Stored> {
         let who = caller.require(Scope::Write)?;
         check_key(&put.key)?;
-        // A failing store: answer at once rather than take a body it cannot keep.
-        self.require_storage()?;
+        // A failing store: answer at once rather than take a body it cannot
+        // keep (a small one lives in the database, not the store).
+        let may_be_small = self.may_be_small(put.declared_len);
+        if !may_be_small {
+            self.require_storage()?;
+        }
         // Held until the body is stored (and, with `wait`, processed).
         let _transfer = self.transfers.enter(&who.tenant_id, Direction::Upload)?;
         let pipeline = put.pipeline.as_deref().unwrap_or("default");
@@ -187,13 +227,36 @@ impl Service {
             ..meta::Carried::default()
         }
         .to_row();
+        // A small body: stored on arrival, waiting or not (the job it
+        // answers with has already succeeded).
+        let body = match may_be_small {
+            true => match self.read_small(body, &limit).await? {
+                small::Read::Whole(data) => {
+                    self.admit_running(&who.tenant_id)?;
+                    job.meta = LateChecksum::apply(put.late_checksum.as_ref(), job.meta, true);
+                    let job = self.store_small(job, data).await?;
+                    return Ok(if put.wait {
+                        Stored::Now(job)
+                    } else {
+                        Stored::Queued(job)
+                    });
+                }
+                small::Read::Large(body) => {
+                    self.require_storage()?;
+                    body
+                }
+            },
+            false => body,
+        };
         // A client that waits, with a job slot free (and its tenant within
         // its share of them): process while it streams in.
         if put.wait {
             if let Some(place) = self.streamed.try_take(&who.tenant_id) {
                 if let Some(slot) = self.free_job_slot().await {
                     self.admit_running(&who.tenant_id)?;
-                    let result = self.process_streaming(job, body, limit).await;
+                    let result = self
+                        .process_streaming(job, body, limit, put.late_checksum.clone())
+                        .await;
                     drop((slot, place));
                     return result.map(Stored::Now);
                 }
@@ -204,6 +267,7 @@ impl Service {
         let (received, _, _) = write::store_body(self, body, &staging, &limit, false, None).await?;
         admitted.job.staging = Some(staging);
         admitted.job.staged_bytes = received as i64;
+        admitted.job.meta = LateChecksum::apply(put.late_checksum.as_ref(), admitted.job.meta.take(), true);
         // On an error the staged upload stays: the insert may have
         // committed although its answer was lost, and then the queued job
         // needs it. If no job points at it, the reaper deletes it.
@@ -255,9 +319,23 @@ impl Service {
 
     /// An object's stored container, as bytes, with its length.
     pub async fn container(&self, caller: &Caller, key: &str) -> Result<(ObjectInfo, ByteStream, u64)> {
-        let o = self.object(caller, key).await?;
+        let (o, inline) = self.object_with_container(caller, key).await?;
+        if let Some(bytes) = inline {
+            let size = bytes.len() as u64;
+            let stream = futures_util::stream::once(async move { Ok(bytes) });
+            return Ok((o, Box::pin(stream), size));
+        }
         let (stream, size) = self.objects.stream(&o.location).await?;
         Ok((o, stream, size))
+    }
+
+    /// A stored object of the caller's tenant, with its container if that
+    /// is kept in its row (a small object's).
+    async fn object_with_container(&self, caller: &Caller, key: &str) -> Result<(ObjectInfo, Option<bytes::Bytes>)> {
+        let who = caller.require(Scope::Read)?;
+        check_key(key).map_err(|_| Error::NotFound(format!("object {key:?}")))?;
+        let (o, inline) = self.db.object_with_container(&who.tenant_id, key).await?;
+        Ok((o, inline.map(bytes::Bytes::from)))
     }
 
     /// Runs CPU work `f` (about `cost` bytes' worth) for `caller` on the
@@ -321,13 +399,22 @@ impl Service {
     /// An object's content, restored: all of it, or the bytes of `range`
     /// (reading only the chunks they are in).
     pub async fn content(&self, caller: &Caller, key: &str, range: Option<ByteRange>) -> Result<Content> {
-        let o = self.object(caller, key).await?;
+        let (o, inline) = self.object_with_container(caller, key).await?;
         let len = o.plaintext_len as u64;
         let range = match range {
             Some(r) => Some(r.resolve(len).ok_or(Error::RangeNotSatisfiable { len })?),
             None => None,
         };
         let permit = self.transfers.enter(caller.tenant(), Direction::Download)?;
+        if let Some(container) = inline {
+            let bytes = self.small_content(caller, &o, container, range.clone()).await?;
+            drop(permit);
+            return Ok(Content {
+                object: o,
+                range,
+                body: Box::pin(futures_util::stream::once(async move { Ok(bytes) })),
+            });
+        }
         let archive = self.opened_archive(caller, &o).await?;
         let chunk_size = archive.header().chunk_size.bytes();
         // The first chunk's memory before answering: a node (or a tenant)
@@ -473,8 +560,11 @@ mod overwrite_tests {
     /// only after the grace period.
     #[tokio::test]
     async fn a_reader_of_the_replaced_object_can_still_read_it() {
+        // Containers in the store (a small object's lives in its row, read
+        // with it: nothing to retire).
         let t = TestService::start(Settings {
             retired_grace_secs: Some(1),
+            small_object_max: Some(0),
             ..Settings::default()
         })
         .await;

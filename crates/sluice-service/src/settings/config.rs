@@ -56,6 +56,12 @@ pub struct Config {
     pub upload_ttl: Duration,
     /// MiB of parts buffered at once for S3 multipart uploads.
     pub part_buffer_mib: u32,
+    /// Largest upload stored on arrival, kept in its row (0: none).
+    pub small_object_max: u64,
+    /// Most successes one group commit records.
+    pub commit_batch_max: usize,
+    /// How long a group commit waits for more after the first.
+    pub commit_delay: Duration,
     /// Age before an unreferenced object is reaped.
     pub reaper_min_age: Duration,
     /// Silence after which a multipart upload counts as abandoned.
@@ -181,6 +187,9 @@ impl Config {
             reaper_interval: secs(get!(reaper_interval_secs).max(1)),
             upload_ttl: secs(get!(upload_ttl_secs).max(1)),
             part_buffer_mib: u32::try_from(get!(part_buffer_mib)).unwrap_or(u32::MAX),
+            small_object_max: get!(small_object_max),
+            commit_batch_max: get!(commit_batch_max),
+            commit_delay: Duration::from_micros(get!(commit_delay_us)),
             reaper_min_age: secs(get!(reaper_min_age_secs)),
             reaper_multipart_age: secs(get!(reaper_multipart_age_secs)),
             retired_grace: secs(get!(retired_grace_secs)),
@@ -326,6 +335,9 @@ impl Config {
         in_range("job_max_attempts", self.job_max_attempts as usize, 1, usize::MAX)?;
         in_range("job_lease_secs", self.job_lease.as_secs() as usize, 3, usize::MAX)?;
         in_range("part_buffer_mib", self.part_buffer_mib as usize, 64, 65_536)?;
+        in_range("small_object_max", self.small_object_max as usize, 0, 16 << 20)?;
+        in_range("commit_batch_max", self.commit_batch_max, 1, 10_000)?;
+        in_range("commit_delay_us", self.commit_delay.as_micros() as usize, 0, 1_000_000)?;
         Ok(())
     }
 }

@@ -163,6 +163,15 @@ pub struct Settings {
     /// MiB of resumable-upload parts buffered at once on their way into S3 multipart uploads (more: 503)
     #[arg(long, env = "SLUICE_PART_BUFFER_MIB", value_name = "MIB")]
     pub part_buffer_mib: Option<u64>,
+    /// Uploads of at most this many bytes are stored on arrival, their container kept in the database row and made durable by a group commit shared with other uploads (0 turns this off)
+    #[arg(long, env = "SLUICE_SMALL_OBJECT_MAX", value_name = "BYTES")]
+    pub small_object_max: Option<u64>,
+    /// Most small objects (and job successes) recorded by one group commit
+    #[arg(long, env = "SLUICE_COMMIT_BATCH_MAX", value_name = "N")]
+    pub commit_batch_max: Option<usize>,
+    /// Microseconds a group commit waits for more objects after the first, when fewer than the batch's most are waiting
+    #[arg(long, env = "SLUICE_COMMIT_DELAY_US", value_name = "US")]
+    pub commit_delay_us: Option<u64>,
     /// Most database connections
     #[arg(long, env = "SLUICE_DB_MAX_CONNECTIONS", value_name = "N")]
     pub db_max_connections: Option<u32>,

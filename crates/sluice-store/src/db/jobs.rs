@@ -201,40 +201,15 @@ impl Db {
         object: Option<&ObjectInfo>,
     ) -> Result<Fenced<Placed>> {
         let mut tx = self.begin_write().await?;
-        let now = now_ms();
-        let r = sqlx::query(
-            "UPDATE jobs SET state = 'succeeded', lease_until = NULL, bytes_in = $1, bytes_out = $2, chunks = $3, \
-             error = NULL, error_code = NULL, finished_at = $4, updated_at = $4, staging = NULL \
-             WHERE id = $5 AND attempts = $6 AND state = 'running'",
-        )
-        .bind(progress.bytes_in)
-        .bind(progress.bytes_out)
-        .bind(progress.chunks)
-        .bind(now)
-        .bind(&job.id)
-        .bind(job.attempts)
-        .execute(&mut *tx)
-        .await?;
-        if r.rows_affected() != 1 {
-            return Ok(Fenced::Lost);
+        let done = succeed_in(&mut tx, self.backend, job, progress, object, None).await?;
+        // Lost: nothing was written (the transaction rolls back).
+        if let Fenced::Done(_) = done {
+            tx.commit().await?;
         }
-        let streamed = job.kind == JobKind::Process && job.staging.is_none();
-        let seq = match (object, streamed) {
-            (Some(o), true) => accept(&mut tx, &job.tenant_id, &o.key).await?,
-            _ => job.accept_seq,
-        };
-        let placed = match object {
-            Some(o) => place_object(&mut tx, self.backend, &job.tenant_id, o, seq).await?,
-            None => Placed::Stored,
-        };
-        if placed == Placed::Superseded {
-            sqlx::query("UPDATE jobs SET superseded = 1 WHERE id = $1")
-                .bind(&job.id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(Fenced::Done(placed))
+        Ok(match done {
+            Fenced::Done((placed, _)) => Fenced::Done(placed),
+            Fenced::Lost => Fenced::Lost,
+        })
     }
 
     /// Adds a process job that this node runs at once, outside the queue
@@ -266,6 +241,32 @@ impl Db {
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
+        job_from(&row)
+    }
+
+    /// Records `job`, which ran from its upload's arrival outside the
+    /// queue (a small upload) and failed with `code`: added already
+    /// failed, so it is listed and read as any failed job is.
+    pub async fn add_failed(&self, job: &NewJob, code: &str, error: &str) -> Result<Job> {
+        let now = now_ms();
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO jobs (id, tenant_id, kind, object_key, pipeline, state, attempts, max_attempts, \
+             expected_digest, run_after, created_at, started_at, finished_at, updated_at, meta, error, error_code) \
+             VALUES ($1, $2, $3, $4, $5, 'failed', 1, $6, $7, $8, $8, $8, $8, $8, $9, $10, $11) RETURNING {JOB_COLUMNS}"
+        )))
+        .bind(&job.id)
+        .bind(&job.tenant_id)
+        .bind(job.kind.as_str())
+        .bind(&job.object_key)
+        .bind(&job.pipeline)
+        .bind(job.max_attempts)
+        .bind(&job.expected_digest)
+        .bind(now)
+        .bind(&job.meta)
+        .bind(error)
+        .bind(code)
+        .fetch_one(&self.pool)
+        .await?;
         job_from(&row)
     }
 
@@ -377,6 +378,102 @@ fn fenced(r: &sqlx::any::AnyQueryResult) -> Fenced<()> {
 
 /// Adds a queued job in `tx` (which may also record what the job is for);
 /// a process job takes the next place in its key's order of writes.
+/// [`Db::succeed`] in a transaction the caller commits (with others, for a
+/// group commit): the job as it now is, or `Lost`. `container` is the
+/// object's container when it is kept in its row.
+pub(crate) async fn succeed_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
+    job: &Job,
+    progress: JobProgress,
+    object: Option<&ObjectInfo>,
+    container: Option<&[u8]>,
+) -> Result<Fenced<(Placed, Job)>> {
+    let now = now_ms();
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE jobs SET state = 'succeeded', lease_until = NULL, bytes_in = $1, bytes_out = $2, chunks = $3, \
+         error = NULL, error_code = NULL, finished_at = $4, updated_at = $4, staging = NULL \
+         WHERE id = $5 AND attempts = $6 AND state = 'running' RETURNING {JOB_COLUMNS}"
+    )))
+    .bind(progress.bytes_in)
+    .bind(progress.bytes_out)
+    .bind(progress.chunks)
+    .bind(now)
+    .bind(&job.id)
+    .bind(job.attempts)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(Fenced::Lost);
+    };
+    let mut done = job_from(&row)?;
+    let streamed = job.kind == JobKind::Process && job.staging.is_none();
+    let seq = match (object, streamed) {
+        (Some(o), true) => accept(tx, &job.tenant_id, &o.key).await?,
+        _ => job.accept_seq,
+    };
+    let placed = match object {
+        Some(o) => place_object(tx, backend, &job.tenant_id, o, seq, container).await?,
+        None => Placed::Stored,
+    };
+    if placed == Placed::Superseded {
+        mark_superseded(tx, &mut done).await?;
+    }
+    Ok(Fenced::Done((placed, done)))
+}
+
+/// Records `job`, which ran from its arrival to its end outside the queue
+/// (a small upload processed as it arrived), as succeeded with `object`,
+/// accepted now; in a transaction the caller commits. Returns the job.
+pub(crate) async fn arrived_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
+    job: &NewJob,
+    progress: JobProgress,
+    object: &ObjectInfo,
+    container: Option<&[u8]>,
+) -> Result<(Placed, Job)> {
+    let now = now_ms();
+    let seq = accept(tx, &job.tenant_id, &job.object_key).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO jobs (id, tenant_id, kind, object_key, pipeline, state, attempts, max_attempts, \
+         expected_digest, run_after, created_at, started_at, finished_at, updated_at, accept_seq, meta, \
+         bytes_in, bytes_out, chunks) \
+         VALUES ($1, $2, $3, $4, $5, 'succeeded', 1, $6, $7, $8, $8, $8, $8, $8, $9, $10, $11, $12, $13) \
+         RETURNING {JOB_COLUMNS}"
+    )))
+    .bind(&job.id)
+    .bind(&job.tenant_id)
+    .bind(job.kind.as_str())
+    .bind(&job.object_key)
+    .bind(&job.pipeline)
+    .bind(job.max_attempts)
+    .bind(&job.expected_digest)
+    .bind(now)
+    .bind(seq)
+    .bind(&job.meta)
+    .bind(progress.bytes_in)
+    .bind(progress.bytes_out)
+    .bind(progress.chunks)
+    .fetch_one(&mut **tx)
+    .await?;
+    let mut done = job_from(&row)?;
+    let placed = place_object(tx, backend, &job.tenant_id, object, seq, container).await?;
+    if placed == Placed::Superseded {
+        mark_superseded(tx, &mut done).await?;
+    }
+    Ok((placed, done))
+}
+
+async fn mark_superseded(tx: &mut sqlx::Transaction<'_, sqlx::Any>, job: &mut Job) -> Result<()> {
+    sqlx::query("UPDATE jobs SET superseded = 1 WHERE id = $1")
+        .bind(&job.id)
+        .execute(&mut **tx)
+        .await?;
+    job.superseded = true;
+    Ok(())
+}
+
 pub(crate) async fn enqueue_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>, job: &NewJob) -> Result<Job> {
     let now = now_ms();
     let seq = match job.kind {

@@ -5,6 +5,7 @@
 //! other nodes are woken when a job is queued ([`wake`]).
 
 mod buckets;
+mod commits;
 mod connect;
 mod jobs;
 mod multipart;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use sqlx::AnyPool;
 
 pub use buckets::BucketDelete;
+pub use commits::Success;
 pub use connect::{acquires as db_acquires, Backend};
 pub use jobs::{Fenced, NewJob};
 pub use multipart::{Multipart, MultipartPart};
@@ -131,6 +133,24 @@ impl Db {
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    /// Gives pages that deletes freed back to the file system (SQLite's
+    /// incremental vacuum, at most `pages` of them); how many the file
+    /// still holds free. PostgreSQL's autovacuum does this work there:
+    /// nothing to do.
+    pub async fn reclaim_free_pages(&self, pages: u32) -> Result<i64> {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut conn = self.pool.acquire().await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA incremental_vacuum({pages})")))
+                    .execute(&mut *conn)
+                    .await?;
+                let row = sqlx::query("PRAGMA freelist_count").fetch_one(&mut *conn).await?;
+                Ok(sqlx::Row::try_get::<i64, _>(&row, 0)?)
+            }
+            Backend::Postgres => Ok(0),
+        }
     }
 
     /// Pool size and idle connections, for health and metrics.

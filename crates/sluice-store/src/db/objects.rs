@@ -30,8 +30,12 @@ pub(crate) async fn accept(tx: &mut Tx<'_>, tenant_id: &str, key: &str) -> Resul
     Ok(row.try_get("last")?)
 }
 
-/// Keeps `location` for the grace period before the reaper deletes it.
+/// Keeps `location` for the grace period before the reaper deletes it (a
+/// container kept in its row needs nothing: readers got it with the row).
 async fn retire(tx: &mut Tx<'_>, location: &str) -> Result<()> {
+    if Objects::is_inline(location) {
+        return Ok(());
+    }
     sqlx::query("INSERT INTO retired (location, retired_at) VALUES ($1, $2) ON CONFLICT (location) DO NOTHING")
         .bind(location)
         .bind(now_ms())
@@ -54,13 +58,15 @@ pub enum Placed {
 /// Makes `o`, the object of an upload accepted as number `seq`, the object
 /// under its key — unless a later acceptance already took effect. Locks
 /// the key's version row first, so commits to one key are serialized on
-/// every backend; the replaced container is retired.
+/// every backend; the replaced container is retired. `container` is the
+/// container itself for an object kept in its row.
 pub(crate) async fn place_object(
     tx: &mut Tx<'_>,
     backend: Backend,
     tenant: &str,
     o: &ObjectInfo,
     seq: i64,
+    container: Option<&[u8]>,
 ) -> Result<Placed> {
     sqlx::query(
         "INSERT INTO key_versions (tenant_id, key, last) VALUES ($1, $2, 0) ON CONFLICT (tenant_id, key) DO NOTHING",
@@ -99,13 +105,13 @@ pub(crate) async fn place_object(
         return Ok(Placed::Superseded);
     }
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO objects (tenant_id, {OBJECT_COLUMNS}, accept_seq) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+        "INSERT INTO objects (tenant_id, {OBJECT_COLUMNS}, accept_seq, inline_container) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
          ON CONFLICT (tenant_id, key) DO UPDATE SET location = excluded.location, \
          pipeline = excluded.pipeline, encrypted = excluded.encrypted, container_len = excluded.container_len, \
          plaintext_len = excluded.plaintext_len, chunk_count = excluded.chunk_count, digest = excluded.digest, \
          job_id = excluded.job_id, created_at = excluded.created_at, meta = excluded.meta, etag = excluded.etag, \
-         accept_seq = excluded.accept_seq"
+         accept_seq = excluded.accept_seq, inline_container = excluded.inline_container"
     )))
     .bind(tenant)
     .bind(&o.key)
@@ -121,6 +127,7 @@ pub(crate) async fn place_object(
     .bind(&o.meta)
     .bind(&o.etag)
     .bind(seq)
+    .bind(container)
     .execute(&mut **tx)
     .await?;
     if let Some(old) = old_location.filter(|l| *l != o.location) {
@@ -154,6 +161,21 @@ impl Db {
         .await?
         .ok_or_else(|| Error::NotFound(format!("object {key:?}")))?;
         object_from(&row)
+    }
+
+    /// A stored object with its container, when the container is kept in
+    /// its row (read together: an overwrite committing meanwhile cannot
+    /// take it away from this reader).
+    pub async fn object_with_container(&self, tenant_id: &str, key: &str) -> Result<(ObjectInfo, Option<Vec<u8>>)> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {OBJECT_COLUMNS}, inline_container FROM objects WHERE tenant_id = $1 AND key = $2"
+        )))
+        .bind(tenant_id)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("object {key:?}")))?;
+        Ok((object_from(&row)?, row.try_get("inline_container")?))
     }
 
     /// Objects whose key starts with `prefix`, after `cursor`, in key order.

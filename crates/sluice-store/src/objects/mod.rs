@@ -226,6 +226,18 @@ impl Objects {
         format!("objects/{tenant_id}/{job_id}-{attempt}.sluice")
     }
 
+    /// The name of a container kept in its object's database row (a small
+    /// object's), never in the store: it names the object's identity (for
+    /// caches keyed by location) and that it is kept there.
+    pub fn inline_path(tenant_id: &str, job_id: &str, attempt: i64) -> String {
+        format!("inline/{tenant_id}/{job_id}-{attempt}.sluice")
+    }
+
+    /// Whether `location` names a container kept in its database row.
+    pub fn is_inline(location: &str) -> bool {
+        location.starts_with("inline/")
+    }
+
     /// The job id and attempt whose container `location` is (the inverse
     /// of [`Objects::container_path`], also for the `.partial` file a local
     /// store writes first); `None` for any other path.
