@@ -10,7 +10,7 @@ use bech32::{Bech32, Hrp};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::kdf::{random_key, KdfLimits, KdfParams, SecretKey, KEY_LEN};
+use crate::kdf::{hkdf32, random_key, KdfLimits, KdfParams, SecretKey, KEY_LEN};
 
 /// Human-readable prefix of a recipient (public key) string.
 pub const RECIPIENT_HRP: &str = "sluice";
@@ -106,6 +106,14 @@ impl Identity {
     /// The recipient (public key) of this identity.
     pub fn recipient(&self) -> Recipient {
         Recipient(x25519_dalek::PublicKey::from(&self.secret).to_bytes())
+    }
+
+    /// A symmetric key derived from this identity's secret for `purpose`
+    /// (HKDF-SHA256): for the identity's owner to seal files to itself in a
+    /// key-file slot, which opens without an X25519 exchange per file.
+    pub fn derive_raw_key(&self, purpose: &[u8]) -> RawKey {
+        let secret = Zeroizing::new(self.secret.to_bytes());
+        RawKey(hkdf32(secret.as_ref(), b"sluice v1 identity-derived key", purpose))
     }
 
     /// The `SLUICE-SECRET-KEY-1...` string; handle with care.
@@ -290,6 +298,16 @@ impl fmt::Debug for KeyRing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_derived_from_an_identity_are_its_own_and_per_purpose() {
+        let id = Identity::generate().unwrap();
+        let again = Identity::parse(&id.to_secret_string()).unwrap();
+        assert_eq!(id.derive_raw_key(b"a").expose(), again.derive_raw_key(b"a").expose());
+        assert_ne!(id.derive_raw_key(b"a").expose(), id.derive_raw_key(b"b").expose());
+        let other = Identity::generate().unwrap();
+        assert_ne!(id.derive_raw_key(b"a").expose(), other.derive_raw_key(b"a").expose());
+    }
 
     #[test]
     fn identity_and_recipient_strings_round_trip() {

@@ -23,6 +23,10 @@ pub struct PipelineChange {
     pub recipients: Option<Vec<String>>,
 }
 
+/// How long a pipeline's engine settings are kept in memory: a change made
+/// on another node applies within this long (one made here, at once).
+pub const OPTIONS_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Checks a pipeline name: 1 to 64 of `a-z 0-9 - _`.
 pub fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
@@ -72,6 +76,7 @@ impl Service {
         };
         validate(&p)?;
         self.db.put_pipeline(&who.tenant_id, &p).await?;
+        self.options.invalidate_all();
         Ok(p)
     }
 
@@ -85,7 +90,9 @@ impl Service {
     /// its defaults).
     pub async fn delete_pipeline(&self, caller: &Caller, name: &str) -> Result<()> {
         let who = caller.require(Scope::Write)?;
-        Ok(self.db.delete_pipeline(&who.tenant_id, name).await?)
+        self.db.delete_pipeline(&who.tenant_id, name).await?;
+        self.options.invalidate_all();
+        Ok(())
     }
 
     /// The caller's pipelines, `default` included.

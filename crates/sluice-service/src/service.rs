@@ -24,10 +24,22 @@ use crate::transfers::{StreamedShare, TenantLanes, TransferMemory, Transfers};
 use crate::{Error, Result};
 
 /// The service: its configuration, database, object store, engine, keys,
-/// caches, limits and the jobs running on this node. Cheap to clone
-/// (everything behind `Arc`); the faces hold one each.
+/// caches, limits and the jobs running on this node. Cheap to clone (one
+/// `Arc`: requests and tasks clone it often); the faces hold one each.
 #[derive(Clone, Debug)]
-pub struct Service {
+pub struct Service(Arc<Shared>);
+
+impl std::ops::Deref for Service {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What a [`Service`] shares.
+#[derive(Debug)]
+pub struct Shared {
     pub(crate) config: Arc<Config>,
     pub(crate) db: Db,
     pub(crate) objects: Objects,
@@ -63,6 +75,8 @@ pub struct Service {
     pub(crate) followed: Arc<Followed>,
     /// Records job successes many to a database commit.
     pub(crate) commits: GroupCommit,
+    /// Pipelines' engine settings by tenant and name, kept briefly.
+    pub(crate) options: moka::sync::Cache<(String, String), sluice_engine::EncodeOptions>,
 }
 
 /// How to open a [`Service`] beyond its configuration.
@@ -134,7 +148,7 @@ impl Builder {
             ),
             None => None,
         };
-        Ok(Service {
+        Ok(Service(Arc::new(Shared {
             db: db.clone(),
             objects,
             engine,
@@ -155,8 +169,12 @@ impl Builder {
             streamed: Arc::new(StreamedShare::new(config.max_running_jobs)),
             followed: Arc::new(Followed::default()),
             commits: GroupCommit::start(db.clone(), config.commit_batch_max, config.commit_delay),
+            options: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(crate::pipelines::OPTIONS_TTL)
+                .build(),
             config: Arc::new(config),
-        })
+        })))
     }
 }
 

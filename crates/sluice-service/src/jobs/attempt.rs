@@ -7,7 +7,9 @@
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use sluice_engine::format::{ChunkSize, Compression, FileParams, KeyRing, Recipient, SlotSpec, Suite};
+use sluice_engine::format::{
+    ChunkSize, Compression, FileParams, Identity, KeyRing, RawKey, Recipient, SlotSpec, Suite,
+};
 use sluice_engine::{CancelToken, Control, EncodeOptions, Progress};
 use sluice_store::ByteStream;
 use sluice_store::{now_ms, Job, ObjectInfo};
@@ -18,6 +20,12 @@ use crate::objects::encode::{encode_stream, Also, Encoded};
 use crate::objects::meta::Carried;
 use crate::objects::small::Small;
 use crate::{Error, Service};
+
+/// The key a tenant's own slot of its objects holds: derived from its
+/// identity, so only the server (which holds the identity) opens it.
+fn tenant_key(identity: &Identity) -> RawKey {
+    identity.derive_raw_key(b"sluice tenant objects")
+}
 
 /// How a job attempt ended.
 #[derive(Debug)]
@@ -56,7 +64,29 @@ impl Service {
     /// The engine settings of a tenant's pipeline: its codec, cipher and
     /// chunk size, and key slots for the tenant's identity and the
     /// pipeline's recipients.
+    ///
+    /// Kept for a second ([`crate::pipelines::OPTIONS_TTL`]; a change made
+    /// on this node forgets them at once): small objects arrive by the
+    /// thousand, and each would otherwise cost two database reads.
     pub(crate) async fn encode_options(&self, tenant_id: &str, pipeline_name: &str) -> Result<EncodeOptions, JobError> {
+        let cache_key = (tenant_id.to_string(), pipeline_name.to_string());
+        if let Some(opts) = self.options.get(&cache_key) {
+            return Ok(opts);
+        }
+        let opts = self.read_encode_options(tenant_id, pipeline_name).await?;
+        self.options.insert(cache_key, opts.clone());
+        Ok(opts)
+    }
+
+    /// Whether `pipeline_name` of `tenant_id` is known to exist (its
+    /// settings are cached).
+    pub(crate) fn pipeline_cached(&self, tenant_id: &str, pipeline_name: &str) -> bool {
+        self.options
+            .contains_key(&(tenant_id.to_string(), pipeline_name.to_string()))
+    }
+
+    /// [`Service::encode_options`] read from the database.
+    async fn read_encode_options(&self, tenant_id: &str, pipeline_name: &str) -> Result<EncodeOptions, JobError> {
         let pipeline = match self.db.pipeline(tenant_id, pipeline_name).await {
             Ok(p) => p,
             Err(sluice_store::Error::NotFound(_)) => {
@@ -66,7 +96,6 @@ impl Service {
             }
             Err(e) => return Err(store_failure(e)),
         };
-        let tenant = self.db.tenant(tenant_id).await.map_err(store_failure)?;
         let params = match (
             Suite::from_name(&pipeline.encrypt),
             Compression::parse(&pipeline.compress),
@@ -86,11 +115,15 @@ impl Service {
         };
         let mut slots = Vec::new();
         if params.suite.is_encrypted() {
-            // The tenant's own recipient is the server's data: if it does
-            // not parse, that is a bug or a damaged database.
-            let own = Recipient::parse(&tenant.recipient)
-                .map_err(|e| JobError::Internal(format!("the tenant's recipient cannot be read: {e}")))?;
-            slots.push(SlotSpec::Recipient(own));
+            // The tenant's own slot: a key derived from its identity (a
+            // key-file slot: no X25519 exchange per object, which small
+            // objects would feel). The identity is the server's data: if it
+            // cannot be unsealed, that is a bug or a damaged database.
+            let identity = self
+                .tenant_identity(tenant_id)
+                .await
+                .map_err(|e| JobError::Internal(format!("the tenant's identity cannot be read: {e}")))?;
+            slots.push(SlotSpec::RawKey(tenant_key(&identity)));
             for r in &pipeline.recipients {
                 match Recipient::parse(r) {
                     Ok(r) => slots.push(SlotSpec::Recipient(r)),
@@ -108,19 +141,27 @@ impl Service {
     /// The keys that open a tenant's object (unsealing runs off the async
     /// workers).
     pub(crate) async fn keyring_for(&self, tenant_id: &str, encrypted: bool) -> crate::Result<KeyRing> {
-        let identity = match self.keys.cached(tenant_id) {
-            Some(id) => id,
-            None => {
-                let tenant = self.db.tenant(tenant_id).await?;
-                let keys = Arc::clone(&self.keys);
-                sluice_store::blocking::spawn(move || keys.identity(&tenant.id, &tenant.sealed_identity))
-                    .await
-                    .map_err(Error::internal)?
-                    .map_err(Error::internal)?
-            }
-        };
-        let ring = KeyRing::new().with_identity((*identity).clone());
+        let identity = self.tenant_identity(tenant_id).await?;
+        // Objects sealed to the tenant's identity (X25519) or, since small
+        // objects, to the key derived from it.
+        let ring = KeyRing::new()
+            .with_raw_key(tenant_key(&identity))
+            .with_identity((*identity).clone());
         Ok(if encrypted { ring } else { ring.allowing_unencrypted() })
+    }
+
+    /// A tenant's identity, unsealed (cached; unsealing runs off the async
+    /// workers).
+    async fn tenant_identity(&self, tenant_id: &str) -> crate::Result<Arc<Identity>> {
+        if let Some(id) = self.keys.cached(tenant_id) {
+            return Ok(id);
+        }
+        let tenant = self.db.tenant(tenant_id).await?;
+        let keys = Arc::clone(&self.keys);
+        sluice_store::blocking::spawn(move || keys.identity(&tenant.id, &tenant.sealed_identity))
+            .await
+            .map_err(Error::internal)?
+            .map_err(Error::internal)
     }
 
     /// Processes a queued upload's staged copy into the container at

@@ -2,9 +2,9 @@
 //! in any order and in parallel, then completed with the parts wanted.
 //! Each part is compressed and sealed as it arrives, into a durable
 //! container of its own, its MD5 (its ETag) computed on the CPU pool on
-//! the way ([`parts`]); completing checks the list, leaves only the listed
+//! the way (`parts.rs`); completing checks the list, leaves only the listed
 //! parts under the upload's prefix, and queues one job that assembles the
-//! object's container from them ([`assemble`]): the answer comes once the
+//! object's container from them (`assemble.rs`): the answer comes once the
 //! object is stored. The object's ETag is S3's multipart form, the MD5 of
 //! the parts' MD5s and their count.
 
@@ -102,7 +102,7 @@ impl Service {
 
     /// Stores part `number` of upload `id` as it arrives, compressed and
     /// sealed on the CPU pool into a container of its own (see
-    /// [`parts`]); a part sent again replaces the earlier one. Returns it
+    /// `parts.rs`); a part sent again replaces the earlier one. Returns it
     /// with its MD5 ETag and the checksum `checksum` gives once the body
     /// has ended (`ALGO:BASE64`, from a body the caller had checked on its
     /// way in).

@@ -204,7 +204,9 @@ impl Service {
         // Held until the body is stored (and, with `wait`, processed).
         let _transfer = self.transfers.enter(&who.tenant_id, Direction::Upload)?;
         let pipeline = put.pipeline.as_deref().unwrap_or("default");
-        self.db.pipeline(&who.tenant_id, pipeline).await?;
+        if !self.pipeline_cached(&who.tenant_id, pipeline) {
+            self.db.pipeline(&who.tenant_id, pipeline).await?;
+        }
         let expected_digest = put.expected_blake3.as_deref().map(check_blake3).transpose()?;
         let max_upload = self.config.max_upload_bytes;
         if put.declared_len.is_some_and(|len| len > max_upload) {

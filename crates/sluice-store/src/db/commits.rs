@@ -3,11 +3,19 @@
 //! durable. Each success is recorded exactly as it would be alone
 //! ([`Db::succeed`], or a job added already succeeded), in the order given.
 
-use super::jobs::{arrived_in, succeed_in, Fenced, NewJob};
-use super::objects::Placed;
-use super::Db;
-use crate::error::Result;
+use std::collections::HashMap;
+
+use sqlx::Row;
+
+use super::jobs::{arrived_in, job_from, succeed_in, Fenced, NewJob, JOB_COLUMNS};
+use super::objects::{retire, Placed, OBJECT_COLUMNS};
+use super::{Backend, Db};
+use crate::error::{Error, Result};
 use crate::model::{Job, JobProgress, ObjectInfo};
+use crate::now_ms;
+
+/// A transaction that writes.
+type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
 
 /// One job's success, for [`Db::record_successes`].
 #[derive(Debug, Clone, Copy)]
@@ -43,28 +51,248 @@ impl Db {
     /// each, the job as it now is and whether its object took its key
     /// (`Lost`: an attempt that no longer held its job; nothing of it was
     /// written). An error means none was recorded.
+    ///
+    /// Runs of arrived uploads to distinct keys are written with a few
+    /// statements for the whole run (multi-row), not a few per upload:
+    /// a database statement costs a round trip, and small objects arrive
+    /// by the thousand.
     pub async fn record_successes(&self, batch: &[Success<'_>]) -> Result<Vec<Fenced<(Placed, Job)>>> {
         let mut tx = self.begin_write().await?;
         let mut done = Vec::with_capacity(batch.len());
+        let mut run: Vec<Arrival<'_>> = Vec::new();
         for success in batch {
-            done.push(match *success {
+            match *success {
                 Success::Arrived {
                     job,
                     progress,
                     object,
                     container,
-                } => Fenced::Done(arrived_in(&mut tx, self.backend, job, progress, object, container).await?),
+                } => {
+                    // A second write to a key already in the run, or a full
+                    // run: the run is written first (writes apply in order).
+                    let repeats = run
+                        .iter()
+                        .any(|a| a.job.tenant_id == job.tenant_id && a.job.object_key == job.object_key);
+                    if repeats || run.len() >= RUN_MAX {
+                        done.extend(
+                            arrived_many(&mut tx, self.backend, &run)
+                                .await?
+                                .into_iter()
+                                .map(Fenced::Done),
+                        );
+                        run.clear();
+                    }
+                    run.push(Arrival {
+                        job,
+                        progress,
+                        object,
+                        container,
+                    });
+                }
                 Success::Attempt {
                     job,
                     progress,
                     object,
                     container,
-                } => succeed_in(&mut tx, self.backend, job, progress, object, container).await?,
-            });
+                } => {
+                    done.extend(
+                        arrived_many(&mut tx, self.backend, &run)
+                            .await?
+                            .into_iter()
+                            .map(Fenced::Done),
+                    );
+                    run.clear();
+                    done.push(succeed_in(&mut tx, self.backend, job, progress, object, container).await?);
+                }
+            }
         }
+        done.extend(
+            arrived_many(&mut tx, self.backend, &run)
+                .await?
+                .into_iter()
+                .map(Fenced::Done),
+        );
         tx.commit().await?;
         Ok(done)
     }
+}
+
+/// Most uploads one multi-row statement writes (an object row takes 15
+/// values; SQLite allows 32766, PostgreSQL 65535).
+const RUN_MAX: usize = 64;
+
+/// An arrived upload of a run.
+struct Arrival<'a> {
+    job: &'a NewJob,
+    progress: JobProgress,
+    object: &'a ObjectInfo,
+    container: Option<&'a [u8]>,
+}
+
+/// Numbered placeholders for a statement: `$1, $2, …` on PostgreSQL, `?`
+/// on SQLite (whose numbered ones cost a search per value bound, which
+/// many-row statements multiply). Values are bound in the order the
+/// placeholders were handed out.
+struct Params {
+    backend: Backend,
+    next: usize,
+}
+
+impl Params {
+    fn new(backend: Backend) -> Params {
+        Params { backend, next: 0 }
+    }
+
+    /// The next placeholder.
+    fn one(&mut self) -> String {
+        self.next += 1;
+        match self.backend {
+            Backend::Postgres => format!("${}", self.next),
+            Backend::Sqlite => "?".to_string(),
+        }
+    }
+
+    /// `(p, p, …)`: a row of `n`, with `fixed` spliced in (`(index, SQL)`).
+    fn row(&mut self, n: usize, fixed: &[(usize, &str)]) -> String {
+        let mut out = Vec::with_capacity(n + fixed.len());
+        for i in 0..n + fixed.len() {
+            match fixed.iter().find(|(at, _)| *at == i) {
+                Some((_, sql)) => out.push((*sql).to_string()),
+                None => out.push(self.one()),
+            }
+        }
+        format!("({})", out.join(", "))
+    }
+}
+
+/// Records a run of arrived uploads to distinct keys, as
+/// [`arrived_in`] records one: each accepted now (so each is its key's
+/// newest write, never superseded), its job added succeeded, its object
+/// made the key's, the container it replaced retired. In order of the
+/// run; a handful of statements for all of it.
+async fn arrived_many(tx: &mut Tx<'_>, backend: Backend, run: &[Arrival<'_>]) -> Result<Vec<(Placed, Job)>> {
+    if run.is_empty() {
+        return Ok(Vec::new());
+    }
+    if run.len() == 1 {
+        let a = &run[0];
+        return Ok(vec![
+            arrived_in(tx, backend, a.job, a.progress, a.object, a.container).await?,
+        ]);
+    }
+    let now = now_ms();
+    // Acceptance numbers, one per key.
+    let mut p = Params::new(backend);
+    let rows: Vec<String> = run.iter().map(|_| p.row(2, &[(2, "1")])).collect();
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO key_versions (tenant_id, key, last) VALUES {} \
+         ON CONFLICT (tenant_id, key) DO UPDATE SET last = key_versions.last + 1 RETURNING tenant_id, key, last",
+        rows.join(", ")
+    )));
+    for a in run {
+        q = q.bind(&a.job.tenant_id).bind(&a.job.object_key);
+    }
+    let mut seqs: HashMap<(String, String), i64> = HashMap::with_capacity(run.len());
+    for row in q.fetch_all(&mut **tx).await? {
+        seqs.insert((row.try_get("tenant_id")?, row.try_get("key")?), row.try_get("last")?);
+    }
+    let seq_of = |a: &Arrival<'_>| -> Result<i64> {
+        seqs.get(&(a.job.tenant_id.clone(), a.job.object_key.clone()))
+            .copied()
+            .ok_or_else(|| Error::Corrupt(format!("no acceptance number for {:?}", a.job.object_key)))
+    };
+    // The containers the objects replace.
+    let mut p = Params::new(backend);
+    let pairs: Vec<String> = run.iter().map(|_| p.row(2, &[])).collect();
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT location FROM objects WHERE (tenant_id, key) IN (VALUES {})",
+        pairs.join(", ")
+    )));
+    for a in run {
+        q = q.bind(&a.job.tenant_id).bind(&a.job.object_key);
+    }
+    let replaced: Vec<String> = q
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get("location"))
+        .collect::<std::result::Result<_, _>>()?;
+    // The jobs, already succeeded: 17 values a row, then state and attempts.
+    let mut p = Params::new(backend);
+    let rows: Vec<String> = run.iter().map(|_| p.row(17, &[(5, "'succeeded'"), (6, "1")])).collect();
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO jobs (id, tenant_id, kind, object_key, pipeline, state, attempts, max_attempts, \
+         expected_digest, run_after, created_at, started_at, finished_at, updated_at, accept_seq, meta, \
+         bytes_in, bytes_out, chunks) VALUES {} RETURNING {JOB_COLUMNS}",
+        rows.join(", ")
+    )));
+    for a in run {
+        q = q
+            .bind(&a.job.id)
+            .bind(&a.job.tenant_id)
+            .bind(a.job.kind.as_str())
+            .bind(&a.job.object_key)
+            .bind(&a.job.pipeline)
+            .bind(a.job.max_attempts)
+            .bind(&a.job.expected_digest)
+            .bind(now)
+            .bind(now)
+            .bind(now)
+            .bind(now)
+            .bind(now)
+            .bind(seq_of(a)?)
+            .bind(&a.job.meta)
+            .bind(a.progress.bytes_in)
+            .bind(a.progress.bytes_out)
+            .bind(a.progress.chunks);
+    }
+    let mut jobs: HashMap<String, Job> = HashMap::with_capacity(run.len());
+    for row in q.fetch_all(&mut **tx).await? {
+        let job = job_from(&row)?;
+        jobs.insert(job.id.clone(), job);
+    }
+    // The objects, each its key's now.
+    let mut p = Params::new(backend);
+    let rows: Vec<String> = run.iter().map(|_| p.row(15, &[])).collect();
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO objects (tenant_id, {OBJECT_COLUMNS}, accept_seq, inline_container) VALUES {} \
+         ON CONFLICT (tenant_id, key) DO UPDATE SET location = excluded.location, \
+         pipeline = excluded.pipeline, encrypted = excluded.encrypted, container_len = excluded.container_len, \
+         plaintext_len = excluded.plaintext_len, chunk_count = excluded.chunk_count, digest = excluded.digest, \
+         job_id = excluded.job_id, created_at = excluded.created_at, meta = excluded.meta, etag = excluded.etag, \
+         accept_seq = excluded.accept_seq, inline_container = excluded.inline_container",
+        rows.join(", ")
+    )));
+    for a in run {
+        let o = a.object;
+        q = q
+            .bind(&a.job.tenant_id)
+            .bind(&o.key)
+            .bind(&o.location)
+            .bind(&o.pipeline)
+            .bind(i64::from(o.encrypted))
+            .bind(o.container_len)
+            .bind(o.plaintext_len)
+            .bind(o.chunk_count)
+            .bind(&o.digest)
+            .bind(&o.job_id)
+            .bind(o.created_at)
+            .bind(&o.meta)
+            .bind(&o.etag)
+            .bind(seq_of(a)?)
+            .bind(a.container);
+    }
+    q.execute(&mut **tx).await?;
+    for location in replaced {
+        retire(tx, &location).await?;
+    }
+    run.iter()
+        .map(|a| {
+            jobs.remove(&a.job.id)
+                .map(|j| (Placed::Stored, j))
+                .ok_or_else(|| Error::Corrupt(format!("job {} was not recorded", a.job.id)))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -103,6 +331,64 @@ mod tests {
             etag: None,
         };
         (job, object)
+    }
+
+    /// A run of arrivals written with multi-row statements does what one
+    /// at a time does: every object its key's (replacing older ones, whose
+    /// store containers are retired), every job succeeded.
+    #[tokio::test]
+    async fn a_run_of_arrivals_is_written_as_one_at_a_time_would() {
+        for (db, _dir) in test_dbs().await {
+            let t = db.create_tenant("acme", b"sealed", "sluice1x").await.unwrap();
+            // Two keys already hold objects whose containers are files.
+            for key in ["k3", "k7"] {
+                let (job, mut o) = small(&t.id, key);
+                o.location = Objects::container_path(&t.id, &job.id, 1);
+                let batch = [Success::Arrived {
+                    job: &job,
+                    progress: JobProgress::default(),
+                    object: &o,
+                    container: None,
+                }];
+                db.record_successes(&batch).await.unwrap();
+            }
+            for round in 0..2u8 {
+                let entries: Vec<(NewJob, ObjectInfo)> = (0..10).map(|i| small(&t.id, &format!("k{i}"))).collect();
+                let containers: Vec<Vec<u8>> = (0..10).map(|i| vec![round, i]).collect();
+                let batch: Vec<Success<'_>> = entries
+                    .iter()
+                    .zip(&containers)
+                    .map(|((job, object), c)| Success::Arrived {
+                        job,
+                        progress: JobProgress {
+                            bytes_in: 1,
+                            bytes_out: 2,
+                            chunks: 1,
+                        },
+                        object,
+                        container: Some(c),
+                    })
+                    .collect();
+                let done = db.record_successes(&batch).await.unwrap();
+                for ((job, _), d) in entries.iter().zip(&done) {
+                    match d {
+                        Fenced::Done((Placed::Stored, j)) => {
+                            assert_eq!(
+                                (&j.id, j.state, j.progress.bytes_out),
+                                (&job.id, JobState::Succeeded, 2)
+                            );
+                        }
+                        other => panic!("{other:?}"),
+                    }
+                }
+                for (i, (job, _)) in entries.iter().enumerate() {
+                    let (o, c) = db.object_with_container(&t.id, &format!("k{i}")).await.unwrap();
+                    assert_eq!((o.job_id.as_str(), c), (job.id.as_str(), Some(vec![round, i as u8])));
+                }
+            }
+            // The two file containers replaced are retired (the reaper's).
+            assert_eq!(db.retired_before(now_ms() + 1, 10).await.unwrap().len(), 2);
+        }
     }
 
     #[tokio::test]

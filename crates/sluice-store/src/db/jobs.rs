@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::model::{Job, JobKind, JobProgress, JobState, ObjectInfo};
 use crate::now_ms;
 
-const JOB_COLUMNS: &str =
+pub(crate) const JOB_COLUMNS: &str =
     "id, tenant_id, kind, object_key, pipeline, state, attempts, max_attempts, storage_waits, staging, staged_bytes, \
      expected_digest, bytes_in, bytes_out, chunks, error, error_code, created_at, started_at, finished_at, updated_at, \
      accept_seq, superseded, meta";
@@ -502,7 +502,7 @@ pub(crate) async fn enqueue_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>, job: &
     job_from(&row)
 }
 
-fn job_from(row: &AnyRow) -> Result<Job> {
+pub(crate) fn job_from(row: &AnyRow) -> Result<Job> {
     let kind: String = row.try_get("kind")?;
     let state: String = row.try_get("state")?;
     Ok(Job {

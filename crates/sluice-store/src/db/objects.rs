@@ -32,7 +32,7 @@ pub(crate) async fn accept(tx: &mut Tx<'_>, tenant_id: &str, key: &str) -> Resul
 
 /// Keeps `location` for the grace period before the reaper deletes it (a
 /// container kept in its row needs nothing: readers got it with the row).
-async fn retire(tx: &mut Tx<'_>, location: &str) -> Result<()> {
+pub(crate) async fn retire(tx: &mut Tx<'_>, location: &str) -> Result<()> {
     if Objects::is_inline(location) {
         return Ok(());
     }
