@@ -181,6 +181,10 @@ async fn arrived_many(tx: &mut Tx<'_>, backend: Backend, run: &[Arrival<'_>]) ->
         ]);
     }
     let now = now_ms();
+    // Keys are locked in one order by every node's commits (PostgreSQL:
+    // two commits that lock the same keys in other orders could deadlock).
+    let mut sorted: Vec<&Arrival<'_>> = run.iter().collect();
+    sorted.sort_by(|a, b| (&a.job.tenant_id, &a.job.object_key).cmp(&(&b.job.tenant_id, &b.job.object_key)));
     // Acceptance numbers, one per key.
     let mut p = Params::new(backend);
     let rows: Vec<String> = run.iter().map(|_| p.row(2, &[(2, "1")])).collect();
@@ -189,7 +193,7 @@ async fn arrived_many(tx: &mut Tx<'_>, backend: Backend, run: &[Arrival<'_>]) ->
          ON CONFLICT (tenant_id, key) DO UPDATE SET last = key_versions.last + 1 RETURNING tenant_id, key, last",
         rows.join(", ")
     )));
-    for a in run {
+    for a in &sorted {
         q = q.bind(&a.job.tenant_id).bind(&a.job.object_key);
     }
     let mut seqs: HashMap<(String, String), i64> = HashMap::with_capacity(run.len());
@@ -263,7 +267,7 @@ async fn arrived_many(tx: &mut Tx<'_>, backend: Backend, run: &[Arrival<'_>]) ->
          accept_seq = excluded.accept_seq, inline_container = excluded.inline_container",
         rows.join(", ")
     )));
-    for a in run {
+    for a in &sorted {
         let o = a.object;
         q = q
             .bind(&a.job.tenant_id)
