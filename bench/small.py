@@ -135,9 +135,9 @@ def wrk(url, script, args, seconds):
     cmd = ["wrk", "-t", "2", "-c", str(CONNS), "-d", f"{seconds}s", "--latency", "--timeout", "10s",
            "-s", script, url, "--", *args]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    total, took = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out).groups()[:2]
-    unit = re.search(r"requests in [\d.]+(m?s)", out).group(1)
-    took = float(took) * (60 if unit == "m" else 1)
+    # wrk writes "N requests in 10.02s" or "in 1.00m".
+    total, took, unit = re.search(r"(\d+) requests in ([\d.]+)(ms|s|m)\b", out).groups()
+    took = float(took) * {"ms": 0.001, "s": 1.0, "m": 60.0}[unit]
     non2xx = int((re.search(r"Non-2xx or 3xx responses: (\d+)", out) or [0, 0])[1])
     socket_errors = re.search(r"Socket errors: (.*)", out)
 
