@@ -3,7 +3,8 @@
 and static GET, side by side in one run, files on disk.
 
 For each body size, nginx first, then sluice on each database backend:
-  - PUT of distinct keys, 64 connections (wrk), counting 2xx answers only;
+  - PUT of distinct keys, 64 connections (wrk), counting 2xx answers only
+    (sluice: `?wait=true`, so that a 2xx means stored at every size);
   - GET of 2,000 existing objects, chosen at random;
   - for sluice, the same through the S3 face: PutObject and GetObject with
     SigV4 query signatures (presigned URLs, made here beforehand: one per
@@ -22,6 +23,7 @@ Usage (bench/small.sh installs what this needs and calls it):
 """
 
 import argparse
+import atexit
 import concurrent.futures
 import datetime
 import hashlib
@@ -50,7 +52,7 @@ function setup(thread)
   counter = counter + 1
 end
 function init(args)
-  prefix, size, token = args[1], tonumber(args[2]), args[3]
+  prefix, size, token, suffix = args[1], tonumber(args[2]), args[3], args[5] or ""
   local f = io.open(args[4], "rb")
   body = f:read("*a")
   f:close()
@@ -60,7 +62,7 @@ function init(args)
 end
 function request()
   n = n + 1
-  return wrk.format("PUT", prefix .. id .. "-" .. n, headers, body)
+  return wrk.format("PUT", prefix .. id .. "-" .. n .. suffix, headers, body)
 end
 """
 
@@ -193,6 +195,21 @@ def populate(port, paths, body, headers):
         list(ex.map(put, paths))
 
 
+# Servers started and not yet stopped: stopped however the run ends (a
+# failed check exits), so that the script's clean-up finds them gone.
+RUNNING = []
+
+
+def stop(proc):
+    proc.terminate()
+    proc.wait()
+    if proc in RUNNING:
+        RUNNING.remove(proc)
+
+
+atexit.register(lambda: [stop(p) for p in list(RUNNING)])
+
+
 class Nginx:
     def __init__(self, work):
         self.dir = os.path.join(work, "nginx")
@@ -225,11 +242,11 @@ http {{
 """)
         subprocess.run(["sync"])
         self.proc = subprocess.Popen(["nginx", "-c", conf, "-p", self.dir], stderr=subprocess.DEVNULL)
+        RUNNING.append(self.proc)
         wait_up(self.port, "/")
 
     def stop(self):
-        self.proc.terminate()
-        self.proc.wait()
+        stop(self.proc)
 
 
 def wait_up(port, path):
@@ -271,6 +288,7 @@ class Sluice:
             [self.binary, "serve", *self.common, "--quiet", "--listen", f"127.0.0.1:{self.port}",
              "--s3-listen", f"127.0.0.1:{self.s3_port}", "--default-rate", "0"],
             stdout=log, stderr=subprocess.STDOUT, env=env)
+        RUNNING.append(self.proc)
         wait_up(self.port, "/healthz")
         status, _ = call(self.port, "PUT", "/v1/buckets/bench", b"{}", self.auth())
         if status not in (200, 201):
@@ -287,8 +305,7 @@ class Sluice:
         return 0
 
     def stop(self):
-        self.proc.terminate()
-        self.proc.wait()
+        stop(self.proc)
 
     def check(self, prefix, body, ok, sent):
         """Every upload answered 2xx under `prefix` is listed with the body's
@@ -362,14 +379,17 @@ def main():
             s.start()
             base = f"http://127.0.0.1:{s.port}"
             prefix = f"p{size}/"
-            r = wrk(base, scripts["put"], [f"/v1/objects/{prefix}", str(size), s.token, body_file], args.seconds)
+            # `?wait=true`: a 2xx means stored at every size (a body above
+            # --small-object-max is otherwise accepted, 202, and queued).
+            r = wrk(base, scripts["put"], [f"/v1/objects/{prefix}", str(size), s.token, body_file, "?wait=true"],
+                    args.seconds)
             problem = s.check(prefix, body, r["ok"], r["total"] + CONNS)
             record(f"sluice {backend} PUT", size, r, "" if not problem else f"  CHECK FAILED: {problem}")
             if problem:
                 failures.append(f"{size} KiB {backend} PUT: {problem}")
             # Objects to read, written natively, read natively and through S3
             # (bucket `bench`, key `gN/i`, is the native `bench/gN/i`).
-            populate(s.port, [f"/v1/objects/bench/g{size}/{i}" for i in range(GET_KEYS)], body, s.auth())
+            populate(s.port, [f"/v1/objects/bench/g{size}/{i}?wait=true" for i in range(GET_KEYS)], body, s.auth())
             record(f"sluice {backend} GET", size,
                    wrk(base, scripts["get"], [f"/v1/objects/bench/g{size}/", str(GET_KEYS), "/content", s.token],
                        args.seconds))

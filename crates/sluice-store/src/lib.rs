@@ -15,8 +15,8 @@ mod model;
 mod objects;
 
 pub use db::{
-    db_acquires, Backend, BucketDelete, Db, DbConfig, Fenced, Multipart, MultipartPart, NewJob, NewUpload, Placed,
-    PoolStats, Success, Upload, UploadPart, UploadState,
+    db_acquires, Backend, BucketDelete, CommitConnection, Db, DbConfig, Fenced, Multipart, MultipartPart, NewJob,
+    NewUpload, Placed, PoolStats, Success, Upload, UploadPart, UploadState,
 };
 pub use error::{Error, Result};
 pub use model::{

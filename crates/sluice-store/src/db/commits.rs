@@ -57,64 +57,136 @@ impl Db {
     /// a database statement costs a round trip, and small objects arrive
     /// by the thousand.
     pub async fn record_successes(&self, batch: &[Success<'_>]) -> Result<Vec<Fenced<(Placed, Job)>>> {
-        let mut tx = self.begin_write().await?;
-        let mut done = Vec::with_capacity(batch.len());
-        let mut run: Vec<Arrival<'_>> = Vec::new();
-        for success in batch {
-            match *success {
-                Success::Arrived {
-                    job,
-                    progress,
-                    object,
-                    container,
-                } => {
-                    // A second write to a key already in the run, or a full
-                    // run: the run is written first (writes apply in order).
-                    let repeats = run
-                        .iter()
-                        .any(|a| a.job.tenant_id == job.tenant_id && a.job.object_key == job.object_key);
-                    if repeats || run.len() >= RUN_MAX {
-                        done.extend(
-                            arrived_many(&mut tx, self.backend, &run)
-                                .await?
-                                .into_iter()
-                                .map(Fenced::Done),
-                        );
-                        run.clear();
-                    }
-                    run.push(Arrival {
-                        job,
-                        progress,
-                        object,
-                        container,
-                    });
-                }
-                Success::Attempt {
-                    job,
-                    progress,
-                    object,
-                    container,
-                } => {
+        let mut conn = self.pool.acquire().await?;
+        record_on(&mut conn, self.backend, batch).await
+    }
+
+    /// A connection for a group committer: one it may keep from batch to
+    /// batch (see [`CommitConnection`]).
+    pub fn commit_connection(&self) -> CommitConnection {
+        CommitConnection {
+            db: self.clone(),
+            held: None,
+        }
+    }
+}
+
+/// A pool of fewer connections than this is not made smaller still by a
+/// committer keeping one.
+const KEEP_FROM_POOL_SIZE: u32 = 4;
+
+/// The connection a group committer records its batches on, kept while
+/// batches follow one another. SQLite gives each connection a page cache
+/// that is emptied whenever another connection has written since its last
+/// transaction: the pool hands out its connections in turn, so batch
+/// after batch would read the tables' pages again from the file. On the
+/// connection that wrote the last batch, the next finds them cached.
+pub struct CommitConnection {
+    db: Db,
+    held: Option<sqlx::pool::PoolConnection<sqlx::Any>>,
+}
+
+impl CommitConnection {
+    /// Records `batch` as [`Db::record_successes`] does, on the connection
+    /// held (or one taken from the pool and then held). A failed batch
+    /// closes it: the next begins on a fresh one (a PostgreSQL server
+    /// that restarted has dropped the old).
+    pub async fn record_successes(&mut self, batch: &[Success<'_>]) -> Result<Vec<Fenced<(Placed, Job)>>> {
+        let mut conn = match self.held.take() {
+            Some(conn) => conn,
+            None => self.db.pool.acquire().await?,
+        };
+        let recorded = record_on(&mut conn, self.db.backend, batch).await;
+        if recorded.is_err() {
+            conn.close_on_drop();
+        } else if self.db.pool.options().get_max_connections() >= KEEP_FROM_POOL_SIZE {
+            self.held = Some(conn);
+        }
+        recorded
+    }
+
+    /// Gives the connection back to the pool (the committer is idle: other
+    /// statements may use it).
+    pub fn release(&mut self) {
+        self.held = None;
+    }
+}
+
+impl std::fmt::Debug for CommitConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommitConnection")
+            .field("held", &self.held.is_some())
+            .finish()
+    }
+}
+
+/// Records `batch` in one transaction on `conn`.
+async fn record_on(
+    conn: &mut sqlx::AnyConnection,
+    backend: Backend,
+    batch: &[Success<'_>],
+) -> Result<Vec<Fenced<(Placed, Job)>>> {
+    use sqlx::Connection;
+    let mut tx = match backend {
+        Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => conn.begin().await?,
+    };
+    let mut done = Vec::with_capacity(batch.len());
+    let mut run: Vec<Arrival<'_>> = Vec::new();
+    for success in batch {
+        match *success {
+            Success::Arrived {
+                job,
+                progress,
+                object,
+                container,
+            } => {
+                // A second write to a key already in the run, or a full
+                // run: the run is written first (writes apply in order).
+                let repeats = run
+                    .iter()
+                    .any(|a| a.job.tenant_id == job.tenant_id && a.job.object_key == job.object_key);
+                if repeats || run.len() >= RUN_MAX {
                     done.extend(
-                        arrived_many(&mut tx, self.backend, &run)
+                        arrived_many(&mut tx, backend, &run)
                             .await?
                             .into_iter()
                             .map(Fenced::Done),
                     );
                     run.clear();
-                    done.push(succeed_in(&mut tx, self.backend, job, progress, object, container).await?);
                 }
+                run.push(Arrival {
+                    job,
+                    progress,
+                    object,
+                    container,
+                });
+            }
+            Success::Attempt {
+                job,
+                progress,
+                object,
+                container,
+            } => {
+                done.extend(
+                    arrived_many(&mut tx, backend, &run)
+                        .await?
+                        .into_iter()
+                        .map(Fenced::Done),
+                );
+                run.clear();
+                done.push(succeed_in(&mut tx, backend, job, progress, object, container).await?);
             }
         }
-        done.extend(
-            arrived_many(&mut tx, self.backend, &run)
-                .await?
-                .into_iter()
-                .map(Fenced::Done),
-        );
-        tx.commit().await?;
-        Ok(done)
     }
+    done.extend(
+        arrived_many(&mut tx, backend, &run)
+            .await?
+            .into_iter()
+            .map(Fenced::Done),
+    );
+    tx.commit().await?;
+    Ok(done)
 }
 
 /// Most uploads one multi-row statement writes (an object row takes 15
@@ -206,11 +278,22 @@ async fn arrived_many(tx: &mut Tx<'_>, backend: Backend, run: &[Arrival<'_>]) ->
             .ok_or_else(|| Error::Corrupt(format!("no acceptance number for {:?}", a.job.object_key)))
     };
     // The containers the objects replace.
+    // SQLite plans `(tenant_id, key) IN (VALUES …)` as a scan of the whole
+    // table; a disjunction of key lookups it answers from the index.
     let mut p = Params::new(backend);
-    let pairs: Vec<String> = run.iter().map(|_| p.row(2, &[])).collect();
+    let lookup = match backend {
+        Backend::Postgres => {
+            let pairs: Vec<String> = run.iter().map(|_| p.row(2, &[])).collect();
+            format!("(tenant_id, key) IN (VALUES {})", pairs.join(", "))
+        }
+        Backend::Sqlite => run
+            .iter()
+            .map(|_| format!("(tenant_id = {} AND key = {})", p.one(), p.one()))
+            .collect::<Vec<_>>()
+            .join(" OR "),
+    };
     let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT location FROM objects WHERE (tenant_id, key) IN (VALUES {})",
-        pairs.join(", ")
+        "SELECT location FROM objects WHERE {lookup}"
     )));
     for a in run {
         q = q.bind(&a.job.tenant_id).bind(&a.job.object_key);
@@ -395,6 +478,40 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_commit_connection_keeps_writing_after_a_failed_batch() {
+        for (db, _dir) in test_dbs().await {
+            let t = db.create_tenant("acme", b"sealed", "sluice1x").await.unwrap();
+            let mut conn = db.commit_connection();
+            let (a, oa) = small(&t.id, "a");
+            let arrived = |job, object| Success::Arrived {
+                job,
+                progress: JobProgress::default(),
+                object,
+                container: Some(b"bytes"),
+            };
+            conn.record_successes(&[arrived(&a, &oa)]).await.unwrap();
+            // The same job id again: the batch fails and leaves nothing.
+            let (b, ob) = small(&t.id, "b");
+            let again = NewJob {
+                id: a.id.clone(),
+                ..b.clone()
+            };
+            assert!(conn
+                .record_successes(&[arrived(&b, &ob), arrived(&again, &ob)])
+                .await
+                .is_err());
+            assert!(matches!(db.object(&t.id, "b").await, Err(Error::NotFound(_))));
+            // The next batch, on a fresh connection, is written.
+            conn.record_successes(&[arrived(&b, &ob)]).await.unwrap();
+            conn.release();
+            let (c, oc) = small(&t.id, "c");
+            conn.record_successes(&[arrived(&c, &oc)]).await.unwrap();
+            for key in ["a", "b", "c"] {
+                assert_eq!(db.object(&t.id, key).await.unwrap().key, key);
+            }
+        }
+    }
     #[tokio::test]
     async fn many_successes_commit_together_in_order() {
         for (db, _dir) in test_dbs().await {

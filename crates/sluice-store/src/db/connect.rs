@@ -91,9 +91,11 @@ pub(crate) async fn open(url: &str, config: &DbConfig) -> Result<Db> {
         .acquire_timeout(config.acquire_timeout)
         .idle_timeout(config.idle_timeout)
         .max_lifetime(config.max_lifetime)
-        // A connection the database dropped (a restart) is found out on
-        // checkout, not by the statement that needed it.
-        .test_before_acquire(true)
+        // A connection a PostgreSQL server dropped (a restart) is found out
+        // on checkout, not by the statement that needed it. An SQLite
+        // connection is a file held open by this process: testing it would
+        // only cost a round trip to its thread per statement.
+        .test_before_acquire(backend == Backend::Postgres)
         .before_acquire(|_conn, _meta| {
             Box::pin(async {
                 ACQUIRES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

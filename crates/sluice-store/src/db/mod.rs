@@ -23,7 +23,7 @@ use std::time::Duration;
 use sqlx::AnyPool;
 
 pub use buckets::BucketDelete;
-pub use commits::Success;
+pub use commits::{CommitConnection, Success};
 pub use connect::{acquires as db_acquires, Backend};
 pub use jobs::{Fenced, NewJob};
 pub use multipart::{Multipart, MultipartPart};
