@@ -44,6 +44,10 @@ import blake3
 
 CONNS = 64
 GET_KEYS = 2000
+# The server's budgets at its defaults: transfers' chunks (1,024 MiB), the
+# engine's buffers (128 MiB on 2 cores), and 256 MiB for the rest (runtime,
+# caches, database connections). Peak RSS above it fails the run.
+RSS_BUDGET_MIB = 1024 + 128 + 256
 
 PUT_LUA = r"""
 local counter = 0
@@ -410,7 +414,10 @@ def main():
             record(f"sluice {backend} S3 GetObject", size,
                    wrk(s3, scripts["urls"], ["GET", os.path.join(args.work, "get-urls"), ""], args.seconds))
             rss = s.peak_rss_mib()
-            print(f"  sluice {backend}: peak RSS {rss} MiB", flush=True)
+            over = f"  CHECK FAILED: above {RSS_BUDGET_MIB} MiB" if rss > RSS_BUDGET_MIB else ""
+            print(f"  sluice {backend}: peak RSS {rss} MiB{over}", flush=True)
+            if over:
+                failures.append(f"{size} KiB {backend}: peak RSS {rss} MiB, above {RSS_BUDGET_MIB} MiB")
             results.append({"what": f"sluice {backend} peak RSS MiB", "size_kib": size, "rss_mib": rss})
             s.stop()
             shutil.rmtree(s.data, ignore_errors=True)
