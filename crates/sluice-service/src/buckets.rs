@@ -46,6 +46,13 @@ pub fn check_bucket_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// How long a bucket (its owner and pipeline) is kept in memory once read:
+/// a bucket created, deleted or given another pipeline on another node
+/// is seen here within this long (on this node, at once). S3 itself
+/// documents bucket operations as eventually consistent; objects are not
+/// affected (every object read and write goes to the database).
+pub const BUCKET_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The tenant's object key of `key` in bucket `bucket`.
 pub fn object_key(bucket: &str, key: &str) -> String {
     format!("{bucket}/{key}")
@@ -57,7 +64,7 @@ impl Service {
         let who = caller.require(Scope::Write)?;
         check_bucket_name(name)?;
         match self.db.create_bucket(name, &who.tenant_id, None).await {
-            Ok(()) => {}
+            Ok(()) => self.buckets.invalidate(name),
             Err(sluice_store::Error::Conflict(_)) => {
                 let owned = self
                     .db
@@ -87,7 +94,18 @@ impl Service {
     /// another tenant owns it.
     pub async fn bucket(&self, caller: &Caller, name: &str) -> Result<Bucket> {
         let who = caller.require(Scope::Read)?;
-        match self.db.bucket(name).await? {
+        // Only buckets found are kept: one created elsewhere is seen at once.
+        let found = match self.buckets.get(name) {
+            Some(b) => Some(b),
+            None => {
+                let b = self.db.bucket(name).await?;
+                if let Some(b) = &b {
+                    self.buckets.insert(name.to_string(), b.clone());
+                }
+                b
+            }
+        };
+        match found {
             Some(b) if b.tenant_id == who.tenant_id => Ok(b),
             Some(_) => Err(Error::Forbidden(format!("bucket {name:?} belongs to another tenant"))),
             None => Err(Error::NotFound(format!("bucket {name:?}"))),
@@ -109,6 +127,7 @@ impl Service {
             self.db.pipeline(&who.tenant_id, p).await?;
         }
         self.db.set_bucket_pipeline(name, &who.tenant_id, pipeline).await?;
+        self.buckets.invalidate(name);
         self.bucket(caller, name).await
     }
 
@@ -116,7 +135,9 @@ impl Service {
     pub async fn delete_bucket(&self, caller: &Caller, name: &str) -> Result<()> {
         let who = caller.require(Scope::Write)?;
         self.bucket(caller, name).await?;
-        match self.db.delete_bucket(name, &who.tenant_id).await? {
+        let deleted = self.db.delete_bucket(name, &who.tenant_id).await;
+        self.buckets.invalidate(name);
+        match deleted? {
             BucketDelete::Deleted => {
                 tracing::info!(tenant = %who.tenant_name, bucket = %name, "bucket deleted");
                 Ok(())
@@ -204,5 +225,33 @@ mod tests {
         assert!(t.service.buckets(&b).await.unwrap().is_empty());
         t.service.delete_bucket(&a, "photos").await.unwrap();
         assert!(matches!(t.service.bucket(&a, "photos").await, Err(Error::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn a_bucket_changed_elsewhere_is_seen_within_its_time_to_live() {
+        let t = TestService::start(crate::Settings::default()).await;
+        let a = t.caller(&t.tenant("a", Scope::Write).await).await;
+        let b = t.caller(&t.tenant("b", Scope::Write).await).await;
+        // Created by another node: seen at once (a missing bucket is not kept).
+        assert!(matches!(t.service.bucket(&a, "logs").await, Err(Error::NotFound(_))));
+        t.service.db.create_bucket("logs", a.tenant(), None).await.unwrap();
+        assert_eq!(t.service.bucket(&a, "logs").await.unwrap().name, "logs");
+        // Deleted there and made another tenant's: seen within the TTL.
+        t.service.db.delete_bucket("logs", a.tenant()).await.unwrap();
+        t.service.db.create_bucket("logs", b.tenant(), None).await.unwrap();
+        tokio::time::sleep(BUCKET_TTL + std::time::Duration::from_millis(200)).await;
+        assert!(matches!(t.service.bucket(&a, "logs").await, Err(Error::Forbidden(_))));
+        assert_eq!(t.service.bucket(&b, "logs").await.unwrap().name, "logs");
+        // Changed here: at once.
+        t.service
+            .set_bucket_pipeline(&b, "logs", Some("default"))
+            .await
+            .unwrap();
+        assert_eq!(
+            t.service.bucket(&b, "logs").await.unwrap().pipeline.as_deref(),
+            Some("default")
+        );
+        t.service.delete_bucket(&b, "logs").await.unwrap();
+        assert!(matches!(t.service.bucket(&b, "logs").await, Err(Error::NotFound(_))));
     }
 }

@@ -77,6 +77,8 @@ pub struct Shared {
     pub(crate) commits: GroupCommit,
     /// Pipelines' engine settings by tenant and name, kept briefly.
     pub(crate) options: moka::sync::Cache<(String, String), sluice_engine::EncodeOptions>,
+    /// Buckets by name, kept briefly (every S3 request names one).
+    pub(crate) buckets: moka::sync::Cache<String, sluice_store::Bucket>,
 }
 
 /// How to open a [`Service`] beyond its configuration.
@@ -172,6 +174,10 @@ impl Builder {
             options: moka::sync::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(crate::pipelines::OPTIONS_TTL)
+                .build(),
+            buckets: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(crate::buckets::BUCKET_TTL)
                 .build(),
             config: Arc::new(config),
         })))
