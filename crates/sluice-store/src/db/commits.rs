@@ -127,10 +127,7 @@ async fn record_on(
     batch: &[Success<'_>],
 ) -> Result<Vec<Fenced<(Placed, Job)>>> {
     use sqlx::Connection;
-    let mut tx = match backend {
-        Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
-        Backend::Postgres => conn.begin().await?,
-    };
+    let mut tx = conn.begin_with(backend.begin_write()).await?;
     let mut done = Vec::with_capacity(batch.len());
     let mut run: Vec<Arrival<'_>> = Vec::new();
     for success in batch {
@@ -147,13 +144,7 @@ async fn record_on(
                     .iter()
                     .any(|a| a.job.tenant_id == job.tenant_id && a.job.object_key == job.object_key);
                 if repeats || run.len() >= RUN_MAX {
-                    done.extend(
-                        arrived_many(&mut tx, backend, &run)
-                            .await?
-                            .into_iter()
-                            .map(Fenced::Done),
-                    );
-                    run.clear();
+                    write_run(&mut tx, backend, &mut run, &mut done).await?;
                 }
                 run.push(Arrival {
                     job,
@@ -168,25 +159,27 @@ async fn record_on(
                 object,
                 container,
             } => {
-                done.extend(
-                    arrived_many(&mut tx, backend, &run)
-                        .await?
-                        .into_iter()
-                        .map(Fenced::Done),
-                );
-                run.clear();
+                write_run(&mut tx, backend, &mut run, &mut done).await?;
                 done.push(succeed_in(&mut tx, backend, job, progress, object, container).await?);
             }
         }
     }
-    done.extend(
-        arrived_many(&mut tx, backend, &run)
-            .await?
-            .into_iter()
-            .map(Fenced::Done),
-    );
+    write_run(&mut tx, backend, &mut run, &mut done).await?;
     tx.commit().await?;
     Ok(done)
+}
+
+/// Writes the arrivals gathered in `run` (see [`arrived_many`]), adds what
+/// became of them to `done` and empties `run`.
+async fn write_run<'a>(
+    tx: &mut Tx<'_>,
+    backend: Backend,
+    run: &mut Vec<Arrival<'a>>,
+    done: &mut Vec<Fenced<(Placed, Job)>>,
+) -> Result<()> {
+    done.extend(arrived_many(tx, backend, run).await?.into_iter().map(Fenced::Done));
+    run.clear();
+    Ok(())
 }
 
 /// Most uploads one multi-row statement writes (an object row takes 15

@@ -42,6 +42,15 @@ impl Backend {
             Backend::Postgres => "postgres",
         }
     }
+
+    /// The statement that begins a transaction that will write (see
+    /// `Db::begin_write`: SQLite takes its write lock at once).
+    pub(crate) fn begin_write(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        }
+    }
 }
 
 /// SQLite settings every connection needs: pages freed by deletes given

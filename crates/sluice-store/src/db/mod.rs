@@ -112,10 +112,7 @@ impl Db {
     /// another connection committed in between (its busy timeout does not
     /// apply to that upgrade), which an admin command met under load.
     pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        })
+        Ok(self.pool.begin_with(self.backend.begin_write()).await?)
     }
 
     /// What makes text compare byte by byte, as S3 lists keys. SQLite's
