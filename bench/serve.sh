@@ -3,8 +3,9 @@
 #   1. upload-to-stored throughput of one 1 GiB file (curl -T ...?wait=true)
 #      vs `sluice process` of the same file, alternating runs (both durable:
 #      the CLI syncs its output, the service its staged upload and container);
-#   2. a whole-object download of it to a file (curl; `sluice pull`, which
-#      fetches chunk-aligned ranges on 4 connections) vs `sluice restore`
+#   2. a whole-object download of it to a file (curl; curl --compressed,
+#      which takes the stored chunks as zstd frames; `sluice pull`, which
+#      takes them too and decompresses on every core) vs `sluice restore`
 #      to a file (none syncs);
 #   3. 8 concurrent 256 MiB uploads: aggregate throughput and server peak RSS;
 #   4. small objects: 4 KiB uploads at concurrency 32 (wrk), P50/P99 latency;
@@ -64,19 +65,22 @@ print(f"service {1024/r['service']:.0f} MiB/s, process {1024/r['process']:.0f} M
       f"service / process throughput = {r['process']/r['service']:.2f}")
 PY
 
-echo "== 1 GiB: whole-object download (curl; sluice pull) vs sluice restore to a file (none syncs)"
+echo "== 1 GiB: whole-object download (curl; curl --compressed; sluice pull) vs sluice restore to a file (none syncs)"
 python3 bench/run.py "$tmp/down.json" "$RUNS" \
   "download" "curl -sf -o $tmp/dl.bin -H '$H' '$U/v1/objects/one/content'" \
+  "zstd" "curl -sf --compressed -o $tmp/dz.bin -H '$H' '$U/v1/objects/one/content'" \
   "pull" "$S pull one --server $U -o $tmp/pl.bin -f -q" \
   "restore" "$S restore $tmp/1g.sluice -o $tmp/rs.bin --key-file $tmp/k.bin -f -q"
-for f in dl pl rs; do cmp -s "$tmp/$f.bin" "$tmp/1g.bin" || { echo "$f.bin: a restored copy differs"; exit 1; }; done
+for f in dl dz pl rs; do cmp -s "$tmp/$f.bin" "$tmp/1g.bin" || { echo "$f.bin: a restored copy differs"; exit 1; }; done
 python3 - "$tmp/down.json" <<'PY'
 import json, sys
 r = {x["command"]: x["median"] for x in json.load(open(sys.argv[1]))["results"]}
-print(f"curl {1024/r['download']:.0f} MiB/s, pull {1024/r['pull']:.0f} MiB/s, restore {1024/r['restore']:.0f} MiB/s: "
-      f"download / restore throughput = {r['restore']/r['download']:.2f} (curl), {r['restore']/r['pull']:.2f} (pull)")
+print(f"curl {1024/r['download']:.0f} MiB/s, curl --compressed {1024/r['zstd']:.0f} MiB/s, "
+      f"pull {1024/r['pull']:.0f} MiB/s, restore {1024/r['restore']:.0f} MiB/s: "
+      f"download / restore throughput = {r['restore']/r['download']:.2f} (curl), "
+      f"{r['restore']/r['zstd']:.2f} (curl --compressed), {r['restore']/r['pull']:.2f} (pull)")
 PY
-rm -f "$tmp/dl.bin" "$tmp/pl.bin" "$tmp/rs.bin"
+rm -f "$tmp/dl.bin" "$tmp/dz.bin" "$tmp/pl.bin" "$tmp/rs.bin"
 # The same without the file: curl writes its file from one thread while
 # restore writes its chunks from every core, so the file-to-file ratio
 # measures curl's page-cache writes as much as the server. (Not a pipe

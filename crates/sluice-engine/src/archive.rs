@@ -130,6 +130,24 @@ impl StoredChunk {
     pub(crate) fn into_record(self) -> Vec<u8> {
         self.record
     }
+
+    /// The chunk as one zstd frame of its plaintext
+    /// ([`sluice_format::zstd_frames`]), in a buffer and the range of it
+    /// the frame fills: the stored bytes where they are when zstd
+    /// compressed them (no copy), else a frame of raw blocks around them.
+    /// `None` for a chunk another codec compressed.
+    pub fn into_zstd_frame(self) -> Option<(Vec<u8>, Range<usize>)> {
+        if !self.compressed {
+            let mut frame = Vec::new();
+            sluice_format::zstd_frames::raw_frame(self.stored(), &mut frame);
+            let n = frame.len();
+            return Some((frame, 0..n));
+        }
+        (self.codec == sluice_format::Codec::Zstd).then(|| {
+            let n = self.record.len();
+            (self.record, RECORD_HEADER_LEN.min(n)..n)
+        })
+    }
 }
 
 /// Checks, chunk by chunk in order, that a whole read matches the digest the

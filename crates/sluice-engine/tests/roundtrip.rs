@@ -291,3 +291,77 @@ proptest! {
         prop_assert_eq!(decode(&e, &file, &keys).unwrap(), data);
     }
 }
+
+#[test]
+fn stored_chunks_as_zstd_frames_decode_to_the_plaintext() {
+    use sluice_engine::format::{zstd_frames, Codec, Decompressor};
+    let e = engine(2);
+    let chunk = 64 * 1024;
+    // Compressible chunks and incompressible ones (stored raw), and a short last chunk.
+    let mut data = sample(3 * chunk, 4);
+    let mut x = 88_172_645_463_325_252u64;
+    data.extend((0..2 * chunk + 777).map(|_| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x as u8
+    }));
+    for codec in ["zstd", "lz4"] {
+        let o = opts(Suite::ChaCha20Poly1305, codec, "64KiB", key_cases()[0].slots.clone());
+        let file = encode(&e, &data, &o);
+        let archive = Archive::open(&file[..], &key_cases()[0].keys).unwrap();
+        let mut stream = Vec::new();
+        let (mut framed, mut raw) = (0, 0);
+        for read in archive.record_reads(&(0..data.len() as u64)).unwrap() {
+            let record = file[read.bytes.start as usize..read.bytes.end as usize].to_vec();
+            let stored = archive.unseal_record(read.index, record).unwrap();
+            let compressed = stored.compressed;
+            let plain = stored.plain_len;
+            raw += usize::from(!compressed);
+            match stored.into_zstd_frame() {
+                Some((buf, range)) => {
+                    let frame = &buf[range];
+                    let max = zstd_frames::max_frame_len(chunk);
+                    assert_eq!(zstd_frames::frame_len(frame, max).unwrap(), Some(frame.len()));
+                    let mut out = Vec::new();
+                    Decompressor::new()
+                        .decompress(Codec::Zstd, frame, &mut out, plain)
+                        .unwrap();
+                    let start = read.index as usize * chunk;
+                    assert_eq!(out, &data[start..start + plain]);
+                    stream.extend_from_slice(frame);
+                    framed += 1;
+                }
+                None => assert!(
+                    codec == "lz4" && compressed,
+                    "only another codec's chunks have no frame"
+                ),
+            }
+        }
+        if codec == "zstd" {
+            assert_eq!(framed, 6);
+            assert_eq!(raw, 3, "the random chunks are stored raw");
+            // Also one stream, decoded frame after frame.
+            assert_eq!(zstd_frames_decoder(&stream), data);
+        }
+    }
+}
+
+/// Every frame of `stream` decoded in turn, as an HTTP client decodes a
+/// `Content-Encoding: zstd` body.
+fn zstd_frames_decoder(stream: &[u8]) -> Vec<u8> {
+    use sluice_engine::format::{zstd_frames, Codec, Decompressor};
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < stream.len() {
+        let n = zstd_frames::frame_len(&stream[at..], usize::MAX).unwrap().unwrap();
+        let len = zstd_frames::content_size(&stream[at..at + n]).unwrap() as usize;
+        let mut piece = Vec::new();
+        Decompressor::new()
+            .decompress(Codec::Zstd, &stream[at..at + n], &mut piece, len)
+            .unwrap();
+        out.extend_from_slice(&piece);
+        at += n;
+    }
+    out
+}

@@ -51,6 +51,7 @@ pub mod params;
 pub mod slot;
 pub mod stream;
 pub mod suite;
+pub mod zstd_frames;
 
 pub use codec::{Codec, Compression, Compressor, Decompressor};
 pub use digest::{hash_chunk, ChunkHash, DigestBuilder, DIGEST_LEN};

@@ -1,9 +1,13 @@
 //! `sluice pull KEY --server URL [-o OUT] [--range A..B]`: an object's
 //! content (or a byte range of it, which the server restores from only the
 //! chunks it needs), written atomically: a cut-off download leaves nothing.
-//! A whole object written to a file comes in chunk-aligned ranges over
-//! `--parallel` connections ([`parallel`]); anything else in one stream.
+//! A whole object written to a file is asked for as zstd frames
+//! ([`frames`]: the compressed bytes cross the network and are
+//! decompressed here on every core); a server that does not send them
+//! gives it in chunk-aligned ranges over `--parallel` connections
+//! ([`parallel`]). Anything else comes in one stream.
 
+mod frames;
 mod parallel;
 
 use std::io::{Read, Write};
@@ -53,26 +57,34 @@ pub fn run(args: &PullArgs) -> Result<Code> {
                 .ok_or_else(|| usage("give the output file with -o"))?,
         ),
     };
-    if range.is_none() && !to_stdout && args.parallel > 1 {
-        // An error answer to a HEAD has no body to name the problem: the
-        // GET below then answers it again with one.
-        match api.send_retrying(|| api.request(Method::HEAD, &object_path(&args.key))) {
-            Ok(head) => {
-                if let Some(plan) = parallel::Plan::from_head(&head) {
-                    return pull_parallel(&api, &path, &plan, &target, args, sync);
-                }
-            }
-            Err(e) if e.downcast_ref::<crate::client::Failure>().is_some() => {}
-            Err(e) => return Err(e),
-        }
-    }
+    let whole_to_file = range.is_none() && !to_stdout;
     let mut resp = api.send_retrying(|| {
         let req = api.request(Method::GET, &path);
         match &range {
             Some(r) => req.header(reqwest::header::RANGE, r),
+            None if whole_to_file => req.header(reqwest::header::ACCEPT_ENCODING, "zstd"),
             None => req,
         }
     })?;
+    let zstd = resp
+        .headers()
+        .get(reqwest::header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"zstd"));
+    if whole_to_file && zstd {
+        let plan = parallel::Plan::from_headers(&resp)
+            .context("the server sent zstd frames without the object's size, chunk size and digest")?;
+        return pull_frames(resp, &plan, &target, args, sync);
+    }
+    if zstd {
+        anyhow::bail!("the server sent zstd frames, which were not asked for");
+    }
+    if whole_to_file && args.parallel > 1 {
+        if let Some(plan) = parallel::Plan::from_head(&resp) {
+            // This one stream is given up for several.
+            drop(resp);
+            return pull_parallel(&api, &path, &plan, &target, args, sync);
+        }
+    }
     let total = resp.content_length();
     let got = Arc::new(AtomicU64::new(0));
     let bar = {
@@ -113,6 +125,27 @@ pub fn run(args: &PullArgs) -> Result<Code> {
     if !to_stdout {
         eprintln!("{}: {written} bytes", target.display());
     }
+    Ok(Code::Ok)
+}
+
+/// The whole object from `resp`, zstd frames decoded on every core.
+fn pull_frames(
+    resp: reqwest::blocking::Response,
+    plan: &parallel::Plan,
+    target: &std::path::Path,
+    args: &PullArgs,
+    sync: bool,
+) -> Result<Code> {
+    let mut out = AtomicFile::create(target, None, args.force, sync)?;
+    let got = Arc::new(AtomicU64::new(0));
+    let bar = {
+        let got = Arc::clone(&got);
+        Bar::following(move || got.load(Ordering::Relaxed), Some(plan.size), args.quiet)
+    };
+    frames::fetch(resp, plan, out.file()?, sluice_engine::available_cores(), &got)?;
+    out.commit()?;
+    drop(bar);
+    eprintln!("{}: {} bytes", target.display(), plan.size);
     Ok(Code::Ok)
 }
 

@@ -1,5 +1,5 @@
 //! End-to-end: `sluice push` (resumable, parallel parts) and `sluice pull`
-//! (whole in parallel ranges and in one stream, a range, stdout) against a live server; a push killed past 60 %
+//! (whole as zstd frames, in parallel ranges and in one stream, a range, stdout) against a live server; a push killed past 60 %
 //! resumes from the parts the server already holds.
 
 use std::process::{Command, Stdio};
@@ -122,7 +122,34 @@ fn push_resumes_after_being_killed_and_pull_fetches_whole_and_ranges() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_same_bytes(&read(&whole), &data, "pulled content (8 chunks in 4 ranges at once)");
+    assert_same_bytes(&read(&whole), &data, "pulled content (8 zstd frames)");
+    // Chunks of another codec than zstd come in parallel ranges instead.
+    let p = put(
+        &s,
+        &token,
+        "/v1/pipelines/quick",
+        br#"{"compress":"lz4","chunk_size":"4MiB"}"#,
+    );
+    assert_eq!(p.status, 200, "{}", String::from_utf8_lossy(&p.body));
+    let up = put(&s, &token, "/v1/objects/up/lz4.bin?pipeline=quick&wait=true", &data);
+    assert_eq!(up.status, 201, "{}", String::from_utf8_lossy(&up.body));
+    let ranged = env.path("ranged.bin");
+    let out = client(&env, &token)
+        .args([
+            "pull",
+            "up/lz4.bin",
+            "--server",
+            &s.base,
+            "--parallel",
+            "4",
+            "--quiet",
+            "-o",
+        ])
+        .arg(&ranged)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_same_bytes(&read(&ranged), &data, "pulled content (4 ranges at once)");
     let one_stream = env.path("one-stream.bin");
     let out = client(&env, &token)
         .args([

@@ -44,6 +44,46 @@ fn upload_process_restore_ranges_tenants_and_errors() {
     let whole = get(&s, &reader, "/v1/objects/backups/db.dump/content");
     assert_eq!(whole.status, 200);
     assert!(whole.body == data, "content differs");
+    assert_eq!(whole.header("content-length"), Some(data.len().to_string().as_str()));
+    assert_eq!(
+        whole.header("etag"),
+        Some(format!("\"{}\"", blake3::hash(&data).to_hex()).as_str())
+    );
+    // Asked for zstd: the stored chunks as frames, decompressed by the client.
+    let zstd = |range: Option<&str>| {
+        let mut req = agent()
+            .get(s.url("/v1/objects/backups/db.dump/content"))
+            .header("Authorization", format!("Bearer {reader}"))
+            .header("Accept-Encoding", "gzip, zstd");
+        if let Some(r) = range {
+            req = req.header("Range", r);
+        }
+        reply(req.call())
+    };
+    let z = zstd(None);
+    assert_eq!(z.status, 200);
+    assert_eq!(z.header("content-encoding"), Some("zstd"));
+    assert_eq!(z.header("content-length"), None);
+    assert_eq!(z.header("vary"), Some("accept-encoding"));
+    assert_eq!(
+        z.header("etag"),
+        Some(format!("W/\"{}\"", blake3::hash(&data).to_hex()).as_str())
+    );
+    assert!(
+        z.body.len() < data.len() / 2,
+        "{} bytes sent for {}",
+        z.body.len(),
+        data.len()
+    );
+    assert!(
+        zstd::stream::decode_all(&z.body[..]).unwrap() == data,
+        "zstd content differs"
+    );
+    // A range is sent as it is.
+    let r = zstd(Some("bytes=100-199"));
+    assert_eq!(r.status, 206);
+    assert_eq!(r.header("content-encoding"), None);
+    assert!(r.body == data[100..200]);
     let mut x = 12345u64;
     for _ in 0..12 {
         x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);

@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
 use serde::Deserialize;
-use sluice_service::objects::{ByteRange, Put, Stored};
+use sluice_service::objects::{BodyEncoding, ByteRange, Put, Stored};
 use sluice_service::{ObjectInfo, Service};
 
 use super::job_response;
@@ -212,7 +212,7 @@ async fn content(st: &Service, caller: &sluice_service::Caller, key: &str, heade
         },
         None => None,
     };
-    let content = match st.content(caller, key, range).await {
+    let content = match st.content_accepting(caller, key, range, accepts_zstd(headers)).await {
         Ok(c) => c,
         Err(sluice_service::Error::RangeNotSatisfiable { len }) => return Ok(unsatisfiable(len)),
         Err(e) => return Err(e.into()),
@@ -236,13 +236,43 @@ async fn content(st: &Service, caller: &sluice_service::Caller, key: &str, heade
                 h.insert(header::CONTENT_RANGE, v);
             }
         }
+        None if content.encoding == BodyEncoding::Zstd => {
+            resp.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("zstd"));
+        }
         None => {
             resp.headers_mut()
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
         }
     }
     describe(&mut resp, &content.object);
+    let h = resp.headers_mut();
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if content.encoding == BodyEncoding::Zstd {
+        // The same content in another representation: a weak validator.
+        if let Ok(v) = HeaderValue::from_str(&format!("W/\"{}\"", content.object.digest)) {
+            h.insert(header::ETAG, v);
+        }
+    }
     Ok(resp)
+}
+
+/// Whether `Accept-Encoding` names `zstd` (with a non-zero weight). A
+/// wildcard is not taken for it: the zstd body is a choice a client makes.
+pub fn accepts_zstd(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or_default();
+            let weight = parts
+                .find_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
+                .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok());
+            coding.eq_ignore_ascii_case("zstd") && weight.is_some_and(|q| q > 0.0)
+        })
 }
 
 /// `GET /v1/objects`.
@@ -264,6 +294,25 @@ pub async fn list(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accept_encoding_names_zstd_or_not() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+            accepts_zstd(&h)
+        };
+        assert!(with("zstd"));
+        assert!(with("gzip, deflate, br, zstd"));
+        assert!(with("gzip;q=1.0, ZSTD;q=0.5"));
+        assert!(!with("gzip, deflate"));
+        assert!(!with("*"));
+        assert!(!with("zstd;q=0"));
+        assert!(!with("zstd; q=0.000"));
+        assert!(!with("zstd;q=bad"));
+        assert!(!with("zstdx"));
+        assert!(!accepts_zstd(&HeaderMap::new()));
+    }
 
     #[test]
     fn range_headers() {

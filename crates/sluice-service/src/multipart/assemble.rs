@@ -174,6 +174,7 @@ impl Service {
                             let d = Download {
                                 range: 0..archive.plaintext_len(),
                                 whole: true,
+                                encoding: download::BodyEncoding::Identity,
                                 archive,
                                 objects: st.objects.clone(),
                                 location: part.location.clone(),

@@ -129,8 +129,10 @@ pub(crate) struct Download {
     /// The plaintext bytes to send.
     pub range: Range<u64>,
     /// Whether that is the whole object (then the whole-file digest is
-    /// checked too).
+    /// checked too, unless the body is zstd frames).
     pub whole: bool,
+    /// How the body is encoded.
+    pub encoding: BodyEncoding,
     /// The CPU pool.
     pub pool: Arc<CpuPool>,
     /// The tenant's lane in it.
@@ -151,6 +153,28 @@ pub(crate) struct Download {
     pub permit: Option<TransferPermit>,
 }
 
+/// How a download's body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyEncoding {
+    /// The plaintext.
+    Identity,
+    /// The whole object as zstd frames, one per chunk (`Content-Encoding:
+    /// zstd`): compressed chunks are sent as stored, after their
+    /// authentication and decryption, without being decompressed here; the
+    /// client decompresses. Each chunk is authenticated as in any read;
+    /// the whole-file digest, which needs the plaintext, is the client's
+    /// to check (`sluice pull` does).
+    Zstd,
+}
+
+/// A chunk ready to send: its number, its bytes (plaintext, or a zstd
+/// frame of it), and its plaintext's hash when it was opened.
+struct Piece {
+    index: u64,
+    bytes: Bytes,
+    hash: Option<sluice_engine::format::ChunkHash>,
+}
+
 /// Why a read failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ReadFailure {
@@ -162,7 +186,7 @@ pub(crate) enum ReadFailure {
     Engine(#[from] sluice_engine::Error),
 }
 
-type Opening = BoxFuture<'static, (Result<OpenedChunk, ReadFailure>, Option<Held>)>;
+type Opening = BoxFuture<'static, (Result<Piece, ReadFailure>, Option<Held>)>;
 
 struct State {
     d: Download,
@@ -208,7 +232,7 @@ pub(crate) fn stream(d: Download) -> crate::Result<impl Stream<Item = io::Result
 /// The content as authenticated plaintext pieces, in order.
 pub(crate) fn chunks(d: Download) -> crate::Result<impl Stream<Item = Result<Bytes, ReadFailure>> + Send + 'static> {
     let reads = d.archive.record_reads(&d.range)?;
-    let digest = d.whole.then(|| d.archive.digest_check());
+    let digest = (d.whole && d.encoding == BodyEncoding::Identity).then(|| d.archive.digest_check());
     let state = State {
         d,
         reads: reads.into(),
@@ -257,13 +281,19 @@ async fn step(mut st: State) -> Option<(Result<Bytes, ReadFailure>, State)> {
         };
     };
     match opened {
-        Ok(chunk) => {
-            if let Some(d) = st.digest.as_mut() {
-                d.push(chunk.hash);
+        Ok(piece) => {
+            if let (Some(d), Some(hash)) = (st.digest.as_mut(), piece.hash) {
+                d.push(hash);
             }
             st.last = held;
-            let part = st.d.archive.slice_in(&st.d.range, chunk.index, chunk.plaintext.len());
-            Some((Ok(Bytes::from(chunk.plaintext).slice(part)), st))
+            let bytes = match st.d.encoding {
+                BodyEncoding::Identity => {
+                    let part = st.d.archive.slice_in(&st.d.range, piece.index, piece.bytes.len());
+                    piece.bytes.slice(part)
+                }
+                BodyEncoding::Zstd => piece.bytes,
+            };
+            Some((Ok(bytes), st))
         }
         Err(e) => {
             st.done = true;
@@ -306,6 +336,7 @@ impl State {
         let archive = self.d.archive.clone();
         let pool = Arc::clone(&self.d.pool);
         let lane = self.d.lane;
+        let encoding = self.d.encoding;
         let opening = async move {
             let record = match objects.read_range(&location, read.bytes.clone()).await {
                 Ok(r) => r,
@@ -313,7 +344,9 @@ impl State {
             };
             let index = read.index;
             let opened = pool
-                .run(lane, record_len, move || archive.open_record(index, Vec::from(record)))
+                .run(lane, record_len, move || {
+                    piece_of(&archive, index, Vec::from(record), encoding)
+                })
                 .await
                 .and_then(|r| r)
                 .map_err(ReadFailure::from);
@@ -335,6 +368,35 @@ impl State {
             }
         };
         self.in_flight.push_back(joined.boxed());
+    }
+}
+
+/// Chunk `index` from its `record`, authenticated, as `encoding` sends it.
+fn piece_of(
+    archive: &Archive<()>,
+    index: u64,
+    record: Vec<u8>,
+    encoding: BodyEncoding,
+) -> sluice_engine::Result<Piece> {
+    match encoding {
+        BodyEncoding::Identity => {
+            let OpenedChunk { index, plaintext, hash } = archive.open_record(index, record)?;
+            Ok(Piece {
+                index,
+                bytes: Bytes::from(plaintext),
+                hash: Some(hash),
+            })
+        }
+        BodyEncoding::Zstd => {
+            let (buf, frame) = archive.unseal_record(index, record)?.into_zstd_frame().ok_or_else(|| {
+                sluice_engine::Error::Internal(format!("chunk {index} is compressed with another codec than zstd"))
+            })?;
+            Ok(Piece {
+                index,
+                bytes: Bytes::from(buf).slice(frame),
+                hash: None,
+            })
+        }
     }
 }
 
@@ -378,6 +440,7 @@ pub(crate) async fn verify(at: VerifyAt, keys: KeyRing, ctl: &sluice_engine::Con
     let d = Download {
         range: 0..archive.plaintext_len(),
         whole: true,
+        encoding: BodyEncoding::Identity,
         archive,
         objects: at.objects,
         location: at.location,
@@ -467,6 +530,7 @@ mod tests {
         let d = Download {
             range: range.clone().unwrap_or(0..archive.plaintext_len()),
             whole: range.is_none(),
+            encoding: BodyEncoding::Identity,
             archive,
             objects: f.objects.clone(),
             location: "c".into(),

@@ -4,6 +4,8 @@
 //! [`write`](mod@write), reading through [`read`](mod@read).
 
 pub(crate) mod download;
+
+pub use download::BodyEncoding;
 pub(crate) mod encode;
 mod md5;
 pub mod meta;
@@ -138,9 +140,16 @@ pub struct Content {
     pub object: ObjectInfo,
     /// The bytes sent: `None` for all of them.
     pub range: Option<Range<u64>>,
+    /// How the body is encoded.
+    pub encoding: BodyEncoding,
     /// The bytes.
     pub body: ByteStream,
 }
+
+/// The largest chunk whose zstd frames are sent as a `zstd` content
+/// encoding: a frame's window is its chunk, and RFC 8878 asks HTTP
+/// decoders (browsers) to accept windows of 8 MiB, not more.
+const MAX_ENCODED_CHUNK: usize = 8 << 20;
 
 /// Checks an object key as every face may write it: 1 to
 /// [`MAX_STORED_KEY_LEN`] bytes of UTF-8 with no control character (S3's
@@ -401,6 +410,22 @@ impl Service {
     /// An object's content, restored: all of it, or the bytes of `range`
     /// (reading only the chunks they are in).
     pub async fn content(&self, caller: &Caller, key: &str, range: Option<ByteRange>) -> Result<Content> {
+        self.content_accepting(caller, key, range, false).await
+    }
+
+    /// [`Service::content`], sent as zstd frames ([`BodyEncoding::Zstd`])
+    /// when the client accepts them (`accepts_zstd`) and they serve it: the
+    /// whole object, stored in zstd chunks of at most 8 MiB, with no
+    /// content encoding of its own. The server then decrypts and never
+    /// decompresses, the network carries the compressed bytes, and the
+    /// client's cores decompress.
+    pub async fn content_accepting(
+        &self,
+        caller: &Caller,
+        key: &str,
+        range: Option<ByteRange>,
+        accepts_zstd: bool,
+    ) -> Result<Content> {
         let (o, inline) = self.object_with_container(caller, key).await?;
         let len = o.plaintext_len as u64;
         let range = match range {
@@ -414,11 +439,23 @@ impl Service {
             return Ok(Content {
                 object: o,
                 range,
+                encoding: BodyEncoding::Identity,
                 body: Box::pin(futures_util::stream::once(async move { Ok(bytes) })),
             });
         }
         let archive = self.opened_archive(caller, &o).await?;
         let chunk_size = archive.header().chunk_size.bytes();
+        let encoding = if accepts_zstd
+            && range.is_none()
+            && len > 0
+            && archive.header().compression.codec == sluice_engine::format::Codec::Zstd
+            && chunk_size <= MAX_ENCODED_CHUNK
+            && meta::ObjectMeta::from_row(o.meta.as_deref()).content_encoding.is_none()
+        {
+            BodyEncoding::Zstd
+        } else {
+            BodyEncoding::Identity
+        };
         // The first chunk's memory before answering: a node (or a tenant)
         // whose transfers hold all of it answers 503 (429) now, not with a
         // body that never starts.
@@ -428,6 +465,7 @@ impl Service {
         let d = download::Download {
             range: reading,
             whole: range.is_none(),
+            encoding,
             archive,
             objects: self.objects.clone(),
             location: o.location.clone(),
@@ -444,6 +482,7 @@ impl Service {
         Ok(Content {
             object: o,
             range,
+            encoding,
             body: Box::pin(body),
         })
     }

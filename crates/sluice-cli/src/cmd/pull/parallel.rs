@@ -42,6 +42,12 @@ impl Plan {
     /// is not worth fetching in pieces (one piece or fewer) or the server
     /// does not say the chunk size.
     pub fn from_head(resp: &Response) -> Option<Plan> {
+        Plan::from_headers(resp).filter(|plan| plan.pieces() > 1)
+    }
+
+    /// The plan from the headers of an answer about the object (`HEAD`
+    /// or `GET` of its content), or `None` when they do not say it all.
+    pub fn from_headers(resp: &Response) -> Option<Plan> {
         let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok());
         let size: u64 = header("x-sluice-size")?.parse().ok()?;
         let chunk_size: u64 = header("x-sluice-chunk-size")?.parse().ok()?;
@@ -49,12 +55,11 @@ impl Plan {
         if !chunk_size.is_power_of_two() || chunk_size > usize::MAX as u64 {
             return None;
         }
-        let plan = Plan {
+        Some(Plan {
             size,
             chunk_size,
             digest,
-        };
-        (plan.pieces() > 1).then_some(plan)
+        })
     }
 
     /// Bytes per piece.
@@ -68,22 +73,35 @@ impl Plan {
     }
 
     /// Chunks in all.
-    fn chunks(&self) -> u64 {
+    pub fn chunks(&self) -> u64 {
         self.size.div_ceil(self.chunk_size)
     }
 }
 
-/// The pieces written so far, to hand the finished prefix of the file to
-/// the kernel's write-back as it grows (as `sluice restore` does).
-struct Written<'a> {
+/// The pieces (or chunks) written so far, to hand the finished prefix of
+/// the file to the kernel's write-back as it grows (as `sluice restore`
+/// does).
+pub struct Written<'a> {
     out: &'a mut OutputFile,
     done: Vec<bool>,
+    unit: u64,
     prefix: usize,
 }
 
-impl Written<'_> {
-    fn piece_done(&mut self, plan: &Plan, piece: u64) {
-        if let Some(d) = self.done.get_mut(piece as usize) {
+impl<'a> Written<'a> {
+    /// Nothing written yet of `count` units of `unit` bytes.
+    pub fn new(out: &'a mut OutputFile, count: u64, unit: u64) -> Self {
+        Written {
+            out,
+            done: vec![false; count as usize],
+            unit,
+            prefix: 0,
+        }
+    }
+
+    /// Unit `i` is written.
+    pub fn done(&mut self, i: u64) {
+        if let Some(d) = self.done.get_mut(i as usize) {
             *d = true;
         }
         let before = self.prefix;
@@ -91,7 +109,7 @@ impl Written<'_> {
             self.prefix += 1;
         }
         if self.prefix > before {
-            self.out.finished((self.prefix as u64 * plan.piece()).min(plan.size));
+            self.out.finished(self.prefix as u64 * self.unit);
         }
     }
 }
@@ -101,11 +119,7 @@ impl Written<'_> {
 pub fn fetch(api: &Api, path: &str, plan: &Plan, out: &mut OutputFile, workers: usize, got: &AtomicU64) -> Result<()> {
     let file = out.file().try_clone().context("write failed")?;
     let file = &file;
-    let written = Mutex::new(Written {
-        out,
-        done: vec![false; plan.pieces() as usize],
-        prefix: 0,
-    });
+    let written = Mutex::new(Written::new(out, plan.pieces(), plan.piece()));
     let next = AtomicU64::new(0);
     let failed = AtomicBool::new(false);
     let hashes: Mutex<Vec<Option<ChunkHash>>> = Mutex::new(vec![None; plan.chunks() as usize]);
@@ -125,7 +139,7 @@ pub fn fetch(api: &Api, path: &str, plan: &Plan, out: &mut OutputFile, workers: 
                             return done;
                         }
                         if let Ok(mut w) = written.lock() {
-                            w.piece_done(plan, i);
+                            w.done(i);
                         }
                     }
                 })
