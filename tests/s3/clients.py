@@ -14,6 +14,7 @@ Usage: SLUICE=target/debug/sluice PYTHON_WITH_BOTO3 tests/s3/clients.py
 import base64
 import datetime
 import hashlib
+import http.client
 import json
 import os
 import socket
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 
 import boto3
@@ -287,6 +289,27 @@ def run(port, s3_port, data, key, other_key, revoked_key, token, work):
     admin(data, "s3-key", "revoke", revoked_key.split()[0])
     time.sleep(1.5)
     check("a revoked key is refused within a second", error_code(lambda: reader.list_buckets()), "InvalidAccessKeyId")
+
+    # A body of unknown length (Transfer-Encoding: chunked, no Content-Length), as
+    # `curl -T -` sends a pipe to a presigned URL: stored if it is at most 8 MiB.
+    def put_chunked(key, data):
+        url = c.generate_presigned_url("put_object", Params={"Bucket": "photos", "Key": key}, ExpiresIn=300)
+        u = urllib.parse.urlsplit(url)
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+        pieces = (data[i : i + 65536] for i in range(0, len(data), 65536))
+        conn.request("PUT", u.path + "?" + u.query, body=pieces, encode_chunked=True)
+        r = conn.getresponse()
+        text = r.read().decode(errors="replace")
+        conn.close()
+        return r.status, text
+
+    piped = os.urandom(3_000_000)
+    check("a chunked PUT without Content-Length is stored", put_chunked("piped.bin", piped)[0], 200)
+    check("and reads back", c.get_object(Bucket="photos", Key="piped.bin")["Body"].read() == piped, True)
+    status, text = put_chunked("too-long.bin", os.urandom(9 * 1024 * 1024))
+    check("one over 8 MiB is refused, naming the header", (status, "MissingContentLength" in text), (411, True))
+    check("and not stored", error_code(lambda: c.head_object(Bucket="photos", Key="too-long.bin")), "404")
+    c.delete_object(Bucket="photos", Key="piped.bin")
 
     # The same object through the native API.
     req = urllib.request.Request(

@@ -43,5 +43,5 @@ pub fn router(service: Service) -> axum::Router {
     });
     axum::Router::new()
         .fallback_service(s3)
-        .layer(axum::middleware::from_fn(edge::edge))
+        .layer(axum::middleware::from_fn_with_state(edge::Edge::new(), edge::edge))
 }
