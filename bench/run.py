@@ -6,7 +6,11 @@ in turn, so machine noise lands on all of them alike.
 
 Records wall time (perf_counter around the child) and the child's own peak
 RSS (wait4); commands containing a pipe run under bash, and their RSS is not
-recorded. One warm-up round is run first and discarded."""
+recorded. One warm-up round is run first and discarded.
+
+BENCH_SETTLE, if set, is a command run (untimed) before every timed one:
+`sync`, so that the dirty pages one command leaves (an output file not
+synced) are not written back during the next one's time."""
 import json
 import os
 import shlex
@@ -40,8 +44,11 @@ def main():
     cmds = list(zip(rest[0::2], rest[1::2]))
     times = {n: [] for n, _ in cmds}
     rss = {n: 0 for n, _ in cmds}
+    settle = os.environ.get("BENCH_SETTLE")
     for rnd in range(runs + 1):
         for name, cmd in cmds:
+            if settle:
+                run_once(settle)
             dt, r = run_once(cmd)
             if rnd == 0:
                 continue  # warm-up

@@ -66,7 +66,8 @@ print(f"service {1024/r['service']:.0f} MiB/s, process {1024/r['process']:.0f} M
 PY
 
 echo "== 1 GiB: whole-object download (curl; curl --compressed; sluice pull) vs sluice restore to a file (none syncs)"
-python3 bench/run.py "$tmp/down.json" "$RUNS" \
+# Each starts with no dirty pages left by the one before (none syncs).
+BENCH_SETTLE=sync python3 bench/run.py "$tmp/down.json" "$RUNS" \
   "download" "curl -sf -o $tmp/dl.bin -H '$H' '$U/v1/objects/one/content'" \
   "zstd" "curl -sf --compressed -o $tmp/dz.bin -H '$H' '$U/v1/objects/one/content'" \
   "pull" "$S pull one --server $U -o $tmp/pl.bin -f -q" \
