@@ -523,6 +523,15 @@ mod tests {
     }
 
     async fn read(f: &Fixture, range: Option<Range<u64>>, memory: usize) -> io::Result<Vec<u8>> {
+        read_as(f, range, memory, BodyEncoding::Identity).await
+    }
+
+    async fn read_as(
+        f: &Fixture,
+        range: Option<Range<u64>>,
+        memory: usize,
+        encoding: BodyEncoding,
+    ) -> io::Result<Vec<u8>> {
         let pool = Arc::clone(f.engine.pool());
         let lane = pool.lane();
         let (archive, _) = open(&f.objects, "c", f.keys.clone(), &pool, lane).await.unwrap();
@@ -530,7 +539,7 @@ mod tests {
         let d = Download {
             range: range.clone().unwrap_or(0..archive.plaintext_len()),
             whole: range.is_none(),
-            encoding: BodyEncoding::Identity,
+            encoding,
             archive,
             objects: f.objects.clone(),
             location: "c".into(),
@@ -569,6 +578,26 @@ mod tests {
                 assert_eq!(got, &f.original[r.start as usize..r.end as usize], "{r:?}");
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_whole_object_as_zstd_frames_decodes_to_it_and_is_smaller() {
+        let f = fixture();
+        f.store
+            .put(&Path::from("c"), PutPayload::from(f.container.clone()))
+            .await
+            .unwrap();
+        for budget in [256 << 10, 64 << 20] {
+            let framed = read_as(&f, None, budget, BodyEncoding::Zstd).await.unwrap();
+            assert!(framed.len() < f.original.len() / 2, "{} bytes", framed.len());
+            assert_eq!(zstd::stream::decode_all(&framed[..]).unwrap(), f.original);
+        }
+        // Tampered: cut off, never sent unauthenticated.
+        let mut bad = f.container.clone();
+        let at = bad.len() / 2;
+        bad[at] ^= 1;
+        f.store.put(&Path::from("c"), PutPayload::from(bad)).await.unwrap();
+        assert!(read_as(&f, None, 64 << 20, BodyEncoding::Zstd).await.is_err());
     }
 
     #[tokio::test]
