@@ -14,7 +14,6 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Context, Result};
-use reqwest::blocking::Response;
 use sluice_engine::format::{hash_chunk, zstd_frames, ChunkHash, Codec, Decompressor, DigestBuilder};
 use sluice_engine::OutputFile;
 
@@ -23,9 +22,9 @@ use super::parallel::{Plan, Written};
 /// Bytes asked of the body at a time.
 const READ_SIZE: usize = 1 << 20;
 
-/// Decodes `resp` (a zstd-encoded whole object described by `plan`) into
+/// Decodes `body` (a zstd-encoded whole object described by `plan`) into
 /// `out` on `workers` threads; `got` counts plaintext bytes written.
-pub fn fetch(mut resp: Response, plan: &Plan, out: &mut OutputFile, workers: usize, got: &AtomicU64) -> Result<()> {
+pub fn fetch(mut body: impl Read, plan: &Plan, out: &mut OutputFile, workers: usize, got: &AtomicU64) -> Result<()> {
     let file = out.file().try_clone().context("write failed")?;
     let file = &file;
     let chunks = plan.chunks();
@@ -42,12 +41,15 @@ pub fn fetch(mut resp: Response, plan: &Plan, out: &mut OutputFile, workers: usi
                     let done = decode_frames(&recv, plan, file, &hashes, &written, got);
                     if done.is_err() {
                         failed.store(true, Ordering::Relaxed);
+                        // The reader may be waiting to hand over a frame:
+                        // take (and drop) frames until it sees the failure.
+                        while recv.lock().is_ok_and(|r| r.recv().is_ok()) {}
                     }
                     done
                 })
             })
             .collect();
-        let read = split_frames(&mut resp, plan, &failed, |index, frame| {
+        let read = split_frames(&mut body, plan, &failed, |index, frame| {
             send.send((index, frame))
                 .map_err(|_| anyhow!("the decoding threads stopped"))
         });
@@ -238,6 +240,37 @@ mod tests {
             back.extend_from_slice(&zstd::stream::decode_all(&frame[..]).unwrap());
         }
         assert_eq!(back, data);
+    }
+
+    fn fetch_into(stream: &[u8], data: &[u8], chunk: usize) -> Result<Vec<u8>> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        let mut out = OutputFile::new(std::fs::File::create(&path).unwrap(), false);
+        let p = Plan {
+            digest: blake3::hash(data).to_hex().to_string(),
+            ..plan(data.len() as u64, chunk as u64)
+        };
+        fetch(Trickle(stream, 0), &p, &mut out, 3, &AtomicU64::new(0))?;
+        Ok(std::fs::read(&path).unwrap())
+    }
+
+    #[test]
+    fn frames_are_decoded_in_parallel_into_place_and_checked() {
+        let data: Vec<u8> = (0..1_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let chunk = 64 << 10;
+        let stream = frames_of(&data, chunk);
+        assert!(fetch_into(&stream, &data, chunk).unwrap() == data);
+        // Another object's frames: the digest does not match.
+        let mut other = data.clone();
+        other[500_000] ^= 1;
+        let e = fetch_into(&frames_of(&other, chunk), &data, chunk).unwrap_err();
+        assert!(e.to_string().contains("BLAKE3"), "{e}");
+        // A frame of the wrong length fails (and nothing waits for ever),
+        // also with many frames still to come.
+        let mut short = frames_of(&data[..chunk - 1], chunk);
+        short.extend_from_slice(&frames_of(&data[chunk - 1..], chunk));
+        let e = fetch_into(&short, &data, chunk).unwrap_err();
+        assert!(e.to_string().contains("does not decode"), "{e}");
     }
 
     #[test]
