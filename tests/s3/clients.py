@@ -26,6 +26,7 @@ import urllib.parse
 import urllib.request
 
 import boto3
+import botocore.auth
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -286,6 +287,19 @@ def run(port, s3_port, data, key, other_key, revoked_key, token, work):
     reader = client(s3_port, revoked_key)
     check("a read key reads", len(reader.list_buckets()["Buckets"]), 1)
     check("but does not write", error_code(lambda: reader.put_object(Bucket="photos", Key="x", Body=b"1")), "AccessDenied")
+    # A request signed with a clock 20 minutes off is refused, as S3 does past 15.
+    real_now = botocore.auth.get_current_datetime
+    for minutes in (-20, 20):
+        botocore.auth.get_current_datetime = lambda *a, m=minutes, **k: real_now(*a, **k) + datetime.timedelta(minutes=m)
+        try:
+            check(f"a request signed {minutes:+d} minutes off", error_code(lambda: c.list_buckets()), "RequestTimeTooSkewed")
+        finally:
+            botocore.auth.get_current_datetime = real_now
+    botocore.auth.get_current_datetime = lambda *a, **k: real_now(*a, **k) + datetime.timedelta(minutes=10)
+    try:
+        check("ten minutes off is within S3's 15", error_code(lambda: c.list_buckets()), None)
+    finally:
+        botocore.auth.get_current_datetime = real_now
     admin(data, "s3-key", "revoke", revoked_key.split()[0])
     time.sleep(1.5)
     check("a revoked key is refused within a second", error_code(lambda: reader.list_buckets()), "InvalidAccessKeyId")
