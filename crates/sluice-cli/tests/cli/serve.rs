@@ -79,6 +79,16 @@ fn upload_process_restore_ranges_tenants_and_errors() {
         zstd::stream::decode_all(&z.body[..]).unwrap() == data,
         "zstd content differs"
     );
+    let m = String::from_utf8_lossy(&reply(agent().get(s.url("/metrics")).call()).body).into_owned();
+    let sent = |encoding: &str| -> u64 {
+        let name = format!("sluice_download_bytes_total{{encoding=\"{encoding}\"}} ");
+        m.lines()
+            .find_map(|l| l.strip_prefix(&name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics"))
+    };
+    assert_eq!(sent("zstd"), z.body.len() as u64, "zstd bytes are counted as sent");
+    assert!(sent("identity") >= data.len() as u64);
     // A range is sent as it is.
     let r = zstd(Some("bytes=100-199"));
     assert_eq!(r.status, 206);

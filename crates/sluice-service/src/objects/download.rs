@@ -167,6 +167,16 @@ pub enum BodyEncoding {
     Zstd,
 }
 
+impl BodyEncoding {
+    /// Its name, as `Content-Encoding` and metrics say it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BodyEncoding::Identity => "identity",
+            BodyEncoding::Zstd => "zstd",
+        }
+    }
+}
+
 /// A chunk ready to send: its number, its bytes (plaintext, or a zstd
 /// frame of it), and its plaintext's hash when it was opened.
 struct Piece {
@@ -221,7 +231,11 @@ pub(crate) fn first_chunk_bytes(archive: &Archive<()>, range: &Range<u64>) -> us
 /// body (an error cuts it off).
 pub(crate) fn stream(d: Download) -> crate::Result<impl Stream<Item = io::Result<Bytes>> + Send + 'static> {
     let location = d.location.clone();
+    let sent = metrics::counter!("sluice_download_bytes_total", "encoding" => d.encoding.as_str());
     Ok(chunks(d)?.map(move |piece| {
+        if let Ok(bytes) = &piece {
+            sent.increment(bytes.len() as u64);
+        }
         piece.map_err(|e| {
             tracing::warn!(error = %e, location, "a download failed");
             io::Error::other(e.to_string())

@@ -435,6 +435,8 @@ impl Service {
         let permit = self.transfers.enter(caller.tenant(), Direction::Download)?;
         if let Some(container) = inline {
             let bytes = self.small_content(caller, &o, container, range.clone()).await?;
+            metrics::counter!("sluice_download_bytes_total", "encoding" => BodyEncoding::Identity.as_str())
+                .increment(bytes.len() as u64);
             drop(permit);
             return Ok(Content {
                 object: o,
