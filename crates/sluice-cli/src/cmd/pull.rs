@@ -73,7 +73,10 @@ pub fn run(args: &PullArgs) -> Result<Code> {
     if whole_to_file && zstd {
         let plan = parallel::Plan::from_headers(&resp)
             .context("the server sent zstd frames without the object's size, chunk size and digest")?;
-        return pull_frames(resp, &plan, &target, args, sync);
+        // Zstd frames, decoded on every core.
+        return pull_whole(&plan, &target, args, sync, |out, got| {
+            frames::fetch(resp, &plan, out, sluice_engine::available_cores(), got)
+        });
     }
     if zstd {
         anyhow::bail!("the server sent zstd frames, which were not asked for");
@@ -82,7 +85,10 @@ pub fn run(args: &PullArgs) -> Result<Code> {
         if let Some(plan) = parallel::Plan::from_head(&resp) {
             // This one stream is given up for several.
             drop(resp);
-            return pull_parallel(&api, &path, &plan, &target, args, sync);
+            // Ranges on `--parallel` connections.
+            return pull_whole(&plan, &target, args, sync, |out, got| {
+                parallel::fetch(&api, &path, &plan, out, args.parallel, got)
+            });
         }
     }
     let total = resp.content_length();
@@ -128,13 +134,15 @@ pub fn run(args: &PullArgs) -> Result<Code> {
     Ok(Code::Ok)
 }
 
-/// The whole object from `resp`, zstd frames decoded on every core.
-fn pull_frames(
-    resp: reqwest::blocking::Response,
+/// Writes the whole object (`plan.size` bytes) to `target` atomically,
+/// with a progress bar: `fill` writes it into the file, counting bytes on
+/// its counter.
+fn pull_whole(
     plan: &parallel::Plan,
     target: &std::path::Path,
     args: &PullArgs,
     sync: bool,
+    fill: impl FnOnce(&mut sluice_engine::OutputFile, &AtomicU64) -> Result<()>,
 ) -> Result<Code> {
     let mut out = AtomicFile::create(target, None, args.force, sync)?;
     let got = Arc::new(AtomicU64::new(0));
@@ -142,29 +150,7 @@ fn pull_frames(
         let got = Arc::clone(&got);
         Bar::following(move || got.load(Ordering::Relaxed), Some(plan.size), args.quiet)
     };
-    frames::fetch(resp, plan, out.file()?, sluice_engine::available_cores(), &got)?;
-    out.commit()?;
-    drop(bar);
-    eprintln!("{}: {} bytes", target.display(), plan.size);
-    Ok(Code::Ok)
-}
-
-/// The whole object in ranges on `args.parallel` connections.
-fn pull_parallel(
-    api: &Api,
-    path: &str,
-    plan: &parallel::Plan,
-    target: &std::path::Path,
-    args: &PullArgs,
-    sync: bool,
-) -> Result<Code> {
-    let mut out = AtomicFile::create(target, None, args.force, sync)?;
-    let got = Arc::new(AtomicU64::new(0));
-    let bar = {
-        let got = Arc::clone(&got);
-        Bar::following(move || got.load(Ordering::Relaxed), Some(plan.size), args.quiet)
-    };
-    parallel::fetch(api, path, plan, out.file()?, args.parallel, &got)?;
+    fill(out.file()?, &got)?;
     out.commit()?;
     drop(bar);
     eprintln!("{}: {} bytes", target.display(), plan.size);

@@ -14,7 +14,7 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Context, Result};
-use sluice_engine::format::{hash_chunk, zstd_frames, ChunkHash, Codec, Decompressor, DigestBuilder};
+use sluice_engine::format::{hash_chunk, zstd_frames, ChunkHash, Codec, Decompressor};
 use sluice_engine::OutputFile;
 
 use super::parallel::{Plan, Written};
@@ -74,18 +74,7 @@ pub fn fetch(mut body: impl Read, plan: &Plan, out: &mut OutputFile, workers: us
     }
     file.set_len(plan.size).context("write failed")?;
     let hashes = hashes.into_inner().map_err(|_| anyhow!("a decoding thread panicked"))?;
-    let mut digest = DigestBuilder::new();
-    for h in hashes {
-        digest.push(h.context("the download ended before its last chunk")?);
-    }
-    let digest = hex::encode(digest.finish());
-    if digest != plan.digest {
-        bail!(
-            "the downloaded content's BLAKE3 is {digest}, the object's is {}: it was replaced during the download; try again",
-            plan.digest
-        );
-    }
-    Ok(())
+    plan.check_digest(hashes, "the download ended before its last chunk")
 }
 
 /// Reads the body and hands each whole frame to `emit` with its chunk

@@ -72,6 +72,23 @@ impl Plan {
         self.size.div_ceil(self.piece())
     }
 
+    /// Checks that the BLAKE3 merged from every chunk's hash, in order,
+    /// is the object's; `missing` says what a chunk without one means.
+    pub fn check_digest(&self, hashes: Vec<Option<ChunkHash>>, missing: &'static str) -> Result<()> {
+        let mut digest = DigestBuilder::new();
+        for h in hashes {
+            digest.push(h.context(missing)?);
+        }
+        let digest = hex::encode(digest.finish());
+        if digest != self.digest {
+            bail!(
+                "the downloaded content's BLAKE3 is {digest}, the object's is {}: it was replaced during the download; try again",
+                self.digest
+            );
+        }
+        Ok(())
+    }
+
     /// Chunks in all.
     pub fn chunks(&self) -> u64 {
         self.size.div_ceil(self.chunk_size)
@@ -155,18 +172,7 @@ pub fn fetch(api: &Api, path: &str, plan: &Plan, out: &mut OutputFile, workers: 
     }
     file.set_len(plan.size).context("write failed")?;
     let hashes = hashes.into_inner().map_err(|_| anyhow!("a download thread panicked"))?;
-    let mut digest = DigestBuilder::new();
-    for h in hashes {
-        digest.push(h.context("a chunk was never fetched")?);
-    }
-    let digest = hex::encode(digest.finish());
-    if digest != plan.digest {
-        bail!(
-            "the downloaded content's BLAKE3 is {digest}, the object's is {}: it was replaced during the download; try again",
-            plan.digest
-        );
-    }
-    Ok(())
+    plan.check_digest(hashes, "a chunk was never fetched")
 }
 
 #[allow(clippy::too_many_arguments)]
