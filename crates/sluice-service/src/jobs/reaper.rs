@@ -98,8 +98,7 @@ pub(crate) async fn reap(st: &Service, age: Duration) -> sluice_store::Result<us
     // Containers replaced or deleted: kept for readers for the grace
     // period, then deleted. A location is never reused, so no object can
     // point at a retired one again.
-    let before = sluice_store::now_ms() - st.config.retired_grace.as_millis() as i64;
-    for location in st.db.retired_before(before, 500).await? {
+    for location in st.db.retired_before(st.config.retired_grace, 500).await? {
         match st.objects.delete(&location).await {
             Ok(()) | Err(sluice_store::Error::NotFound(_)) => {}
             Err(e) => return Err(e),

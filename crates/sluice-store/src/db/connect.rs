@@ -43,6 +43,17 @@ impl Backend {
         }
     }
 
+    /// An SQL expression for the database server's clock in unix
+    /// milliseconds. Timestamps that nodes compare with each other (when a
+    /// container was retired) are taken from it, so a node whose own clock
+    /// is off neither deletes a container early nor keeps it late.
+    pub(crate) fn now_ms_sql(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS BIGINT)",
+            Backend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        }
+    }
+
     /// The statement that begins a transaction that will write (see
     /// `Db::begin_write`: SQLite takes its write lock at once).
     pub(crate) fn begin_write(self) -> &'static str {

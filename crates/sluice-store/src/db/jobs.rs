@@ -832,10 +832,14 @@ mod tests {
         // until the reaper's retired pass.
         assert!(db.location_in_use("v1").await.unwrap());
         assert_eq!(
-            db.retired_before(now_ms() + 1, 10).await.unwrap(),
+            db.retired_before(std::time::Duration::ZERO, 10).await.unwrap(),
             vec!["v1".to_string()]
         );
-        assert!(db.retired_before(now_ms() - 60_000, 10).await.unwrap().is_empty());
+        assert!(db
+            .retired_before(std::time::Duration::from_secs(60), 10)
+            .await
+            .unwrap()
+            .is_empty());
         db.forget_retired("v1").await.unwrap();
         assert!(!db.location_in_use("v1").await.unwrap());
     }

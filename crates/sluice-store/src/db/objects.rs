@@ -5,13 +5,15 @@
 //! containers retired by overwrites and deletes (`retired`: kept for a
 //! grace period, so a reader that looked an object up can still read it).
 
+use std::time::Duration;
+
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{Backend, Db};
 use crate::error::{Error, Result};
 use crate::model::ObjectInfo;
-use crate::{now_ms, Objects};
+use crate::Objects;
 
 /// A transaction that writes.
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
@@ -32,15 +34,18 @@ pub(crate) async fn accept(tx: &mut Tx<'_>, tenant_id: &str, key: &str) -> Resul
 
 /// Keeps `location` for the grace period before the reaper deletes it (a
 /// container kept in its row needs nothing: readers got it with the row).
-pub(crate) async fn retire(tx: &mut Tx<'_>, location: &str) -> Result<()> {
+/// The time is the database's, as the reaper's is: see [`Db::retired_before`].
+pub(crate) async fn retire(tx: &mut Tx<'_>, backend: Backend, location: &str) -> Result<()> {
     if Objects::is_inline(location) {
         return Ok(());
     }
-    sqlx::query("INSERT INTO retired (location, retired_at) VALUES ($1, $2) ON CONFLICT (location) DO NOTHING")
-        .bind(location)
-        .bind(now_ms())
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO retired (location, retired_at) VALUES ($1, {}) ON CONFLICT (location) DO NOTHING",
+        backend.now_ms_sql()
+    )))
+    .bind(location)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -131,7 +136,7 @@ pub(crate) async fn place_object(
     .execute(&mut **tx)
     .await?;
     if let Some(old) = old_location.filter(|l| *l != o.location) {
-        retire(tx, &old).await?;
+        retire(tx, backend, &old).await?;
     }
     Ok(Placed::Stored)
 }
@@ -220,7 +225,7 @@ impl Db {
             .fetch_optional(&mut *tx)
             .await?;
         if let Some(row) = &row {
-            retire(&mut tx, &row.try_get::<String, _>("location")?).await?;
+            retire(&mut tx, self.backend, &row.try_get::<String, _>("location")?).await?;
         }
         tx.commit().await?;
         match row {
@@ -229,14 +234,20 @@ impl Db {
         }
     }
 
-    /// Containers retired before `before` (unix ms), oldest first: the
-    /// reaper's to delete.
-    pub async fn retired_before(&self, before: i64, limit: u32) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT location FROM retired WHERE retired_at < $1 ORDER BY retired_at LIMIT $2")
-            .bind(before)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
+    /// Containers retired at least `grace` ago, oldest first: the reaper's
+    /// to delete. Both times are the database's clock, so that nodes whose
+    /// clocks disagree agree on a container's age: a node running behind
+    /// cannot cut a reader's grace short, nor one running ahead hold space.
+    pub async fn retired_before(&self, grace: Duration, limit: u32) -> Result<Vec<String>> {
+        let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT location FROM retired WHERE retired_at <= {} - $1 ORDER BY retired_at LIMIT $2",
+            self.backend.now_ms_sql()
+        )))
+        .bind(grace_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(|r| Ok(r.try_get("location")?)).collect()
     }
 
