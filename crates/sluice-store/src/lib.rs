@@ -16,7 +16,7 @@ mod objects;
 
 pub use db::{
     db_acquires, Backend, BucketDelete, CommitConnection, Db, DbConfig, Fenced, Multipart, MultipartPart, NewJob,
-    NewUpload, Placed, PoolStats, Success, Upload, UploadPart, UploadState,
+    NewUpload, Placed, PoolStats, Success, Upload, UploadPart, UploadState, IN_USE_BATCH,
 };
 pub use error::{Error, Result};
 pub use model::{

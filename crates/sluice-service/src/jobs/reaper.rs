@@ -107,9 +107,10 @@ pub(crate) async fn reap(st: &Service, age: Duration) -> sluice_store::Result<us
         st.db.forget_retired(&location).await?;
         removed += 1;
     }
-    for location in st.objects.old_containers(age).await? {
-        if !st.db.location_in_use(&location).await? {
-            st.objects.delete(&location).await?;
+    for batch in st.objects.old_containers(age).await?.chunks(sluice_store::IN_USE_BATCH) {
+        let in_use = st.db.locations_in_use(batch).await?;
+        for location in batch.iter().filter(|l| !in_use.contains(*l)) {
+            st.objects.delete(location).await?;
             removed += 1;
         }
     }

@@ -9,6 +9,7 @@ use sqlx::Row;
 
 use super::jobs::{arrived_in, job_from, succeed_in, Fenced, NewJob, JOB_COLUMNS};
 use super::objects::{retire, Placed, OBJECT_COLUMNS};
+use super::params::Params;
 use super::{Backend, Db};
 use crate::error::{Error, Result};
 use crate::model::{Job, JobProgress, ObjectInfo};
@@ -192,42 +193,6 @@ struct Arrival<'a> {
     progress: JobProgress,
     object: &'a ObjectInfo,
     container: Option<&'a [u8]>,
-}
-
-/// Numbered placeholders for a statement: `$1, $2, …` on PostgreSQL, `?`
-/// on SQLite (whose numbered ones cost a search per value bound, which
-/// many-row statements multiply). Values are bound in the order the
-/// placeholders were handed out.
-struct Params {
-    backend: Backend,
-    next: usize,
-}
-
-impl Params {
-    fn new(backend: Backend) -> Params {
-        Params { backend, next: 0 }
-    }
-
-    /// The next placeholder.
-    fn one(&mut self) -> String {
-        self.next += 1;
-        match self.backend {
-            Backend::Postgres => format!("${}", self.next),
-            Backend::Sqlite => "?".to_string(),
-        }
-    }
-
-    /// `(p, p, …)`: a row of `n`, with `fixed` spliced in (`(index, SQL)`).
-    fn row(&mut self, n: usize, fixed: &[(usize, &str)]) -> String {
-        let mut out = Vec::with_capacity(n + fixed.len());
-        for i in 0..n + fixed.len() {
-            match fixed.iter().find(|(at, _)| *at == i) {
-                Some((_, sql)) => out.push((*sql).to_string()),
-                None => out.push(self.one()),
-            }
-        }
-        format!("({})", out.join(", "))
-    }
 }
 
 /// Records a run of arrived uploads to distinct keys, as

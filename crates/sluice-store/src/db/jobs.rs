@@ -703,6 +703,21 @@ mod tests {
             );
             assert!(!db.location_in_use(&container(1)).await.unwrap());
             assert!(!db.location_in_use("objects/x/not-a-container").await.unwrap());
+
+            // Checked in batches, the same answers: a second job's running
+            // attempt and a retired container among more unknown locations
+            // than one statement takes.
+            let other = enqueue(&db, &tenant, "k2").await;
+            db.claim(1, 60_000).await.unwrap();
+            db.delete_object(&tenant, "k").await.unwrap();
+            let running = Objects::container_path(&tenant, &other.id, 1);
+            let mut asked: Vec<String> = (0..super::super::IN_USE_BATCH + 7)
+                .map(|i| Objects::container_path(&tenant, &format!("gone-{i}"), 1))
+                .collect();
+            asked.extend([container(1), container(2), running.clone(), "objects/x/y".into()]);
+            let used = db.locations_in_use(&asked).await.unwrap();
+            let want: std::collections::HashSet<String> = [container(2), running].into();
+            assert_eq!(used, want, "the retired container and the running attempt's");
         }
     }
 

@@ -10,6 +10,7 @@ mod connect;
 mod jobs;
 mod multipart;
 mod objects;
+mod params;
 mod pipelines;
 mod s3_keys;
 mod stats;
@@ -27,7 +28,7 @@ pub use commits::{CommitConnection, Success};
 pub use connect::{acquires as db_acquires, Backend};
 pub use jobs::{Fenced, NewJob};
 pub use multipart::{Multipart, MultipartPart};
-pub use objects::Placed;
+pub use objects::{Placed, IN_USE_BATCH};
 pub use stats::PoolStats;
 pub use uploads::{NewUpload, Upload, UploadPart, UploadState};
 
