@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The service against the CLI on the same machine and disk:
-#   1. upload-to-stored throughput of one 1 GiB file (curl -T ...?wait=true)
+#   1. upload-to-stored throughput of one 1 GiB file (generated text, and
+#      real data where bench/corpus-real holds it) (curl -T ...?wait=true)
 #      vs `sluice process` of the same file, alternating runs (both durable:
 #      the CLI syncs its output, the service its staged upload and container);
 #   2. a whole-object download of it to a file (curl; curl --compressed,
@@ -32,9 +33,16 @@ fi
 cargo build --release --locked -p sluice-cli
 S=$root/target/release/sluice
 
-# Inputs: 1 GiB and 256 MiB of the generated text corpus.
+# Inputs: 1 GiB of the generated text corpus, and of a real one
+# (bench/corpus-real, bench/real_corpus.sh) where present; 256 MiB of the
+# generated mixed one.
 [ -f bench/corpus/text.bin ] || python3 bench/gen_corpus.py bench/corpus --text-mib 512 --random-mib 256 --mixed-mib 512
-cat bench/corpus/text.bin bench/corpus/text.bin > "$tmp/1g.bin"
+cat bench/corpus/text.bin bench/corpus/text.bin > "$tmp/text.bin"
+inputs=(text)
+if [ -f bench/corpus-real/binaries.tar ]; then
+  head -c $((1 << 30)) bench/corpus-real/binaries.tar > "$tmp/real.bin"
+  inputs+=(real)
+fi
 head -c $((256 << 20)) bench/corpus/mixed.bin > "$tmp/256m.bin"
 
 data=$tmp/data
@@ -54,26 +62,30 @@ $S keygen --raw -o "$tmp/k.bin" >/dev/null
 H="Authorization: Bearer $TOKEN"
 export SLUICE_TOKEN=$TOKEN  # for sluice pull
 
-echo "== 1 GiB: upload-to-stored vs sluice process"
-python3 bench/run.py "$tmp/one.json" "$RUNS" \
-  "service" "curl -sf -o /dev/null -H '$H' -T $tmp/1g.bin '$U/v1/objects/one?wait=true'" \
-  "process" "$S process $tmp/1g.bin -o $tmp/1g.sluice --key-file $tmp/k.bin -f -q"
-python3 - "$tmp/one.json" <<'PY'
+# Upload-to-stored and whole-object downloads of one 1 GiB file ($1: its
+# name, `text` or `real`), against process and restore of the same file.
+whole_file() {
+  local input=$1 f=$tmp/$1.bin
+  echo "== 1 GiB ($input): upload-to-stored vs sluice process"
+  python3 bench/run.py "$tmp/one-$input.json" "$RUNS" \
+    "service" "curl -sf -o /dev/null -H '$H' -T $f '$U/v1/objects/$input?wait=true'" \
+    "process" "$S process $f -o $tmp/$input.sluice --key-file $tmp/k.bin -f -q"
+  python3 - "$tmp/one-$input.json" <<'PY'
 import json, sys
 r = {x["command"]: x["median"] for x in json.load(open(sys.argv[1]))["results"]}
 print(f"service {1024/r['service']:.0f} MiB/s, process {1024/r['process']:.0f} MiB/s: "
       f"service / process throughput = {r['process']/r['service']:.2f}")
 PY
 
-echo "== 1 GiB: whole-object download (curl; curl --compressed; sluice pull) vs sluice restore to a file (none syncs)"
-# Each starts with no dirty pages left by the one before (none syncs).
-BENCH_SETTLE=sync python3 bench/run.py "$tmp/down.json" "$RUNS" \
-  "download" "curl -sf -o $tmp/dl.bin -H '$H' '$U/v1/objects/one/content'" \
-  "zstd" "curl -sf --compressed -o $tmp/dz.bin -H '$H' '$U/v1/objects/one/content'" \
-  "pull" "$S pull one --server $U -o $tmp/pl.bin -f -q" \
-  "restore" "$S restore $tmp/1g.sluice -o $tmp/rs.bin --key-file $tmp/k.bin -f -q"
-for f in dl dz pl rs; do cmp -s "$tmp/$f.bin" "$tmp/1g.bin" || { echo "$f.bin: a restored copy differs"; exit 1; }; done
-python3 - "$tmp/down.json" <<'PY'
+  echo "== 1 GiB ($input): whole-object download (curl; curl --compressed; sluice pull) vs sluice restore to a file (none syncs)"
+  # Each starts with no dirty pages left by the one before (none syncs).
+  BENCH_SETTLE=sync python3 bench/run.py "$tmp/down-$input.json" "$RUNS" \
+    "download" "curl -sf -o $tmp/dl.bin -H '$H' '$U/v1/objects/$input/content'" \
+    "zstd" "curl -sf --compressed -o $tmp/dz.bin -H '$H' '$U/v1/objects/$input/content'" \
+    "pull" "$S pull $input --server $U -o $tmp/pl.bin -f -q" \
+    "restore" "$S restore $tmp/$input.sluice -o $tmp/rs.bin --key-file $tmp/k.bin -f -q"
+  for g in dl dz pl rs; do cmp -s "$tmp/$g.bin" "$f" || { echo "$g.bin: a restored copy differs"; exit 1; }; done
+  python3 - "$tmp/down-$input.json" <<'PY'
 import json, sys
 r = {x["command"]: x["median"] for x in json.load(open(sys.argv[1]))["results"]}
 print(f"curl {1024/r['download']:.0f} MiB/s, curl --compressed {1024/r['zstd']:.0f} MiB/s, "
@@ -81,7 +93,10 @@ print(f"curl {1024/r['download']:.0f} MiB/s, curl --compressed {1024/r['zstd']:.
       f"download / restore throughput = {r['restore']/r['download']:.2f} (curl), "
       f"{r['restore']/r['zstd']:.2f} (curl --compressed), {r['restore']/r['pull']:.2f} (pull)")
 PY
-rm -f "$tmp/dl.bin" "$tmp/dz.bin" "$tmp/pl.bin" "$tmp/rs.bin"
+  rm -f "$tmp/dl.bin" "$tmp/dz.bin" "$tmp/pl.bin" "$tmp/rs.bin"
+}
+for input in "${inputs[@]}"; do whole_file "$input"; done
+
 # The same without the file: curl writes its file from one thread while
 # restore writes its chunks from every core, so the file-to-file ratio
 # measures curl's page-cache writes as much as the server. (Not a pipe
@@ -89,8 +104,8 @@ rm -f "$tmp/dl.bin" "$tmp/dz.bin" "$tmp/pl.bin" "$tmp/rs.bin"
 # the transfer.)
 echo "== 1 GiB: whole-object download vs sluice restore, both to /dev/null"
 python3 bench/run.py "$tmp/down-null.json" "$RUNS" \
-  "download" "curl -sf -o /dev/null -H '$H' '$U/v1/objects/one/content'" \
-  "restore" "$S restore $tmp/1g.sluice -o - --key-file $tmp/k.bin -q > /dev/null"
+  "download" "curl -sf -o /dev/null -H '$H' '$U/v1/objects/text/content'" \
+  "restore" "$S restore $tmp/text.sluice -o - --key-file $tmp/k.bin -q > /dev/null"
 python3 - "$tmp/down-null.json" <<'PY'
 import json, sys
 r = {x["command"]: x["median"] for x in json.load(open(sys.argv[1]))["results"]}

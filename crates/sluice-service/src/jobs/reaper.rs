@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use futures_util::TryStreamExt;
 use sluice_store::UploadState;
 use tokio::task::JoinHandle;
 
@@ -107,8 +108,10 @@ pub(crate) async fn reap(st: &Service, age: Duration) -> sluice_store::Result<us
         st.db.forget_retired(&location).await?;
         removed += 1;
     }
-    for batch in st.objects.old_containers(age).await?.chunks(sluice_store::IN_USE_BATCH) {
-        let in_use = st.db.locations_in_use(batch).await?;
+    // Every container, a batch at a time: a store may hold millions.
+    let mut containers = st.objects.old_containers(age).try_chunks(sluice_store::IN_USE_BATCH);
+    while let Some(batch) = containers.try_next().await.map_err(|e| e.1)? {
+        let in_use = st.db.locations_in_use(&batch).await?;
         for location in batch.iter().filter(|l| !in_use.contains(*l)) {
             st.objects.delete(location).await?;
             removed += 1;

@@ -95,8 +95,9 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
     async fn stream(&self, location: &str) -> BlobResult<(ByteStream, u64)>;
     /// The bytes of `range` of the object at `location`.
     async fn read_range(&self, location: &str, range: Range<u64>) -> BlobResult<Bytes>;
-    /// Every object under the directory `prefix` (at any depth), unordered.
-    async fn list(&self, prefix: &str) -> BlobResult<Vec<Listed>>;
+    /// Every object under the directory `prefix` (at any depth), unordered,
+    /// as a stream read a page at a time (never all of them held at once).
+    fn list(&self, prefix: &str) -> BoxStream<'static, BlobResult<Listed>>;
     /// Deletes the object at `location`.
     async fn delete(&self, location: &str) -> BlobResult<()>;
     /// Moves `from` to `to`, replacing `to`.

@@ -16,7 +16,8 @@ use std::time::UNIX_EPOCH;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::stream::BoxStream;
+use futures_util::{FutureExt, StreamExt, TryStreamExt};
 use tokio::io::AsyncWrite;
 
 use super::blob::{BlobError, BlobResult, BlobStore, ByteStream, Listed, ObjectReader, ObjectWrite, ObjectWriter};
@@ -133,53 +134,100 @@ fn read_range(path: &Path, range: Range<u64>) -> io::Result<Bytes> {
     Ok(buf.into())
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut Vec<Listed>) -> io::Result<()> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for entry in entries {
-        let entry = entry?;
+/// Files listed per trip to the blocking pool.
+const LIST_BATCH: usize = 256;
+
+/// A walk of the files under a directory, depth first, a batch at a time:
+/// it holds only the directories open on the way down, so listing a store
+/// of millions of files costs the memory of one batch.
+struct Walk {
+    root: PathBuf,
+    /// The directory to start from, until the first batch opens it.
+    start: Option<PathBuf>,
+    open: Vec<fs::ReadDir>,
+}
+
+impl Walk {
+    fn new(root: PathBuf, dir: PathBuf) -> Walk {
+        Walk {
+            root,
+            start: Some(dir),
+            open: Vec::new(),
+        }
+    }
+
+    /// The next files, up to `max`; fewer only at the end of the walk.
+    fn next_batch(&mut self, max: usize) -> io::Result<Vec<Listed>> {
+        if let Some(dir) = self.start.take() {
+            self.descend(&dir)?;
+        }
+        let mut out = Vec::new();
+        while out.len() < max {
+            let Some(dir) = self.open.last_mut() else { break };
+            let Some(entry) = dir.next() else {
+                self.open.pop();
+                continue;
+            };
+            if let Some(listed) = self.visit(entry?)? {
+                out.push(listed);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Opens `dir` to walk next (gone meanwhile: nothing to walk).
+    fn descend(&mut self, dir: &Path) -> io::Result<()> {
+        match fs::read_dir(dir) {
+            Ok(entries) => {
+                self.open.push(entries);
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The file `entry` names, if it is one that is still there; a
+    /// directory is descended into.
+    fn visit(&mut self, entry: fs::DirEntry) -> io::Result<Option<Listed>> {
         let path = entry.path();
         let kind = match entry.file_type() {
             Ok(kind) => kind,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
         if kind.is_dir() {
-            walk(root, &path, out)?;
-            continue;
+            self.descend(&path)?;
+            return Ok(None);
         }
         if !kind.is_file() {
-            continue;
+            return Ok(None);
         }
         // Deleted meanwhile: not listed.
         let meta = match entry.metadata() {
             Ok(meta) => meta,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
         let Some(location) = path
-            .strip_prefix(root)
+            .strip_prefix(&self.root)
             .ok()
             .and_then(|p| p.to_str())
             .map(|p| p.replace(std::path::MAIN_SEPARATOR, "/"))
         else {
-            continue; // not a name the service made
+            return Ok(None); // not a name the service made
         };
         let modified_ms = meta
             .modified()?
             .duration_since(UNIX_EPOCH)
             .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
             .unwrap_or(0);
-        out.push(Listed {
+        Ok(Some(Listed {
             location,
             size: meta.len(),
             modified_ms,
-        });
+        }))
     }
-    Ok(())
 }
 
 /// Removes the empty directories above a deleted file, up to
@@ -250,23 +298,39 @@ impl BlobStore for LocalDir {
         }
     }
 
-    async fn list(&self, prefix: &str) -> BlobResult<Vec<Listed>> {
+    fn list(&self, prefix: &str) -> BoxStream<'static, BlobResult<Listed>> {
         let dir = if prefix.trim_matches('/').is_empty() {
             self.root.clone()
         } else {
-            self.path(prefix)?
+            match self.path(prefix) {
+                Ok(dir) => dir,
+                Err(e) => return futures_util::stream::once(async { Err(e) }).boxed(),
+            }
         };
-        let root = self.root.clone();
-        self.guard
-            .call("list", || {
-                let (root, dir) = (root.clone(), dir.clone());
-                blocking(prefix.to_string(), move || {
-                    let mut out = Vec::new();
-                    walk(&root, &dir, &mut out)?;
-                    Ok(out)
-                })
-            })
-            .await
+        let guard = Arc::clone(&self.guard);
+        let prefix = prefix.to_string();
+        let walk = Walk::new(self.root.clone(), dir);
+        // Each batch is one guarded call (a walk cannot be retried from the
+        // middle, so not retried).
+        futures_util::stream::try_unfold(Some(walk), move |walk| {
+            let (guard, prefix) = (Arc::clone(&guard), prefix.clone());
+            async move {
+                let Some(mut walk) = walk else { return Ok(None) };
+                let (walk, batch) = guard
+                    .once(
+                        "list",
+                        blocking(prefix, move || {
+                            let batch = walk.next_batch(LIST_BATCH)?;
+                            Ok((walk, batch))
+                        }),
+                    )
+                    .await?;
+                let rest = (batch.len() == LIST_BATCH).then_some(walk);
+                Ok(Some((futures_util::stream::iter(batch.into_iter().map(Ok)), rest)))
+            }
+        })
+        .try_flatten()
+        .boxed()
     }
 
     async fn delete(&self, location: &str) -> BlobResult<()> {
@@ -535,7 +599,7 @@ mod tests {
         ] {
             local.put(name, Bytes::from_static(b"xyz")).await.unwrap();
         }
-        let mut listed = local.list("objects").await.unwrap();
+        let mut listed: Vec<Listed> = local.list("objects").try_collect().await.unwrap();
         listed.sort();
         let names: Vec<&str> = listed.iter().map(|l| l.location.as_str()).collect();
         assert_eq!(
@@ -545,8 +609,28 @@ mod tests {
         assert!(listed.iter().all(|l| l.size == 3));
         let now = crate::now_ms();
         assert!(listed.iter().all(|l| (now - l.modified_ms).abs() < 60_000));
-        assert!(local.list("missing/").await.unwrap().is_empty());
-        assert_eq!(local.list("").await.unwrap().len(), 4);
+        assert!(local.list("missing/").try_collect::<Vec<_>>().await.unwrap().is_empty());
+        assert_eq!(local.list("").try_collect::<Vec<_>>().await.unwrap().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_listing_longer_than_a_batch_finds_every_file_once() {
+        let (_tmp, local) = dir();
+        let mut want = Vec::new();
+        for i in 0..LIST_BATCH * 2 + 3 {
+            let name = format!("objects/t{}/{i}.sluice", i % 3);
+            local.put(&name, Bytes::from_static(b"x")).await.unwrap();
+            want.push(name);
+        }
+        let mut got: Vec<String> = local
+            .list("objects")
+            .map_ok(|l| l.location)
+            .try_collect()
+            .await
+            .unwrap();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
     }
 
     #[tokio::test]

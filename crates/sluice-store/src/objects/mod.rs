@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 
 pub mod blob;
@@ -340,7 +341,8 @@ impl Objects {
     /// ago (a node killed while writing): `(marker location, marker)`.
     pub async fn abandoned_multipart(&self, age: Duration) -> Result<Vec<(String, Marker)>> {
         let mut out = Vec::new();
-        for location in self.older_than(MARKERS, age).await? {
+        let markers: Vec<String> = self.older_than(MARKERS, age).try_collect().await?;
+        for location in markers {
             let bytes = match self.blobs.stream(&location).await {
                 Ok((stream, _)) => stream
                     .try_collect::<Vec<Bytes>>()
@@ -383,10 +385,9 @@ impl Objects {
         let mut out: Vec<(String, u64)> = self
             .blobs
             .list(prefix)
-            .await?
-            .into_iter()
-            .map(|l| (l.location, l.size))
-            .collect();
+            .map_ok(|l| (l.location, l.size))
+            .try_collect()
+            .await?;
         out.sort();
         Ok(out)
     }
@@ -459,46 +460,42 @@ impl Objects {
 
     /// Staged uploads older than `age`: `(location, job id)`.
     pub async fn old_staging(&self, age: Duration) -> Result<Vec<(String, String)>> {
-        let old = self.older_than("staging", age).await?;
-        Ok(old
-            .into_iter()
-            .filter_map(|l| {
-                let job = l.rsplit('/').next()?.to_string();
-                Some((l, job))
+        self.older_than("staging", age)
+            .try_filter_map(|l| async move {
+                let job = l.rsplit('/').next().map(str::to_string);
+                Ok(job.map(|job| (l, job)))
             })
-            .collect())
+            .try_collect()
+            .await
     }
 
     /// Files of resumable uploads (parts, scratch copies of parts, assembled
     /// wholes) older than `age`: `(location, upload id)`, to be checked
     /// against the sessions.
     pub async fn old_upload_files(&self, age: Duration) -> Result<Vec<(String, String)>> {
-        let old = self.older_than("uploads", age).await?;
-        Ok(old
-            .into_iter()
-            .filter_map(|l| {
+        self.older_than("uploads", age)
+            .try_filter_map(|l| async move {
                 // uploads/{tenant}/{upload}/...
-                let upload = l.split('/').nth(2)?.to_string();
-                Some((l, upload))
+                let upload = l.split('/').nth(2).map(str::to_string);
+                Ok(upload.map(|upload| (l, upload)))
             })
-            .collect())
+            .try_collect()
+            .await
     }
 
-    /// Containers older than `age` (to be checked against the object rows).
-    pub async fn old_containers(&self, age: Duration) -> Result<Vec<String>> {
-        self.older_than("objects", age).await
+    /// Containers older than `age` (to be checked against the object rows),
+    /// as a stream: a store may hold millions.
+    pub fn old_containers(&self, age: Duration) -> BoxStream<'static, Result<String>> {
+        self.older_than("objects", age)
     }
 
-    async fn older_than(&self, prefix: &str, age: Duration) -> Result<Vec<String>> {
-        let cutoff = crate::now_ms() - age.as_millis() as i64;
-        Ok(self
-            .blobs
+    fn older_than(&self, prefix: &str, age: Duration) -> BoxStream<'static, Result<String>> {
+        let cutoff = crate::now_ms() - i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
+        self.blobs
             .list(prefix)
-            .await?
-            .into_iter()
-            .filter(|l| l.modified_ms <= cutoff)
-            .map(|l| l.location)
-            .collect())
+            .map_err(Error::from)
+            .try_filter_map(move |l| async move { Ok((l.modified_ms <= cutoff).then_some(l.location)) })
+            .boxed()
     }
 }
 

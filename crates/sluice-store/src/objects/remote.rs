@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::buffered::{BufReader, BufWriter};
 use object_store::multipart::{MultipartStore, PartId};
@@ -126,19 +127,19 @@ impl BlobStore for RemoteStore {
             .map_err(blob_error)
     }
 
-    async fn list(&self, prefix: &str) -> BlobResult<Vec<Listed>> {
+    fn list(&self, prefix: &str) -> BoxStream<'static, BlobResult<Listed>> {
         let prefix = Path::from(prefix.trim_end_matches('/'));
-        let mut list = self.store.list(Some(&prefix));
-        let mut out = Vec::new();
-        while let Some(meta) = list.next().await {
-            let meta = meta.map_err(blob_error)?;
-            out.push(Listed {
-                location: meta.location.to_string(),
-                size: meta.size,
-                modified_ms: meta.last_modified.timestamp_millis(),
-            });
-        }
-        Ok(out)
+        self.store
+            .list(Some(&prefix))
+            .map(|meta| {
+                let meta = meta.map_err(blob_error)?;
+                Ok(Listed {
+                    location: meta.location.to_string(),
+                    size: meta.size,
+                    modified_ms: meta.last_modified.timestamp_millis(),
+                })
+            })
+            .boxed()
     }
 
     async fn delete(&self, location: &str) -> BlobResult<()> {
