@@ -4,7 +4,9 @@
 //! or `If-Modified-Since` is `304 Not Modified`; every other failure is
 //! `412 Precondition Failed`.
 
-use s3s::dto::{ETagCondition, Timestamp};
+use s3s::dto::{
+    CompleteMultipartUploadInput, ETagCondition, GetObjectInput, HeadObjectInput, PutObjectInput, Timestamp,
+};
 use s3s::{s3_error, S3Result};
 use sluice_service::ObjectInfo;
 
@@ -16,6 +18,39 @@ pub(crate) struct Conditions<'a> {
     pub if_modified_since: Option<&'a Timestamp>,
     pub if_unmodified_since: Option<&'a Timestamp>,
 }
+
+/// A request that carries conditions: a read (GET, HEAD) all four, a
+/// write (PUT, multipart completion) `If-Match` and `If-None-Match`.
+pub(crate) trait Conditional {
+    /// Its conditions.
+    fn conditions(&self) -> Conditions<'_>;
+}
+
+macro_rules! conditional {
+    (reads: $($read:ty),*; writes: $($write:ty),*) => {
+        $(impl Conditional for $read {
+            fn conditions(&self) -> Conditions<'_> {
+                Conditions {
+                    if_match: self.if_match.as_ref(),
+                    if_none_match: self.if_none_match.as_ref(),
+                    if_modified_since: self.if_modified_since.as_ref(),
+                    if_unmodified_since: self.if_unmodified_since.as_ref(),
+                }
+            }
+        })*
+        $(impl Conditional for $write {
+            fn conditions(&self) -> Conditions<'_> {
+                Conditions {
+                    if_match: self.if_match.as_ref(),
+                    if_none_match: self.if_none_match.as_ref(),
+                    ..Conditions::default()
+                }
+            }
+        })*
+    };
+}
+
+conditional!(reads: GetObjectInput, HeadObjectInput; writes: PutObjectInput, CompleteMultipartUploadInput);
 
 fn matches(condition: &ETagCondition, o: Option<&ObjectInfo>) -> bool {
     match (condition, o) {

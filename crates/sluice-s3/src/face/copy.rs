@@ -6,11 +6,12 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 use sluice_service::buckets::object_key;
 use sluice_service::objects::meta::ObjectMeta;
 use sluice_service::objects::Put;
+use sluice_service::{Caller, ObjectInfo};
 
 use crate::conditions::Conditions;
 use crate::errors::{bucket_error, to_s3};
 
-use super::headers::{etag, meta_of, modified};
+use super::headers::{etag, modified, StoredHeaders};
 use super::Face;
 
 /// A copy source range: exactly `bytes=FIRST-LAST`, FIRST at most LAST.
@@ -28,31 +29,55 @@ pub(super) fn copy_range(r: &str) -> S3Result<(u64, u64)> {
     Ok((first, last))
 }
 
+/// A request that copies from another object: a copy, or a part copy.
+pub(super) trait CopyRequest {
+    /// What it copies from.
+    fn source(&self) -> &CopySource;
+    /// Its `x-amz-copy-source-if-*` conditions.
+    fn source_conditions(&self) -> Conditions<'_>;
+}
+
+macro_rules! copy_request {
+    ($($input:ty),*) => {$(
+        impl CopyRequest for $input {
+            fn source(&self) -> &CopySource {
+                &self.copy_source
+            }
+            fn source_conditions(&self) -> Conditions<'_> {
+                Conditions {
+                    if_match: self.copy_source_if_match.as_ref(),
+                    if_none_match: self.copy_source_if_none_match.as_ref(),
+                    if_modified_since: self.copy_source_if_modified_since.as_ref(),
+                    if_unmodified_since: self.copy_source_if_unmodified_since.as_ref(),
+                }
+            }
+        }
+    )*};
+}
+
+copy_request!(CopyObjectInput, UploadPartCopyInput);
+
+/// The object `input` copies from, in a bucket `who` must own, once it
+/// meets the copy's conditions: its key and row.
+pub(super) async fn copy_source(face: &Face, who: &Caller, input: &impl CopyRequest) -> S3Result<(String, ObjectInfo)> {
+    let CopySource::Bucket { bucket, key, .. } = input.source() else {
+        return Err(s3_error!(NotImplemented, "copies from access points are not served"));
+    };
+    let source_bucket = face.service.bucket(who, bucket).await.map_err(bucket_error)?;
+    let source_key = object_key(&source_bucket.name, key);
+    let source = face.service.object(who, &source_key).await.map_err(to_s3)?;
+    input.source_conditions().check(Some(&source), false)?;
+    Ok((source_key, source))
+}
+
 pub(super) async fn copy_object(
     face: &Face,
     req: S3Request<CopyObjectInput>,
 ) -> S3Result<S3Response<CopyObjectOutput>> {
     let (who, bucket) = face.in_bucket(req.credentials.as_ref(), &req.input.bucket).await?;
     let input = req.input;
-    let CopySource::Bucket {
-        bucket: src_bucket,
-        key: src_key,
-        ..
-    } = &input.copy_source
-    else {
-        return Err(s3_error!(NotImplemented, "copies from access points are not served"));
-    };
-    let source_bucket = face.service.bucket(&who, src_bucket).await.map_err(bucket_error)?;
-    let source_key = object_key(&source_bucket.name, src_key);
+    let (source_key, source) = copy_source(face, &who, &input).await?;
     let dest_key = object_key(&bucket.name, &input.key);
-    let source = face.service.object(&who, &source_key).await.map_err(to_s3)?;
-    Conditions {
-        if_match: input.copy_source_if_match.as_ref(),
-        if_none_match: input.copy_source_if_none_match.as_ref(),
-        if_modified_since: input.copy_source_if_modified_since.as_ref(),
-        if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
-    }
-    .check(Some(&source), false)?;
     let replace = input
         .metadata_directive
         .as_ref()
@@ -65,15 +90,7 @@ pub(super) async fn copy_object(
         ));
     }
     let meta = if replace {
-        meta_of(
-            input.content_type.as_ref(),
-            input.content_encoding.as_ref(),
-            input.content_disposition.as_ref(),
-            input.content_language.as_ref(),
-            input.cache_control.as_ref(),
-            input.expires.as_ref(),
-            input.metadata.as_ref(),
-        )
+        input.stored_meta()
     } else {
         ObjectMeta::from_row(source.meta.as_deref())
     };

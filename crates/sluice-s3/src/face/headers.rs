@@ -38,36 +38,45 @@ pub(crate) fn etag_value(o: &ObjectInfo) -> &str {
     o.etag.as_deref().unwrap_or(&o.digest)
 }
 
-/// An object's metadata from a request's headers.
-pub(super) fn meta_of(
-    content_type: Option<&String>,
-    content_encoding: Option<&String>,
-    content_disposition: Option<&String>,
-    content_language: Option<&String>,
-    cache_control: Option<&String>,
-    expires: Option<&Timestamp>,
-    metadata: Option<&Metadata>,
-) -> ObjectMeta {
-    ObjectMeta {
-        content_type: content_type.cloned(),
-        // `aws-chunked` is how the body was sent, not what it is.
-        content_encoding: content_encoding
-            .map(|e| {
-                e.split(',')
-                    .map(str::trim)
-                    .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("aws-chunked"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .filter(|e| !e.is_empty()),
-        content_disposition: content_disposition.cloned(),
-        content_language: content_language.cloned(),
-        cache_control: cache_control.cloned(),
-        expires: expires.and_then(http_date),
-        user: user_meta(metadata.cloned()),
-        tags: Default::default(),
-        ..ObjectMeta::default()
-    }
+/// A request that carries the headers stored with an object (Content-Type,
+/// Content-Encoding, Content-Disposition, Content-Language, Cache-Control,
+/// Expires, `x-amz-meta-*`): a put, a multipart upload's creation, a copy
+/// that replaces the metadata.
+pub(super) trait StoredHeaders {
+    /// The object's metadata from them (no tags).
+    fn stored_meta(&self) -> ObjectMeta;
+}
+
+macro_rules! stored_headers {
+    ($($input:ty),*) => {$(
+        impl StoredHeaders for $input {
+            fn stored_meta(&self) -> ObjectMeta {
+                ObjectMeta {
+                    content_type: self.content_type.clone(),
+                    content_encoding: self.content_encoding.as_deref().and_then(content_encoding),
+                    content_disposition: self.content_disposition.clone(),
+                    content_language: self.content_language.clone(),
+                    cache_control: self.cache_control.clone(),
+                    expires: self.expires.as_ref().and_then(http_date),
+                    user: user_meta(self.metadata.clone()),
+                    ..ObjectMeta::default()
+                }
+            }
+        }
+    )*};
+}
+
+stored_headers!(PutObjectInput, CreateMultipartUploadInput, CopyObjectInput);
+
+/// A Content-Encoding to store: `aws-chunked` is how the body was sent, not
+/// what it is.
+fn content_encoding(given: &str) -> Option<String> {
+    let kept: Vec<&str> = given
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("aws-chunked"))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(", "))
 }
 
 /// The checksum an upload asks to be checked (or computed): a value in a
@@ -138,6 +147,45 @@ pub(super) fn part_checksums(meta: &ObjectMeta, number: i64, mode: Option<&Check
     }
     c
 }
+
+/// An answer, or an entry of one, that carries checksums.
+pub(super) trait WithChecksums: Sized {
+    /// It with `sums`' values (and their type, where it has a field for it).
+    fn with_checksums(self, sums: Checksum) -> Self;
+}
+
+macro_rules! with_checksums {
+    ($($answer:ty),* ; typed: $($typed:ty),*) => {
+        $(impl WithChecksums for $answer {
+            fn with_checksums(self, sums: Checksum) -> Self {
+                Self {
+                    checksum_crc32: sums.checksum_crc32,
+                    checksum_crc32c: sums.checksum_crc32c,
+                    checksum_crc64nvme: sums.checksum_crc64nvme,
+                    checksum_sha1: sums.checksum_sha1,
+                    checksum_sha256: sums.checksum_sha256,
+                    ..self
+                }
+            }
+        })*
+        $(impl WithChecksums for $typed {
+            fn with_checksums(self, sums: Checksum) -> Self {
+                Self {
+                    checksum_crc32: sums.checksum_crc32,
+                    checksum_crc32c: sums.checksum_crc32c,
+                    checksum_crc64nvme: sums.checksum_crc64nvme,
+                    checksum_sha1: sums.checksum_sha1,
+                    checksum_sha256: sums.checksum_sha256,
+                    checksum_type: sums.checksum_type,
+                    ..self
+                }
+            }
+        })*
+    };
+}
+
+with_checksums!(UploadPartOutput, CopyPartResult, Part, ObjectPart;
+    typed: PutObjectOutput, GetObjectOutput, HeadObjectOutput, CompleteMultipartUploadOutput);
 
 /// A part's checksum as stored (`ALGO:BASE64`), as a checksum answer.
 pub(super) fn listed_checksum(stored: Option<&str>) -> Checksum {

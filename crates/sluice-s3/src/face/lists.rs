@@ -49,6 +49,48 @@ fn entries(listing: Listing, owner: Option<Owner>) -> (Vec<Object>, Vec<CommonPr
     (contents, prefixes)
 }
 
+/// What every listing asks: where, how many, how names are encoded.
+struct Ask<'a> {
+    prefix: &'a str,
+    delimiter: Option<&'a str>,
+    after: Option<&'a str>,
+    max_keys: usize,
+    encoding: Option<&'a EncodingType>,
+}
+
+/// How a listing's names go out: as they are, or url-encoded when asked.
+#[derive(Clone, Copy)]
+struct Names {
+    url: bool,
+}
+
+impl Names {
+    fn enc(self, s: Option<String>) -> Option<String> {
+        if self.url {
+            s.map(|s| listing::url_encode(&s))
+        } else {
+            s
+        }
+    }
+}
+
+/// One page of `bucket`'s listing as `ask` wants it (names encoded), and
+/// how the answer's other names are to be encoded.
+async fn page(face: &Face, who: &Caller, bucket: &str, ask: Ask<'_>) -> S3Result<(Listing, Names)> {
+    let query = Query {
+        bucket,
+        prefix: ask.prefix,
+        delimiter: ask.delimiter,
+        after: ask.after,
+        max_keys: ask.max_keys,
+    };
+    let listing = listing::list(&face.service, who, &query).await?;
+    let names = Names {
+        url: listing::wants_url(ask.encoding),
+    };
+    Ok((if names.url { listing.url_encoded() } else { listing }, names))
+}
+
 /// A continuation token: the key to continue after, hex (opaque to clients).
 pub(super) fn encode_token(after: &str) -> String {
     hex::encode(after)
@@ -71,21 +113,14 @@ pub(super) async fn list_object_versions(
     let input = req.input;
     let prefix = input.prefix.clone().unwrap_or_default();
     let max_keys = max_keys(input.max_keys)?;
-    let listing = listing::list(
-        &face.service,
-        &who,
-        &Query {
-            bucket: &bucket.name,
-            prefix: &prefix,
-            delimiter: input.delimiter.as_deref(),
-            after: input.key_marker.as_deref(),
-            max_keys,
-        },
-    )
-    .await?;
-    let url = listing::wants_url(input.encoding_type.as_ref());
-    let listing = if url { listing.url_encoded() } else { listing };
-    let enc = |s: Option<String>| if url { s.map(|s| listing::url_encode(&s)) } else { s };
+    let ask = Ask {
+        prefix: &prefix,
+        delimiter: input.delimiter.as_deref(),
+        after: input.key_marker.as_deref(),
+        max_keys,
+        encoding: input.encoding_type.as_ref(),
+    };
+    let (listing, names) = page(face, &who, &bucket.name, ask).await?;
     let truncated = listing.next_after.is_some();
     let next_key = listing.next_after.clone();
     let versions = listing
@@ -108,15 +143,15 @@ pub(super) async fn list_object_versions(
     let (_, prefixes) = entries(listing, None);
     Ok(S3Response::new(ListObjectVersionsOutput {
         common_prefixes: Some(prefixes),
-        delimiter: enc(input.delimiter.filter(|d| !d.is_empty())),
+        delimiter: names.enc(input.delimiter.filter(|d| !d.is_empty())),
         encoding_type: input.encoding_type,
         is_truncated: Some(truncated),
-        key_marker: enc(input.key_marker),
+        key_marker: names.enc(input.key_marker),
         max_keys: Some(max_keys as i32),
         name: Some(bucket.name),
-        next_key_marker: enc(next_key),
+        next_key_marker: names.enc(next_key),
         next_version_id_marker: truncated.then(|| "null".to_string()),
-        prefix: enc(Some(prefix)),
+        prefix: names.enc(Some(prefix)),
         version_id_marker: input.version_id_marker,
         versions: Some(versions),
         ..Default::default()
@@ -136,21 +171,14 @@ pub(super) async fn list_objects_v2(
     };
     let after = token.as_deref().or(input.start_after.as_deref());
     let max_keys = max_keys(input.max_keys)?;
-    let listing = listing::list(
-        &face.service,
-        &who,
-        &Query {
-            bucket: &bucket.name,
-            prefix: &prefix,
-            delimiter: input.delimiter.as_deref(),
-            after,
-            max_keys,
-        },
-    )
-    .await?;
-    let url = listing::wants_url(input.encoding_type.as_ref());
-    let listing = if url { listing.url_encoded() } else { listing };
-    let enc = |s: Option<String>| if url { s.map(|s| listing::url_encode(&s)) } else { s };
+    let ask = Ask {
+        prefix: &prefix,
+        delimiter: input.delimiter.as_deref(),
+        after,
+        max_keys,
+        encoding: input.encoding_type.as_ref(),
+    };
+    let (listing, names) = page(face, &who, &bucket.name, ask).await?;
     let key_count = (listing.contents.len() + listing.prefixes.len()) as i32;
     let truncated = listing.next_after.is_some();
     let next = listing.next_after.as_deref().map(encode_token);
@@ -158,7 +186,7 @@ pub(super) async fn list_objects_v2(
     let (contents, prefixes) = entries(listing, owner);
     Ok(S3Response::new(ListObjectsV2Output {
         name: Some(bucket.name),
-        prefix: enc(Some(prefix)),
+        prefix: names.enc(Some(prefix)),
         max_keys: Some(max_keys as i32),
         key_count: Some(key_count),
         continuation_token: input.continuation_token,
@@ -166,9 +194,9 @@ pub(super) async fn list_objects_v2(
         next_continuation_token: next,
         contents: Some(contents),
         common_prefixes: Some(prefixes),
-        delimiter: enc(input.delimiter.filter(|d| !d.is_empty())),
+        delimiter: names.enc(input.delimiter.filter(|d| !d.is_empty())),
         encoding_type: input.encoding_type,
-        start_after: enc(input.start_after),
+        start_after: names.enc(input.start_after),
         request_charged: None,
     }))
 }
@@ -181,21 +209,14 @@ pub(super) async fn list_objects(
     let input = req.input;
     let prefix = input.prefix.clone().unwrap_or_default();
     let max_keys = max_keys(input.max_keys)?;
-    let listing = listing::list(
-        &face.service,
-        &who,
-        &Query {
-            bucket: &bucket.name,
-            prefix: &prefix,
-            delimiter: input.delimiter.as_deref(),
-            after: input.marker.as_deref(),
-            max_keys,
-        },
-    )
-    .await?;
-    let url = listing::wants_url(input.encoding_type.as_ref());
-    let listing = if url { listing.url_encoded() } else { listing };
-    let enc = |s: Option<String>| if url { s.map(|s| listing::url_encode(&s)) } else { s };
+    let ask = Ask {
+        prefix: &prefix,
+        delimiter: input.delimiter.as_deref(),
+        after: input.marker.as_deref(),
+        max_keys,
+        encoding: input.encoding_type.as_ref(),
+    };
+    let (listing, names) = page(face, &who, &bucket.name, ask).await?;
     let truncated = listing.next_after.is_some();
     // S3 gives NextMarker only when a delimiter is set (else the last key is it).
     let next_marker = listing.next_after.clone().filter(|_| input.delimiter.is_some());
@@ -203,13 +224,13 @@ pub(super) async fn list_objects(
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(bucket.name),
         prefix: Some(prefix),
-        marker: enc(Some(input.marker.unwrap_or_default())),
+        marker: names.enc(Some(input.marker.unwrap_or_default())),
         max_keys: Some(max_keys as i32),
         is_truncated: Some(truncated),
         contents: Some(contents),
         common_prefixes: Some(prefixes),
-        delimiter: enc(input.delimiter.filter(|d| !d.is_empty())),
-        next_marker: enc(next_marker),
+        delimiter: names.enc(input.delimiter.filter(|d| !d.is_empty())),
+        next_marker: names.enc(next_marker),
         encoding_type: input.encoding_type,
         request_charged: None,
     }))

@@ -16,6 +16,7 @@ use s3s::{S3Request, S3Response, S3Result, S3};
 use sluice_service::{Caller, ObjectInfo, Service};
 
 use crate::auth::caller;
+use crate::conditions::Conditional;
 use crate::errors::{bucket_error, to_s3};
 
 /// The S3 face over one service.
@@ -47,6 +48,16 @@ pub(super) async fn current(service: &Service, who: &Caller, key: &str) -> S3Res
         Err(sluice_service::Error::NotFound(_)) => Ok(None),
         Err(e) => Err(to_s3(e)),
     }
+}
+
+/// Checks a write's conditions against the object now under `key` (looked
+/// up only when there are any).
+pub(super) async fn check_write(face: &Face, who: &Caller, key: &str, input: &impl Conditional) -> S3Result<()> {
+    let conditions = input.conditions();
+    if conditions.any() {
+        conditions.check(current(&face.service, who, key).await?.as_ref(), false)?;
+    }
+    Ok(())
 }
 
 #[async_trait::async_trait]

@@ -11,13 +11,14 @@ use sluice_service::objects::ByteRange;
 use sluice_service::{Caller, JobError, Multipart, MultipartPart, Service};
 
 use crate::checksums::{self, Algo, Expected, Kind, Outcome};
-use crate::conditions::Conditions;
-use crate::errors::{bucket_error, to_s3};
+use crate::errors::to_s3;
 use crate::tags;
 
-use super::copy::copy_range;
-use super::headers::{checksum_wanted, content_md5, etag, listed_checksum, meta_of, millis, stored_checksums};
-use super::{current, Face};
+use super::copy::{copy_range, copy_source};
+use super::headers::{
+    checksum_wanted, content_md5, etag, listed_checksum, millis, stored_checksums, StoredHeaders, WithChecksums,
+};
+use super::{check_write, Face};
 
 /// A service error of a multipart operation: what was not found is the upload.
 fn upload_error(e: sluice_service::Error) -> s3s::S3Error {
@@ -146,16 +147,7 @@ pub(super) async fn create_multipart_upload(
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let (who, bucket) = face.in_bucket(req.credentials.as_ref(), &req.input.bucket).await?;
     let input = req.input;
-    let meta = meta_of(
-        input.content_type.as_ref(),
-        input.content_encoding.as_ref(),
-        input.content_disposition.as_ref(),
-        input.content_language.as_ref(),
-        input.cache_control.as_ref(),
-        input.expires.as_ref(),
-        input.metadata.as_ref(),
-    );
-    let mut meta = meta;
+    let mut meta = input.stored_meta();
     if let Some(h) = &input.tagging {
         meta.tags = tags::from_header(h)?;
     }
@@ -252,15 +244,13 @@ pub(super) async fn upload_part(
         }
     }
     let sums = listed_checksum(part.checksum.as_deref());
-    Ok(S3Response::new(UploadPartOutput {
-        e_tag: Some(ETag::Strong(part.etag)),
-        checksum_crc32: sums.checksum_crc32,
-        checksum_crc32c: sums.checksum_crc32c,
-        checksum_crc64nvme: sums.checksum_crc64nvme,
-        checksum_sha1: sums.checksum_sha1,
-        checksum_sha256: sums.checksum_sha256,
-        ..Default::default()
-    }))
+    Ok(S3Response::new(
+        UploadPartOutput {
+            e_tag: Some(ETag::Strong(part.etag)),
+            ..Default::default()
+        }
+        .with_checksums(sums),
+    ))
 }
 
 pub(super) async fn upload_part_copy(
@@ -269,24 +259,7 @@ pub(super) async fn upload_part_copy(
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
     let (who, bucket) = face.in_bucket(req.credentials.as_ref(), &req.input.bucket).await?;
     let input = req.input;
-    let CopySource::Bucket {
-        bucket: src_bucket,
-        key: src_key,
-        ..
-    } = &input.copy_source
-    else {
-        return Err(s3_error!(NotImplemented, "copies from access points are not served"));
-    };
-    let source_bucket = face.service.bucket(&who, src_bucket).await.map_err(bucket_error)?;
-    let source_key = object_key(&source_bucket.name, src_key);
-    let source = face.service.object(&who, &source_key).await.map_err(to_s3)?;
-    Conditions {
-        if_match: input.copy_source_if_match.as_ref(),
-        if_none_match: input.copy_source_if_none_match.as_ref(),
-        if_modified_since: input.copy_source_if_modified_since.as_ref(),
-        if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
-    }
-    .check(Some(&source), false)?;
+    let (source_key, source) = copy_source(face, &who, &input).await?;
     let range = match &input.copy_source_range {
         Some(r) => {
             let (first, last) = copy_range(r)?;
@@ -325,15 +298,14 @@ pub(super) async fn upload_part_copy(
         .map_err(|e| part_error(e, &checking))?;
     let sums = listed_checksum(part.checksum.as_deref());
     Ok(S3Response::new(UploadPartCopyOutput {
-        copy_part_result: Some(CopyPartResult {
-            e_tag: Some(ETag::Strong(part.etag)),
-            last_modified: Some(millis(part.created_at)),
-            checksum_crc32: sums.checksum_crc32,
-            checksum_crc32c: sums.checksum_crc32c,
-            checksum_crc64nvme: sums.checksum_crc64nvme,
-            checksum_sha1: sums.checksum_sha1,
-            checksum_sha256: sums.checksum_sha256,
-        }),
+        copy_part_result: Some(
+            CopyPartResult {
+                e_tag: Some(ETag::Strong(part.etag)),
+                last_modified: Some(millis(part.created_at)),
+                ..Default::default()
+            }
+            .with_checksums(sums),
+        ),
         ..Default::default()
     }))
 }
@@ -345,14 +317,7 @@ pub(super) async fn complete_multipart_upload(
     let (who, bucket) = face.in_bucket(req.credentials.as_ref(), &req.input.bucket).await?;
     let input = req.input;
     let key = object_key(&bucket.name, &input.key);
-    let conditions = Conditions {
-        if_match: input.if_match.as_ref(),
-        if_none_match: input.if_none_match.as_ref(),
-        ..Conditions::default()
-    };
-    if conditions.any() {
-        conditions.check(current(&face.service, &who, &key).await?.as_ref(), false)?;
-    }
+    check_write(face, &who, &key, &input).await?;
     let completed = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
     let listed: Vec<ListedPart> = completed
         .iter()
@@ -409,14 +374,9 @@ pub(super) async fn complete_multipart_upload(
             key: Some(input.key.clone()),
             e_tag: Some(etag(&o)),
             location: Some(format!("/{}/{}", bucket.name, input.key)),
-            checksum_crc32: sums.checksum_crc32,
-            checksum_crc32c: sums.checksum_crc32c,
-            checksum_crc64nvme: sums.checksum_crc64nvme,
-            checksum_sha1: sums.checksum_sha1,
-            checksum_sha256: sums.checksum_sha256,
-            checksum_type: sums.checksum_type,
             ..Default::default()
-        })
+        }
+        .with_checksums(sums))
     };
     Ok(S3Response::new(CompleteMultipartUploadOutput {
         future: Some(Box::pin(stored)),
@@ -469,12 +429,9 @@ pub(super) async fn list_parts(face: &Face, req: S3Request<ListPartsInput>) -> S
                         last_modified: Some(millis(p.created_at)),
                         part_number: Some(p.number as i32),
                         size: Some(p.size),
-                        checksum_crc32: sums.checksum_crc32,
-                        checksum_crc32c: sums.checksum_crc32c,
-                        checksum_crc64nvme: sums.checksum_crc64nvme,
-                        checksum_sha1: sums.checksum_sha1,
-                        checksum_sha256: sums.checksum_sha256,
+                        ..Default::default()
                     }
+                    .with_checksums(sums)
                 })
                 .collect(),
         ),

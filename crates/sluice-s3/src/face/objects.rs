@@ -11,15 +11,15 @@ use sluice_service::objects::meta::ObjectMeta;
 use sluice_service::objects::{ByteRange, LateChecksum, Put};
 
 use crate::checksums::{self, Outcome};
-use crate::conditions::Conditions;
+use crate::conditions::Conditional;
 use crate::errors::to_s3;
 use crate::tags;
 
 use super::headers::{
-    checksum_wanted, content_md5, etag, etag_value, meta_of, modified, parse_http_date, part_checksums,
-    stored_checksums,
+    checksum_wanted, content_md5, etag, etag_value, modified, parse_http_date, part_checksums, stored_checksums,
+    StoredHeaders, WithChecksums,
 };
-use super::{current, Face};
+use super::{check_write, current, Face};
 
 pub(super) async fn put_object(face: &Face, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
     let (who, bucket) = face.in_bucket(req.credentials.as_ref(), &req.input.bucket).await?;
@@ -37,9 +37,9 @@ pub(super) async fn put_object(face: &Face, req: S3Request<PutObjectInput>) -> S
             ],
         )
     };
-    let input = req.input;
+    let mut input = req.input;
     let key = object_key(&bucket.name, &input.key);
-    let body: sluice_service::Body = match input.body {
+    let body: sluice_service::Body = match input.body.take() {
         Some(blob) => Box::pin(blob.map_err(std::io::Error::other)),
         None => Box::pin(futures_util::stream::empty()),
     };
@@ -54,27 +54,11 @@ pub(super) async fn put_object(face: &Face, req: S3Request<PutObjectInput>) -> S
         Some(b64) => Some(content_md5(b64)?),
         None => None,
     };
-    let meta = meta_of(
-        input.content_type.as_ref(),
-        input.content_encoding.as_ref(),
-        input.content_disposition.as_ref(),
-        input.content_language.as_ref(),
-        input.cache_control.as_ref(),
-        input.expires.as_ref(),
-        input.metadata.as_ref(),
-    );
-    let mut meta = meta;
+    let mut meta = input.stored_meta();
     if let Some(h) = &input.tagging {
         meta.tags = tags::from_header(h)?;
     }
-    let conditions = Conditions {
-        if_match: input.if_match.as_ref(),
-        if_none_match: input.if_none_match.as_ref(),
-        ..Conditions::default()
-    };
-    if conditions.any() {
-        conditions.check(current(&face.service, &who, &key).await?.as_ref(), false)?;
-    }
+    check_write(face, &who, &key, &input).await?;
     // The checksum, known once the body has ended, is stored with the
     // object in the same commit.
     let late_checksum = checking.as_ref().map(|(algo, outcome)| {
@@ -109,29 +93,21 @@ pub(super) async fn put_object(face: &Face, req: S3Request<PutObjectInput>) -> S
         &ObjectMeta::from_row(o.meta.as_deref()),
         Some(&ChecksumMode::from_static(ChecksumMode::ENABLED)),
     );
-    Ok(S3Response::new(PutObjectOutput {
-        e_tag: Some(etag(&o)),
-        size: Some(o.plaintext_len),
-        checksum_crc32: sums.checksum_crc32,
-        checksum_crc32c: sums.checksum_crc32c,
-        checksum_crc64nvme: sums.checksum_crc64nvme,
-        checksum_sha1: sums.checksum_sha1,
-        checksum_sha256: sums.checksum_sha256,
-        checksum_type: sums.checksum_type,
-        ..Default::default()
-    }))
+    Ok(S3Response::new(
+        PutObjectOutput {
+            e_tag: Some(etag(&o)),
+            size: Some(o.plaintext_len),
+            ..Default::default()
+        }
+        .with_checksums(sums),
+    ))
 }
 
 pub(super) async fn get_object(face: &Face, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
     let (who, bucket) = face.in_bucket(req.credentials.as_ref(), &req.input.bucket).await?;
     let key = object_key(&bucket.name, &req.input.key);
     let i = &req.input;
-    let conditions = Conditions {
-        if_match: i.if_match.as_ref(),
-        if_none_match: i.if_none_match.as_ref(),
-        if_modified_since: i.if_modified_since.as_ref(),
-        if_unmodified_since: i.if_unmodified_since.as_ref(),
-    };
+    let conditions = i.conditions();
     let mut now = None;
     if conditions.any() || i.part_number.is_some() {
         now = current(&face.service, &who, &key).await?;
@@ -189,33 +165,30 @@ pub(super) async fn get_object(face: &Face, req: S3Request<GetObjectInput>) -> S
         None if content.range.is_none() => stored_checksums(&meta, r.checksum_mode.as_ref()),
         None => Checksum::default(),
     };
-    Ok(S3Response::new(GetObjectOutput {
-        accept_ranges: Some("bytes".into()),
-        body: Some(StreamingBlob::wrap(body)),
-        content_length: Some(length),
-        content_range,
-        e_tag: Some(etag(o)),
-        last_modified: Some(modified(o)),
-        content_type: r.response_content_type.clone().or(meta.content_type),
-        content_encoding: r.response_content_encoding.clone().or(meta.content_encoding),
-        content_disposition: r.response_content_disposition.clone().or(meta.content_disposition),
-        content_language: r.response_content_language.clone().or(meta.content_language),
-        cache_control: r.response_cache_control.clone().or(meta.cache_control),
-        expires: r
-            .response_expires
-            .clone()
-            .or_else(|| meta.expires.as_deref().and_then(parse_http_date)),
-        tag_count: (!meta.tags.is_empty()).then_some(meta.tags.len() as i32),
-        parts_count,
-        checksum_crc32: sums.checksum_crc32,
-        checksum_crc32c: sums.checksum_crc32c,
-        checksum_crc64nvme: sums.checksum_crc64nvme,
-        checksum_sha1: sums.checksum_sha1,
-        checksum_sha256: sums.checksum_sha256,
-        checksum_type: sums.checksum_type,
-        metadata: (!meta.user.is_empty()).then(|| meta.user.into_iter().collect()),
-        ..Default::default()
-    }))
+    Ok(S3Response::new(
+        GetObjectOutput {
+            accept_ranges: Some("bytes".into()),
+            body: Some(StreamingBlob::wrap(body)),
+            content_length: Some(length),
+            content_range,
+            e_tag: Some(etag(o)),
+            last_modified: Some(modified(o)),
+            content_type: r.response_content_type.clone().or(meta.content_type),
+            content_encoding: r.response_content_encoding.clone().or(meta.content_encoding),
+            content_disposition: r.response_content_disposition.clone().or(meta.content_disposition),
+            content_language: r.response_content_language.clone().or(meta.content_language),
+            cache_control: r.response_cache_control.clone().or(meta.cache_control),
+            expires: r
+                .response_expires
+                .clone()
+                .or_else(|| meta.expires.as_deref().and_then(parse_http_date)),
+            tag_count: (!meta.tags.is_empty()).then_some(meta.tags.len() as i32),
+            parts_count,
+            metadata: (!meta.user.is_empty()).then(|| meta.user.into_iter().collect()),
+            ..Default::default()
+        }
+        .with_checksums(sums),
+    ))
 }
 
 pub(super) async fn head_object(
@@ -226,13 +199,7 @@ pub(super) async fn head_object(
     let key = object_key(&bucket.name, &req.input.key);
     let o = face.service.object(&who, &key).await.map_err(to_s3)?;
     let i = &req.input;
-    Conditions {
-        if_match: i.if_match.as_ref(),
-        if_none_match: i.if_none_match.as_ref(),
-        if_modified_since: i.if_modified_since.as_ref(),
-        if_unmodified_since: i.if_unmodified_since.as_ref(),
-    }
-    .check(Some(&o), true)?;
+    i.conditions().check(Some(&o), true)?;
     let meta = ObjectMeta::from_row(o.meta.as_deref());
     let (length, parts_count) = match i.part_number {
         Some(n) => {
@@ -251,27 +218,24 @@ pub(super) async fn head_object(
         None => stored_checksums(&meta, i.checksum_mode.as_ref()),
     };
     let tags = meta.tags.len();
-    let mut resp = S3Response::new(HeadObjectOutput {
-        accept_ranges: Some("bytes".into()),
-        content_length: Some(length),
-        parts_count,
-        checksum_crc32: sums.checksum_crc32,
-        checksum_crc32c: sums.checksum_crc32c,
-        checksum_crc64nvme: sums.checksum_crc64nvme,
-        checksum_sha1: sums.checksum_sha1,
-        checksum_sha256: sums.checksum_sha256,
-        checksum_type: sums.checksum_type,
-        e_tag: Some(etag(&o)),
-        last_modified: Some(modified(&o)),
-        content_type: meta.content_type,
-        content_encoding: meta.content_encoding,
-        content_disposition: meta.content_disposition,
-        content_language: meta.content_language,
-        cache_control: meta.cache_control,
-        expires: meta.expires.as_deref().and_then(parse_http_date),
-        metadata: (!meta.user.is_empty()).then(|| meta.user.into_iter().collect()),
-        ..Default::default()
-    });
+    let mut resp = S3Response::new(
+        HeadObjectOutput {
+            accept_ranges: Some("bytes".into()),
+            content_length: Some(length),
+            parts_count,
+            e_tag: Some(etag(&o)),
+            last_modified: Some(modified(&o)),
+            content_type: meta.content_type,
+            content_encoding: meta.content_encoding,
+            content_disposition: meta.content_disposition,
+            content_language: meta.content_language,
+            cache_control: meta.cache_control,
+            expires: meta.expires.as_deref().and_then(parse_http_date),
+            metadata: (!meta.user.is_empty()).then(|| meta.user.into_iter().collect()),
+            ..Default::default()
+        }
+        .with_checksums(sums),
+    );
     // HeadObjectOutput has no field for it; S3 sends it.
     if tags > 0 {
         resp.headers.insert("x-amz-tagging-count", tags.into());
@@ -331,12 +295,9 @@ pub(super) async fn get_object_attributes(
                 ObjectPart {
                     part_number: Some(i as i32 + 1),
                     size: Some(*size),
-                    checksum_crc32: sums.checksum_crc32,
-                    checksum_crc32c: sums.checksum_crc32c,
-                    checksum_crc64nvme: sums.checksum_crc64nvme,
-                    checksum_sha1: sums.checksum_sha1,
-                    checksum_sha256: sums.checksum_sha256,
+                    ..Default::default()
                 }
+                .with_checksums(sums)
             })
             .collect();
         let last = page.last().and_then(|p| p.part_number).unwrap_or(0);
