@@ -6,7 +6,9 @@
 #      (durable: parts, container and rows synced) vs `sluice process` of
 #      the same file (which syncs its output);
 #   2. a whole-object download to a file (`aws s3 cp`, ranged GETs in
-#      parallel) vs `sluice restore` to a file (neither syncs);
+#      parallel) vs `sluice restore` to a file (none syncs); beside them
+#      the same `aws s3 cp` from nginx serving the plaintext file as it
+#      lies (sendfile, no auth): the most any server could give that client;
 #   3. random 64 KiB range GETs of a stored 256 MiB object at concurrency 8
 #      (wrk): a presigned S3 URL vs the native API's range reads.
 # Each on the generated text corpus and on a real one (bench/corpus-real,
@@ -19,7 +21,7 @@ RUNS=${RUNS:-3}
 tmp=${BENCH_DIR:-$root/bench/tmp}/s3
 rm -rf "$tmp"; mkdir -p "$tmp"
 missing=()
-for pair in curl:curl wrk:wrk /usr/bin/time:time; do
+for pair in curl:curl wrk:wrk /usr/bin/time:time nginx:nginx; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")
 done
 [ ${#missing[@]} -eq 0 ] || scripts/apt_install.sh "${missing[@]}"
@@ -56,7 +58,31 @@ E=http://127.0.0.1:$s3_port
 $S serve --data-dir "$data" --listen "127.0.0.1:$port" --s3-listen "127.0.0.1:$s3_port" --default-rate 0 \
   2>>"$tmp/server.log" &
 server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$tmp"' EXIT
+# nginx serves the inputs' plaintext at the same bucket/key paths, to show
+# what the AWS CLI itself can download on this host.
+ngx=$tmp/nginx
+mkdir -p "$ngx/www/bench" "$ngx/tmp" "$ngx/logs"
+ngx_port=$(free_port)
+cat >"$ngx/nginx.conf" <<NGX
+$([ "$(id -u)" = 0 ] && echo "user root root;" || true)
+worker_processes auto;
+daemon off;
+pid $ngx/nginx.pid;
+error_log $ngx/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  client_body_temp_path $ngx/tmp;
+  server {
+    listen 127.0.0.1:$ngx_port;
+    root $ngx/www;
+  }
+}
+NGX
+nginx -c "$ngx/nginx.conf" -p "$ngx" 2>/dev/null &
+nginx_pid=$!
+trap 'kill $server $nginx_pid 2>/dev/null; wait $server $nginx_pid 2>/dev/null; rm -rf "$tmp"' EXIT
 for _ in $(seq 100); do curl -sf "$U/healthz" >/dev/null && break; sleep 0.1; done
 AWS="$root/$VENV/bin/aws --endpoint-url $E"
 $AWS s3 mb s3://bench >/dev/null
@@ -79,14 +105,18 @@ for input in "${inputs[@]}"; do
     "process" "$S process $f -o $tmp/$input.sluice --key-file $tmp/k.bin -f -q"
   ratio "$tmp/up-$input.json" s3 process "S3 upload / process throughput"
 
-  echo "== 1 GiB ($input): aws s3 cp download to a file vs sluice restore to a file"
-  # Each starts with no dirty pages left by the one before (neither syncs).
+  echo "== 1 GiB ($input): aws s3 cp download to a file (from sluice; from nginx) vs sluice restore to a file"
+  ln -f "$f" "$ngx/www/bench/$input.bin"
+  # Each starts with no dirty pages left by the one before (none syncs).
   BENCH_SETTLE=sync python3 bench/run.py "$tmp/down-$input.json" "$RUNS" \
     "s3" "$AWS s3 cp --only-show-errors s3://bench/$input.bin $tmp/dl.bin" \
+    "nginx" "$root/$VENV/bin/aws --endpoint-url http://127.0.0.1:$ngx_port s3 cp --only-show-errors s3://bench/$input.bin $tmp/ng.bin" \
     "restore" "$S restore $tmp/$input.sluice -o $tmp/rs.bin --key-file $tmp/k.bin -f -q"
-  for g in dl rs; do cmp -s "$tmp/$g.bin" "$f" || { echo "$g.bin: a restored copy differs"; exit 1; }; done
+  for g in dl ng rs; do cmp -s "$tmp/$g.bin" "$f" || { echo "$g.bin: a restored copy differs"; exit 1; }; done
   ratio "$tmp/down-$input.json" s3 restore "S3 download / restore throughput"
-  rm -f "$tmp/dl.bin" "$tmp/rs.bin" "$tmp/$input.sluice"
+  ratio "$tmp/down-$input.json" nginx restore "the AWS CLI's own ceiling (from nginx) / restore throughput"
+  ratio "$tmp/down-$input.json" s3 nginx "S3 download / the same client from nginx"
+  rm -f "$tmp/dl.bin" "$tmp/ng.bin" "$tmp/rs.bin" "$tmp/$input.sluice"
 
   # Where the time goes: CPU seconds of the server (its /proc counters) and
   # of the client for one more upload and download.
