@@ -652,4 +652,42 @@ mod overwrite_tests {
         }
         t.stop().await;
     }
+
+    /// A backlog of retired containers larger than one batch is cleared in
+    /// one pass, not one batch a pass.
+    #[tokio::test]
+    async fn retired_containers_past_one_batch_are_all_reaped_in_a_pass() {
+        let t = TestService::start(Settings {
+            retired_grace_secs: Some(0),
+            small_object_max: Some(0),
+            ..Settings::default()
+        })
+        .await;
+        let caller = t.caller(&t.tenant("acme", Scope::Write).await).await;
+        let mut replaced = Vec::new();
+        let versions: [&'static [u8]; 4] = [b"version 0", b"version 1", b"version 2", b"version 3"];
+        for version in versions {
+            if let Ok(o) = t.service.object(&caller, "k").await {
+                replaced.push(o.location);
+            }
+            let put = Put {
+                key: "k".into(),
+                wait: true,
+                ..Put::default()
+            };
+            let stored = t.service.put_object(&caller, put, body(version)).await.unwrap();
+            assert!(matches!(stored, Stored::Now(_)));
+        }
+        assert_eq!(replaced.len(), 3);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(crate::jobs::reaper::reap_retired(&t.service, 2).await.unwrap(), 3);
+        for gone in &replaced {
+            assert!(matches!(
+                t.service.objects.reader(gone).await,
+                Err(sluice_store::Error::NotFound(_))
+            ));
+        }
+        assert_eq!(content_of(&t, &caller, "k").await, b"version 3");
+        t.stop().await;
+    }
 }
