@@ -155,30 +155,26 @@ pub(super) trait WithChecksums: Sized {
 }
 
 macro_rules! with_checksums {
+    (@set $this:expr, $sums:ident, { $($typed:tt)* }) => {
+        Self {
+            checksum_crc32: $sums.checksum_crc32,
+            checksum_crc32c: $sums.checksum_crc32c,
+            checksum_crc64nvme: $sums.checksum_crc64nvme,
+            checksum_sha1: $sums.checksum_sha1,
+            checksum_sha256: $sums.checksum_sha256,
+            $($typed)*
+            ..$this
+        }
+    };
     ($($answer:ty),* ; typed: $($typed:ty),*) => {
         $(impl WithChecksums for $answer {
             fn with_checksums(self, sums: Checksum) -> Self {
-                Self {
-                    checksum_crc32: sums.checksum_crc32,
-                    checksum_crc32c: sums.checksum_crc32c,
-                    checksum_crc64nvme: sums.checksum_crc64nvme,
-                    checksum_sha1: sums.checksum_sha1,
-                    checksum_sha256: sums.checksum_sha256,
-                    ..self
-                }
+                with_checksums!(@set self, sums, {})
             }
         })*
         $(impl WithChecksums for $typed {
             fn with_checksums(self, sums: Checksum) -> Self {
-                Self {
-                    checksum_crc32: sums.checksum_crc32,
-                    checksum_crc32c: sums.checksum_crc32c,
-                    checksum_crc64nvme: sums.checksum_crc64nvme,
-                    checksum_sha1: sums.checksum_sha1,
-                    checksum_sha256: sums.checksum_sha256,
-                    checksum_type: sums.checksum_type,
-                    ..self
-                }
+                with_checksums!(@set self, sums, { checksum_type: sums.checksum_type, })
             }
         })*
     };
