@@ -145,7 +145,7 @@ pub struct Settings {
     /// Seconds SIGTERM waits for running jobs before releasing them
     #[arg(long, env = "SLUICE_SHUTDOWN_GRACE_SECS", value_name = "SECS")]
     pub shutdown_grace_secs: Option<u64>,
-    /// Seconds between reaper passes (abandoned staging, unreferenced containers)
+    /// Seconds between reaper passes (retired containers, expired uploads; the store itself is listed for unreferenced files every quarter of the shorter minimum age)
     #[arg(long, env = "SLUICE_REAPER_INTERVAL_SECS", value_name = "SECS")]
     pub reaper_interval_secs: Option<u64>,
     /// Seconds an unreferenced staged upload or container must be old before it is reaped

@@ -44,13 +44,16 @@ impl Backend {
     }
 
     /// An SQL expression for the database server's clock in unix
-    /// milliseconds. Timestamps that nodes compare with each other (when a
-    /// container was retired) are taken from it, so a node whose own clock
-    /// is off neither deletes a container early nor keeps it late.
+    /// milliseconds, fixed for the statement (so a comparison with it can
+    /// use an index). Times that nodes compare with each other (when a
+    /// container was retired, when a job is due, until when a lease holds)
+    /// are taken from it, so a node whose own clock is off neither deletes a
+    /// container early, nor delays the jobs it queues, nor writes leases
+    /// that other nodes see as long expired.
     pub(crate) fn now_ms_sql(self) -> &'static str {
         match self {
             Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS BIGINT)",
-            Backend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+            Backend::Postgres => "CAST(EXTRACT(EPOCH FROM statement_timestamp()) * 1000 AS BIGINT)",
         }
     }
 

@@ -62,7 +62,7 @@ impl Db {
     /// order of writes now).
     pub async fn enqueue(&self, job: &NewJob) -> Result<Job> {
         let mut tx = self.begin_write().await?;
-        let job = enqueue_in(&mut tx, job).await?;
+        let job = enqueue_in(&mut tx, self.backend, job).await?;
         tx.commit().await?;
         self.announce_job().await;
         Ok(job)
@@ -131,24 +131,25 @@ impl Db {
     /// other nor claim the same job.
     pub async fn claim(&self, limit: u32, lease_ms: i64) -> Result<Vec<Job>> {
         let now = now_ms();
+        let db_now = self.backend.now_ms_sql();
         let sql = match self.backend {
             Backend::Sqlite => format!(
-                "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, \
+                "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = {db_now} + $1, \
                  started_at = COALESCE(started_at, $2), updated_at = $2 \
-                 WHERE id IN (SELECT id FROM (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= $2 \
+                 WHERE id IN (SELECT id FROM (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= {db_now} \
                                               ORDER BY run_after LIMIT $3) AS due \
                               UNION ALL \
-                              SELECT id FROM (SELECT id FROM jobs WHERE state = 'running' AND lease_until < $2 \
+                              SELECT id FROM (SELECT id FROM jobs WHERE state = 'running' AND lease_until < {db_now} \
                                               LIMIT $3) AS expired \
                               LIMIT $3) \
                  RETURNING {JOB_COLUMNS}"
             ),
             Backend::Postgres => format!(
-                "WITH due AS (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= $2 \
+                "WITH due AS (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= {db_now} \
                               ORDER BY run_after LIMIT $3 FOR UPDATE SKIP LOCKED), \
-                      expired AS (SELECT id FROM jobs WHERE state = 'running' AND lease_until < $2 \
+                      expired AS (SELECT id FROM jobs WHERE state = 'running' AND lease_until < {db_now} \
                                   LIMIT $3 FOR UPDATE SKIP LOCKED) \
-                 UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, \
+                 UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = {db_now} + $1, \
                  started_at = COALESCE(started_at, $2), updated_at = $2 \
                  WHERE id IN (SELECT id FROM (SELECT id FROM due UNION ALL SELECT id FROM expired) AS runnable \
                               LIMIT $3) \
@@ -156,7 +157,7 @@ impl Db {
             ),
         };
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(now + lease_ms)
+            .bind(lease_ms)
             .bind(now)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
@@ -167,11 +168,12 @@ impl Db {
     /// Renews an attempt's lease and records its progress.
     pub async fn heartbeat(&self, id: &str, attempt: i64, lease_ms: i64, progress: JobProgress) -> Result<Fenced<()>> {
         let now = now_ms();
-        let r = sqlx::query(
-            "UPDATE jobs SET lease_until = $1, bytes_in = $2, bytes_out = $3, chunks = $4, updated_at = $5 \
+        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE jobs SET lease_until = {} + $1, bytes_in = $2, bytes_out = $3, chunks = $4, updated_at = $5 \
              WHERE id = $6 AND attempts = $7 AND state = 'running'",
-        )
-        .bind(now + lease_ms)
+            self.backend.now_ms_sql()
+        )))
+        .bind(lease_ms)
         .bind(progress.bytes_in)
         .bind(progress.bytes_out)
         .bind(progress.chunks)
@@ -225,7 +227,9 @@ impl Db {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO jobs (id, tenant_id, kind, object_key, pipeline, state, attempts, max_attempts, \
              expected_digest, lease_until, run_after, created_at, started_at, updated_at, accept_seq, meta) \
-             VALUES ($1, $2, $3, $4, $5, 'running', 1, $6, $7, $8, $9, $9, $9, $9, $10, $11) RETURNING {JOB_COLUMNS}"
+             VALUES ($1, $2, $3, $4, $5, 'running', 1, $6, $7, {} + $8, $9, $9, $9, $9, $10, $11) \
+             RETURNING {JOB_COLUMNS}",
+            self.backend.now_ms_sql()
         )))
         .bind(&job.id)
         .bind(&job.tenant_id)
@@ -234,7 +238,7 @@ impl Db {
         .bind(&job.pipeline)
         .bind(job.max_attempts)
         .bind(&job.expected_digest)
-        .bind(now + lease_ms)
+        .bind(lease_ms)
         .bind(now)
         .bind(seq)
         .bind(&job.meta)
@@ -301,11 +305,12 @@ impl Db {
 
     async fn put_back(&self, job: &Job, delay_ms: i64, error: Option<&str>, storage_wait: i64) -> Result<Fenced<()>> {
         let now = now_ms();
-        let r = sqlx::query(
-            "UPDATE jobs SET state = 'queued', lease_until = NULL, run_after = $1, error = $2, updated_at = $3, \
+        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE jobs SET state = 'queued', lease_until = NULL, run_after = {} + $1, error = $2, updated_at = $3, \
              storage_waits = storage_waits + $6 WHERE id = $4 AND attempts = $5 AND state = 'running'",
-        )
-        .bind(now + delay_ms)
+            self.backend.now_ms_sql()
+        )))
+        .bind(delay_ms)
         .bind(error)
         .bind(now)
         .bind(&job.id)
@@ -474,7 +479,11 @@ async fn mark_superseded(tx: &mut sqlx::Transaction<'_, sqlx::Any>, job: &mut Jo
     Ok(())
 }
 
-pub(crate) async fn enqueue_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>, job: &NewJob) -> Result<Job> {
+pub(crate) async fn enqueue_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
+    job: &NewJob,
+) -> Result<Job> {
     let now = now_ms();
     let seq = match job.kind {
         JobKind::Process => accept(tx, &job.tenant_id, &job.object_key).await?,
@@ -483,7 +492,8 @@ pub(crate) async fn enqueue_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>, job: &
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO jobs (id, tenant_id, kind, object_key, pipeline, state, max_attempts, staging, \
          expected_digest, run_after, created_at, updated_at, staged_bytes, accept_seq, meta) \
-         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9, $9, $10, $11, $12) RETURNING {JOB_COLUMNS}"
+         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, {}, $9, $9, $10, $11, $12) RETURNING {JOB_COLUMNS}",
+        backend.now_ms_sql()
     )))
     .bind(&job.id)
     .bind(&job.tenant_id)

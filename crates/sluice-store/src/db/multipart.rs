@@ -218,7 +218,7 @@ impl Db {
         }
         // The parts' rows stay while the job reads them (they say how each
         // part was staged); [`Db::forget_assembled_parts`] removes them.
-        let job = enqueue_in(&mut tx, job).await?;
+        let job = enqueue_in(&mut tx, self.backend, job).await?;
         tx.commit().await?;
         self.announce_job().await;
         Ok(job)

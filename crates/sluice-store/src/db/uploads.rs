@@ -272,7 +272,7 @@ impl Db {
         if r.rows_affected() == 0 {
             return Err(Error::Conflict(format!("a completion of upload {:?}", upload.id)));
         }
-        let job = enqueue_in(&mut tx, job).await?;
+        let job = enqueue_in(&mut tx, self.backend, job).await?;
         tx.commit().await?;
         self.announce_job().await;
         Ok(job)
