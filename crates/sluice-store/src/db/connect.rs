@@ -108,6 +108,7 @@ pub(crate) async fn open(url: &str, config: &DbConfig) -> Result<Db> {
             .map_err(within("reaching the server"))??,
     }
     let statement_timeout_ms = config.statement_timeout.as_millis();
+    let acquired = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let opening = AnyPoolOptions::new()
         .max_connections(config.max_connections.max(1))
         .min_connections(config.min_connections)
@@ -119,11 +120,16 @@ pub(crate) async fn open(url: &str, config: &DbConfig) -> Result<Db> {
         // connection is a file held open by this process: testing it would
         // only cost a round trip to its thread per statement.
         .test_before_acquire(backend == Backend::Postgres)
-        .before_acquire(|_conn, _meta| {
-            Box::pin(async {
-                ACQUIRES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                Ok(true)
-            })
+        .before_acquire({
+            let acquired = Arc::clone(&acquired);
+            move |_conn, _meta| {
+                let acquired = Arc::clone(&acquired);
+                Box::pin(async move {
+                    ACQUIRES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    acquired.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Ok(true)
+                })
+            }
         })
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
@@ -148,6 +154,7 @@ pub(crate) async fn open(url: &str, config: &DbConfig) -> Result<Db> {
         pool,
         backend,
         url: Arc::from(connect_url),
+        acquired,
     })
 }
 

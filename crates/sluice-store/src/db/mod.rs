@@ -83,6 +83,8 @@ pub struct Db {
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
     pub(crate) url: std::sync::Arc<str>,
+    /// Connections this pool handed out (see [`Db::acquires`]).
+    pub(crate) acquired: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 // The URL may hold a password: never printed.
@@ -105,6 +107,13 @@ impl Db {
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Connections this database's pool has handed out: about one per
+    /// statement or transaction (what [`db_acquires`] counts over every
+    /// pool of the process).
+    pub fn acquires(&self) -> u64 {
+        self.acquired.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Starts a transaction that will write. On SQLite it takes the write
