@@ -49,15 +49,6 @@ fn entries(listing: Listing, owner: Option<Owner>) -> (Vec<Object>, Vec<CommonPr
     (contents, prefixes)
 }
 
-/// What every listing asks: where, how many, how names are encoded.
-struct Ask<'a> {
-    prefix: &'a str,
-    delimiter: Option<&'a str>,
-    after: Option<&'a str>,
-    max_keys: usize,
-    encoding: Option<&'a EncodingType>,
-}
-
 /// How a listing's names go out: as they are, or url-encoded when asked.
 #[derive(Clone, Copy)]
 struct Names {
@@ -74,19 +65,17 @@ impl Names {
     }
 }
 
-/// One page of `bucket`'s listing as `ask` wants it (names encoded), and
-/// how the answer's other names are to be encoded.
-async fn page(face: &Face, who: &Caller, bucket: &str, ask: Ask<'_>) -> S3Result<(Listing, Names)> {
-    let query = Query {
-        bucket,
-        prefix: ask.prefix,
-        delimiter: ask.delimiter,
-        after: ask.after,
-        max_keys: ask.max_keys,
-    };
-    let listing = listing::list(&face.service, who, &query).await?;
+/// One page of the listing `query` asks for, its names encoded as
+/// `encoding` says, and how the answer's other names are to be encoded.
+async fn page(
+    face: &Face,
+    who: &Caller,
+    query: &Query<'_>,
+    encoding: Option<&EncodingType>,
+) -> S3Result<(Listing, Names)> {
+    let listing = listing::list(&face.service, who, query).await?;
     let names = Names {
-        url: listing::wants_url(ask.encoding),
+        url: listing::wants_url(encoding),
     };
     Ok((if names.url { listing.url_encoded() } else { listing }, names))
 }
@@ -113,14 +102,14 @@ pub(super) async fn list_object_versions(
     let input = req.input;
     let prefix = input.prefix.clone().unwrap_or_default();
     let max_keys = max_keys(input.max_keys)?;
-    let ask = Ask {
+    let query = Query {
+        bucket: &bucket.name,
         prefix: &prefix,
         delimiter: input.delimiter.as_deref(),
         after: input.key_marker.as_deref(),
         max_keys,
-        encoding: input.encoding_type.as_ref(),
     };
-    let (listing, names) = page(face, &who, &bucket.name, ask).await?;
+    let (listing, names) = page(face, &who, &query, input.encoding_type.as_ref()).await?;
     let truncated = listing.next_after.is_some();
     let next_key = listing.next_after.clone();
     let versions = listing
@@ -171,14 +160,14 @@ pub(super) async fn list_objects_v2(
     };
     let after = token.as_deref().or(input.start_after.as_deref());
     let max_keys = max_keys(input.max_keys)?;
-    let ask = Ask {
+    let query = Query {
+        bucket: &bucket.name,
         prefix: &prefix,
         delimiter: input.delimiter.as_deref(),
         after,
         max_keys,
-        encoding: input.encoding_type.as_ref(),
     };
-    let (listing, names) = page(face, &who, &bucket.name, ask).await?;
+    let (listing, names) = page(face, &who, &query, input.encoding_type.as_ref()).await?;
     let key_count = (listing.contents.len() + listing.prefixes.len()) as i32;
     let truncated = listing.next_after.is_some();
     let next = listing.next_after.as_deref().map(encode_token);
@@ -209,14 +198,14 @@ pub(super) async fn list_objects(
     let input = req.input;
     let prefix = input.prefix.clone().unwrap_or_default();
     let max_keys = max_keys(input.max_keys)?;
-    let ask = Ask {
+    let query = Query {
+        bucket: &bucket.name,
         prefix: &prefix,
         delimiter: input.delimiter.as_deref(),
         after: input.marker.as_deref(),
         max_keys,
-        encoding: input.encoding_type.as_ref(),
     };
-    let (listing, names) = page(face, &who, &bucket.name, ask).await?;
+    let (listing, names) = page(face, &who, &query, input.encoding_type.as_ref()).await?;
     let truncated = listing.next_after.is_some();
     // S3 gives NextMarker only when a delimiter is set (else the last key is it).
     let next_marker = listing.next_after.clone().filter(|_| input.delimiter.is_some());
